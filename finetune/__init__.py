@@ -1,0 +1,1 @@
+"""PocketWorld fine-tuning: LoRA on zoo models, ingest of user gameplay, and the hub/registry."""
