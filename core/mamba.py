@@ -217,7 +217,8 @@ class Mamba(nn.Module):
             xBC = F.pad(xBC, (self.d_conv - 1, 0))
         else:
             xBC = torch.cat([initial_state.conv, xBC], dim=-1)    # (B, conv_dim, d_conv-1 + L)
-        conv_state = xBC[:, :, -(self.d_conv - 1):]
+        # A copy, not a view: a view would keep the whole (B, conv_dim, L) input alive in the state.
+        conv_state = xBC[:, :, -(self.d_conv - 1):].clone()
         xBC = F.silu(self.conv1d(xBC)).transpose(1, 2)            # (B, L, conv_dim)
         xs, B, C = xBC.split([self.d_inner, self.d_state, self.d_state], dim=-1)
 

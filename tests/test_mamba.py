@@ -116,6 +116,7 @@ def test_state_has_constant_size():
         for L in (1, 5, 30):
             _, state = block(torch.randn(2, L, 32), return_state=True)
             assert (tuple(state.conv.shape), tuple(state.ssm.shape)) == shapes
+            assert state.conv.untyped_storage().nbytes() == state.conv.numel() * 4
 
 
 def test_step_does_not_modify_state():
