@@ -93,6 +93,7 @@ class ShardWriter:
         self.out_dir, self.index, self.max_bytes = Path(out_dir), start_index, max_bytes
         self.on_close = on_close  # called with the finished shard's path (e.g. to save resume state)
         self.tar, self.size, self.samples = None, 0, 0
+        self.out_dir.mkdir(parents=True, exist_ok=True)
 
     def write(self, sample: Sample) -> None:
         if self.tar is None:
