@@ -136,12 +136,12 @@ class Collector:
         agent = make_agent(cfg.agent, game, seed=cfg.seed, policy=cfg.policy, rl_steps=cfg.rl_steps)
         if cfg.agent == "rl" and not cfg.policy:
             agent.save(self.out / "rl_policy.pt")
-        self.layout = game.state_layout()
         self.unseen = getattr(game, "unseen", False)  # an Atari game outside the training list
         self.writer = ShardWriter(self.out, start_index=self.shard_index, max_bytes=cfg.shard_mb * 2 ** 20,
                                   on_close=self._save_state)
         seeds = [self._take_seed() for _ in range(game.num_envs)]
         frames = game.reset(seeds)
+        self.layout = game.state_layout()  # after a reset: adapters learn their state's shape from it
         state = game.state_vector()
         episodes = [Episode(seed, 0, [frames[i]], [state[i]]) for i, seed in enumerate(seeds)]
         visited = [{int(r)} for r in game.region()]
