@@ -110,6 +110,7 @@ class Collector:
             self.outcomes = saved["outcomes"]
             self.action_counts = np.asarray(saved["actions"], dtype=np.int64)
             self.coverage = saved["coverage"]
+        self.resumed_from = self.written  # frames already in the folder from an earlier run
         self.out.mkdir(parents=True, exist_ok=True)
         probe = self.out / ".write-test"
         try:
@@ -239,6 +240,7 @@ class Collector:
         histogram = self.action_counts / max(self.action_counts.sum(), 1)
         return {"game": self.config.game, "agent": self.config.agent, "frames_written": self.written,
                 "shards": len(shards), "bytes": size, "bytes_per_frame": size / max(self.written, 1),
-                "seconds": round(seconds, 2), "frames_per_second": self.written / max(seconds, 1e-9),
+                "seconds": round(seconds, 2), "frames_this_run": self.written - self.resumed_from,
+                "frames_per_second": (self.written - self.resumed_from) / max(seconds, 1e-9),
                 "episodes": self.outcomes, "coverage_mean": float(np.mean(self.coverage)) if self.coverage else None,
                 "action_histogram": [round(float(p), 4) for p in histogram], "quality": self.report.to_dict()}
