@@ -1,0 +1,171 @@
+"""Every model configuration in one place: the parts' dataclasses and the zoo (nano..large).
+
+Configs are flat dataclasses with a comment per field. `WorldModelConfig.from_dict` turns
+the nested dicts of a config.json back into dataclasses and rejects unknown or missing
+fields, so a malformed file is an error that names the field, not a silent default.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+from core.actions import NUM_ACTIONS
+
+
+class ConfigError(ValueError):
+    """A config (file or arguments) that cannot describe a PocketWorld model."""
+
+
+@dataclass
+class TokenizerConfig:
+    image_size: int = 256                       # input frames are image_size x image_size RGB
+    channels: tuple[int, ...] = (32, 48, 64, 96)  # encoder width after each /2 stage (4 stages: 256 -> 16)
+    blocks_per_stage: int = 1                   # extra inverted-residual blocks per encoder stage
+    expand_ratio: int = 4                       # MobileNetV2 inverted-residual expansion
+    decoder_channels: tuple[int, ...] = (96, 64, 48, 32)  # tokenizer's own decoder, 16 -> 256
+    levels: tuple[int, ...] = (8, 8, 8)         # FSQ levels per latent dim; their product is the vocabulary
+
+    def __post_init__(self):
+        self.channels, self.decoder_channels, self.levels = (
+            tuple(self.channels), tuple(self.decoder_channels), tuple(self.levels))
+        if len(self.channels) != 4 or len(self.decoder_channels) != 4:
+            raise ConfigError("tokenizer channels and decoder_channels need 4 stages (256 -> 16)")
+        if any(level < 2 for level in self.levels):
+            raise ConfigError(f"FSQ levels must be >= 2, got {self.levels}")
+
+    @property
+    def vocab_size(self) -> int:
+        return math.prod(self.levels)
+
+    @property
+    def grid_size(self) -> int:
+        return self.image_size // 16
+
+
+@dataclass
+class DynamicsConfig:
+    vocab_size: int = 512          # token ids per position (the tokenizer's vocabulary)
+    tokens_per_frame: int = 256    # 16 x 16 positions
+    num_actions: int = NUM_ACTIONS  # the shared 18-action vocabulary
+    d_model: int = 256             # hidden width
+    n_layers: int = 6              # blocks of spatial attention + temporal Mamba + action cross-attention + MLP
+    n_heads: int = 4               # attention heads (spatial and action cross-attention)
+    mlp_ratio: float = 4.0         # MLP hidden width / d_model
+    d_state: int = 16              # Mamba state size N per head channel
+    expand: int = 2                # Mamba inner width / d_model
+    headdim: int = 32              # Mamba head size P (nheads = expand * d_model / headdim)
+    chunk_size: int = 8            # Mamba chunked-scan length for training
+    action_dim: int = 64           # action embedding width
+    action_context: int = 4        # how many recent actions each frame attends to
+
+    def __post_init__(self):
+        if self.d_model % self.n_heads:
+            raise ConfigError(f"d_model {self.d_model} is not divisible by n_heads {self.n_heads}")
+        if (self.expand * self.d_model) % self.headdim:
+            raise ConfigError(f"expand*d_model {self.expand * self.d_model} is not divisible by headdim {self.headdim}")
+        if self.action_context < 1:
+            raise ConfigError("action_context must be >= 1")
+
+
+@dataclass
+class DecoderConfig:
+    vocab_size: int = 512                              # token ids it decodes
+    token_dim: int = 64                                # token embedding width at the 16x16 grid
+    channels: tuple[int, ...] = (16, 24, 32, 64, 128)  # U-Net width at 256, 128, 64, 32, 16 pixels
+    blocks: int = 1                                    # residual blocks per level on the way up
+
+    def __post_init__(self):
+        self.channels = tuple(self.channels)
+        if len(self.channels) != 5:
+            raise ConfigError("decoder channels need 5 levels (256, 128, 64, 32, 16 pixels)")
+
+
+@dataclass
+class WorldModelConfig:
+    name: str = "custom"                                     # zoo variant or a user's name for it
+    image_size: int = 256                                    # frames are image_size x image_size RGB
+    fps: int = 30                                            # the logical frame rate the model was trained at
+    tokenizer: TokenizerConfig = field(default_factory=TokenizerConfig)
+    dynamics: DynamicsConfig = field(default_factory=DynamicsConfig)
+    decoder: DecoderConfig = field(default_factory=DecoderConfig)
+
+    def __post_init__(self):
+        for name, cls in (("tokenizer", TokenizerConfig), ("dynamics", DynamicsConfig), ("decoder", DecoderConfig)):
+            if isinstance(getattr(self, name), dict):
+                setattr(self, name, _build(cls, getattr(self, name), name))
+        vocab = self.tokenizer.vocab_size
+        if self.dynamics.vocab_size != vocab or self.decoder.vocab_size != vocab:
+            raise ConfigError(
+                f"vocabulary sizes disagree: tokenizer {vocab}, dynamics {self.dynamics.vocab_size}, "
+                f"decoder {self.decoder.vocab_size}")
+        if self.tokenizer.image_size != self.image_size:
+            raise ConfigError("tokenizer.image_size must equal image_size")
+        if self.tokenizer.grid_size ** 2 != self.dynamics.tokens_per_frame:
+            raise ConfigError(
+                f"tokens_per_frame {self.dynamics.tokens_per_frame} does not match the tokenizer's "
+                f"{self.tokenizer.grid_size}x{self.tokenizer.grid_size} grid")
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: Any) -> "WorldModelConfig":
+        return _build(cls, data, "config")
+
+
+def _build(cls, data: Any, where: str):
+    """Dataclass `cls` from a dict, rejecting unknown and missing fields by name."""
+    if not isinstance(data, dict):
+        raise ConfigError(f"{where}: expected an object, got {type(data).__name__}")
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    unknown = sorted(set(data) - set(fields))
+    if unknown:
+        raise ConfigError(f"{where}: unknown field(s) {unknown}; expected {sorted(fields)}")
+    missing = sorted(n for n, f in fields.items() if n not in data
+                     and f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING)
+    if missing:
+        raise ConfigError(f"{where}: missing field(s) {missing}")
+    try:
+        return cls(**data)
+    except TypeError as err:
+        raise ConfigError(f"{where}: {err}") from None
+
+
+def _variant(name: str, d_model: int, n_layers: int, n_heads: int, *, d_state: int, expand: int,
+             tok: tuple[int, ...], tok_blocks: int, dec: tuple[int, ...], dec_blocks: int,
+             token_dim: int, mlp_ratio: float = 4.0, headdim: int = 32) -> WorldModelConfig:
+    return WorldModelConfig(
+        name=name,
+        tokenizer=TokenizerConfig(channels=tok, decoder_channels=tuple(reversed(tok)), blocks_per_stage=tok_blocks),
+        dynamics=DynamicsConfig(d_model=d_model, n_layers=n_layers, n_heads=n_heads, d_state=d_state,
+                                expand=expand, headdim=headdim, mlp_ratio=mlp_ratio),
+        decoder=DecoderConfig(channels=dec, blocks=dec_blocks, token_dim=token_dim),
+    )
+
+
+# The zoo. Parameter counts are tested (tests/test_config.py) and printed by `pocketworld zoo`.
+ZOO: dict[str, WorldModelConfig] = {
+    "nano": _variant("nano", 256, 6, 4, d_state=16, expand=1,
+                     tok=(32, 48, 64, 96), tok_blocks=1,
+                     dec=(16, 24, 32, 64, 128), dec_blocks=1, token_dim=64),
+    "tiny": _variant("tiny", 640, 12, 10, d_state=16, expand=2, mlp_ratio=5,
+                     tok=(64, 128, 256, 512), tok_blocks=2,
+                     dec=(48, 96, 192, 384, 640), dec_blocks=2, token_dim=128),
+    # base: the design's hidden 768 x 12 layers; expand 3 and a wide MLP bring dynamics to ~200M
+    "base": _variant("base", 768, 12, 12, d_state=16, expand=3, mlp_ratio=7,
+                     tok=(128, 256, 384, 768), tok_blocks=3,
+                     dec=(64, 128, 256, 512, 1024), dec_blocks=3, token_dim=256),
+    "large": _variant("large", 1280, 20, 20, d_state=16, expand=2,
+                      tok=(128, 256, 384, 768), tok_blocks=3,
+                      dec=(64, 128, 256, 512, 1024), dec_blocks=3, token_dim=256),
+}
+
+
+def zoo_config(name: str) -> WorldModelConfig:
+    """A fresh copy of a zoo variant's config; an unknown name lists the valid ones."""
+    if name not in ZOO:
+        raise ConfigError(f"unknown variant {name!r}; the zoo has: {', '.join(ZOO)}")
+    return WorldModelConfig.from_dict(ZOO[name].to_dict())

@@ -1,0 +1,132 @@
+"""The world model: tokenizer + dynamics + frame decoder, saved and loaded like a Hub repo.
+
+`save_pretrained` / `push_to_hub` come from huggingface_hub's `PyTorchModelHubMixin`
+(config.json + model.safetensors + a README card). Loading is our own, because the mixin
+rebuilds nested configs shallowly, ignores unknown keys and loads non-strictly: here a
+malformed config.json, a missing or unexpected tensor, or a tensor of the wrong shape (the
+weights of another variant) is an error that names what is wrong. Weights are read only
+from safetensors, never unpickled.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+
+import torch
+import torch.nn as nn
+from huggingface_hub import PyTorchModelHubMixin, hf_hub_download
+from safetensors import SafetensorError
+from safetensors.torch import load_file, save_file
+
+from core.config import ConfigError, WorldModelConfig
+from core.decoder import FrameDecoder
+from core.dynamics import Dynamics
+from core.tokenizer import Tokenizer
+
+CONFIG_FILE = "config.json"
+WEIGHTS_FILE = "model.safetensors"
+STORAGE_DTYPES = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
+
+
+class WeightsError(ValueError):
+    """Weights that do not fit the model described by the config (missing, unexpected, wrong shape)."""
+
+
+class WorldModel(nn.Module, PyTorchModelHubMixin, library_name="pocketworld",
+                 tags=["world-model", "pocketworld", "game"], license="mit",
+                 repo_url="https://github.com/pocketworld/pocketworld"):
+    def __init__(self, config: WorldModelConfig):
+        super().__init__()
+        self.config = config
+        self.tokenizer = Tokenizer(config.tokenizer)
+        self.dynamics = Dynamics(config.dynamics)
+        self.decoder = FrameDecoder(config.decoder)
+
+    def parameter_counts(self) -> dict[str, int]:
+        counts = {part: sum(p.numel() for p in getattr(self, part).parameters())
+                  for part in ("tokenizer", "dynamics", "decoder")}
+        return {"total": sum(counts.values()), **counts}
+
+    # -- saving --------------------------------------------------------------------------
+    def save_pretrained(self, save_directory, *, dtype: str = "fp32", **kwargs):
+        """Write config.json + model.safetensors (weights stored as `dtype`: fp32, fp16 or bf16)."""
+        if dtype not in STORAGE_DTYPES:
+            raise ValueError(f"unknown storage dtype {dtype!r}; choose one of {', '.join(STORAGE_DTYPES)}")
+        self._storage_dtype = STORAGE_DTYPES[dtype]
+        return super().save_pretrained(save_directory, config=self.config, **kwargs)
+
+    def _save_pretrained(self, save_directory: Path) -> None:
+        dtype = getattr(self, "_storage_dtype", torch.float32)
+        tensors = {k: v.detach().to("cpu", dtype if v.is_floating_point() else v.dtype).contiguous()
+                   for k, v in self.state_dict().items()}
+        _atomic_write(Path(save_directory) / WEIGHTS_FILE, lambda path: save_file(tensors, path))
+
+    # -- loading -------------------------------------------------------------------------
+    @classmethod
+    def from_pretrained(cls, pretrained_model_name_or_path: str | Path, *, revision: str | None = None,
+                        cache_dir: str | Path | None = None, local_files_only: bool = False,
+                        token: str | bool | None = None, map_location: str = "cpu") -> "WorldModel":
+        """Load from a local folder or a Hub repo id, strictly; the model comes back in eval mode, fp32."""
+        config_path = _resolve(pretrained_model_name_or_path, CONFIG_FILE, revision, cache_dir, local_files_only, token)
+        weights_path = _resolve(pretrained_model_name_or_path, WEIGHTS_FILE, revision, cache_dir, local_files_only, token)
+        model = cls(load_config(config_path))
+        load_weights(model, weights_path)
+        return model.to(map_location).eval()
+
+
+def load_config(path: str | Path) -> WorldModelConfig:
+    try:
+        data = json.loads(Path(path).read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise ConfigError(f"{path}: not valid JSON ({err})") from None
+    try:
+        return WorldModelConfig.from_dict(data)
+    except ConfigError as err:
+        raise ConfigError(f"{path}: {err}") from None
+
+
+def load_weights(model: nn.Module, path: str | Path) -> None:
+    """Copy the tensors of a safetensors file into `model`; any mismatch is a WeightsError naming the key."""
+    try:
+        tensors = load_file(str(path))
+    except (SafetensorError, OSError) as err:
+        raise WeightsError(f"{path}: not a readable safetensors file ({err})") from None
+    expected = model.state_dict()
+    missing = sorted(set(expected) - set(tensors))
+    unexpected = sorted(set(tensors) - set(expected))
+    if missing or unexpected:
+        raise WeightsError(f"{path}: weights do not match the config: missing {missing[:5]}"
+                           f"{' ...' if len(missing) > 5 else ''}, unexpected {unexpected[:5]}"
+                           f"{' ...' if len(unexpected) > 5 else ''}")
+    for key, tensor in tensors.items():
+        if tensor.shape != expected[key].shape:
+            raise WeightsError(f"{path}: tensor {key!r} has shape {tuple(tensor.shape)} but the config needs "
+                               f"{tuple(expected[key].shape)} (are these the weights of another variant?)")
+    model.load_state_dict({k: v.to(expected[k].dtype) for k, v in tensors.items()}, strict=True)
+
+
+def _resolve(name_or_path, filename, revision, cache_dir, local_files_only, token) -> str:
+    if os.path.isdir(name_or_path):
+        path = Path(name_or_path) / filename
+        if not path.is_file():
+            raise FileNotFoundError(f"{path} not found: a PocketWorld model folder holds {CONFIG_FILE} and {WEIGHTS_FILE}")
+        return str(path)
+    if os.path.exists(name_or_path):
+        raise FileNotFoundError(f"{name_or_path} is a file; pass the model's folder (with {CONFIG_FILE} and {WEIGHTS_FILE})")
+    return hf_hub_download(repo_id=str(name_or_path), filename=filename, revision=revision, cache_dir=cache_dir,
+                           local_files_only=local_files_only, token=token)
+
+
+def _atomic_write(path: Path, write) -> None:
+    """Call write(temp_path) next to `path`, then rename over it: a crash never leaves half a file."""
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(fd)
+    try:
+        write(tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
