@@ -1,0 +1,223 @@
+"""LoRA adapters on a world model's dynamics through peft (Hu et al. 2021, "LoRA").
+
+One default target list, DEFAULT_TARGETS: the dynamics' attention projections (spatial
+self-attention and the action cross-attention: to_q, to_k, to_v, to_out) and the Mamba
+projections (in_proj, out_proj). The depthwise conv1d inside Mamba is never a target: peft
+cannot merge grouped convolutions, and it holds almost no parameters.
+
+An adapter is peft's standard pair, adapter_model.safetensors + adapter_config.json, with
+base_model_name_or_path set by us (peft leaves it empty for a custom module), so
+`PeftModel.from_pretrained` loads it anywhere. Before an adapter from anywhere (a registry
+above all) is loaded, `validate_adapter` checks its config against LoraConfig's schema, its
+base against the model it is for, and every tensor's name and shape against the targeted
+layers, reading only safetensors; pickle files are refused, never opened.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import shutil
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+import torch.nn as nn
+from peft import LoraConfig, PeftModel, get_peft_model
+from safetensors import SafetensorError, safe_open
+
+from core.world_model import WorldModel
+
+DEFAULT_TARGETS = ("to_q", "to_k", "to_v", "to_out", "in_proj", "out_proj")
+CONFIG_FILE = "adapter_config.json"
+WEIGHTS_FILE = "adapter_model.safetensors"
+PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".pkl", ".pickle", ".ckpt")
+TENSOR_PREFIX = "base_model.model."  # how peft names a wrapped module's tensors in the saved file
+
+
+class AdapterError(ValueError):
+    """An adapter that does not fit the model it is for, or whose files are malformed or unsafe."""
+
+
+@dataclass
+class LoraSettings:
+    rank: int = 8                                # r: width of the low-rank update
+    alpha: float = 16.0                          # the update is scaled by alpha / rank
+    dropout: float = 0.0                         # dropout on the LoRA branch's input while training
+    targets: tuple[str, ...] = DEFAULT_TARGETS   # dynamics layer names to adapt (nn.Linear only)
+
+    def __post_init__(self):
+        self.targets = tuple(self.targets)
+        if self.rank < 1:
+            raise ValueError(f"LoRA rank must be >= 1, got {self.rank}")
+        if not self.alpha > 0:
+            raise ValueError(f"LoRA alpha must be positive, got {self.alpha}")
+        if not 0 <= self.dropout < 1:
+            raise ValueError(f"LoRA dropout must be in [0, 1), got {self.dropout}")
+        if not self.targets:
+            raise ValueError("LoRA needs at least one target layer name")
+
+
+def _targeted(dynamics: nn.Module, targets) -> dict[str, nn.Module]:
+    """The dynamics' modules that `targets` name (as peft matches them: the last name component)."""
+    return {name: module for name, module in dynamics.named_modules() if name.rsplit(".", 1)[-1] in targets}
+
+
+def _check_targets(dynamics: nn.Module, targets) -> None:
+    found = _targeted(dynamics, targets)
+    for target in targets:
+        if not any(name.rsplit(".", 1)[-1] == target for name in found):
+            linear = sorted({n.rsplit(".", 1)[-1] for n, m in dynamics.named_modules() if isinstance(m, nn.Linear)})
+            raise AdapterError(f"LoRA target {target!r} names no layer of the dynamics; layers that can be targeted: "
+                               f"{', '.join(linear)}")
+    for name, module in found.items():
+        if not isinstance(module, nn.Linear):
+            raise AdapterError(f"LoRA target {name!r} is a {type(module).__name__}; only Linear layers are targeted "
+                               "(peft cannot merge depthwise convolutions)")
+
+
+def lora_config(settings: LoraSettings) -> LoraConfig:
+    return LoraConfig(r=settings.rank, lora_alpha=settings.alpha, lora_dropout=settings.dropout,
+                      target_modules=list(settings.targets), bias="none")
+
+
+def add_lora(model: WorldModel, base: str, settings: LoraSettings | None = None) -> WorldModel:
+    """Freeze `model` and wrap its dynamics with fresh LoRA layers (only those train); `base` names the
+    base model (zoo variant, Hub repo id or folder) and is written into the adapter's config."""
+    settings = settings or LoraSettings()
+    _check_targets(model.dynamics, settings.targets)
+    model.requires_grad_(False)
+    model.dynamics.name_or_path = base  # peft copies this into base_model_name_or_path
+    model.dynamics = get_peft_model(model.dynamics, lora_config(settings))
+    return model
+
+
+def trainable_parameters(model: WorldModel) -> int:
+    return sum(p.numel() for p in model.parameters() if p.requires_grad)
+
+
+def save_adapter(model: WorldModel, out: str | Path, card: str | None = None) -> Path:
+    """Write the adapter (adapter_model.safetensors + adapter_config.json, and `card` as README.md)
+    into the new folder `out`, atomically: it appears complete or not at all, and an existing
+    folder with content is refused."""
+    if not isinstance(model.dynamics, PeftModel):
+        raise AdapterError("this model has no LoRA adapter to save (add_lora or load_adapter first)")
+    out = Path(out)
+    if out.exists() and (not out.is_dir() or any(out.iterdir())):
+        raise FileExistsError(f"{out} already exists and is not empty; adapters are never overwritten")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    stage = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.", suffix=".partial"))
+    try:
+        # save_embedding_layers=False: we never target embeddings, and peft's "auto" would look the
+        # base name up on the Hub (a network call) to guess whether the vocabulary changed
+        model.dynamics.save_pretrained(stage, safe_serialization=True, save_embedding_layers=False)
+        # peft adds a placeholder card claiming library "peft"; ours comes from finetune/cards.py
+        (stage / "README.md").unlink(missing_ok=True)
+        if card is not None:
+            (stage / "README.md").write_text(card, encoding="utf-8")
+        os.chmod(stage, 0o755)
+        if out.exists():
+            out.rmdir()
+        os.replace(stage, out)
+    finally:
+        shutil.rmtree(stage, ignore_errors=True)
+    return out
+
+
+def read_adapter_config(folder: str | Path) -> dict:
+    """The adapter's config.json, checked against LoraConfig's schema; the folder must hold safetensors only."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise FileNotFoundError(f"no adapter folder at {folder}")
+    pickles = sorted(p.name for p in folder.iterdir() if p.suffix.lower() in PICKLE_SUFFIXES)
+    if pickles:
+        raise AdapterError(f"{folder} holds pickle files ({', '.join(pickles)}); PocketWorld loads adapters from "
+                           "safetensors only, never pickle. Re-save the adapter with safe_serialization=True")
+    for name in (CONFIG_FILE, WEIGHTS_FILE):
+        if not (folder / name).is_file():
+            raise AdapterError(f"{folder} lacks {name}: an adapter folder holds {CONFIG_FILE} and {WEIGHTS_FILE}")
+    try:
+        config = json.loads((folder / CONFIG_FILE).read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise AdapterError(f"{folder / CONFIG_FILE}: not valid JSON ({err})") from None
+    if not isinstance(config, dict):
+        raise AdapterError(f"{folder / CONFIG_FILE}: expected a JSON object, got {type(config).__name__}")
+    fields = {f.name for f in dataclasses.fields(LoraConfig)}
+    unknown = sorted(set(config) - fields)
+    if unknown:
+        raise AdapterError(f"{folder / CONFIG_FILE}: unknown field(s) {unknown} for a LoRA config")
+    problems = []
+    if config.get("peft_type") != "LORA":
+        problems.append(f"peft_type is {config.get('peft_type')!r}, not 'LORA'")
+    if isinstance(config.get("r"), bool) or not isinstance(config.get("r"), int) or config["r"] < 1:
+        problems.append(f"r must be a positive whole number, got {config.get('r')!r}")
+    if not isinstance(config.get("lora_alpha"), (int, float)) or not config["lora_alpha"] > 0:
+        problems.append(f"lora_alpha must be a positive number, got {config.get('lora_alpha')!r}")
+    targets = config.get("target_modules")
+    if not (isinstance(targets, list) and targets and all(isinstance(t, str) for t in targets)):
+        problems.append(f"target_modules must be a list of layer names, got {targets!r}")
+    if config.get("bias", "none") != "none" or config.get("modules_to_save") or config.get("rank_pattern") \
+            or config.get("alpha_pattern") or config.get("use_dora"):
+        problems.append("only plain LoRA on the targeted layers is supported (bias 'none', no modules_to_save, "
+                        "rank/alpha patterns or DoRA)")
+    if not isinstance(config.get("base_model_name_or_path"), str) or not config["base_model_name_or_path"]:
+        problems.append("base_model_name_or_path is not set, so the adapter's base model is unknown")
+    if problems:
+        raise AdapterError(f"{folder / CONFIG_FILE}: " + "; ".join(problems))
+    return config
+
+
+def validate_adapter(folder: str | Path, model: WorldModel, base: str | None = None) -> dict:
+    """Check an adapter fits `model` (a plain, unwrapped WorldModel) before loading it: schema, base
+    model (when `base` is given), and every tensor's name, shape and values. Returns its config."""
+    folder = Path(folder)
+    config = read_adapter_config(folder)
+    if base is not None and config["base_model_name_or_path"] != base:
+        raise AdapterError(f"{folder} was trained on {config['base_model_name_or_path']!r}, not on {base!r}; "
+                           f"load it onto {config['base_model_name_or_path']!r}")
+    if isinstance(model.dynamics, PeftModel):
+        raise AdapterError("this model already carries an adapter; load a fresh base model first")
+    _check_targets(model.dynamics, config["target_modules"])
+    rank = config["r"]
+    expected = {}
+    for name, layer in _targeted(model.dynamics, config["target_modules"]).items():
+        expected[f"{TENSOR_PREFIX}{name}.lora_A.weight"] = (rank, layer.in_features)
+        expected[f"{TENSOR_PREFIX}{name}.lora_B.weight"] = (layer.out_features, rank)
+    path = folder / WEIGHTS_FILE
+    try:
+        with safe_open(str(path), framework="pt") as tensors:
+            names = set(tensors.keys())
+            missing, unexpected = sorted(set(expected) - names), sorted(names - set(expected))
+            if missing or unexpected:
+                raise AdapterError(f"{path}: tensors do not match the model's targeted layers: missing "
+                                   f"{missing[:4]}{' ...' if len(missing) > 4 else ''}, unexpected "
+                                   f"{unexpected[:4]}{' ...' if len(unexpected) > 4 else ''} (an adapter for another "
+                                   "base model?)")
+            for name, shape in expected.items():
+                tensor = tensors.get_tensor(name)
+                if tuple(tensor.shape) != shape:
+                    raise AdapterError(f"{path}: tensor {name!r} has shape {tuple(tensor.shape)}, the model needs "
+                                       f"{shape} (an adapter for another variant?)")
+                if not tensor.is_floating_point() or not torch.isfinite(tensor).all():
+                    raise AdapterError(f"{path}: tensor {name!r} is not finite floating point")
+    except SafetensorError as err:
+        raise AdapterError(f"{path}: not a readable safetensors file ({err})") from None
+    return config
+
+
+def load_adapter(model: WorldModel, folder: str | Path, base: str | None = None) -> WorldModel:
+    """Validate the adapter in `folder`, then load it onto `model`'s dynamics with PeftModel.from_pretrained."""
+    validate_adapter(folder, model, base)
+    model.dynamics = PeftModel.from_pretrained(model.dynamics, str(folder), is_trainable=False)
+    return model.eval()
+
+
+def merge_adapter(model: WorldModel) -> WorldModel:
+    """Fold the adapter into the dynamics' weights: the same outputs at the base model's speed."""
+    if not isinstance(model.dynamics, PeftModel):
+        raise AdapterError("this model has no LoRA adapter to merge")
+    model.dynamics = model.dynamics.merge_and_unload()
+    return model
+
