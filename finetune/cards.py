@@ -1,0 +1,114 @@
+"""Model cards for zoo variants and fine-tunes, from the Jinja templates in model_cards/.
+
+Cards follow the Hugging Face Hub's model card spec: YAML metadata (library_name "pocketworld",
+which is how `pocketworld hub list` finds community fine-tunes; tags; base_model with
+base_model_relation "adapter" for a fine-tune, which links it under its base on the Hub;
+pipeline_tag; license) above a Markdown body filled with measured numbers only. Rendering goes
+through huggingface_hub's `ModelCard.from_template`, and `check_card` re-parses the text with
+`ModelCard` and checks the metadata we rely on, so a card that the Hub or our registry would
+misread is caught before it is pushed.
+
+pipeline_tag is "image-to-video": the Hub has no world-model task, and a session turns a first
+frame (plus actions) into video.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from numbers import Real
+from pathlib import Path
+
+from huggingface_hub import ModelCard, ModelCardData
+
+LIBRARY = "pocketworld"
+PIPELINE_TAG = "image-to-video"
+LICENSE = "mit"
+TEMPLATES = Path(__file__).resolve().parents[1] / "model_cards"
+
+
+class CardError(ValueError):
+    """A model card (or the numbers for one) that the Hub or our registry would misread."""
+
+
+def game_tag(game: str) -> str:
+    """The tag a fine-tune carries for its game ("game-my-platformer"), so the Hub can filter by it."""
+    return "game-" + (re.sub(r"[^a-z0-9]+", "-", game.lower()).strip("-") or "unnamed")
+
+
+def _template(name: str) -> str:
+    path = TEMPLATES / name
+    if not path.is_file():
+        raise FileNotFoundError(f"card template {path} not found: model_cards/ ships with the PocketWorld source "
+                                "tree (install from a checkout with `pip install -e .`)")
+    return str(path)
+
+
+def _number(name: str, value) -> float | int:
+    if isinstance(value, bool) or not isinstance(value, Real) or not math.isfinite(value):
+        raise CardError(f"metric {name!r} must be a finite number, got {value!r}")
+    return round(float(value), 4) if isinstance(value, float) else int(value)
+
+
+def zoo_card(variant: str, repo_id: str, parameters: dict[str, int], metrics: dict | None = None,
+             measured_on: str | None = None, fps: int = 30) -> str:
+    """The card of a zoo variant; `metrics` maps a metric name to its measured value."""
+    metrics = {name: _number(name, value) for name, value in (metrics or {}).items()}
+    data = ModelCardData(library_name=LIBRARY, license=LICENSE, pipeline_tag=PIPELINE_TAG,
+                         tags=[LIBRARY, "world-model", "game", f"pocketworld-{variant}"])
+    card = ModelCard.from_template(data, template_path=_template("zoo.md"), variant=variant, repo_id=repo_id,
+                                   parameters=parameters, metrics=metrics, measured_on=measured_on, fps=fps,
+                                   license=LICENSE)
+    return check_card(str(card), finetune=False).content
+
+
+def finetune_card(repo_id: str, base_model: str, game: str, rank: int, alpha: float, targets: list[str],
+                  steps: int | None = None, data_frames: int | None = None, metrics: dict | None = None,
+                  preview: str | None = None) -> str:
+    """The card of a LoRA fine-tune; `metrics` maps a metric name to (base value, fine-tuned value)."""
+    pairs = {}
+    for name, pair in (metrics or {}).items():
+        if not isinstance(pair, (tuple, list)) or len(pair) != 2:
+            raise CardError(f"metric {name!r} must be a (base, fine-tuned) pair, got {pair!r}")
+        pairs[name] = (_number(name, pair[0]), _number(name, pair[1]))
+    data = ModelCardData(library_name=LIBRARY, license=LICENSE, pipeline_tag=PIPELINE_TAG, base_model=base_model,
+                         base_model_relation="adapter", tags=[LIBRARY, "world-model", "game", "lora", game_tag(game)],
+                         pocketworld={"game": game, "rank": rank, "steps": steps, "data_frames": data_frames})
+    base_url = base_model if "://" in base_model else f"https://huggingface.co/{base_model}"
+    card = ModelCard.from_template(
+        data, template_path=_template("finetune.md"), title=f"{repo_id.split('/')[-1]}: PocketWorld on {game}",
+        repo_id=repo_id, base_model=base_model, base_url=base_url, game=game, rank=rank, alpha=alpha,
+        targets=targets, steps=steps, data_frames=data_frames,
+        data_seconds=round(data_frames / 30, 1) if data_frames is not None else None,
+        metrics=pairs, preview=preview, license=LICENSE)
+    return check_card(str(card), finetune=True).content
+
+
+def check_card(text: str, finetune: bool) -> ModelCard:
+    """Parse `text` with huggingface_hub's ModelCard and check the metadata PocketWorld relies on."""
+    import yaml
+
+    try:
+        card = ModelCard(text, ignore_metadata_errors=False)
+    except (ValueError, yaml.YAMLError) as err:
+        raise CardError(f"not a valid model card: {err}") from None
+    data = card.data
+    problems = []
+    if data.library_name != LIBRARY:
+        problems.append(f"library_name is {data.library_name!r}, not {LIBRARY!r} (the registry lists cards by it)")
+    if LIBRARY not in (data.tags or []):
+        problems.append(f"tags lack {LIBRARY!r}")
+    if data.pipeline_tag != PIPELINE_TAG:
+        problems.append(f"pipeline_tag is {data.pipeline_tag!r}, not {PIPELINE_TAG!r}")
+    if not data.license:
+        problems.append("no license")
+    if finetune:
+        if not isinstance(data.base_model, str) or not data.base_model:
+            problems.append("a fine-tune needs base_model (the model its adapter loads onto)")
+        if data.get("base_model_relation") != "adapter":
+            problems.append("a fine-tune's base_model_relation must be 'adapter'")
+        if not isinstance(data.get("pocketworld"), dict) or not data.get("pocketworld", {}).get("game"):
+            problems.append("a fine-tune needs pocketworld.game (the game it learned)")
+    if problems:
+        raise CardError("model card: " + "; ".join(problems))
+    return card

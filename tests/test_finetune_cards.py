@@ -1,0 +1,58 @@
+"""Model cards: rendered from model_cards/ templates with measured numbers, parsed back by
+huggingface_hub's ModelCard with the Hub metadata the registry relies on."""
+
+import math
+
+import pytest
+from huggingface_hub import ModelCard
+
+from finetune.cards import CardError, check_card, finetune_card, game_tag, zoo_card
+
+
+def test_zoo_card_carries_hub_metadata_and_the_measured_numbers():
+    text = zoo_card("nano", "pocketworld/pocketworld-nano", {"total": 12_345_678, "dynamics": 9_000_000},
+                    {"tokenizer_psnr_db": 31.23456, "play_fps_cpu": 41}, measured_on="2 CPU cores")
+    card = ModelCard(text)
+    assert card.data.library_name == "pocketworld" and card.data.pipeline_tag == "image-to-video"
+    assert card.data.license == "mit" and {"pocketworld", "pocketworld-nano"} <= set(card.data.tags)
+    assert "| tokenizer_psnr_db | 31.2346 |" in text and "| total | 12,345,678 |" in text
+    assert "on 2 CPU cores" in text
+
+
+def test_zoo_card_without_numbers_says_so():
+    text = zoo_card("tiny", "pocketworld/pocketworld-tiny", {"total": 1})
+    assert "Not measured yet" in text and "| metric |" not in text
+
+
+def test_finetune_card():
+    text = finetune_card("alice/jumpy", "pocketworld/pocketworld-nano", "Jumpy Jim!", rank=8, alpha=16.0,
+                         targets=["to_q", "in_proj"], steps=600, data_frames=18_000,
+                         metrics={"next_frame_psnr_db": (21.5, 24.25), "action_accuracy": (0.41, 0.63)},
+                         preview="preview.gif")
+    card = check_card(text, finetune=True)
+    assert card.data.base_model == "pocketworld/pocketworld-nano" and card.data.base_model_relation == "adapter"
+    assert card.data.pocketworld == {"game": "Jumpy Jim!", "rank": 8, "steps": 600, "data_frames": 18_000}
+    assert game_tag("Jumpy Jim!") == "game-jumpy-jim" and "game-jumpy-jim" in card.data.tags
+    assert "| next_frame_psnr_db | 21.5 | 24.25 |" in text and "18000 frames (600.0 s at 30 FPS)" in text
+    assert "![preview](preview.gif)" in text
+
+
+@pytest.mark.parametrize("metrics, message", [
+    ({"psnr": (1.0, math.nan)}, "'psnr' must be a finite number"),
+    ({"psnr": ("high", 2.0)}, "'psnr' must be a finite number"),
+    ({"psnr": 3.0}, "must be a \\(base, fine-tuned\\) pair"),
+])
+def test_bad_metrics_are_refused(metrics, message):
+    with pytest.raises(CardError, match=message):
+        finetune_card("alice/x", "base", "g", 4, 8.0, ["to_q"], metrics=metrics)
+
+
+def test_check_card_names_what_is_wrong():
+    good = finetune_card("alice/x", "pocketworld/pocketworld-nano", "maze", 4, 8.0, ["to_q"])
+    with pytest.raises(CardError, match="library_name is 'peft'"):
+        check_card(good.replace("library_name: pocketworld", "library_name: peft"), finetune=True)
+    with pytest.raises(CardError, match="needs base_model"):
+        check_card(good.replace("base_model: pocketworld/pocketworld-nano\n", ""), finetune=True)
+    with pytest.raises(CardError, match="not a valid model card"):
+        check_card("---\ntags: [unclosed\n---\nbody", finetune=True)
+    check_card(zoo_card("nano", "p/n", {"total": 1}), finetune=False)
