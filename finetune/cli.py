@@ -1,0 +1,116 @@
+"""Fine-tune commands: `ingest`, `push`, and `hub list|info|pull` (registered in core/cli)."""
+
+from __future__ import annotations
+
+import json
+
+
+def register(commands, benches) -> None:
+    ingest = commands.add_parser("ingest", help="validate your gameplay and convert it into training shards")
+    ingest.add_argument("source", help="a video (mp4/webm/gif/mkv/mov/avi), a folder or .zip of PNG frames, "
+                                       "or .tar shards (a file or a folder)")
+    ingest.add_argument("--out", required=True, help="a new (or empty) folder for the shards")
+    ingest.add_argument("--actions", help="the action log: CSV 'frame,keys' or JSON, one entry per frame "
+                                          "(default: actions.csv/actions.json inside a frames folder or zip)")
+    ingest.add_argument("--game", help="the game's name stored with the data (default: the file's name)")
+    ingest.add_argument("--fps", type=float, help="the recording's frame rate (default: the video's, else the "
+                                                  "log's, else 30 for PNG frames)")
+    ingest.add_argument("--chunk", type=int, default=128, help="frames per shard sample (default: 128)")
+    ingest.add_argument("--max-mb", type=int, default=4096, help="refuse inputs larger than this (default: 4096)")
+    ingest.add_argument("--max-minutes", type=float, default=60.0,
+                        help="refuse recordings longer than this many minutes at 30 FPS (default: 60)")
+    ingest.add_argument("--no-progress", action="store_true", help="no progress bar")
+    ingest.set_defaults(func=cmd_ingest)
+
+    push = commands.add_parser("push", help="share a fine-tuned adapter in a registry")
+    push.add_argument("adapter", metavar="ADAPTER_DIR", help="folder with adapter_model.safetensors + "
+                                                             "adapter_config.json (+ README.md card)")
+    push.add_argument("--repo", required=True, help="repo name, 'owner/name' or 'name' (your own namespace)")
+    _registry_option(push)
+    push.add_argument("--game", help="the game it learned; writes a card for a folder that has none")
+    push.add_argument("--update", action="store_true", help="replace / add a revision to an existing repo of yours")
+    push.add_argument("--private", action="store_true", help="hub only: make the new repo private")
+    push.set_defaults(func=cmd_push)
+
+    hub = commands.add_parser("hub", help="browse and download shared fine-tunes")
+    actions = hub.add_subparsers(dest="hub_command", required=True, metavar="ACTION")
+    listing = actions.add_parser("list", help="list PocketWorld fine-tunes")
+    _registry_option(listing)
+    listing.add_argument("--search", help="only repos whose name contains this")
+    listing.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    listing.set_defaults(func=cmd_hub_list)
+    info = actions.add_parser("info", help="show one fine-tune's card metadata")
+    info.add_argument("repo", metavar="NAME", help="owner/name")
+    _registry_option(info)
+    info.set_defaults(func=cmd_hub_info)
+    pull = actions.add_parser("pull", help="download a fine-tune (checked before it is kept)")
+    pull.add_argument("repo", metavar="NAME", help="owner/name")
+    _registry_option(pull)
+    pull.add_argument("--out", help="a new folder for it (default: ./NAME's last part)")
+    pull.set_defaults(func=cmd_hub_pull)
+
+
+def _registry_option(parser) -> None:
+    parser.add_argument("--registry", choices=("local", "hub"), default="local",
+                        help="local: a folder ($POCKETWORLD_REGISTRY or ~/.cache/pocketworld/registry), no account; "
+                             "hub: Hugging Face ($HF_ENDPOINT; token from HF_TOKEN or `huggingface-cli login`). "
+                             "Default: local")
+
+
+def cmd_ingest(args) -> int:
+    from finetune.ingest import IngestConfig, ingest
+    from finetune.sources import Limits
+
+    for name in ("chunk", "max_mb", "max_minutes"):
+        if getattr(args, name) <= 0:
+            raise ValueError(f"--{name.replace('_', '-')} must be positive, got {getattr(args, name)}")
+    limits = Limits(max_input_bytes=args.max_mb * 2 ** 20, max_frames=round(args.max_minutes * 60 * 30))
+    config = IngestConfig(game=args.game, fps=args.fps, chunk=args.chunk, limits=limits)
+    report = ingest(args.source, args.out, args.actions, config, progress=not args.no_progress)
+    splits = ", ".join(f"{split} {frames}" for split, frames in sorted(report["split_frames"].items()))
+    print(f"wrote {report['frames']} frames ({report['seconds']} s at {report['target_fps']} FPS) of "
+          f"{', '.join(report['games'])} in {report['shards']} shard(s) to {args.out}; frames per split: {splits}")
+    return 0
+
+
+def cmd_push(args) -> int:
+    from finetune.hub import make_registry
+
+    where = make_registry(args.registry).push(args.adapter, args.repo, game=args.game, update=args.update,
+                                              **({"private": args.private} if args.registry == "hub" else {}))
+    print(f"pushed {args.adapter} to {where}")
+    return 0
+
+
+def cmd_hub_list(args) -> int:
+    from finetune.hub import make_registry
+
+    entries = make_registry(args.registry).list(search=args.search)
+    if args.json:
+        print(json.dumps([entry.to_dict() for entry in entries], indent=2))
+        return 0
+    if not entries:
+        print(f"no PocketWorld fine-tunes in the {args.registry} registry")
+        return 0
+    rows = [("repo", "game", "base model")] + [(e.repo, e.game or "?", e.base_model or "?") for e in entries]
+    widths = [max(len(row[i]) for row in rows) for i in range(3)]
+    for row in rows:
+        print("  ".join(cell.ljust(width) for cell, width in zip(row, widths)))
+    return 0
+
+
+def cmd_hub_info(args) -> int:
+    from finetune.hub import make_registry
+
+    entry = make_registry(args.registry).info(args.repo)
+    print(json.dumps({**entry.to_dict(), "card": entry.card}, indent=2, default=str))
+    return 0
+
+
+def cmd_hub_pull(args) -> int:
+    from finetune.hub import make_registry
+
+    out = args.out or args.repo.split("/")[-1]
+    path = make_registry(args.registry).pull(args.repo, out)
+    print(f"pulled {args.repo} into {path}")
+    return 0
