@@ -14,6 +14,7 @@ import sys
 COMMAND_MODULES = (
     "core.cli.model",  # zoo, bench play
     "core.cli.data",   # games, collect, preview, bench games
+    "finetune.cli",    # ingest, push, hub list|info|pull
 )
 
 
