@@ -252,3 +252,18 @@ def test_truncated_shard_is_an_error_not_a_skip(tmp_path):
     shard.write_bytes(shard.read_bytes()[:4096])
     with pytest.raises(CorruptInputError, match="shard-000000.tar is truncated"):
         ingest(tmp_path / "mine", tmp_path / "out", config=SMALL, progress=False)
+
+
+def test_cli_ingest(tmp_path, capsys):
+    from core.cli import main
+
+    write_video(tmp_path / "run.webm", 40, codec="libvpx-vp9")
+    write_log(tmp_path / "run.csv", ["RIGHT"] * 40)
+    assert main(["ingest", str(tmp_path / "run.webm"), "--out", str(tmp_path / "out"), "--actions",
+                 str(tmp_path / "run.csv"), "--game", "mine", "--chunk", "16", "--no-progress"]) == 0
+    assert "wrote 40 frames (1.33 s at 30 FPS) of mine in 1 shard(s)" in capsys.readouterr().out
+    assert json.loads((tmp_path / "out" / "ingest.json").read_text())["split_frames"] == {"train": 32, "val": 8}
+    write_log(tmp_path / "bad.csv", ["RIGHT"] * 39 + ["KICK"])
+    assert main(["ingest", str(tmp_path / "run.webm"), "--out", str(tmp_path / "out2"), "--actions",
+                 str(tmp_path / "bad.csv"), "--no-progress"]) == 2
+    assert "bad.csv line 41: unknown action 'KICK'" in capsys.readouterr().err
