@@ -75,8 +75,9 @@ def ingest(source: str | Path, out: str | Path, actions: str | Path | None = Non
         samples = _from_shards(source, config)
         name = source.name
     else:
+        given_log = read_action_log(actions) if actions is not None else None  # checked before any decoding
         recording = _open(source, config.limits)
-        log = _log_for(recording, actions, config)
+        log = given_log or _embedded_log(recording)
         source_fps = _source_fps(recording, log, config)
         samples = _from_recording(recording, log, source_fps, config, progress)
         name = recording.name
@@ -109,9 +110,7 @@ def _open(source: Path, limits: Limits) -> FrameSource:
                       f"({', '.join(VIDEO_SUFFIXES)}), a folder or .zip of PNG frames, or .tar shards")
 
 
-def _log_for(recording: FrameSource, actions: str | Path | None, config: IngestConfig) -> ActionLog:
-    if actions is not None:
-        return read_action_log(actions)
+def _embedded_log(recording: FrameSource) -> ActionLog:
     if recording.log_bytes is not None:
         return parse_action_log(recording.log_bytes, recording.log_name)
     # Proposing actions needs an inverse-dynamics model (the evaluation issue); until one ships we say so.
