@@ -15,6 +15,7 @@ COMMAND_MODULES = (
     "core.cli.model",  # zoo, bench play
     "core.cli.data",   # games, collect, preview, bench games
     "finetune.cli",    # ingest, push, hub list|info|pull
+    "core.cli.play",   # play (the browser app), bench sessions
 )
 
 

@@ -1,0 +1,85 @@
+"""PocketWorld in the browser: pick a model and a start, then play the dream with your keyboard.
+
+Thin wiring only: every action lives in `core.play` (tested without a browser); this file
+places the components and connects their events. Each browser tab holds its own world in a
+`gr.State`. The frame loop is paced by the page (see core/play/page.py for why).
+
+    python app.py [--host 127.0.0.1] [--port 7860] [--share] [--model nano] [--threads 2]
+"""
+
+from __future__ import annotations
+
+import argparse
+
+import gradio as gr
+
+from core.cli.play import add_play_arguments
+from core.play.controller import START_GAME, START_UPLOAD, WELCOME, Player, PlayerConfig
+from core.play.page import CONTROLS_HTML, CONTROLS_JS, CSS, SURFACE_JS, message_html
+from core.play.recording import FORMATS
+
+
+def build_app(player: Player, model: str | None = None, step_concurrency: int | None = 1) -> gr.Blocks:
+    with gr.Blocks(title="PocketWorld") as demo:
+        gr.Markdown("# PocketWorld\nA world model that *is* the game: every frame is dreamed from the last one "
+                    "and the keys you hold.")
+        with gr.Tab("Play"):
+            session = gr.State(None, delete_callback=lambda s: s is not None and s.close())
+            with gr.Row():
+                with gr.Column(scale=1, min_width=280):
+                    model_pick = gr.Dropdown(player.model_choices(), value=model or player.default_model(),
+                                             label="Model")
+                    with gr.Accordion("Which models can play, and how to get the others", open=False):
+                        gr.Markdown(player.model_notes())
+                    start_kind = gr.Radio([START_GAME, START_UPLOAD], value=START_GAME, label="Start from")
+                    game = gr.Dropdown(player.games(), value=player.games()[0], label="Game")
+                    seed = gr.Number(0, precision=0, minimum=0, label="Level seed")
+                    upload = gr.File(label="Start image (PNG/JPEG, letterboxed to 256x256)",
+                                     file_types=["image"], type="filepath")
+                    with gr.Row():
+                        start = gr.Button("Start", variant="primary", elem_id="pw-start")
+                        reset = gr.Button("Reset", elem_id="pw-reset")
+                with gr.Column(scale=2, min_width=300):
+                    surface = gr.HTML(message_html(WELCOME), js_on_load=SURFACE_JS, elem_id="pw-surface")
+                    gr.HTML(CONTROLS_HTML, js_on_load=CONTROLS_JS, elem_id="pw-controls")
+                    with gr.Row():
+                        fmt = gr.Radio(list(FORMATS), value="gif", label="Recording format")
+                        save = gr.Button("Save recording", elem_id="pw-save")
+                    save_note = gr.Markdown()
+                    recording = gr.File(label="Recording", interactive=False)
+
+            start.click(player.start, [session, model_pick, start_kind, game, seed, upload], [session, surface],
+                        show_progress="minimal")
+            reset.click(player.reset, session, surface, show_progress="hidden")
+            def step(state, evt: gr.EventData):  # the page sends {keys, seq} with each request
+                return player.step(state, getattr(evt, "keys", ""), getattr(evt, "seq", 0))
+
+            # "multiple": the page asks for the next frame while the last event is still closing;
+            # the default ("once") would drop that request. The page keeps one request in flight.
+            surface.step(step, [session], surface, show_progress="hidden", trigger_mode="multiple",
+                         concurrency_limit=step_concurrency, api_visibility="private")
+            save.click(player.save_recording, [session, fmt], [recording, save_note])
+    return demo
+
+
+def serve(host: str = "127.0.0.1", port: int = 7860, share: bool = False, model: str | None = None,
+          threads: int = 2, step_concurrency: int | None = 1) -> None:
+    import torch
+    torch.set_num_threads(threads)  # on a shared CPU the thread count decides the frame rate (FIELD-NOTES)
+    player = Player(PlayerConfig())
+    demo = build_app(player, model, step_concurrency)
+    demo.queue(default_concurrency_limit=4).launch(
+        server_name=host, server_port=port, share=share, css=CSS,
+        allowed_paths=[str(player.recordings_dir)],
+        max_file_size=player.config.upload.max_bytes)
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description="Play PocketWorld in the browser.")
+    add_play_arguments(parser)
+    args = parser.parse_args(argv)
+    serve(args.host, args.port, args.share, args.model, args.threads, args.step_concurrency)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,80 @@
+"""`pocketworld play` (the browser app in app.py) and `pocketworld bench sessions` (several players at once).
+
+The play options are declared here, light to import, and app.py reuses them, so
+`python app.py` and `pocketworld play` take the same options.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import json
+from dataclasses import asdict
+from pathlib import Path
+
+APP_FILE = Path(__file__).resolve().parents[2] / "app.py"
+
+
+def add_play_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--host", default="127.0.0.1",
+                        help="address to serve on (default: 127.0.0.1; 0.0.0.0 to reach it from other machines)")
+    parser.add_argument("--port", type=int, default=7860, help="port to serve on (default: 7860)")
+    parser.add_argument("--share", action="store_true", help="also open a public gradio.live link")
+    parser.add_argument("--model", default=None, help="model picked when the page opens (default: nano if playable)")
+    parser.add_argument("--threads", type=int, default=2, help="torch CPU threads (default: 2)")
+    parser.add_argument("--step-concurrency", type=int, default=1,
+                        help="frames computed at once across all players (default: 1: players take turns, "
+                             "which on a small CPU beats threads fighting over its cores)")
+
+
+def register(commands, benches) -> None:
+    play = commands.add_parser("play", help="play in the browser: serve the app (default http://127.0.0.1:7860)")
+    add_play_arguments(play)
+    play.set_defaults(func=run_play)
+
+    sessions = benches.add_parser("sessions", help="frames/s per session with N play sessions at once")
+    sessions.add_argument("--n", default="1,2,4,8", help="session counts to run, comma-separated (default: 1,2,4,8)")
+    sessions.add_argument("--variant", default="nano", help="zoo variant to time (random weights; default: nano)")
+    sessions.add_argument("--seconds", type=float, default=10.0, help="how long each count runs (default: 10)")
+    sessions.add_argument("--threads", type=int, default=2, help="torch CPU threads (default: 2)")
+    sessions.add_argument("--step-concurrency", type=int, default=1, choices=[0, 1],
+                          help="1: steps take turns, as in the app's default; 0: all at once (default: 1)")
+    sessions.add_argument("--json", metavar="PATH", help="also write the results as JSON to PATH")
+    sessions.set_defaults(func=run_bench_sessions)
+
+
+def run_play(args) -> int:
+    from core.cli import UsageError
+    if not APP_FILE.is_file():
+        raise UsageError(f"pocketworld play serves the repository's app.py, which is not at {APP_FILE}; "
+                         "run it from a source checkout (pip install -e .)")
+    spec = importlib.util.spec_from_file_location("pocketworld_app", APP_FILE)
+    app = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(app)
+    app.serve(args.host, args.port, args.share, args.model, args.threads, args.step_concurrency)
+    return 0
+
+
+def run_bench_sessions(args) -> int:
+    from core.cli import UsageError
+    from core.config import zoo_config
+    try:
+        counts = [int(n) for n in args.n.split(",")]
+    except ValueError:
+        raise UsageError(f"--n takes session counts like 1,2,4,8, got {args.n!r}") from None
+    zoo_config(args.variant)  # an unknown variant fails before any work
+    from core.play.load import bench_sessions
+    results = []
+    print(f"{'sessions':>8} {'fps/session (each)':<40} {'min':>6} {'mean':>6} {'total':>6} {'p95 step ms':>11}")
+    for count in counts:
+        result = bench_sessions(args.variant, count, args.seconds, args.threads, args.step_concurrency)
+        results.append(asdict(result))
+        each = " ".join(f"{fps:.1f}" for fps in result.fps_per_session)
+        print(f"{count:>8} {each:<40} {result.fps_min:>6.1f} {result.fps_mean:>6.1f} {result.fps_total:>6.1f} "
+              f"{result.step_ms_p95:>11.0f}")
+    print(f"variant {args.variant}, {args.threads} torch threads, step concurrency {args.step_concurrency}")
+    if args.json:
+        path = Path(args.json)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(results, indent=2) + "\n")
+    return 0

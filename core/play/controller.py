@@ -1,0 +1,127 @@
+"""What each control of the play page does, as plain functions of the player's session.
+
+`app.py` wires these to Gradio events; every error a player can cause (a model without
+weights, a bad upload, an expired session, saving before playing) comes back as a message
+for the page, never as an exception, so the page never shows a stack trace.
+"""
+
+from __future__ import annotations
+
+import itertools
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from core import zoo
+from core.games import GAMES, first_frame
+from core.play.models import ModelCache, all_choices
+from core.play.page import frame_html, message_html
+from core.play.recording import RecordingError
+from core.play.session import PlayConfig, PlaySession, SessionExpired, parse_keys
+from core.play.upload import StartImageError, UploadConfig, load_start_image
+
+START_GAME, START_UPLOAD = "game level", "uploaded image"
+
+WELCOME = ("Pick a model and a start, then press Start. Play with the arrow keys or WASD, "
+           "Space or Z to fire, or the buttons below.")
+
+
+@dataclass
+class PlayerConfig:
+    play: PlayConfig = field(default_factory=PlayConfig)
+    upload: UploadConfig = field(default_factory=UploadConfig)
+    recordings_dir: Path | None = None   # where GIF/MP4 downloads are written (None: a temporary folder)
+    model_cache_size: int = 2            # models kept loaded, shared by all sessions
+
+
+class Player:
+    """The play page's actions, shared by all browser sessions (each passes its own PlaySession)."""
+
+    def __init__(self, config: PlayerConfig | None = None, registry=None):
+        self.config = config or PlayerConfig()
+        self.registry = registry
+        self.models = ModelCache(registry, self.config.model_cache_size)
+        self.recordings_dir = self.config.recordings_dir or Path(tempfile.mkdtemp(prefix="pocketworld-recordings-"))
+        self._start_ids = itertools.count(1)
+
+    def model_choices(self) -> list[tuple[str, str]]:
+        return [(choice.label, choice.value) for choice in all_choices(self.registry)]
+
+    def default_model(self) -> str | None:
+        playable = [choice.value for choice in all_choices(self.registry) if choice.playable]
+        return "nano" if "nano" in playable else (playable[0] if playable else "nano")
+
+    def model_notes(self) -> str:
+        """Markdown: which choices play, and for the others how to get them."""
+        choices = all_choices(self.registry)
+        playable = [c.value for c in choices if c.playable]
+        lines = [f"**Playable:** {', '.join(playable)}" if playable else
+                 "**No model has weights on this machine yet**, so nothing can be played."]
+        lines += [f"- `{c.value}`: {c.how_to_get}" for c in choices if not c.playable]
+        return "\n".join(lines)
+
+    def games(self) -> list[str]:
+        return list(GAMES)
+
+    def start(self, session: PlaySession | None, model: str, start_kind: str, game: str, seed, upload: str | None):
+        """A new session (the old one is closed). Returns (session, surface html)."""
+        if session is not None:
+            session.close()
+        try:
+            if start_kind == START_UPLOAD:
+                frame, label = load_start_image(upload, self.config.upload), f"uploaded image {Path(upload).name}"
+            else:
+                seed = _level_seed(seed)
+                frame, label = first_frame(game, seed), f"{game} level {seed}"
+            loaded = self.models.get(model)
+        except (StartImageError, zoo.WeightsNotAvailable, ValueError) as err:
+            return None, message_html(f"Cannot start: {err}", error=True)
+        session = PlaySession(loaded, model, frame, label, self.config.play)
+        return session, self._frame(session, seq=0)
+
+    def step(self, session: PlaySession | None, keys: str | None, seq) -> str:
+        """The next frame for the page's request number `seq`, under the held `keys`."""
+        if session is None:
+            return message_html(WELCOME)
+        try:
+            seq = int(seq)
+            session.step(parse_keys(keys))
+        except SessionExpired as err:
+            return message_html(str(err))
+        except ValueError as err:  # a malformed request (the page only sends known keys)
+            return message_html(f"Bad input from the page: {err}", error=True)
+        return self._frame(session, seq=seq)
+
+    def reset(self, session: PlaySession | None) -> str:
+        if session is None:
+            return message_html(WELCOME)
+        try:
+            session.reset()
+        except SessionExpired as err:
+            return message_html(str(err))
+        return self._frame(session, seq=0)
+
+    def save_recording(self, session: PlaySession | None, fmt: str) -> tuple[str | None, str]:
+        """(path of the written file or None, a message for the page)."""
+        if session is None:
+            return None, "Nothing recorded yet: press Start and play first."
+        try:
+            path = session.save_recording(self.recordings_dir, fmt)
+        except RecordingError as err:
+            return None, str(err)
+        return str(path), f"Saved {len(session.recording)} frames ({session.start_label}, {session.model_name})."
+
+    def _frame(self, session: PlaySession, seq: int) -> str:
+        # seq 0 marks a (re)start; each start gets its own id so the page sees a new value and restarts its loop
+        start_id = next(self._start_ids) if seq == 0 else 0
+        return frame_html(session.jpeg, seq, start_id, running=True, hud=session.summary())
+
+
+def _level_seed(seed) -> int:
+    try:
+        value = int(seed)
+    except (TypeError, ValueError):
+        value = None
+    if value is None or value < 0 or value != float(seed):
+        raise ValueError(f"the level seed must be a whole number >= 0, got {seed!r}")
+    return value

@@ -1,0 +1,113 @@
+"""The app in a real browser: start it, press keys, see frames change and FPS shown.
+
+Runs Debian's chromium through pip's playwright (never `playwright install`, which downloads
+a browser); skips only when either is missing. Leaves a screenshot in runs/app_browser/.
+"""
+
+import os
+import re
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+import torch
+
+from core.world_model import WorldModel
+from tests.conftest import tiny_config
+
+REPO = Path(__file__).resolve().parent.parent
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync", "--no-first-run"]
+SCREENSHOT = REPO / "runs" / "app_browser" / "play.png"
+
+pytestmark = pytest.mark.slow
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture
+def app_url(tmp_path):
+    torch.manual_seed(0)
+    model = WorldModel(tiny_config())
+    # A fresh decoder starts as "nothing changed" (output = previous frame); untrained but
+    # non-zero output weights make every dreamed frame differ from the last, as a trained model's do.
+    torch.nn.init.normal_(model.decoder.to_rgb.weight, std=0.5)
+    model.save_pretrained(tmp_path / "zoo" / "nano")
+    port = _free_port()
+    env = {**os.environ, "POCKETWORLD_ZOO": str(tmp_path / "zoo"), "GRADIO_ANALYTICS_ENABLED": "False"}
+    log = open(tmp_path / "app.log", "w")
+    app = subprocess.Popen([sys.executable, "app.py", "--port", str(port), "--threads", "1"],
+                           cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}/"
+    try:
+        deadline = time.monotonic() + 120
+        while True:
+            if app.poll() is not None:
+                pytest.fail(f"the app exited with {app.returncode}:\n{(tmp_path / 'app.log').read_text()}")
+            try:
+                urllib.request.urlopen(url, timeout=2)
+                break
+            except OSError:
+                if time.monotonic() > deadline:
+                    pytest.fail(f"the app did not serve within 120 s:\n{(tmp_path / 'app.log').read_text()}")
+                time.sleep(0.5)  # polling a server coming up, not waiting out a race
+        yield url
+    finally:
+        app.terminate()
+        try:
+            app.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            app.kill()
+            app.wait()
+        log.close()
+
+
+def test_keys_in_the_page_play_the_world_and_fps_is_shown(app_url):
+    if not Path(CHROMIUM).is_file():
+        pytest.skip("chromium is not installed (apt-get install chromium)")
+    sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is not installed (pip install playwright)")
+    with sync_api.sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_page(viewport={"width": 1280, "height": 1100})
+            page.goto(app_url, wait_until="load")  # "networkidle" never comes while the frame loop runs
+            page.wait_for_selector("#pw-start", timeout=60_000)
+            # Every frame the page shows, so the start frame is seen even if the next one replaces it at once.
+            page.evaluate("""() => { window.__seen = new Set();
+                new MutationObserver(() => document.querySelectorAll('#pw-surface img').forEach(
+                    (img) => window.__seen.add(img.src))).observe(document.querySelector('#pw-surface'),
+                    {subtree: true, childList: true, attributes: true}); }""")
+            page.click("#pw-start")
+            page.wait_for_selector("#pw-surface img", timeout=60_000)
+
+            page.locator("body").click(position={"x": 5, "y": 5})  # focus the page, not a form field
+            page.keyboard.down("ArrowRight")
+            page.wait_for_function("window.__pocketworld.report().frames >= 4", timeout=60_000)
+            page.keyboard.up("ArrowRight")
+            page.keyboard.down("z")
+            page.wait_for_function("window.__pocketworld.report().key_samples >= 1", timeout=60_000)
+            page.keyboard.up("z")
+            page.locator('#pw-controls button[data-key="arrowleft"]').dispatch_event("pointerdown")
+            page.wait_for_function("window.__pocketworld.report().frames >= 8", timeout=60_000)
+
+            assert page.evaluate("window.__seen.size") >= 2, "the frame never changed"
+            hud = page.inner_text("#pw-surface .pw-hud")
+            assert re.search(r"\d+\.\d FPS", hud) and re.search(r"frame \d+", hud), hud
+            assert int(re.search(r"frame (\d+)", hud).group(1)) >= 4
+            report = page.evaluate("window.__pocketworld.report()")
+            assert report["fps"] > 0 and report["key_to_frame_ms_p50"] > 0
+            SCREENSHOT.parent.mkdir(parents=True, exist_ok=True)
+            page.screenshot(path=str(SCREENSHOT))
+            print(f"browser: {report}; screenshot {SCREENSHOT}")
+        finally:
+            browser.close()

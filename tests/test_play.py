@@ -1,0 +1,208 @@
+"""The play page's logic without a browser: keys, stats, uploads, recordings, sessions, the controller."""
+
+import io
+import re
+from html import unescape
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from core import actions
+from core.play.controller import START_GAME, START_UPLOAD, Player, PlayerConfig
+from core.play.load import bench_sessions
+from core.play.models import ModelChoice, registry_choices
+from core.play.recording import Recording, RecordingConfig, RecordingError
+from core.play.session import PlayConfig, PlaySession, SessionExpired, keys_to_action, parse_keys
+from core.play.stats import FrameStats
+from core.play.upload import StartImageError, UploadConfig, load_start_image
+from core.world_model import WorldModel
+from finetune.hub import ModelEntry
+from tests.conftest import tiny_config
+from tests.synthetic import sprite_frames
+
+
+@pytest.fixture(scope="module")
+def model():
+    torch.manual_seed(0)
+    return WorldModel(tiny_config())
+
+
+@pytest.fixture
+def zoo_with_nano(tmp_path, monkeypatch, model):
+    model.save_pretrained(tmp_path / "nano")
+    monkeypatch.setenv("POCKETWORLD_ZOO", str(tmp_path))
+    return tmp_path
+
+
+class FakeClock:
+    def __init__(self):
+        self.now = 1000.0
+
+    def __call__(self):
+        return self.now
+
+
+def test_held_keys_map_to_one_action_and_unknown_keys_are_ignored():
+    assert keys_to_action(parse_keys("arrowleft|space")) == actions.ACTION_IDS["LEFTFIRE"]
+    assert keys_to_action(["w", "d", "shift"]) == actions.ACTION_IDS["UPRIGHT"]
+    assert keys_to_action(parse_keys("")) == actions.NOOP
+    assert keys_to_action(["arrowleft", "arrowright"]) == actions.NOOP  # opposite directions cancel
+
+
+def test_frame_stats_report_the_rate_and_latency_of_recent_frames():
+    stats = FrameStats()
+    for i in range(11):
+        stats.add(10.0 + i * 0.1, latency_ms=40.0 + i)
+    assert stats.fps(now=11.0) == pytest.approx(10.0)
+    assert stats.latency_ms(50) == pytest.approx(45.0)
+    assert stats.fps(now=100.0) == 0.0  # nothing in the window any more
+    assert FrameStats().summary(0.0)["fps"] == 0.0
+
+
+def test_an_uploaded_image_is_letterboxed_to_the_frame_size(tmp_path):
+    path = tmp_path / "wide.png"
+    Image.new("RGB", (200, 100), (255, 0, 0)).save(path)
+    frame = load_start_image(path)
+    assert frame.shape == (256, 256, 3) and frame.dtype == np.uint8
+    assert (frame[0, 0] == 0).all() and (frame[128, 128] == (255, 0, 0)).all()  # black bars, red middle
+
+
+@pytest.mark.parametrize("case, message", [
+    ("missing", "no image uploaded"),
+    ("empty", "is empty"),
+    ("text", "not an image"),
+    ("truncated", "could not be decoded"),
+    ("big_file", "the limit is"),
+    ("many_pixels", "megapixels"),
+])
+def test_bad_uploads_say_what_is_wrong(tmp_path, case, message):
+    config = UploadConfig(max_bytes=50_000, max_pixels=1_000_000)
+    path = tmp_path / f"{case}.png"
+    if case == "missing":
+        path = None
+    elif case == "empty":
+        path.write_bytes(b"")
+    elif case == "text":
+        path.write_text("hello, not a picture")
+    elif case == "truncated":
+        buffer = io.BytesIO()
+        Image.fromarray(np.random.default_rng(0).integers(0, 255, (64, 64, 3), dtype=np.uint8)).save(buffer, "PNG")
+        path.write_bytes(buffer.getvalue()[:2000])
+    elif case == "big_file":
+        path.write_bytes(b"\x89PNG" + bytes(60_000))
+    elif case == "many_pixels":
+        Image.new("RGB", (2000, 1000)).save(path)
+    with pytest.raises(StartImageError, match=message):
+        load_start_image(path, config)
+
+
+def test_recordings_save_as_gif_and_mp4_and_keep_only_the_last_frames(tmp_path):
+    import av
+    recording = Recording(RecordingConfig(max_frames=5))
+    with pytest.raises(RecordingError, match="nothing to save"):
+        recording.save(tmp_path / "x.gif", "gif")
+    for i, frame in enumerate(sprite_frames(8)):
+        buffer = io.BytesIO()
+        Image.fromarray(frame).save(buffer, "JPEG")
+        recording.add(buffer.getvalue(), time_s=i * 0.1)
+    assert len(recording) == 5 and recording.playback_fps() == pytest.approx(10.0)
+    with Image.open(recording.save(tmp_path / "play.gif", "gif")) as gif:
+        assert gif.n_frames == 5 and gif.size == (256, 256)
+    with av.open(str(recording.save(tmp_path / "play.mp4", "mp4"))) as video:
+        assert sum(1 for _ in video.decode(video=0)) == 5
+    with pytest.raises(RecordingError, match="unknown recording format"):
+        recording.save(tmp_path / "x.avi", "avi")
+
+
+def test_a_play_session_steps_records_and_ends_after_idle_time(model):
+    clock = FakeClock()
+    session = PlaySession(model, "nano", sprite_frames(1)[0], "test", PlayConfig(idle_timeout_s=60), clock=clock)
+    for _ in range(3):
+        clock.now += 0.05
+        frame = session.step(["arrowleft"])
+    assert frame.shape == (256, 256, 3) and session.frame_index == 3 and len(session.recording) == 4
+    assert session.summary()["action"] == "LEFT"
+    clock.now += 59  # the loop keeps stepping with no keys held: that is not input
+    session.step([])
+    clock.now += 2
+    with pytest.raises(SessionExpired, match="without input"):
+        session.step([])
+    assert session.closed and len(session.recording) == 5  # what was played can still be saved
+    with pytest.raises(SessionExpired, match="press Start"):
+        session.reset()
+
+
+def test_reset_starts_over_from_the_start_frame(model):
+    start = sprite_frames(1)[0]
+    session = PlaySession(model, "nano", start, "test")
+    session.step(["space"])
+    assert np.array_equal(session.reset(), start)
+    assert session.frame_index == 0 and len(session.recording) == 1
+
+
+def test_the_picker_marks_models_without_weights_and_says_how_to_get_them(zoo_with_nano):
+    player = Player()
+    labels = dict((value, label) for label, value in player.model_choices())
+    assert "no weights" not in labels["nano"] and "no weights" in labels["tiny"]
+    assert player.default_model() == "nano"
+    notes = player.model_notes()
+    assert "**Playable:** nano" in notes and "`tiny`: no trained weights" in notes
+
+
+def test_registry_fine_tunes_are_playable_when_their_base_is(zoo_with_nano):
+    registry = type("Registry", (), {"list": lambda self: [
+        ModelEntry("alice/mario", "/x", "pocketworld/nano", "platformer"),
+        ModelEntry("bob/zelda", "/y", "pocketworld/base", "maze"),
+        ModelEntry("eve/odd", "/z", "gpt2", None)]})()
+    choices = {c.value: c for c in registry_choices(registry)}
+    assert choices["registry:alice/mario"].playable
+    assert not choices["registry:bob/zelda"].playable and "no trained weights" in choices["registry:bob/zelda"].how_to_get
+    assert isinstance(choices["registry:eve/odd"], ModelChoice) and "not one of the zoo" in choices["registry:eve/odd"].how_to_get
+
+
+def test_the_controller_plays_a_level_and_saves_what_was_played(zoo_with_nano, tmp_path):
+    player = Player(PlayerConfig(recordings_dir=tmp_path / "recordings"))
+    session, html = player.start(None, "nano", START_GAME, "maze", 3, None)
+    assert session is not None and 'data-pw-seq="0"' in html and "data:image/jpeg;base64," in html
+    html = player.step(session, "arrowup|z", 7)
+    assert 'data-pw-seq="7"' in html and 'data-pw-running="1"' in html and "UPFIRE" in html
+    path, note = player.save_recording(session, "gif")
+    assert path is not None and path.endswith(".gif") and "2 frames" in note
+    assert 'data-pw-seq="0"' in player.reset(session)
+    # a new start closes the old session
+    new_session, _ = player.start(session, "nano", START_GAME, "platformer", 0, None)
+    assert session.closed and not new_session.closed
+
+
+def test_the_controller_turns_player_errors_into_page_messages(zoo_with_nano, tmp_path):
+    player = Player(PlayerConfig(recordings_dir=tmp_path))
+    session, html = player.start(None, "tiny", START_GAME, "maze", 0, None)
+    assert session is None and "no trained weights for 'tiny'" in unescape(html) and "pw-error" in html
+    bad = tmp_path / "notes.png"
+    bad.write_text("not an image")
+    session, html = player.start(None, "nano", START_UPLOAD, "maze", 0, str(bad))
+    assert session is None and "not an image" in html
+    session, html = player.start(None, "nano", START_GAME, "maze", -1, None)
+    assert session is None and "level seed" in html
+    assert "press Start" in player.step(None, "", 1)
+    assert player.save_recording(None, "gif")[0] is None
+    session, _ = player.start(None, "nano", START_GAME, "maze", 0, None)
+    assert "Bad input" in player.step(session, "arrowup", "not-a-number")
+    session.close()
+    assert "press Start" in player.step(session, "", 2)
+    assert not re.search(r"Traceback", player.step(session, "", 3))
+
+
+def test_an_uploaded_image_starts_a_session(zoo_with_nano, tmp_path):
+    path = tmp_path / "shot.png"
+    Image.fromarray(sprite_frames(1)[0]).save(path)
+    session, html = Player(PlayerConfig(recordings_dir=tmp_path)).start(None, "nano", START_UPLOAD, "", 0, str(path))
+    assert session.start_label == "uploaded image shot.png" and 'data-pw-seq="0"' in html
+
+
+def test_several_sessions_keep_independent_worlds_and_all_get_frames(model):
+    result = bench_sessions("nano", sessions=2, seconds=0.5, model=model)
+    assert len(result.fps_per_session) == 2 and result.fps_min > 0
+    assert result.fps_total == pytest.approx(sum(result.fps_per_session), abs=0.02)
