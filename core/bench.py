@@ -64,7 +64,7 @@ def bench_play(variant: str, steps: int = 100, threads: int = 2, precision: str 
     latencies_ms = np.array(latencies) * 1000
     return PlayBenchResult(
         variant=variant, precision=precision, threads=threads, device=device, steps=steps,
-        fps=round(1000 / latencies_ms.mean(), 2),
+        fps=round(float(1000 / latencies_ms.mean()), 2),
         latency_ms_p50=round(float(np.percentile(latencies_ms, 50)), 2),
         latency_ms_p95=round(float(np.percentile(latencies_ms, 95)), 2),
         peak_rss_mb=round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),

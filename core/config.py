@@ -68,6 +68,10 @@ class DynamicsConfig:
             raise ConfigError(f"expand*d_model {self.expand * self.d_model} is not divisible by headdim {self.headdim}")
         if self.action_context < 1:
             raise ConfigError("action_context must be >= 1")
+        if math.isqrt(self.tokens_per_frame) ** 2 != self.tokens_per_frame:
+            raise ConfigError(f"tokens_per_frame {self.tokens_per_frame} is not a square grid")
+        if (self.d_model // self.n_heads) % 4:
+            raise ConfigError(f"attention head size {self.d_model // self.n_heads} must be a multiple of 4 (2D rotary)")
 
 
 @dataclass

@@ -1,0 +1,62 @@
+import json
+
+import pytest
+import torch
+
+from core.config import ZOO, ConfigError, WorldModelConfig, zoo_config
+from core.world_model import WorldModel
+
+
+def counts(name):
+    with torch.device("meta"):  # count parameters without allocating 800M floats
+        return WorldModel(zoo_config(name)).parameter_counts()
+
+
+@pytest.mark.parametrize("name, target", [("tiny", 150e6), ("base", 350e6), ("large", 800e6)])
+def test_zoo_totals_are_within_ten_percent(name, target):
+    assert abs(counts(name)["total"] - target) <= 0.1 * target
+
+
+def test_nano_fits_the_shipping_budget():
+    assert counts("nano")["total"] <= 30e6
+
+
+def test_base_dynamics_is_the_designs_768_by_12():
+    config = zoo_config("base").dynamics
+    assert (config.d_model, config.n_layers) == (768, 12)
+    assert abs(counts("base")["dynamics"] - 200e6) <= 0.1 * 200e6
+
+
+@pytest.mark.parametrize("name", list(ZOO))
+def test_every_variant_keeps_tokenizer_and_decoder_small(name):
+    c = counts(name)
+    assert c["tokenizer"] < 50e6 and c["decoder"] < 100e6
+    assert c["total"] == c["tokenizer"] + c["dynamics"] + c["decoder"]
+
+
+def test_config_round_trips_through_json_as_dataclasses():
+    config = zoo_config("nano")
+    again = WorldModelConfig.from_dict(json.loads(json.dumps(config.to_dict())))
+    assert again == config
+    assert type(again.dynamics).__name__ == "DynamicsConfig"
+
+
+def test_unknown_variant_lists_the_zoo():
+    with pytest.raises(ConfigError, match="the zoo has: nano, tiny, base, large"):
+        zoo_config("huge")
+
+
+def test_unknown_and_missing_fields_are_named():
+    data = zoo_config("nano").to_dict()
+    data["dynamics"]["d_modle"] = 3
+    with pytest.raises(ConfigError, match="d_modle"):
+        WorldModelConfig.from_dict(data)
+    with pytest.raises(ConfigError, match="expected an object"):
+        WorldModelConfig.from_dict([1, 2])
+
+
+def test_inconsistent_vocabularies_are_rejected():
+    data = zoo_config("nano").to_dict()
+    data["dynamics"]["vocab_size"] = 1024
+    with pytest.raises(ConfigError, match="vocabulary sizes disagree"):
+        WorldModelConfig.from_dict(data)
