@@ -14,8 +14,10 @@ import sys
 COMMAND_MODULES = (
     "core.cli.model",  # zoo, bench play
     "core.cli.data",   # games, collect, preview, bench games
+    "core.cli.train",  # train STAGE, plot, bench train
     "finetune.cli",    # ingest, push, hub list|info|pull
     "core.cli.play",   # play (the browser app), bench sessions
+    "core.cli.evaluate",  # evaluate, idm train
 )
 
 

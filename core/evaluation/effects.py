@@ -1,0 +1,63 @@
+"""Which buttons of a pressed action had a visible effect: the label an inverse-dynamics model can learn.
+
+Many presses change nothing on screen: jumping in mid-air, running into a wall, FIRE in the
+platformer while standing still (it only makes running faster), FIRE in the shooter while the
+gun cools down (the "no ammo" case). Two frames cannot tell such a press from NOOP, so an IDM
+scored against the commanded action would be blamed for the game's rules. We read the
+recorded ground-truth state before and after each step and keep only the buttons whose
+effect shows; the IDM is trained on, and every accuracy is counted against, this visible
+action. The share of presses that were relabelled is reported next to each accuracy.
+
+Rules (state[t] is the state at frame t, state[t+1] after the action):
+- platformer: LEFT/RIGHT show when the player moved >= 0.5 px sideways; FIRE (sprint) when it
+  also made the move longer than a walk would; UP (jump) when the player stood on ground;
+  DOWN (fast fall) never: it adds one gravity step (~0.5 px/frame) of speed, under a pixel.
+- maze: a direction shows when the player moved along its axis; FIRE always (the sword is drawn).
+- shooter: a direction shows when the ship moved along its axis; FIRE when a new bullet appeared.
+- other games (no rule): the commanded action counts as visible.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from core.games.base import BUTTONS, unflatten_state
+
+_UP, _DOWN, _LEFT, _RIGHT, _FIRE = range(5)  # columns of core.games.base.BUTTONS
+MOVE_EPS = 0.5  # px: a smaller move rounds to the same pixel, so it cannot be seen
+RULES = ("platformer", "maze", "shooter")
+_BUTTON_IDS = {sum(int(b) << i for i, b in enumerate(row)): a for a, row in enumerate(BUTTONS.tolist())}
+
+
+def has_rule(game: str) -> bool:
+    return game in RULES
+
+
+def visible_actions(game: str, actions: np.ndarray, state: np.ndarray, layout: dict) -> np.ndarray:
+    """actions (T,) commanded at frames 0..T-1, state (T+1, D) for frames 0..T (flat, with its
+    layout from the shard meta) -> (T,) ids of the visible part of each action."""
+    actions = np.asarray(actions, dtype=np.int64)
+    if not has_rule(game):
+        return actions.copy()
+    assert len(state) == len(actions) + 1, (len(state), len(actions))
+    fields = unflatten_state(np.asarray(state, dtype=np.float64), layout)
+    pressed = BUTTONS[actions].copy()                                          # (T, 5) bool
+    pos = fields["player_pos"]                                                 # (T+1, 2)
+    move = pos[1:] - pos[:-1]                                                  # (T, 2)
+    moved_x, moved_y = np.abs(move[:, 0]) >= MOVE_EPS, np.abs(move[:, 1]) >= MOVE_EPS
+    pressed[:, _LEFT] &= moved_x & (move[:, 0] < 0)
+    pressed[:, _RIGHT] &= moved_x & (move[:, 0] > 0)
+    if game == "platformer":
+        walk = np.abs(fields["player_vel"][1:, 0]) / 1.6                       # the run speed without sprint
+        pressed[:, _FIRE] &= (pressed[:, _LEFT] | pressed[:, _RIGHT]) & (np.abs(move[:, 0]) > walk + 0.25)
+        pressed[:, _UP] &= fields["on_ground"][:-1].reshape(-1) > 0.5
+        pressed[:, _DOWN] = False
+    else:
+        pressed[:, _UP] &= moved_y & (move[:, 1] < 0)
+        pressed[:, _DOWN] &= moved_y & (move[:, 1] > 0)
+        if game == "shooter":
+            alive = fields["bullets"][..., -1] > 0.5                           # (T+1, slots)
+            pressed[:, _FIRE] &= (alive[1:] & ~alive[:-1]).any(1)
+    codes = (pressed.astype(np.int64) << np.arange(5)).sum(1)
+    # every subset of a valid action's buttons is itself one of the 18 actions
+    return np.array([_BUTTON_IDS[int(c)] for c in codes], dtype=np.int64)

@@ -1,0 +1,224 @@
+"""The evaluation run: every measurement of issue 5 on held-out episodes, into one results dict.
+
+It drives the model through core/evaluation/rollouts.py (batched like a play session), and
+hands the frames to the metric modules: image_quality (PSNR/SSIM), drift (curves, Genie's
+controllability, drift-free horizon), idm + effects (action accuracy), physics (platformer
+rules), lpips and fvd (when their weights exist). report.py turns the dict into files.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from core.evaluation import drift
+from core.evaluation.effects import has_rule, visible_actions
+from core.evaluation.episodes import Episode
+from core.evaluation.idm import score
+from core.evaluation.image_quality import psnr, ssim
+from core.evaluation.rollouts import reconstruct, rollout, teacher_forced
+from core.tokenizer import codebook_usage
+
+
+@dataclass
+class EvalConfig:
+    recon_frames: int = 64         # frames per episode for reconstruction and teacher forcing
+    keep_frames: int = 300         # generated frames kept per episode for physics, FVD and the GIF (10 s)
+    temperature: float = 0.0       # rollout sampling: 0 = likeliest token, as a play session by default
+    seed: int = 0                  # sampling and the random actions of the controllability test
+    ssim_every: int = 1            # SSIM on every n-th rollout step (SSIM costs more than the model step on CPU)
+
+
+def _mean(values) -> float | None:
+    values = [v for v in values if v is not None and np.isfinite(v)]
+    return round(float(np.mean(values)), 4) if values else None
+
+
+def evaluate_model(model, episodes: list[Episode], config: EvalConfig | None = None, *, idm=None, idm_info=None,
+                   lpips=None, lpips_note: str = "", i3d=None, fvd_note: str = "", progress: bool = True) -> dict:
+    """Run every measurement; returns {"metrics": ..., "curves": ..., "samples": ...} (samples: frames for the GIF)."""
+    config = config or EvalConfig()
+    torch.manual_seed(config.seed)
+    metrics: dict = {}
+    metrics["reconstruction"], metrics["prediction"] = _reconstruction(model, episodes, config, lpips, lpips_note)
+    rollouts = _free_rollouts(model, episodes, config, idm, progress)
+    steps = len(rollouts["counts"])
+    curves = {"psnr": rollouts["psnr"], "ssim": rollouts["ssim"], "palette_fidelity": rollouts["fidelity"]}
+    metrics["drift"] = drift.summarise_curve({"psnr": curves["psnr"], "ssim": curves["ssim"]}, rollouts["counts"])
+    metrics["drift"]["rollout_frames"] = steps
+    metrics["controllability"] = _controllability(model, episodes, config, rollouts["control"], progress)
+
+    real_fidelity = np.concatenate([drift.palette_fidelity(e.frames[1:steps + 1], drift.palette_of(e.frames[0]))
+                                    for e in episodes])
+    floor = drift.band_floor(real_fidelity)
+    horizons = [drift.drift_free_frames(f, floor) for f in rollouts["fidelity_per_episode"]]
+    seconds = [frames / drift.FPS for frames, _ in horizons]
+    metrics["drift_free_horizon"] = {
+        "seconds_median": round(float(np.median(seconds)), 2), "seconds_per_episode": [round(s, 2) for s in seconds],
+        "drifted": [bool(d) for _, d in horizons], "signal": "palette fidelity (see core/evaluation/drift.py)",
+        "band_floor": round(floor, 4), "real_fidelity_min": round(float(real_fidelity.min()), 4),
+        "censored": "a rollout that never drifted counts its full length (a lower bound)"}
+
+    metrics["action_accuracy"] = _action_accuracy(episodes, rollouts, idm, idm_info)
+    metrics["physics"] = _physics(episodes, rollouts["kept"])
+    metrics["fvd"] = _fvd(episodes, rollouts["kept"], i3d, fvd_note)
+    return {"metrics": metrics, "config": asdict(config),
+            "curves": {k: [round(float(x), 4) for x in v] for k, v in curves.items()},
+            "samples": {"real": episodes[0].frames[1:rollouts["kept"][0].shape[0] + 1], "generated": rollouts["kept"][0]}}
+
+
+def _reconstruction(model, episodes, config, lpips, lpips_note) -> tuple[dict, dict]:
+    rows = {k: [] for k in ("tok_psnr", "tok_ssim", "dec_psnr", "dec_ssim", "tf_psnr", "tf_ssim", "dec_lpips", "tf_lpips")}
+    ids = []
+    for episode in episodes:
+        frames = episode.frames[:config.recon_frames]
+        round_trip, decoded, episode_ids = reconstruct(model, frames)
+        predicted = teacher_forced(model, frames, episode.actions[:len(frames)], episode_ids)
+        ids.append(episode_ids)
+        rows["tok_psnr"] += list(psnr(frames, round_trip))
+        rows["tok_ssim"] += list(ssim(frames, round_trip))
+        rows["dec_psnr"] += list(psnr(frames[1:], decoded))
+        rows["dec_ssim"] += list(ssim(frames[1:], decoded))
+        rows["tf_psnr"] += list(psnr(frames[1:], predicted))
+        rows["tf_ssim"] += list(ssim(frames[1:], predicted))
+        if lpips is not None:
+            rows["dec_lpips"] += list(lpips.distance(frames[1:], decoded))
+            rows["tf_lpips"] += list(lpips.distance(frames[1:], predicted))
+    usage = codebook_usage(torch.cat(ids), model.config.tokenizer.vocab_size)
+    lpips_value = (lambda key: _mean(rows[key])) if lpips is not None else (lambda key: lpips_note)
+    recon = {"tokenizer_psnr": _mean(rows["tok_psnr"]), "tokenizer_ssim": _mean(rows["tok_ssim"]),
+             "decoder_psnr": _mean(rows["dec_psnr"]), "decoder_ssim": _mean(rows["dec_ssim"]),
+             "decoder_lpips": lpips_value("dec_lpips"),
+             "codebook_used_fraction": round(usage["used_fraction"], 4),
+             "codebook_perplexity": round(usage["perplexity"], 2), "frames": len(rows["tok_psnr"])}
+    prediction = {"teacher_forced_psnr": _mean(rows["tf_psnr"]), "teacher_forced_ssim": _mean(rows["tf_ssim"]),
+                  "teacher_forced_lpips": lpips_value("tf_lpips"), "frames": len(rows["tf_psnr"])}
+    return recon, prediction
+
+
+def _free_rollouts(model, episodes, config, idm, progress) -> dict:
+    """Roll every episode out under its real actions, scoring each step as it comes."""
+    lengths = np.array([len(e.frames) - 1 for e in episodes])                 # steps with a real frame to compare
+    steps = int(lengths.max())
+    actions = np.zeros((len(episodes), steps), np.int64)                       # NOOP past an episode's end
+    for i, e in enumerate(episodes):
+        actions[i, :lengths[i]] = e.actions[:lengths[i]]
+    palettes = [drift.palette_of(e.frames[0]) for e in episodes]
+    sums = {k: np.zeros(steps) for k in ("psnr", "ssim", "fidelity", "ssim_count")}
+    counts = np.zeros(steps, np.int64)
+    fidelity = [[] for _ in episodes]
+    kept = [[] for _ in episodes]
+    control = {s: [] for s in drift.CONTROL_STEPS}
+    predicted = [[] for _ in episodes]
+    previous = np.stack([e.frames[0] for e in episodes])
+    stream = rollout(model, previous, actions, temperature=config.temperature, seed=config.seed)
+    for t, generated in enumerate(tqdm(stream, total=steps, desc="rollout", unit="frame", disable=not progress)):
+        live = np.flatnonzero(lengths > t)
+        real = np.stack([episodes[i].frames[t + 1] for i in live])
+        values = psnr(real, generated[live])
+        sums["psnr"][t], counts[t] = values.sum(), len(live)
+        if t % config.ssim_every == 0 or t + 1 in drift.CONTROL_STEPS:
+            sums["ssim"][t], sums["ssim_count"][t] = ssim(real, generated[live]).sum(), len(live)
+        for k, i in enumerate(live):
+            fidelity[i].append(drift.palette_fidelity(generated[i:i + 1], palettes[i])[0])
+            if t < config.keep_frames:
+                kept[i].append(generated[i])
+            if t + 1 in control:
+                control[t + 1].append(values[k])
+        if idm is not None:
+            step_predictions = idm.predict(previous[live], generated[live])[0]
+            for k, i in enumerate(live):
+                predicted[i].append(step_predictions[k])
+        previous = generated
+    with np.errstate(invalid="ignore"):
+        curve_ssim = np.where(sums["ssim_count"] > 0, sums["ssim"] / np.maximum(sums["ssim_count"], 1), np.nan)
+    mean_fidelity = np.array([np.mean([f[t] for f in fidelity if len(f) > t]) for t in range(steps)])
+    return {"psnr": sums["psnr"] / counts, "ssim": _fill(curve_ssim), "fidelity": mean_fidelity, "counts": counts,
+            "fidelity_per_episode": [np.array(f) for f in fidelity], "kept": [np.stack(k) for k in kept],
+            "control": control, "idm_predicted": [np.array(p, np.int64) for p in predicted]}
+
+
+def _fill(curve: np.ndarray) -> np.ndarray:
+    """Carry the last computed value over steps where SSIM was skipped (ssim_every > 1)."""
+    out = curve.copy()
+    for t in range(1, len(out)):
+        if np.isnan(out[t]):
+            out[t] = out[t - 1]
+    return out
+
+
+def _controllability(model, episodes, config, real_psnr, progress) -> dict:
+    """Genie's delta-PSNR: the same starts, rolled out under uniformly random actions."""
+    horizon = min(max(drift.CONTROL_STEPS), max(len(e.frames) - 1 for e in episodes))
+    rng = np.random.default_rng(config.seed)
+    actions = rng.integers(0, model.config.dynamics.num_actions, (len(episodes), horizon))
+    random_psnr = {s: [] for s in drift.CONTROL_STEPS}
+    stream = rollout(model, np.stack([e.frames[0] for e in episodes]), actions, temperature=config.temperature,
+                     seed=config.seed)
+    for t, generated in enumerate(tqdm(stream, total=horizon, desc="random actions", unit="frame",
+                                       disable=not progress)):
+        if t + 1 in random_psnr:
+            live = [i for i, e in enumerate(episodes) if len(e.frames) - 1 > t]
+            random_psnr[t + 1] = list(psnr(np.stack([episodes[i].frames[t + 1] for i in live]), generated[live]))
+    return drift.controllability(real_psnr, random_psnr)
+
+
+def _action_accuracy(episodes, rollouts, idm, idm_info) -> dict | str:
+    if idm is None:
+        return "not computed (no IDM given: train one with `pocketworld idm train --data SHARDS --out DIR`, pass --idm DIR)"
+    game = episodes[0].meta["game"]
+    if idm.config.game != game:
+        return f"not computed (the IDM was trained on {idm.config.game}, the data is {game})"
+    labels, commanded, real_predicted = [], [], []
+    for episode in episodes:
+        n = len(episode.frames) - 1
+        commanded.append(episode.actions[:n])
+        labels.append(visible_actions(game, episode.actions[:n], episode.state, episode.meta.get("state_layout", {})))
+        real_predicted.append(idm.predict(episode.frames[:-1], episode.frames[1:])[0])
+    labels, commanded = np.concatenate(labels), np.concatenate(commanded)
+    real = score(np.concatenate(real_predicted), labels, commanded)
+    generated = score(np.concatenate(rollouts["idm_predicted"]), labels, commanded)
+    rule = ("visible action: presses with no visible effect in that game state (e.g. UP in mid-air, FIRE while "
+            "standing) count as the buttons that did show, from the recorded state (core/evaluation/effects.py)"
+            if has_rule(game) else "commanded action (no visibility rule for this game)")
+    return {"generated": generated.to_dict(), "real_this_split": real.to_dict(),
+            "idm_heldout_at_training": (idm_info or {}).get("heldout", {}).get("accuracy"),
+            "labels": rule}
+
+
+def _physics(episodes, kept) -> dict | str:
+    from core.evaluation.physics import physics_score
+
+    platformer = [(e, k) for e, k in zip(episodes, kept) if e.meta["game"] == "platformer"]
+    if not platformer:
+        return "not computed (physics rules exist for the platformer only)"
+    real, generated = [], []
+    for episode, frames in platformer:
+        seed, tileset = episode.meta["seed"], episode.meta.get("tileset")
+        real.append(physics_score(episode.frames[:len(frames) + 1], seed, tileset))
+        generated.append(physics_score(np.concatenate([episode.frames[:1], frames]), seed, tileset))
+
+    def pooled(results):
+        total = sum(r["transitions"] for r in results)
+        passed = sum(r["score"] * r["transitions"] for r in results if r["transitions"])
+        violations = {rule: sum(r["violations"][rule] for r in results) for rule in results[0]["violations"]}
+        return {"score": round(passed / max(total, 1), 4), "transitions": total, "violations": violations}
+
+    return {"generated": pooled(generated), "real": pooled(real)}
+
+
+def _fvd(episodes, kept, i3d, note) -> dict | str:
+    if i3d is None:
+        return note
+    from core.evaluation.fvd import CLIP_LEN, clips_of, frechet_distance
+
+    real = clips_of([e.frames[1:len(k) + 1] for e, k in zip(episodes, kept)])
+    generated = clips_of(kept)
+    if len(real) < 2:
+        return f"not computed (needs at least 2 clips of {CLIP_LEN} frames; got {len(real)})"
+    value = frechet_distance(i3d.embed(real), i3d.embed(generated))
+    return {"fvd": round(value, 2), "clip_frames": CLIP_LEN, "clips": len(real),
+            "note": "few clips bias FVD upwards; compare numbers made with the same clip count"}

@@ -1,0 +1,110 @@
+"""Training an inverse-dynamics model on recorded play, with its accuracy on held-out levels.
+
+Transitions come from the shards' training split; the accuracy reported with the saved IDM
+is measured on another split (levels it never saw), so the number that later judges
+generated frames is itself known to be trustworthy (or not) on real play.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from tqdm import tqdm
+
+from core.evaluation.effects import has_rule, visible_actions
+from core.evaluation.episodes import Episode, load_episodes
+from core.evaluation.idm import IDMConfig, InverseDynamics, score
+
+
+@dataclass
+class IDMTrainConfig:
+    steps: int = 1500          # optimiser steps
+    batch: int = 32            # transitions per step
+    lr: float = 2e-3           # AdamW learning rate (cosine-decayed to 0)
+    weight_decay: float = 1e-4  # AdamW weight decay
+    seed: int = 0              # initialisation and batch order
+
+
+class Transitions:
+    """Every (frame t, frame t+1, visible action, commanded action) of some episodes; frames are
+    pooled once up front (as the IDM reads them), so a training step does no image work."""
+
+    def __init__(self, episodes: list[Episode], model: InverseDynamics):
+        self.frames = [torch.cat([model.prepare(e.frames[i:i + 256]) for i in range(0, len(e.frames), 256)]).half()
+                       for e in episodes]                                      # per episode (T, 3, h, w)
+        index, labels, commanded = [], [], []
+        for e, episode in enumerate(episodes):
+            count = len(episode.frames) - 1
+            index.append(np.stack([np.full(count, e), np.arange(count)], 1))
+            commanded.append(episode.actions[:count])
+            labels.append(visible_actions(episode.meta["game"], episode.actions[:count], episode.state,
+                                          episode.meta.get("state_layout", {})))
+        self.index = np.concatenate(index)                                     # (N, 2) episode, frame
+        self.labels, self.commanded = np.concatenate(labels), np.concatenate(commanded)
+
+    def __len__(self) -> int:
+        return len(self.index)
+
+    def pairs(self, rows: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
+        """Prepared frames (b, 3, h, w) before and after for the given rows."""
+        before = torch.stack([self.frames[e][t] for e, t in self.index[rows]]).float()
+        after = torch.stack([self.frames[e][t + 1] for e, t in self.index[rows]]).float()
+        return before, after
+
+
+def train_idm(sources, *, train_split: str = "train", eval_split: str = "test", config: IDMTrainConfig | None = None,
+              idm_config: IDMConfig | None = None, progress: bool = True) -> tuple[InverseDynamics, dict]:
+    """Train on `train_split` of the shards at `sources`, score on `eval_split`; returns the model
+    and its info (game, splits, seeds, held-out accuracy and confusion) for save_idm."""
+    config = config or IDMTrainConfig()
+    train_episodes = load_episodes(sources, train_split)
+    heldout_episodes = load_episodes(sources, eval_split)
+    games = {e.meta["game"] for e in train_episodes + heldout_episodes}
+    if len(games) != 1:
+        raise ValueError(f"an IDM learns one game, but the data holds {', '.join(sorted(games))}; "
+                         f"pass the shards of one game")
+    game = games.pop()
+    size = train_episodes[0].frames.shape[1]
+    idm_config = idm_config or IDMConfig(game=game, image_size=size)
+    torch.manual_seed(config.seed)
+    model = InverseDynamics(idm_config)
+    train, heldout = Transitions(train_episodes, model), Transitions(heldout_episodes, model)
+    optimiser = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+    schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimiser, config.steps)
+    rng = np.random.default_rng(config.seed)
+    model.train()
+    bar = tqdm(range(config.steps), desc="idm train", unit="step", disable=not progress)
+    for _ in bar:
+        rows = rng.integers(0, len(train), config.batch)
+        before, after = train.pairs(rows)
+        loss = F.cross_entropy(model(before, after), torch.from_numpy(train.labels[rows]))
+        optimiser.zero_grad(set_to_none=True)
+        loss.backward()
+        optimiser.step()
+        schedule.step()
+        bar.set_postfix(loss=f"{loss.item():.3f}")
+    report = evaluate_on(model, heldout, progress=progress)
+    info = {"game": game, "train_split": train_split, "eval_split": eval_split,
+            "train_transitions": len(train), "train_seeds": sorted({e.meta["seed"] for e in train_episodes}),
+            "eval_seeds": sorted({e.meta["seed"] for e in heldout_episodes}),
+            "labels": "visible action" if has_rule(game) else "commanded action (no visibility rule for this game)",
+            "heldout": report.to_dict(), "train": asdict_config(config)}
+    return model.eval(), info
+
+
+def evaluate_on(model: InverseDynamics, transitions: Transitions, batch: int = 64, progress: bool = False):
+    """IDMReport of `model` on labelled real transitions."""
+    predicted = []
+    model.eval()
+    with torch.inference_mode():
+        for start in tqdm(range(0, len(transitions), batch), desc="idm eval", disable=not progress):
+            before, after = transitions.pairs(np.arange(start, min(start + batch, len(transitions))))
+            predicted.append(model(before, after).argmax(-1).numpy())
+    return score(np.concatenate(predicted), transitions.labels, transitions.commanded)
+
+
+def asdict_config(config: IDMTrainConfig) -> dict:
+    return {k: getattr(config, k) for k in config.__dataclass_fields__}

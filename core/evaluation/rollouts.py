@@ -1,0 +1,87 @@
+"""Driving a world model over real play: reconstructions, teacher-forced predictions, free rollouts.
+
+Three ways of asking the model for frames, from easiest to hardest:
+- reconstruction: real frame -> tokens -> frame (the tokenizer's own decoder, and the frame
+  decoder given the real previous frame), which bounds everything after it;
+- teacher forcing: the dynamics sees the real tokens of frames 0..t and predicts t+1 (one
+  parallel forward, as in training), decoded on the real frame t;
+- free rollout: from the real first frame, the model feeds on its own frames under a given
+  action sequence, stepping the recurrent state once per frame exactly as a play session
+  does (core/session.py), but for a batch of episodes at once.
+"""
+
+from __future__ import annotations
+
+from typing import Iterator
+
+import numpy as np
+import torch
+
+from core.frames import to_model, to_uint8
+from core.world_model import WorldModel
+
+
+def _batches(count: int, size: int):
+    return (slice(i, min(i + size, count)) for i in range(0, count, size))
+
+
+@torch.inference_mode()
+def reconstruct(model: WorldModel, frames: np.ndarray, batch: int = 16) -> tuple[np.ndarray, np.ndarray, torch.Tensor]:
+    """frames uint8 (T, H, W, 3) -> (tokenizer round trip (T, H, W, 3), frame decoder on the real
+    previous frame (T-1, H, W, 3) for frames 1..T-1, token ids (T, 16, 16))."""
+    ids, round_trip = [], []
+    for part in _batches(len(frames), batch):
+        x = to_model(frames[part])                                            # (b, 3, H, W)
+        part_ids = model.tokenizer.encode(x)                                  # (b, 16, 16)
+        ids.append(part_ids)
+        round_trip.append(to_uint8(model.tokenizer.decode(part_ids).clamp(-1, 1)))
+    ids = torch.cat(ids)
+    decoded = []
+    for part in _batches(len(frames) - 1, batch):
+        prev = to_model(frames[part])
+        nxt = ids[part.start + 1:part.stop + 1]
+        decoded.append(to_uint8(model.decoder(nxt, prev).clamp(-1, 1)))
+    empty = np.zeros((0, *frames.shape[1:]), np.uint8)
+    return np.concatenate(round_trip), np.concatenate(decoded) if decoded else empty, ids
+
+
+@torch.inference_mode()
+def teacher_forced(model: WorldModel, frames: np.ndarray, actions: np.ndarray, ids: torch.Tensor,
+                   window: int = 32) -> np.ndarray:
+    """Next-frame predictions from real context: frames uint8 (T, H, W, 3), actions (T,), ids
+    (T, 16, 16) from `reconstruct` -> predicted frames 1..T-1 (T-1, H, W, 3).
+
+    The sequence is cut into windows of `window` frames (the training clip length), each
+    predicted in one parallel forward pass."""
+    grid = ids.shape[-1]
+    out = []
+    for part in _batches(len(frames) - 1, window):
+        tokens = ids[part].flatten(1)[None]                                   # (1, w, S)
+        logits = model.dynamics(tokens, torch.as_tensor(actions[part])[None])  # (1, w, S, V)
+        predicted = logits[0].argmax(-1).view(-1, grid, grid)                 # (w, 16, 16) for frames t+1
+        out.append(to_uint8(model.decoder(predicted, to_model(frames[part])).clamp(-1, 1)))
+    return np.concatenate(out)
+
+
+@torch.inference_mode()
+def rollout(model: WorldModel, first_frames: np.ndarray, actions: np.ndarray, *, temperature: float = 0.0,
+            seed: int = 0) -> Iterator[np.ndarray]:
+    """Free rollouts of a batch: first_frames uint8 (B, H, W, 3), actions int (B, T) ->
+    yields the generated frames uint8 (B, H, W, 3) after each of the T actions, in order.
+
+    temperature 0 takes the likeliest token (as WorldSession's default); > 0 samples."""
+    generator = torch.Generator().manual_seed(seed)
+    frame = to_model(first_frames)                                           # (B, 3, H, W)
+    tokens = model.tokenizer.encode(frame).flatten(1)                        # (B, S)
+    grid = model.config.tokenizer.grid_size
+    state = model.dynamics.init_state(len(first_frames))
+    actions = torch.as_tensor(np.asarray(actions), dtype=torch.long)
+    for t in range(actions.shape[1]):
+        logits, state = model.dynamics.step(tokens, actions[:, t], state)    # (B, S, V)
+        if temperature == 0:
+            tokens = logits.argmax(-1)
+        else:
+            probs = (logits.float() / temperature).softmax(-1)
+            tokens = torch.multinomial(probs.flatten(0, 1), 1, generator=generator).view(len(frame), -1)
+        frame = model.decoder(tokens.view(-1, grid, grid), frame).clamp_(-1, 1)
+        yield to_uint8(frame)
