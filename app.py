@@ -2,7 +2,7 @@
 
 Thin wiring only: every action lives in `core.play` (tested without a browser); this file
 places the components and connects their events. Each browser tab holds its own world in a
-`gr.State`. The frame loop is paced by the page (see core/play/page.py for why).
+`gr.State`. A `gr.Timer` drives the frame loop (core/play/page.py says why, with measurements).
 
     python app.py [--host 127.0.0.1] [--port 7860] [--share] [--model nano] [--threads 2]
 """
@@ -15,7 +15,7 @@ import gradio as gr
 
 from core.cli.play import add_play_arguments
 from core.play.controller import START_GAME, START_UPLOAD, WELCOME, Player, PlayerConfig
-from core.play.page import CONTROLS_HTML, CONTROLS_JS, CSS, SURFACE_JS, message_html
+from core.play.page import CONTROLS_HTML, CONTROLS_JS, CSS, KEYS_JS, SURFACE_JS, TARGET_FPS, message_html
 from core.play.recording import FORMATS
 
 
@@ -41,23 +41,36 @@ def build_app(player: Player, model: str | None = None, step_concurrency: int | 
                         reset = gr.Button("Reset", elem_id="pw-reset")
                 with gr.Column(scale=2, min_width=300):
                     surface = gr.HTML(message_html(WELCOME), js_on_load=SURFACE_JS, elem_id="pw-surface")
+                    keys = gr.HTML("0", html_template="", js_on_load=KEYS_JS, elem_id="pw-keys")
                     gr.HTML(CONTROLS_HTML, js_on_load=CONTROLS_JS, elem_id="pw-controls")
                     with gr.Row():
                         fmt = gr.Radio(list(FORMATS), value="gif", label="Recording format")
                         save = gr.Button("Save recording", elem_id="pw-save")
                     save_note = gr.Markdown()
                     recording = gr.File(label="Recording", interactive=False)
+            ticks = gr.Timer(1 / TARGET_FPS, active=False)
 
-            start.click(player.start, [session, model_pick, start_kind, game, seed, upload], [session, surface],
-                        show_progress="minimal")
-            reset.click(player.reset, session, surface, show_progress="hidden")
-            def step(state, evt: gr.EventData):  # the page sends {keys, seq} with each request
-                return player.step(state, getattr(evt, "keys", ""), getattr(evt, "seq", 0))
+            def loop(running: bool):  # frames flow while a session runs; a message stops them
+                return gr.Timer(active=running)
 
-            # "multiple": the page asks for the next frame while the last event is still closing;
-            # the default ("once") would drop that request. The page keeps one request in flight.
-            surface.step(step, [session], surface, show_progress="hidden", trigger_mode="multiple",
-                         concurrency_limit=step_concurrency, api_visibility="private")
+            def start_session(*inputs):
+                new_session, html, running = player.start(*inputs)
+                return new_session, html, loop(running)
+
+            def next_frame(state, key_state):
+                html, running = player.step(state, key_state)
+                return html, (gr.skip() if running else loop(False))
+
+            def reset_session(state):
+                html, running = player.reset(state)
+                return html, loop(running)
+
+            start.click(start_session, [session, model_pick, start_kind, game, seed, upload],
+                        [session, surface, ticks], show_progress="minimal")
+            reset.click(reset_session, session, [surface, ticks], show_progress="hidden")
+            # "once": a tick that comes while the last frame is still computing is dropped, not queued
+            ticks.tick(next_frame, [session, keys], [surface, ticks], show_progress="hidden", trigger_mode="once",
+                       concurrency_limit=step_concurrency, api_visibility="private")
             save.click(player.save_recording, [session, fmt], [recording, save_note])
     return demo
 

@@ -95,9 +95,12 @@ def test_keys_in_the_page_play_the_world_and_fps_is_shown(app_url):
             page.wait_for_function("window.__pocketworld.report().frames >= 4", timeout=60_000)
             page.keyboard.up("ArrowRight")
             page.keyboard.down("z")
-            page.wait_for_function("window.__pocketworld.report().key_samples >= 1", timeout=60_000)
+            page.wait_for_function("window.__pocketworld.report().key_samples >= 2", timeout=60_000)
             page.keyboard.up("z")
             page.locator('#pw-controls button[data-key="arrowleft"]').dispatch_event("pointerdown")
+            page.wait_for_function("window.__pocketworld.report().key_samples >= 3", timeout=60_000)
+            page.wait_for_function("/LEFT · nano/.test(document.querySelector('#pw-surface .pw-hud').innerText)",
+                                   timeout=60_000)  # the on-screen button reached the model
             page.wait_for_function("window.__pocketworld.report().frames >= 8", timeout=60_000)
 
             assert page.evaluate("window.__seen.size") >= 2, "the frame never changed"

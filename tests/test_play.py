@@ -10,11 +10,12 @@ import torch
 from PIL import Image
 
 from core import actions
-from core.play.controller import START_GAME, START_UPLOAD, Player, PlayerConfig
+from core.play.controller import START_GAME, START_UPLOAD, WELCOME, Player, PlayerConfig
 from core.play.load import bench_sessions
 from core.play.models import ModelChoice, registry_choices
+from core.play.page import message_html
 from core.play.recording import Recording, RecordingConfig, RecordingError
-from core.play.session import PlayConfig, PlaySession, SessionExpired, keys_to_action, parse_keys
+from core.play.session import PlayConfig, PlaySession, SessionExpired, keys_to_action, parse_key_state
 from core.play.stats import FrameStats
 from core.play.upload import StartImageError, UploadConfig, load_start_image
 from core.world_model import WorldModel
@@ -45,9 +46,12 @@ class FakeClock:
 
 
 def test_held_keys_map_to_one_action_and_unknown_keys_are_ignored():
-    assert keys_to_action(parse_keys("arrowleft|space")) == actions.ACTION_IDS["LEFTFIRE"]
+    assert parse_key_state("7|arrowleft|space") == (7, ["arrowleft", "space"])
+    assert keys_to_action(parse_key_state("7|arrowleft|space")[1]) == actions.ACTION_IDS["LEFTFIRE"]
     assert keys_to_action(["w", "d", "shift"]) == actions.ACTION_IDS["UPRIGHT"]
-    assert keys_to_action(parse_keys("")) == actions.NOOP
+    assert parse_key_state("") == (0, []) and parse_key_state("3") == (3, [])
+    with pytest.raises(ValueError, match="change number"):
+        parse_key_state("arrowleft")
     assert keys_to_action(["arrowleft", "arrowright"]) == actions.NOOP  # opposite directions cancel
 
 
@@ -164,42 +168,46 @@ def test_registry_fine_tunes_are_playable_when_their_base_is(zoo_with_nano):
 
 def test_the_controller_plays_a_level_and_saves_what_was_played(zoo_with_nano, tmp_path):
     player = Player(PlayerConfig(recordings_dir=tmp_path / "recordings"))
-    session, html = player.start(None, "nano", START_GAME, "maze", 3, None)
-    assert session is not None and 'data-pw-seq="0"' in html and "data:image/jpeg;base64," in html
-    html = player.step(session, "arrowup|z", 7)
-    assert 'data-pw-seq="7"' in html and 'data-pw-running="1"' in html and "UPFIRE" in html
+    session, html, running = player.start(None, "nano", START_GAME, "maze", 3, None)
+    assert running and 'data-pw-keyseq="0"' in html and "data:image/jpeg;base64," in html
+    first_start = re.search(r'data-pw-start="(\d+)"', html).group(1)
+    html, running = player.step(session, "7|arrowup|z")
+    assert running and 'data-pw-keyseq="7"' in html and "UPFIRE" in html and "frame 1" in html
     path, note = player.save_recording(session, "gif")
     assert path is not None and path.endswith(".gif") and "2 frames" in note
-    assert 'data-pw-seq="0"' in player.reset(session)
+    html, running = player.reset(session)
+    assert running and re.search(r'data-pw-start="(\d+)"', html).group(1) != first_start
     # a new start closes the old session
-    new_session, _ = player.start(session, "nano", START_GAME, "platformer", 0, None)
+    new_session, _, _ = player.start(session, "nano", START_GAME, "platformer", 0, None)
     assert session.closed and not new_session.closed
 
 
 def test_the_controller_turns_player_errors_into_page_messages(zoo_with_nano, tmp_path):
     player = Player(PlayerConfig(recordings_dir=tmp_path))
-    session, html = player.start(None, "tiny", START_GAME, "maze", 0, None)
-    assert session is None and "no trained weights for 'tiny'" in unescape(html) and "pw-error" in html
+    session, html, running = player.start(None, "tiny", START_GAME, "maze", 0, None)
+    assert session is None and not running and "no trained weights for 'tiny'" in unescape(html) and "pw-error" in html
     bad = tmp_path / "notes.png"
     bad.write_text("not an image")
-    session, html = player.start(None, "nano", START_UPLOAD, "maze", 0, str(bad))
+    session, html, _ = player.start(None, "nano", START_UPLOAD, "maze", 0, str(bad))
     assert session is None and "not an image" in html
-    session, html = player.start(None, "nano", START_GAME, "maze", -1, None)
+    session, html, _ = player.start(None, "nano", START_GAME, "maze", -1, None)
     assert session is None and "level seed" in html
-    assert "press Start" in player.step(None, "", 1)
+    assert player.step(None, "") == (message_html(WELCOME), False)
     assert player.save_recording(None, "gif")[0] is None
-    session, _ = player.start(None, "nano", START_GAME, "maze", 0, None)
-    assert "Bad input" in player.step(session, "arrowup", "not-a-number")
+    session, _, _ = player.start(None, "nano", START_GAME, "maze", 0, None)
+    html, running = player.step(session, "arrowup")
+    assert "Bad input" in html and not running
     session.close()
-    assert "press Start" in player.step(session, "", 2)
-    assert not re.search(r"Traceback", player.step(session, "", 3))
+    html, running = player.step(session, "2")
+    assert "press Start" in html and not running and "Traceback" not in html
 
 
 def test_an_uploaded_image_starts_a_session(zoo_with_nano, tmp_path):
     path = tmp_path / "shot.png"
     Image.fromarray(sprite_frames(1)[0]).save(path)
-    session, html = Player(PlayerConfig(recordings_dir=tmp_path)).start(None, "nano", START_UPLOAD, "", 0, str(path))
-    assert session.start_label == "uploaded image shot.png" and 'data-pw-seq="0"' in html
+    session, html, running = Player(PlayerConfig(recordings_dir=tmp_path)).start(None, "nano", START_UPLOAD, "", 0,
+                                                                                str(path))
+    assert running and session.start_label == "uploaded image shot.png" and "data:image/jpeg" in html
 
 
 def test_several_sessions_keep_independent_worlds_and_all_get_frames(model):

@@ -17,7 +17,7 @@ from core.games import GAMES, first_frame
 from core.play.models import ModelCache, all_choices
 from core.play.page import frame_html, message_html
 from core.play.recording import RecordingError
-from core.play.session import PlayConfig, PlaySession, SessionExpired, parse_keys
+from core.play.session import PlayConfig, PlaySession, SessionExpired, parse_key_state
 from core.play.upload import StartImageError, UploadConfig, load_start_image
 
 START_GAME, START_UPLOAD = "game level", "uploaded image"
@@ -64,7 +64,7 @@ class Player:
         return list(GAMES)
 
     def start(self, session: PlaySession | None, model: str, start_kind: str, game: str, seed, upload: str | None):
-        """A new session (the old one is closed). Returns (session, surface html)."""
+        """A new session (the old one is closed). Returns (session, surface html, whether the loop should run)."""
         if session is not None:
             session.close()
         try:
@@ -75,31 +75,31 @@ class Player:
                 frame, label = first_frame(game, seed), f"{game} level {seed}"
             loaded = self.models.get(model)
         except (StartImageError, zoo.WeightsNotAvailable, ValueError) as err:
-            return None, message_html(f"Cannot start: {err}", error=True)
+            return None, message_html(f"Cannot start: {err}", error=True), False
         session = PlaySession(loaded, model, frame, label, self.config.play)
-        return session, self._frame(session, seq=0)
+        return session, self._frame(session, new_start=True), True
 
-    def step(self, session: PlaySession | None, keys: str | None, seq) -> str:
-        """The next frame for the page's request number `seq`, under the held `keys`."""
+    def step(self, session: PlaySession | None, key_state: str | None) -> tuple[str, bool]:
+        """The next frame under the page's key state; (surface html, whether the loop should go on)."""
         if session is None:
-            return message_html(WELCOME)
+            return message_html(WELCOME), False
         try:
-            seq = int(seq)
-            session.step(parse_keys(keys))
+            key_seq, keys = parse_key_state(key_state)
+            session.step(keys)
         except SessionExpired as err:
-            return message_html(str(err))
+            return message_html(str(err)), False
         except ValueError as err:  # a malformed request (the page only sends known keys)
-            return message_html(f"Bad input from the page: {err}", error=True)
-        return self._frame(session, seq=seq)
+            return message_html(f"Bad input from the page: {err}", error=True), False
+        return self._frame(session, key_seq=key_seq), True
 
-    def reset(self, session: PlaySession | None) -> str:
+    def reset(self, session: PlaySession | None) -> tuple[str, bool]:
         if session is None:
-            return message_html(WELCOME)
+            return message_html(WELCOME), False
         try:
             session.reset()
         except SessionExpired as err:
-            return message_html(str(err))
-        return self._frame(session, seq=0)
+            return message_html(str(err)), False
+        return self._frame(session, new_start=True), True
 
     def save_recording(self, session: PlaySession | None, fmt: str) -> tuple[str | None, str]:
         """(path of the written file or None, a message for the page)."""
@@ -111,10 +111,10 @@ class Player:
             return None, str(err)
         return str(path), f"Saved {len(session.recording)} frames ({session.start_label}, {session.model_name})."
 
-    def _frame(self, session: PlaySession, seq: int) -> str:
-        # seq 0 marks a (re)start; each start gets its own id so the page sees a new value and restarts its loop
-        start_id = next(self._start_ids) if seq == 0 else 0
-        return frame_html(session.jpeg, seq, start_id, running=True, hud=session.summary())
+    def _frame(self, session: PlaySession, key_seq: int = 0, new_start: bool = False) -> str:
+        if new_start:  # each start or reset gets a new id: the page starts its statistics over
+            session.start_id = next(self._start_ids)
+        return frame_html(session.jpeg, key_seq, session.start_id, hud=session.summary())
 
 
 def _level_seed(seed) -> int:

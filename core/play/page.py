@@ -1,11 +1,16 @@
-"""The play surface's HTML and JavaScript: frames in, held keys out, measured in the browser.
+"""The play page's HTML and JavaScript: held keys out, frames in, measured in the browser.
 
-The loop is paced by the client: when a frame arrives, the page asks for the next one (no
-sooner than 1/TARGET_FPS after the last request), carrying the keys held at that moment. So
-the model runs back to back at its own pace, no tick is wasted waiting on a timer, and a slow
-model never builds a queue. The page measures what the player feels, frames/s and
-keypress-to-frame latency (from the keydown to the first frame computed with that key held),
-and shows them; `window.__pocketworld.report()` returns them for tests and load scripts.
+A `gr.Timer` in app.py asks for a frame every 1/TARGET_FPS s, sending the key state that a
+small hidden component (`KEYS_JS`) keeps current. We chose the timer over a loop paced by the
+page (each frame requesting the next through a custom event) by measurement: with a 40 ms step
+on our 2-core CPU the timer delivered 12.6-13.0 frames/s and the page-paced loop 5.2-6.4,
+because the timer's next request is already on its way while a frame is computed, whereas the
+paced loop adds a full browser round trip to every frame. A tick that comes while the last is
+still computing is dropped, so a slow model never builds a queue.
+
+The page measures what the player feels: frames/s, and keypress-to-frame latency (from the
+keydown to the first frame computed with that key, identified by the key-change number the
+server echoes back). `window.__pocketworld.report()` returns them for tests and load scripts.
 """
 
 from __future__ import annotations
@@ -26,19 +31,23 @@ CSS = """
 #pw-surface .pw-hud { font-family: monospace; font-size: 0.9em; margin-top: 4px; }
 #pw-surface .pw-message { padding: 1em; border-radius: 6px; background: var(--block-background-fill); }
 #pw-surface .pw-error { border-left: 4px solid #d33; }
+#pw-keys { display: none; }
 #pw-controls { user-select: none; touch-action: none; }
 #pw-controls .pw-pad { display: grid; grid-template-columns: repeat(3, 56px); gap: 6px; }
 #pw-controls button { height: 56px; font-size: 1.4em; border-radius: 8px; }
 #pw-controls .pw-fire { width: 130px; margin-left: 24px; }
 """
 
-# Shared by the surface and the on-screen controls: one held-key set per browser tab.
+# Shared by the three components below: one key state per browser tab.
 _INIT_JS = """
 const pw = (window.__pocketworld ??= {
-  held: new Set(), seq: 0, pending: new Map(), inFlight: false, running: false, lastSent: 0,
-  frameTimes: [], roundTrips: [], keyLatencies: [], keyPressedAt: null, timer: null,
-  press(key) { if (!this.held.has(key)) { this.held.add(key); this.keyPressedAt ??= performance.now(); } },
-  release(key) { this.held.delete(key); },
+  held: new Set(), keySeq: 0, pressedAt: new Map(), startId: null, frames: 0,
+  frameTimes: [], keyLatencies: [], publish: () => {},
+  press(key) {
+    if (this.held.has(key)) return;
+    this.held.add(key); this.keySeq += 1; this.pressedAt.set(this.keySeq, performance.now()); this.publish();
+  },
+  release(key) { if (this.held.delete(key)) { this.keySeq += 1; this.publish(); } },
   percentile(values, q) {
     if (!values.length) return 0;
     const sorted = [...values].sort((a, b) => a - b);
@@ -49,73 +58,53 @@ const pw = (window.__pocketworld ??= {
     return (t.length - 1) / ((t[t.length - 1] - t[0]) / 1000);
   },
   report() {
-    return { fps: this.fps(), frames: this.seq, key_to_frame_ms_p50: this.percentile(this.keyLatencies, 50),
-             key_to_frame_ms_p95: this.percentile(this.keyLatencies, 95), key_samples: this.keyLatencies.length,
-             round_trip_ms_p50: this.percentile(this.roundTrips, 50),
-             round_trip_ms_p95: this.percentile(this.roundTrips, 95) };
+    return { fps: this.fps(), frames: this.frames, key_samples: this.keyLatencies.length,
+             key_to_frame_ms_p50: this.percentile(this.keyLatencies, 50),
+             key_to_frame_ms_p95: this.percentile(this.keyLatencies, 95) };
   },
 });
 """
 
-SURFACE_JS = _INIT_JS + r"""
-const KEYS = %(keys)s;
+# The hidden key-state component: its value ("KEYSEQ|key|key") is an input of every tick.
+KEYS_JS = _INIT_JS + """
+const KEYS = %s;
 const keyName = (e) => (e.key === ' ' ? 'space' : e.key.toLowerCase());
 const typing = (e) => ['INPUT', 'TEXTAREA', 'SELECT'].includes(e.target.tagName);
-if (!pw.listening) {
-  pw.listening = true;
-  document.addEventListener('keydown', (e) => {
-    if (typing(e) || !KEYS.includes(keyName(e))) return;
-    e.preventDefault();  // arrows and space would scroll the page
-    pw.press(keyName(e));
-  });
-  document.addEventListener('keyup', (e) => pw.release(keyName(e)));
-  window.addEventListener('blur', () => pw.held.clear());  // keys released while away never send keyup
-  document.addEventListener('visibilitychange', () => requestFrame());
-}
-function requestFrame() {
-  clearTimeout(pw.timer);
-  if (!pw.running || pw.inFlight || document.hidden) return;
-  const wait = pw.lastSent + 1000 / %(fps)d - performance.now();
-  if (wait > 0) { pw.timer = setTimeout(requestFrame, wait); return; }
-  pw.inFlight = true;
-  pw.seq += 1;
-  pw.lastSent = performance.now();
-  pw.pending.set(pw.seq, pw.lastSent);
-  trigger('step', { keys: [...pw.held].join('|'), seq: pw.seq });
-}
+pw.publish = () => { props.value = [pw.keySeq, ...pw.held].join('|'); };
+document.addEventListener('keydown', (e) => {
+  if (typing(e) || !KEYS.includes(keyName(e))) return;
+  e.preventDefault();  // arrows and space would scroll the page
+  pw.press(keyName(e));
+});
+document.addEventListener('keyup', (e) => pw.release(keyName(e)));
+window.addEventListener('blur', () => [...pw.held].forEach((key) => pw.release(key)));  // no keyup comes while away
+""" % json.dumps(PLAY_KEYS)
+
+SURFACE_JS = _INIT_JS + r"""
 function frameArrived() {
   // Read the new value itself: watch() may run before the DOM shows it.
   const value = String(props.value ?? '');
-  const match = value.match(/data-pw-seq="(\d+)"[^>]*data-pw-running="(\d)"/);
+  const match = value.match(/data-pw-keyseq="(\d+)" data-pw-start="(\d+)"/);
+  if (!match) return;  // a message, not a frame
   const now = performance.now();
-  const seq = match ? Number(match[1]) : -1;
-  if (seq <= 0) {  // a new start, a reset or a message: stats start over
-    pw.pending.clear(); pw.inFlight = false; pw.frameTimes = []; pw.roundTrips = [];
-    pw.keyLatencies = []; pw.keyPressedAt = null;
-  } else if (pw.pending.has(seq)) {
-    const sent = pw.pending.get(seq);
-    pw.pending.delete(seq);
-    pw.inFlight = false;
-    pw.roundTrips.push(now - sent);
-    if (pw.keyPressedAt !== null && sent >= pw.keyPressedAt) {
-      pw.keyLatencies.push(now - pw.keyPressedAt);
-      pw.keyPressedAt = null;
-    }
-  } else {
-    return;  // a late answer to a request from before a restart
+  const [keySeq, startId] = [Number(match[1]), Number(match[2])];
+  if (startId !== pw.startId) {  // a new start or reset: statistics start over
+    pw.startId = startId; pw.frameTimes = []; pw.keyLatencies = []; pw.frames = 0;
   }
+  for (const [seq, pressed] of pw.pressedAt) {  // presses this frame is the first to include
+    if (seq <= keySeq) { pw.keyLatencies.push(now - pressed); pw.pressedAt.delete(seq); }
+  }
+  pw.frames += 1;
   pw.frameTimes.push(now);
   while (pw.frameTimes.length > 2 && now - pw.frameTimes[0] > 3000) pw.frameTimes.shift();
-  for (const list of [pw.roundTrips, pw.keyLatencies]) if (list.length > 300) list.shift();
-  pw.running = Boolean(match) && match[2] === '1';
+  if (pw.keyLatencies.length > 300) pw.keyLatencies.shift();
   const r = pw.report();
   const text = `${r.fps.toFixed(1)} FPS · key→frame p50 ${r.key_to_frame_ms_p50.toFixed(0)} ms ` +
                `p95 ${r.key_to_frame_ms_p95.toFixed(0)} ms`;
   requestAnimationFrame(() => { const hud = element.querySelector('.pw-browser'); if (hud) hud.textContent = text; });
-  requestFrame();
 }
 watch('value', frameArrived);
-""" % {"keys": json.dumps(PLAY_KEYS), "fps": TARGET_FPS}
+"""
 
 CONTROLS_HTML = """
 <div style="display:flex; align-items:center">
@@ -131,24 +120,31 @@ CONTROLS_HTML = """
 CONTROLS_JS = _INIT_JS + """
 element.querySelectorAll('button[data-key]').forEach((button) => {
   const key = button.dataset.key;
-  button.addEventListener('pointerdown', (e) => { e.preventDefault(); button.setPointerCapture(e.pointerId); pw.press(key); });
-  for (const name of ['pointerup', 'pointercancel', 'lostpointercapture']) button.addEventListener(name, () => pw.release(key));
+  button.addEventListener('pointerdown', (e) => {
+    e.preventDefault();
+    pw.press(key);
+    // Keep the release on this button even if the finger slides off it (no-op for synthetic events).
+    try { button.setPointerCapture(e.pointerId); } catch (err) { /* no such active pointer */ }
+  });
+  for (const name of ['pointerup', 'pointercancel', 'lostpointercapture']) {
+    button.addEventListener(name, () => pw.release(key));
+  }
 });
 """
 
 
-def frame_html(jpeg: bytes, seq: int, start_id: int, running: bool, hud: dict) -> str:
-    """A frame for the surface. `seq` echoes the page's request (0 for a start or reset); `start_id`
-    makes each start's first frame a new value, so the page restarts its loop even on an identical frame."""
+def frame_html(jpeg: bytes, key_seq: int, start_id: int, hud: dict) -> str:
+    """A frame for the surface. `key_seq` echoes the key change it was computed under (for the page's
+    latency); `start_id` tells the page when a new start or reset begins."""
     data = base64.b64encode(jpeg).decode("ascii")
     server = (f"model step p50 {hud['step_ms_p50']:.0f} ms p95 {hud['step_ms_p95']:.0f} ms · "
               f"frame {hud['frame']} · {html.escape(hud['action'])} · {html.escape(hud['model'])}")
-    return (f'<div class="pw-screen" data-pw-seq="{seq}" data-pw-start="{start_id}" '
-            f'data-pw-running="{int(running)}"><img alt="game frame" src="data:image/jpeg;base64,{data}"></div>'
+    return (f'<div class="pw-screen" data-pw-keyseq="{key_seq}" data-pw-start="{start_id}">'
+            f'<img alt="game frame" src="data:image/jpeg;base64,{data}"></div>'
             f'<div class="pw-hud"><span class="pw-browser">starting…</span> · {server}</div>')
 
 
 def message_html(text: str, error: bool = False) -> str:
-    """A message in place of the game (no data-pw-seq: the page stops its loop)."""
+    """A message in place of the game."""
     kind = "pw-message pw-error" if error else "pw-message"
     return f'<div class="{kind}">{html.escape(text)}</div>'

@@ -47,9 +47,16 @@ def keys_to_action(keys: Iterable[str]) -> int:
     return action_vocab.from_keys(known)
 
 
-def parse_keys(text: str | None) -> list[str]:
-    """The page sends held keys joined by '|' (a key name may itself be '+' or ' ')."""
-    return [key for key in (text or "").split("|") if key]
+def parse_key_state(text: str | None) -> tuple[int, list[str]]:
+    """The page's key state "KEYSEQ|key|key...": the number of its latest key change, and the held keys
+    (joined by '|' since a key name may itself be '+'). Empty text: nothing pressed yet."""
+    if not text:
+        return 0, []
+    seq, *keys = text.split("|")
+    try:
+        return int(seq), [key for key in keys if key]
+    except ValueError:
+        raise ValueError(f"key state {text!r} does not start with a change number") from None
 
 
 def encode_jpeg(frame: np.ndarray, quality: int) -> bytes:
@@ -64,6 +71,7 @@ class PlaySession:
         self.config = config or PlayConfig()
         self.model_name = model_name
         self.start_label = start_label          # "platformer level 3" or "uploaded image x.png"
+        self.start_id = 0                       # which start of the page this is (the controller numbers them)
         self._clock = clock                     # injectable so timeouts are tested without sleeping
         self._world: WorldSession | None = WorldSession(model, self.config.sampling, self.config.device)
         # A Start or Reset can arrive while the page's last step is still running.
