@@ -1,0 +1,236 @@
+"""Run configs for every training stage: sectioned dataclasses, read from YAML or TOML, with
+command-line overrides `section.field=value`.
+
+A run's config is flat sections of plain fields (as in nanoGPT's train config, but typed and
+checked instead of exec'd): an unknown section or field is an error naming it, values are
+checked against the field's type, and the resolved config is saved in the run folder
+(`config.yaml`) so a resumed run can be compared with the one that made the checkpoint.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import tomllib
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from core.config import ConfigError
+
+STAGES = ("tokenizer", "tokens", "dynamics", "decoder", "long_horizon", "distill")
+
+
+@dataclass
+class ModelSection:
+    variant: str = "nano"          # zoo variant or path to a config.json: the architecture of fresh weights
+    init: str | None = None        # a WorldModel folder (an earlier stage's run/model) to start from; its config wins
+
+
+@dataclass
+class DataSection:
+    train: list[str] = field(default_factory=list)  # gameplay shard folders/.tar files (token shards for dynamics stages)
+    val: list[str] | None = None   # where validation clips come from (default: `train`); only split "val" is used
+    clip_len: int = 32             # frames per training clip (1 for the tokenizer)
+    stride: int = 32               # frames between clip starts within one recorded sample
+    shuffle_window: int = 8        # samples whose clips are shuffled together (memory ~ window x sample size)
+    val_clips: int = 32            # validation clips per evaluation (the first ones, in a fixed order)
+
+
+@dataclass
+class OptimSection:
+    lr: float = 3e-4               # peak learning rate (AdamW)
+    weight_decay: float = 0.01     # AdamW decoupled weight decay
+    beta1: float = 0.9             # AdamW first-moment decay
+    beta2: float = 0.95            # AdamW second-moment decay (0.95: steadier on small batches)
+    warmup_steps: int = 100        # linear warmup from 0 to lr
+    schedule: str = "cosine"       # after warmup: cosine or linear decay to min_lr_ratio*lr, or constant
+    min_lr_ratio: float = 0.1      # floor of the decay as a share of lr
+    grad_clip: float = 1.0         # max global gradient norm (0 = no clipping)
+
+
+@dataclass
+class TrainSection:
+    steps: int = 1000              # optimizer steps in the whole run (a resumed run continues to this)
+    batch_size: int = 4            # clips per process per micro-batch
+    accumulation: int = 1          # micro-batches per optimizer step (global batch = batch x processes x this)
+    seed: int = 0                  # seeds weights, data order and sampling
+    mixed_precision: str = "no"    # no, bf16 or fp16 (bf16 is slower on CPUs without AMX: keep "no" there)
+    ema_decay: float = 0.0         # exponential moving average of the weights (0 = off; e.g. 0.999); exported if on
+    threads: int = 0               # torch threads per process (0 = torch's default)
+    cpu: bool = False              # train on CPU even when a GPU is present
+    time_limit_minutes: float = 0.0  # stop with a checkpoint after this long (0 = none): for chunked background runs
+
+
+@dataclass
+class LogSection:
+    every: int = 10                # steps between metric lines (JSONL + TensorBoard)
+    val_every: int = 100           # steps between validations (0 = never)
+    save_every: int = 200          # steps between checkpoints (one is also written at the end)
+    keep: int = 2                  # checkpoints kept (older ones are deleted after a new one is complete)
+    sample_every: int = 200        # tokenizer/decoder: steps between real-vs-reconstructed grids (0 = never)
+    progress: bool = True          # tqdm progress bar on the main process
+    tensorboard: bool = True       # also log to TensorBoard (run/tb) through accelerate's tracker
+
+
+@dataclass
+class LongHorizonSection:
+    passes: int = 2                # rollout passes: pass k feeds the model its own predictions k frames deep
+    max_mix: float = 0.5           # final share of context frames replaced by the model's own predictions
+    ramp_steps: int = 500          # steps over which the share grows from 0 to max_mix (scheduled sampling)
+    temperature: float = 1.0       # sampling temperature of the model's own predictions (0 = argmax)
+    rollout_frames: int = 16       # validation: frames of open-loop rollout whose token accuracy is logged
+
+
+@dataclass
+class DistillSection:
+    teacher: str | None = None     # a WorldModel folder (or Hub id) sharing the student's token vocabulary
+    temperature: float = 2.0       # softens both distributions in the KL term (Hinton et al. 2015)
+    logit_weight: float = 1.0      # weight of KL(teacher || student) on token logits (x temperature^2)
+    feature_weight: float = 0.1    # weight of MSE between projected student and teacher hidden features
+    label_weight: float = 1.0      # weight of cross-entropy with the recorded next tokens
+
+
+@dataclass
+class TokensSection:
+    out: str = ""                  # folder for the token shards (must be new or empty)
+    batch_size: int = 64           # frames encoded at once
+    shard_mb: int = 64             # token shard size before starting the next
+
+
+@dataclass
+class RunConfig:
+    stage: str = "dynamics"        # one of STAGES
+    out: str = ""                  # run folder: config, metrics, checkpoints, samples, exported model
+    model: ModelSection = field(default_factory=ModelSection)
+    data: DataSection = field(default_factory=DataSection)
+    optim: OptimSection = field(default_factory=OptimSection)
+    train: TrainSection = field(default_factory=TrainSection)
+    log: LogSection = field(default_factory=LogSection)
+    long_horizon: LongHorizonSection = field(default_factory=LongHorizonSection)
+    distill: DistillSection = field(default_factory=DistillSection)
+    tokens: TokensSection = field(default_factory=TokensSection)
+
+    def __post_init__(self):
+        if self.stage not in STAGES:
+            raise ConfigError(f"unknown stage {self.stage!r}; stages: {', '.join(STAGES)}")
+        if self.optim.schedule not in ("cosine", "linear", "constant"):
+            raise ConfigError(f"optim.schedule must be cosine, linear or constant, got {self.optim.schedule!r}")
+        if self.train.mixed_precision not in ("no", "bf16", "fp16"):
+            raise ConfigError(f"train.mixed_precision must be no, bf16 or fp16, got {self.train.mixed_precision!r}")
+        for name in ("train.steps", "train.batch_size", "train.accumulation", "data.clip_len", "data.stride",
+                     "data.shuffle_window", "log.every", "log.save_every", "log.keep", "tokens.batch_size"):
+            section, key = name.split(".")
+            if getattr(getattr(self, section), key) <= 0:
+                raise ConfigError(f"{name} must be positive, got {getattr(getattr(self, section), key)}")
+        if self.stage in ("dynamics", "long_horizon", "distill") and self.data.clip_len < 2:
+            raise ConfigError(f"the {self.stage} stage predicts the next frame: data.clip_len must be >= 2")
+        if not 0 <= self.train.ema_decay < 1:
+            raise ConfigError(f"train.ema_decay must be in [0, 1), got {self.train.ema_decay}")
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+# Fields a resumed run may change: how long it runs and how it reports, not what it computes.
+RESUMABLE_CHANGES = {"train.steps", "train.time_limit_minutes", "train.threads", "log.progress", "log.every",
+                     "log.val_every", "log.save_every", "log.keep", "log.sample_every", "log.tensorboard"}
+
+
+def load_run_config(path: str | Path | None, overrides: list[str] = (), stage: str | None = None) -> RunConfig:
+    """Read a YAML/TOML run config (or start from defaults when `path` is None), apply
+    `section.field=value` overrides (values parsed as YAML: 3e-4, true, [a, b]) and build it."""
+    data: dict[str, Any] = {}
+    if path is not None:
+        path = Path(path)
+        if not path.is_file():
+            raise FileNotFoundError(f"run config {path} not found")
+        text = path.read_text(encoding="utf-8")
+        try:
+            data = tomllib.loads(text) if path.suffix == ".toml" else yaml.safe_load(text) or {}
+        except (tomllib.TOMLDecodeError, yaml.YAMLError) as err:
+            raise ConfigError(f"{path}: not valid {'TOML' if path.suffix == '.toml' else 'YAML'} ({err})") from None
+        if not isinstance(data, dict):
+            raise ConfigError(f"{path}: a run config is a mapping of sections, got {type(data).__name__}")
+    for item in overrides:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise ConfigError(f"override {item!r} is not of the form section.field=value")
+        *parents, leaf = key.strip().split(".")
+        node = data
+        for part in parents:
+            node = node.setdefault(part, {})
+            if not isinstance(node, dict):
+                raise ConfigError(f"override {item!r}: {part!r} is not a section")
+        node[leaf] = yaml.safe_load(value) if value.strip() else ""
+    if stage is not None:
+        if data.get("stage", stage) != stage:
+            raise ConfigError(f"the config is for stage {data['stage']!r}, not {stage!r}")
+        data["stage"] = stage
+    return build(RunConfig, data, "config")
+
+
+def save_run_config(config: RunConfig, path: Path) -> None:
+    from core.train.checkpoint import atomic_write_text
+
+    atomic_write_text(path, yaml.safe_dump(config.to_dict(), sort_keys=False))
+
+
+def config_differences(old: RunConfig, new: RunConfig) -> list[str]:
+    """Dotted names of fields that differ, except those a resumed run may change."""
+    old_flat, new_flat = flatten(old.to_dict()), flatten(new.to_dict())
+    return sorted(k for k in old_flat.keys() | new_flat.keys()
+                  if old_flat.get(k) != new_flat.get(k) and k not in RESUMABLE_CHANGES)
+
+
+def flatten(data: dict, prefix: str = "") -> dict[str, Any]:
+    """{'a': {'b': 1}} -> {'a.b': 1}."""
+    flat = {}
+    for key, value in data.items():
+        if isinstance(value, dict):
+            flat.update(flatten(value, f"{prefix}{key}."))
+        else:
+            flat[f"{prefix}{key}"] = value
+    return flat
+
+
+def build(cls, data: Any, where: str):
+    """Dataclass `cls` from a dict: unknown fields are errors, values are checked against the types."""
+    if not isinstance(data, dict):
+        raise ConfigError(f"{where}: expected a mapping, got {type(data).__name__}")
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    unknown = sorted(set(data) - set(fields))
+    if unknown:
+        raise ConfigError(f"{where}: unknown field(s) {unknown}; expected {sorted(fields)}")
+    hints = typing.get_type_hints(cls)
+    values = {name: _coerce(hints[name], value, f"{where}.{name}" if where != "config" else name)
+              for name, value in data.items()}
+    return cls(**values)
+
+
+def _coerce(hint, value, where: str):
+    if dataclasses.is_dataclass(hint):
+        return build(hint, value, where)
+    args = typing.get_args(hint)
+    if type(None) in args:                           # X | None
+        if value is None:
+            return None
+        hint = next(a for a in args if a is not type(None))
+        args = typing.get_args(hint)
+    if typing.get_origin(hint) is list:
+        items = value if isinstance(value, list) else [value]   # one path may be given bare
+        return [_coerce(args[0], item, where) for item in items]
+    if hint is float and isinstance(value, (int, float, str)) and not isinstance(value, bool):
+        try:
+            return float(value)   # YAML 1.1 reads 3e-4 (no dot) as a string
+        except ValueError:
+            raise ConfigError(f"{where}: expected a number, got {value!r}") from None
+    if hint is str and isinstance(value, (int, float)) and not isinstance(value, bool):
+        return str(value)                             # e.g. mixed_precision: no -> YAML bool is caught below
+    if hint is str and isinstance(value, bool) and where.endswith("mixed_precision"):
+        return "no" if value is False else str(value)  # YAML reads a bare `no` as false
+    if not isinstance(value, hint) or (hint is int and isinstance(value, bool)):
+        raise ConfigError(f"{where}: expected {hint.__name__}, got {value!r}")
+    return value

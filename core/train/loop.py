@@ -1,0 +1,255 @@
+"""The one training loop every stage runs, on Accelerate: one CPU process, several, or GPUs.
+
+A stage (core/train/tokenizer.py, dynamics.py, ...) supplies an *objective*: an nn.Module
+holding the parts it trains whose forward(batch) returns (loss, metrics). This loop owns the
+rest, the way Hugging Face's example scripts do with `accelerate`: seeding, the optimizer and
+its warmup+decay schedule, gradient accumulation (no DDP sync until the last micro-batch),
+clipping, EMA, a NaN guard, metrics to JSONL + TensorBoard, periodic validation and samples,
+atomic checkpoints, `--resume`, a time limit for chunked background runs, and at the end the
+whole WorldModel exported to RUN/model (config.json + model.safetensors).
+"""
+
+from __future__ import annotations
+
+import time
+from contextlib import nullcontext
+from pathlib import Path
+
+import torch
+from tqdm.auto import tqdm
+
+from core.config import ConfigError
+from core.train.checkpoint import CheckpointError, latest_checkpoint, load_checkpoint, save_checkpoint
+from core.train.config import RunConfig, config_differences, flatten, load_run_config, save_run_config
+from core.train.data import ClipBatches, index_shards, validation_batches
+from core.train.metrics import MetricsLog
+from core.train.optim import EMA, build_optimizer, lr_at
+from core.world_model import WorldModel
+
+CONFIG_FILE = "config.yaml"
+
+
+class TrainingDiverged(RuntimeError):
+    """The loss or gradient became NaN/inf: the run stopped before the bad update."""
+
+
+class Stage:
+    """What a stage gives the loop. Subclasses set `data_kind` and build `self.objective`."""
+
+    data_kind = "gameplay"        # which shards it reads (core.train.data.GAMEPLAY or TOKENS)
+    val_metrics: tuple[str, ...] = ()  # names of the validation metrics, in a fixed order
+
+    def __init__(self, config: RunConfig, model: WorldModel):
+        self.config, self.model = config, model
+        self.objective: torch.nn.Module
+
+    def check_data(self, refs) -> None:
+        """Raise if the indexed samples cannot train this model (e.g. tokens of another tokenizer)."""
+
+    def to(self, device) -> None:
+        """Move parts the objective does not own (frozen tokenizer, teacher) to `device`."""
+
+    def before_step(self, step: int) -> None:
+        """Per-step schedule of the stage (e.g. how much of its own rollouts it trains on)."""
+
+    def validate(self, batch: dict) -> dict[str, tuple[float, float]]:
+        """{name: (sum, count)} over one validation batch; the loop averages across batches and ranks."""
+        return {}
+
+    def write_samples(self, batch: dict, path: Path) -> None:
+        """Write a picture of what the model makes of `batch` (tokenizer and decoder stages)."""
+
+
+def build_model(config: RunConfig) -> WorldModel:
+    """The WorldModel a run starts from: an earlier stage's folder, or fresh weights of a variant."""
+    from core.config import zoo_config
+    from core.world_model import load_config
+
+    if config.model.init:
+        return WorldModel.from_pretrained(config.model.init).train()
+    variant = config.model.variant
+    architecture = load_config(variant) if variant.endswith(".json") else zoo_config(variant)
+    return WorldModel(architecture)
+
+
+def prepare_run_dir(config: RunConfig, resume: bool) -> tuple[Path, Path | None]:
+    """Check the run folder against --resume; returns (run folder, checkpoint to resume or None)."""
+    if not config.out:
+        raise ConfigError("set the run folder: out: runs/NAME in the config, or out=runs/NAME as an override")
+    run_dir = Path(config.out)
+    saved = run_dir / CONFIG_FILE
+    checkpoint = latest_checkpoint(run_dir)
+    if not resume:
+        if saved.exists() or checkpoint is not None:
+            raise FileExistsError(f"{run_dir} already holds a run; pass --resume to continue it, "
+                                  "or set another out= to start a new one (nothing was overwritten)")
+        return run_dir, None
+    if saved.exists():
+        differences = config_differences(load_run_config(saved), config)
+        if differences:
+            raise CheckpointError(f"{run_dir} was trained with another config ({', '.join(differences)} differ); "
+                                  "resume with the same config, or set another out= (nothing was overwritten)")
+    return run_dir, checkpoint
+
+
+def train(config: RunConfig, stage_class: type[Stage], resume: bool = False) -> dict:
+    """Run (or resume) one training stage; returns a summary of where it ended."""
+    from accelerate import Accelerator
+    from accelerate.utils import set_seed
+
+    run_dir, checkpoint = prepare_run_dir(config, resume)
+    cfg = config.train
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
+    accelerator = Accelerator(cpu=cfg.cpu, mixed_precision=cfg.mixed_precision,
+                              log_with="tensorboard" if config.log.tensorboard else None, project_dir=str(run_dir))
+    set_seed(cfg.seed)  # same initial weights on every rank and in every run of this config
+    train_refs = index_shards(config.data.train, stage_class.data_kind, "train")
+    if not train_refs:
+        raise FileNotFoundError(f"no samples of split 'train' in {config.data.train}")
+    val_refs = index_shards(config.data.val or config.data.train, stage_class.data_kind, "val")
+    model = build_model(config)
+    stage = stage_class(config, model)
+    stage.check_data(train_refs)
+    objective = stage.objective
+    optimizer = build_optimizer(objective, config.optim)
+    ema = EMA(objective, cfg.ema_decay) if cfg.ema_decay else None
+    objective, optimizer = accelerator.prepare(objective, optimizer)
+    raw = accelerator.unwrap_model(objective)
+    stage.to(accelerator.device)
+
+    step, resumed = 0, None
+    if checkpoint is not None:
+        resumed = load_checkpoint(checkpoint, accelerator, raw, optimizer, ema)
+        step = resumed["step"]
+        accelerator.print(f"resuming {run_dir} from {checkpoint.name}")
+    if accelerator.is_main_process:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        save_run_config(config, run_dir / CONFIG_FILE)
+    accelerator.wait_for_everyone()
+    metrics_log = MetricsLog(run_dir, step if resumed else None) if accelerator.is_main_process else None
+    if config.log.tensorboard:
+        accelerator.init_trackers("tb", config={k: str(v) for k, v in flatten(config.to_dict()).items()})
+
+    batches = ClipBatches(train_refs, config.data.clip_len, config.data.stride, config.data.shuffle_window,
+                          cfg.batch_size, cfg.seed, accelerator.process_index, accelerator.num_processes)
+    batches.skip(resumed["micro_batches"] if resumed else 0)
+    val = validation_batches(val_refs, config.data.clip_len, config.data.val_clips, cfg.batch_size,
+                             accelerator.process_index, accelerator.num_processes)
+    if config.log.val_every and not val_refs:
+        accelerator.print(f"note: no split 'val' samples in {config.data.val or config.data.train}: no validation")
+    sample_batch = val[0] if val else next(ClipBatches(train_refs, config.data.clip_len, config.data.stride, 1,
+                                                       cfg.batch_size, cfg.seed + 1))
+
+    frames_per_step = cfg.batch_size * config.data.clip_len * accelerator.num_processes * cfg.accumulation
+    bar = tqdm(total=cfg.steps, initial=step, desc=f"train {config.stage}", unit="step",
+               disable=not (config.log.progress and accelerator.is_main_process))
+    started, window_start, window = time.monotonic(), time.monotonic(), []
+    stopped = "done"
+
+    def checkpoint_now():
+        save_checkpoint(run_dir, accelerator, step, raw, optimizer, ema,
+                        {"micro_batches": batches.consumed, "keep": config.log.keep, "stage": config.stage})
+
+    while step < cfg.steps:
+        stage.before_step(step)
+        lr = lr_at(step, cfg.steps, config.optim)
+        for group in optimizer.param_groups:
+            group["lr"] = lr
+        finite, values = True, {}
+        for micro in range(cfg.accumulation):
+            batch = {k: v.to(accelerator.device) for k, v in next(batches).items()}
+            sync = micro == cfg.accumulation - 1
+            with nullcontext() if sync else accelerator.no_sync(objective):
+                loss, metrics = objective(batch)
+                finite &= bool(torch.isfinite(loss))
+                accelerator.backward(loss / cfg.accumulation)
+            for name, value in metrics.items():
+                values[name] = values.get(name, 0.0) + float(value) / cfg.accumulation
+        norm = accelerator.clip_grad_norm_(objective.parameters(), config.optim.grad_clip or float("inf"))
+        finite &= bool(torch.isfinite(norm))
+        if not _all(accelerator, finite):
+            last = latest_checkpoint(run_dir)
+            raise TrainingDiverged(
+                f"loss or gradient became NaN/inf at step {step + 1}; stopped before applying it. "
+                + (f"The last good checkpoint is {last} (step {int(last.name.split('-')[1])}), untouched. "
+                   if last else "No checkpoint had been written yet. ")
+                + "Lower optim.lr, keep optim.grad_clip on, or check the data; then --resume.")
+        optimizer.step()
+        optimizer.zero_grad(set_to_none=True)
+        if ema is not None:
+            ema.update(raw)
+        step += 1
+        bar.update(1)
+        window.append({**values, "grad_norm": float(norm)})
+
+        if step % config.log.every == 0 or step == cfg.steps:
+            seconds = time.monotonic() - window_start
+            logged = {k: sum(v[k] for v in window) / len(window) for k in window[0]}
+            logged = {k: float(v) for k, v in zip(logged, accelerator.reduce(
+                torch.tensor(list(logged.values()), device=accelerator.device), "mean"))}
+            logged.update(lr=lr, frames_per_second=len(window) * frames_per_step / max(seconds, 1e-9))
+            _log(accelerator, metrics_log, step, "train", logged)
+            bar.set_postfix(loss=f"{logged['loss']:.4f}")
+            window_start, window = time.monotonic(), []
+        if config.log.val_every and val_refs and (step % config.log.val_every == 0 or step == cfg.steps):
+            _log(accelerator, metrics_log, step, "val", _validate(accelerator, stage, raw, ema, val))
+        if config.log.sample_every and step % config.log.sample_every == 0 and accelerator.is_main_process:
+            with torch.no_grad(), (ema.applied(raw) if ema else nullcontext()):
+                stage.write_samples({k: v.to(accelerator.device) for k, v in sample_batch.items()},
+                                    run_dir / "samples" / f"step-{step:07d}.png")
+        if cfg.time_limit_minutes and _main_decides(
+                accelerator, time.monotonic() - started > 60 * cfg.time_limit_minutes):
+            stopped = "time_limit"
+            break
+        if step % config.log.save_every == 0 and step < cfg.steps:
+            checkpoint_now()
+
+    bar.close()
+    checkpoint_now()
+    if accelerator.is_main_process:
+        with ema.applied(raw) if ema else nullcontext():
+            model.save_pretrained(run_dir / "model")
+    accelerator.wait_for_everyone()
+    accelerator.end_training()
+    summary = {"stage": config.stage, "step": step, "steps": cfg.steps, "stopped": stopped,
+               "run_dir": str(run_dir), "model": str(run_dir / "model"),
+               "processes": accelerator.num_processes, "seconds": round(time.monotonic() - started, 1)}
+    accelerator.print(f"{config.stage}: {stopped} at step {step}/{cfg.steps}; model in {run_dir / 'model'}")
+    return summary
+
+
+@torch.no_grad()
+def _validate(accelerator, stage: Stage, raw, ema, val: list[dict]) -> dict[str, float]:
+    totals = {name: [0.0, 0.0] for name in stage.val_metrics}
+    was_training = raw.training
+    raw.eval()
+    with ema.applied(raw) if ema else nullcontext():
+        for batch in val:
+            for name, (total, count) in stage.validate({k: v.to(accelerator.device) for k, v in batch.items()}).items():
+                totals[name][0] += total
+                totals[name][1] += count
+    raw.train(was_training)
+    flat = torch.tensor([x for name in stage.val_metrics for x in totals[name]], device=accelerator.device,
+                        dtype=torch.float64)
+    flat = accelerator.reduce(flat, "sum").tolist()
+    return {name: flat[2 * i] / max(flat[2 * i + 1], 1) for i, name in enumerate(stage.val_metrics)}
+
+
+def _log(accelerator, metrics_log, step: int, split: str, values: dict[str, float]) -> None:
+    accelerator.log({f"{split}/{k}": v for k, v in values.items()}, step=step)
+    if metrics_log is not None:
+        metrics_log.write(step, split, values)
+
+
+def _all(accelerator, flag: bool) -> bool:
+    """Every rank agrees (so all ranks stop together, never one waiting on the others)."""
+    return bool(accelerator.reduce(torch.tensor([float(flag)], device=accelerator.device), "sum").item()
+                == accelerator.num_processes)
+
+
+def _main_decides(accelerator, flag: bool) -> bool:
+    """The main process's decision, shared with every rank (clocks differ between ranks)."""
+    from accelerate.utils import broadcast
+
+    return bool(broadcast(torch.tensor([float(flag)], device=accelerator.device)).item())

@@ -1,0 +1,70 @@
+"""Optimizer, learning-rate schedule and weight EMA for the training loop.
+
+AdamW with weight decay on matrices only (biases, norms and embeddings' 1-D gains are not
+decayed), as in nanoGPT's `configure_optimizers`. The schedule is linear warmup then cosine
+or linear decay (Loshchilov & Hutter 2017), computed from the step alone, so resuming needs
+no scheduler object. The EMA keeps a shadow copy of the weights (Polyak averaging) that is
+validated and exported instead of the raw weights when it is on.
+"""
+
+from __future__ import annotations
+
+import math
+from contextlib import contextmanager
+
+import torch
+
+from core.train.config import OptimSection
+
+
+def build_optimizer(module: torch.nn.Module, config: OptimSection) -> torch.optim.AdamW:
+    params = [p for p in module.parameters() if p.requires_grad]
+    decay = [p for p in params if p.dim() >= 2]
+    no_decay = [p for p in params if p.dim() < 2]
+    groups = [{"params": decay, "weight_decay": config.weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+    return torch.optim.AdamW(groups, lr=config.lr, betas=(config.beta1, config.beta2))
+
+
+def lr_at(step: int, total: int, config: OptimSection) -> float:
+    """Learning rate for optimizer step `step` (0-based) of `total`."""
+    if step < config.warmup_steps:
+        return config.lr * (step + 1) / config.warmup_steps
+    if config.schedule == "constant":
+        return config.lr
+    progress = min(1.0, (step - config.warmup_steps) / max(1, total - config.warmup_steps))
+    shape = 0.5 * (1 + math.cos(math.pi * progress)) if config.schedule == "cosine" else 1 - progress
+    floor = config.min_lr_ratio
+    return config.lr * (floor + (1 - floor) * shape)
+
+
+class EMA:
+    """Exponential moving average of a module's floating-point weights."""
+
+    def __init__(self, module: torch.nn.Module, decay: float):
+        self.decay = decay
+        self.shadow = {k: v.detach().clone() for k, v in module.state_dict().items() if v.is_floating_point()}
+
+    @torch.no_grad()
+    def update(self, module: torch.nn.Module) -> None:
+        for key, value in module.state_dict().items():
+            if key in self.shadow:
+                self.shadow[key].lerp_(value.detach(), 1 - self.decay)
+
+    def state_dict(self) -> dict[str, torch.Tensor]:
+        return self.shadow
+
+    def load_state_dict(self, tensors: dict[str, torch.Tensor]) -> None:
+        if set(tensors) != set(self.shadow):
+            raise ValueError("EMA weights in the checkpoint do not match the model")
+        for key, value in tensors.items():
+            self.shadow[key].copy_(value)
+
+    @contextmanager
+    def applied(self, module: torch.nn.Module):
+        """Temporarily load the averaged weights into `module` (for validation and export)."""
+        saved = {k: v.detach().clone() for k, v in module.state_dict().items() if k in self.shadow}
+        module.load_state_dict(self.shadow, strict=False)
+        try:
+            yield module
+        finally:
+            module.load_state_dict(saved, strict=False)
