@@ -154,7 +154,7 @@ def _variant(name: str, d_model: int, n_layers: int, n_heads: int, *, d_state: i
 ZOO: dict[str, WorldModelConfig] = {
     "nano": _variant("nano", 256, 6, 4, d_state=16, expand=1,
                      tok=(32, 48, 64, 96), tok_blocks=1,
-                     dec=(16, 24, 32, 64, 128), dec_blocks=1, token_dim=64),
+                     dec=(8, 16, 32, 64, 128), dec_blocks=1, token_dim=64),
     "tiny": _variant("tiny", 640, 12, 10, d_state=16, expand=2, mlp_ratio=5,
                      tok=(64, 128, 256, 512), tok_blocks=2,
                      dec=(48, 96, 192, 384, 640), dec_blocks=2, token_dim=128),

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
+from torch.profiler import record_function
 
 from core import actions as action_vocab
 from core.frames import check_frame, to_model, to_uint8
@@ -54,7 +55,7 @@ class WorldSession:
             first_frame = game_first_frame(game, seed)
         frame = check_frame(first_frame, size)
         self._generator.manual_seed(self.sampling.seed if seed is None else seed)
-        self._frame = to_model(frame, self.device)
+        self._frame = to_model(frame, self.device).to(next(self.model.parameters()).dtype)
         self._tokens = self.model.tokenizer.encode(self._frame).flatten(1)
         self._state = self.model.dynamics.init_state(1, device=self.device)
         self.frame_index = 0
@@ -66,11 +67,15 @@ class WorldSession:
         if self._state is None:
             raise RuntimeError("call reset() before step()")
         action_id = action_vocab.parse(action)
-        logits, self._state = self.model.dynamics.step(
-            self._tokens, torch.tensor([action_id], device=self.device), self._state)
-        self._tokens = self._sample(logits)                                  # (1, S)
+        # the labels name the parts in `pocketworld bench play --profile`; they cost nothing otherwise
+        with record_function("dynamics"):
+            logits, self._state = self.model.dynamics.step(
+                self._tokens, torch.tensor([action_id], device=self.device), self._state)
+        with record_function("sampling"):
+            self._tokens = self._sample(logits)                              # (1, S)
         grid = self.model.config.tokenizer.grid_size
-        self._frame = self.model.decoder(self._tokens.view(1, grid, grid), self._frame).clamp_(-1, 1)
+        with record_function("decoder"):
+            self._frame = self.model.decoder(self._tokens.view(1, grid, grid), self._frame).clamp_(-1, 1)
         self.frame_index += 1
         return to_uint8(self._frame)[0]
 

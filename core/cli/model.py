@@ -19,6 +19,8 @@ def register(commands, benches) -> None:
                       help="compute precision (default: fp32; bf16 is slower on CPUs without AMX)")
     play.add_argument("--device", default="cpu", help="cpu or cuda (default: cpu)")
     play.add_argument("--json", metavar="PATH", help="also write the result as JSON to PATH")
+    play.add_argument("--profile", action="store_true",
+                      help="also print where a step's time goes (dynamics / sampling / decoder, top operators)")
     play.set_defaults(func=run_bench_play)
 
 
@@ -47,6 +49,10 @@ def run_bench_play(args) -> int:
           f"{result.latency_ms_p50:>8.1f} {result.latency_ms_p95:>8.1f} {result.peak_rss_mb:>11.0f}")
     if args.json:
         write_json(result, args.json)
+    if args.profile:
+        from core.bench import profile_play
+        print()
+        print(profile_play(args.variant, threads=args.threads, precision=args.precision, device=args.device))
     return 0
 
 
