@@ -60,7 +60,7 @@ class InverseDynamics(nn.Module):
 
     def prepare(self, frames) -> torch.Tensor:
         """uint8 (N, H, W, 3) -> pooled float (N, 3, H/pool, W/pool) in [-1, 1]: the input forward reads."""
-        frames = torch.as_tensor(frames)
+        frames = torch.as_tensor(np.ascontiguousarray(frames))
         if frames.shape[1:] != (self.config.image_size, self.config.image_size, 3):
             raise ValueError(f"this IDM reads ({self.config.image_size}, {self.config.image_size}, 3) frames, "
                              f"got {tuple(frames.shape[1:])}")

@@ -39,7 +39,7 @@ COLOUR_TOL = 24     # max per-channel difference for a pixel to count as a sprit
 MIN_MATCH = 0.6     # share of the visible sprite pixels that must match to call it found
 BANDS = 8           # horizontal bands of the column profiles used to find the camera
 TRIM = 0.2          # share of worst-matching columns left out of the camera cost (sprites, coins taken)
-SHORTLIST = 64      # camera offsets kept from the squared-distance pass for the robust cost
+SHORTLIST = 32      # camera offsets kept from the squared-distance pass for the robust cost
 TIE = 1.0           # camera costs this close to the best count as ties (colour levels per column)
 HOVER_WINDOW = 6    # airborne frames over which gravity must have added speed
 RULES = ("found", "speed", "solid", "gravity")
@@ -85,19 +85,20 @@ def find_camera(frames: np.ndarray, level: Level) -> np.ndarray:
     level_profile = profile(level.image[None])                                           # (1, D, Wl)
     windows = level_profile[0].unfold(1, width, 1).transpose(0, 1)                       # (C, D, W)
     level_energy = windows.pow(2).sum((1, 2))                                            # (C,)
-    cameras, previous = [], None
-    for start in range(0, len(frames), 64):
-        frame_profiles = profile(frames[start:start + 64])                               # (b, D, W)
+    costs, shortlists = [], []
+    for start in range(0, len(frames), 32):
+        frame_profiles = profile(frames[start:start + 32])                               # (b, D, W)
         cross = F.conv1d(level_profile, frame_profiles)[0]                               # (b, C)
         distance = level_energy[None] - 2 * cross                                        # + a per-frame constant
-        for frame_profile, row in zip(frame_profiles, distance):
-            candidates = row.topk(min(SHORTLIST, len(row)), largest=False).indices       # (k,)
-            per_column = (windows[candidates] - frame_profile[None]).abs().sum(1)        # (k, W)
-            cost = per_column.topk(keep, dim=1, largest=False).values.mean(1)            # (k,) trimmed mean
-            near = candidates[cost <= cost.min() + TIE]
-            pick = near[(near - previous).abs().argmin()] if previous is not None else candidates[cost.argmin()]
-            previous = int(pick)
-            cameras.append(previous)
+        candidates = distance.topk(min(SHORTLIST, distance.shape[1]), largest=False).indices    # (b, k)
+        per_column = (windows[candidates] - frame_profiles[:, None]).abs().sum(2)        # (b, k, W)
+        costs.append(per_column.topk(keep, dim=2, largest=False).values.mean(2).numpy())  # (b, k) trimmed mean
+        shortlists.append(candidates.numpy())
+    cameras, previous = [], None
+    for cost, candidates in zip(np.concatenate(costs), np.concatenate(shortlists)):
+        near = candidates[cost <= cost.min() + TIE]
+        previous = int(near[np.abs(near - previous).argmin()] if previous is not None else candidates[cost.argmin()])
+        cameras.append(previous)
     return np.array(cameras, dtype=np.int64)
 
 

@@ -1,0 +1,129 @@
+"""The IDM (labels, training, saving) and the LPIPS / FVD loaders with small random networks."""
+
+import json
+
+import numpy as np
+import pytest
+import torch
+from safetensors.torch import save_file
+
+from core.actions import ACTION_IDS
+from core.data.shards import Sample, ShardWriter
+from core.evaluation import weights
+from core.evaluation.effects import visible_actions
+from core.evaluation.fvd import I3D, clips_of, frechet_distance, load_i3d
+from core.evaluation.idm import IDMConfig, InverseDynamics, load_idm, save_idm, score
+from core.evaluation.idm_train import IDMTrainConfig, train_idm
+from core.evaluation.lpips import LPIPS, load_lpips
+from core.world_model import WeightsError
+from evaluation_play import play_platformer
+
+
+def test_platformer_presses_without_visible_effect_are_relabelled():
+    frames, actions, state, layout = play_platformer(seed=3, frames=60)
+    labels = visible_actions("platformer", actions[:-1], state, layout)
+    fire_alone = actions[:-1] == ACTION_IDS["FIRE"]
+    assert (labels[fire_alone] == ACTION_IDS["NOOP"]).all()         # FIRE only sprints: alone it shows nothing
+    down = np.isin(actions[:-1], [ACTION_IDS["DOWN"]])
+    assert (labels[down] == ACTION_IDS["NOOP"]).all()
+    # a game without a rule keeps the commanded actions
+    assert np.array_equal(visible_actions("gym:CartPole-v1", actions[:-1], state, layout), actions[:-1])
+
+
+def test_score_counts_a_confusion_matrix():
+    report = score(np.array([0, 3, 3, 4]), np.array([0, 3, 4, 4]), commanded=np.array([1, 3, 4, 4]))
+    assert report.accuracy == 0.75 and report.count == 4 and report.relabelled == 0.25
+    assert report.confusion[4][3] == 1 and report.confusion[3][3] == 1
+    assert report.per_action == {"NOOP": 1.0, "RIGHT": 1.0, "LEFT": 0.5}
+
+
+def _toy_shards(path, seeds_and_splits):
+    """A square that moves 6 px per action (LEFT/RIGHT/NOOP) on a flat background."""
+    writer = ShardWriter(path)
+    for seed, split in seeds_and_splits:
+        rng = np.random.default_rng(seed)
+        actions = rng.choice([ACTION_IDS["NOOP"], ACTION_IDS["LEFT"], ACTION_IDS["RIGHT"]], 48)
+        x, frames = 120, []
+        for action in actions:
+            frame = np.full((256, 256, 3), 40, np.uint8)
+            frame[100:140, x:x + 40] = (250, 200, 30)
+            frames.append(frame)
+            x += {ACTION_IDS["LEFT"]: -6, ACTION_IDS["RIGHT"]: 6}.get(int(action), 0)
+            x = int(np.clip(x, 0, 216))
+        meta = {"game": "toy", "seed": seed, "agent": "random", "split": split, "start_frame": 0, "state_layout": {}}
+        writer.write(Sample(np.stack(frames), actions, np.zeros((48, 0), np.float32), meta))
+    writer.close()
+
+
+def test_idm_learns_actions_and_round_trips(tmp_path):
+    _toy_shards(tmp_path / "shards", [(1, "train"), (2, "train"), (3, "train"), (4, "test")])
+    model, info = train_idm(tmp_path / "shards", config=IDMTrainConfig(steps=60, batch=16, lr=3e-3),
+                            idm_config=IDMConfig(game="toy", channels=(8, 16, 16, 16)), progress=False)
+    assert info["heldout"]["accuracy"] > 0.8, info["heldout"]
+    assert info["eval_seeds"] == [4] and "commanded" in info["labels"]
+    save_idm(model, tmp_path / "idm", info)
+    loaded, loaded_info = load_idm(tmp_path / "idm")
+    assert loaded_info["heldout"] == json.loads(json.dumps(info["heldout"]))
+    frames = np.random.default_rng(0).integers(0, 256, (2, 256, 256, 3), dtype=np.uint8)
+    assert np.allclose(loaded.predict(frames, frames[::-1])[1], model.predict(frames, frames[::-1])[1])
+
+
+def test_idm_loading_is_strict(tmp_path):
+    model = InverseDynamics(IDMConfig(channels=(8, 8, 8, 8)))
+    save_idm(model, tmp_path, {"game": "platformer"})
+    save_file({"head.weight": torch.zeros(1)}, str(tmp_path / "idm.safetensors"))
+    with pytest.raises(WeightsError):
+        load_idm(tmp_path)
+    with pytest.raises(FileNotFoundError, match="idm train"):
+        load_idm(tmp_path / "missing")
+
+
+def test_lpips_loads_reference_layout_and_measures(tmp_path):
+    torch.manual_seed(0)
+    reference = LPIPS("alex")
+    for k in range(5):  # the heads are non-negative in the real weights; keep that so distances are >= 0
+        getattr(reference, f"lin{k}").model[1].weight.data.abs_()
+    tensors = dict(reference.state_dict())
+    tensors["scaling_layer.shift"] = torch.zeros(1, 3, 1, 1)  # the reference file carries these buffers too
+    save_file(tensors, str(tmp_path / "lpips_alex.safetensors"))
+    model = load_lpips(tmp_path / "lpips_alex.safetensors")
+    rng = np.random.default_rng(0)
+    a = rng.integers(0, 256, (2, 64, 64, 3), dtype=np.uint8)
+    b = np.roll(a, 4, axis=2)
+    assert np.allclose(model.distance(a, a), 0, atol=1e-6)
+    assert (model.distance(a, b) > 0).all()
+    del tensors["lin0.model.1.weight"]
+    save_file(tensors, str(tmp_path / "broken.safetensors"))
+    with pytest.raises(WeightsError, match="missing"):
+        load_lpips(tmp_path / "broken.safetensors")
+
+
+def test_weights_are_searched_and_absence_is_reported(tmp_path, monkeypatch):
+    monkeypatch.setenv(weights.ENV_VAR, str(tmp_path))
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "hub"))
+    path, places = weights.find_weights("lpips_alex.safetensors")
+    assert path is None and str(tmp_path / "lpips_alex.safetensors") in places[0]
+    assert weights.not_found(places).startswith("not computed (weights not found at ")
+    (tmp_path / "lpips_alex.safetensors").write_bytes(b"x")
+    assert weights.find_weights("lpips_alex.safetensors")[0] == tmp_path / "lpips_alex.safetensors"
+
+
+def test_fvd_path_with_a_small_random_i3d(tmp_path):
+    torch.manual_seed(0)
+    small = I3D(num_classes=8, width=1 / 16)
+    for module in small.modules():  # non-trivial BN statistics, as a trained file has
+        if isinstance(module, torch.nn.BatchNorm3d):
+            module.running_mean.uniform_(-0.1, 0.1)
+    save_file(small.state_dict(), str(tmp_path / "i3d.safetensors"))
+    model = load_i3d(tmp_path / "i3d.safetensors")
+    assert model.Conv3d_1a_7x7.conv3d.out_channels == 4
+    rng = np.random.default_rng(0)
+    videos = [rng.integers(0, 256, (32, 32, 32, 3), dtype=np.uint8) for _ in range(3)]
+    clips = clips_of(videos)
+    assert clips.shape == (6, 16, 32, 32, 3)
+    embedded = model.embed(clips)
+    assert np.allclose(embedded, small.embed(clips))
+    assert frechet_distance(embedded, embedded) == pytest.approx(0, abs=1e-6)
+    assert frechet_distance(embedded, embedded + 1.0) == pytest.approx(8.0, rel=1e-6)  # mean shift of 1 in 8 dims
+    with pytest.raises(ValueError, match="at least 2 clips"):
+        frechet_distance(embedded[:1], embedded)
