@@ -43,7 +43,8 @@ def evaluate_model(model, episodes: list[Episode], config: EvalConfig | None = N
     config = config or EvalConfig()
     torch.manual_seed(config.seed)
     metrics: dict = {}
-    metrics["reconstruction"], metrics["prediction"] = _reconstruction(model, episodes, config, lpips, lpips_note)
+    metrics["reconstruction"], metrics["prediction"] = _reconstruction(model, episodes, config, lpips, lpips_note,
+                                                                        progress)
     rollouts = _free_rollouts(model, episodes, config, idm, progress)
     steps = len(rollouts["counts"])
     curves = {"psnr": rollouts["psnr"], "ssim": rollouts["ssim"], "palette_fidelity": rollouts["fidelity"]}
@@ -70,10 +71,10 @@ def evaluate_model(model, episodes: list[Episode], config: EvalConfig | None = N
             "samples": {"real": episodes[0].frames[1:rollouts["kept"][0].shape[0] + 1], "generated": rollouts["kept"][0]}}
 
 
-def _reconstruction(model, episodes, config, lpips, lpips_note) -> tuple[dict, dict]:
+def _reconstruction(model, episodes, config, lpips, lpips_note, progress) -> tuple[dict, dict]:
     rows = {k: [] for k in ("tok_psnr", "tok_ssim", "dec_psnr", "dec_ssim", "tf_psnr", "tf_ssim", "dec_lpips", "tf_lpips")}
     ids = []
-    for episode in episodes:
+    for episode in tqdm(episodes, desc="reconstruction", unit="episode", disable=not progress):
         frames = episode.frames[:config.recon_frames]
         round_trip, decoded, episode_ids = reconstruct(model, frames)
         predicted = teacher_forced(model, frames, episode.actions[:len(frames)], episode_ids)

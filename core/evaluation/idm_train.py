@@ -7,7 +7,7 @@ generated frames is itself known to be trustworthy (or not) on real play.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 
 import numpy as np
 import torch
@@ -91,7 +91,7 @@ def train_idm(sources, *, train_split: str = "train", eval_split: str = "test", 
             "train_transitions": len(train), "train_seeds": sorted({e.meta["seed"] for e in train_episodes}),
             "eval_seeds": sorted({e.meta["seed"] for e in heldout_episodes}),
             "labels": "visible action" if has_rule(game) else "commanded action (no visibility rule for this game)",
-            "heldout": report.to_dict(), "train": asdict_config(config)}
+            "heldout": report.to_dict(), "train": asdict(config)}
     return model.eval(), info
 
 
@@ -104,7 +104,3 @@ def evaluate_on(model: InverseDynamics, transitions: Transitions, batch: int = 6
             before, after = transitions.pairs(np.arange(start, min(start + batch, len(transitions))))
             predicted.append(model(before, after).argmax(-1).numpy())
     return score(np.concatenate(predicted), transitions.labels, transitions.commanded)
-
-
-def asdict_config(config: IDMTrainConfig) -> dict:
-    return {k: getattr(config, k) for k in config.__dataclass_fields__}

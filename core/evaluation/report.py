@@ -177,5 +177,5 @@ def markdown(results: dict, files: dict[str, str]) -> str:
     lines += ["## Physics (platformer rules on located sprites)", "", f"- {json.dumps(metrics['physics'])}", "",
               "## Reconstruction and prediction", "", f"- {json.dumps(metrics['reconstruction'])}",
               f"- {json.dumps(metrics['prediction'])}", "", "## FVD", "", f"- {json.dumps(metrics['fvd'])}", "",
-              f"## Real (left) vs generated (right)", "", f"![side by side]({files['gif']})", ""]
+              "## Real (left) vs generated (right)", "", f"![side by side]({files['gif']})", ""]
     return "\n".join(lines)
