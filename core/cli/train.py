@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import argparse
 import json
+import sys
 from pathlib import Path
 
 STAGE_HELP = ("tokenizer (reconstruct frames through tokens), tokens (encode gameplay shards into token shards), "
@@ -18,7 +20,8 @@ def register(commands, benches) -> None:
                                 "--multi_gpu --num_processes N -m core train ... (add train.cpu=true on CPU).")
     train.add_argument("stage", choices=STAGES, help="which stage to run")
     train.add_argument("--config", help="YAML or TOML run config (see configs/nano/); default: built-in defaults")
-    train.add_argument("overrides", nargs="*", metavar="SECTION.FIELD=VALUE",
+    # REMAINDER, re-parsed in cmd_train: argparse alone rejects positionals that follow --config FILE
+    train.add_argument("overrides", nargs=argparse.REMAINDER, metavar="SECTION.FIELD=VALUE",
                        help="override config fields, e.g. train.steps=500 optim.lr=1e-4 out=runs/x")
     train.add_argument("--resume", action="store_true",
                        help="continue the run in `out` from its latest checkpoint (starts it if it has none)")
@@ -41,15 +44,23 @@ def register(commands, benches) -> None:
 
 
 def cmd_train(args) -> int:
+    from core.cli import UsageError
     from core.train import run_stage
     from core.train.config import load_run_config
     from core.train.loop import TrainingDiverged
 
-    config = load_run_config(args.config, args.overrides, stage=args.stage)
+    options = argparse.ArgumentParser(prog="pocketworld train", add_help=False)
+    options.add_argument("--config")
+    options.add_argument("--resume", action="store_true")
+    known, overrides = options.parse_known_args(args.overrides)
+    bad = [item for item in overrides if item.startswith("-") or "=" not in item]
+    if bad:
+        raise UsageError(f"unrecognized argument(s) {' '.join(bad)}; overrides look like section.field=value")
+    config = load_run_config(known.config or args.config, overrides, stage=args.stage)
     try:
-        summary = run_stage(config, resume=args.resume)
+        summary = run_stage(config, resume=known.resume or args.resume)
     except TrainingDiverged as err:
-        print(f"pocketworld train: stopped: {err}")
+        print(f"pocketworld train: stopped: {err}", file=sys.stderr)
         return 3
     print(json.dumps(summary))
     return 0

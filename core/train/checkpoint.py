@@ -6,7 +6,7 @@ run code when loaded). A checkpoint is a folder `checkpoints/step-NNNNNNN/` that
 process once all ranks are done, so a killed run leaves only complete checkpoints; `latest`
 is the highest complete step. The learning-rate schedule is a pure function of the step
 (core/train/loop.py), so the step *is* the scheduler's state; the data position is the
-number of global micro-batches consumed (core/train/data.py makes the stream replayable).
+number of clips of the global stream consumed (core/train/data.py makes it replayable).
 """
 
 from __future__ import annotations

@@ -11,7 +11,7 @@ clips at a random offset, shuffle the clips within a window of samples (WebDatas
 shardshuffle + buffer shuffle, made deterministic). The global stream is cut into global
 micro-batches of batch x processes clips and rank r takes slice r of each, so a run's data
 do not depend on the number of processes (2 processes x 2 clips see what 1 process x 4 sees)
-and resuming is skipping the consumed micro-batches, without decoding them.
+and resuming is skipping the consumed clips, without decoding them.
 """
 
 from __future__ import annotations
@@ -137,15 +137,16 @@ class ClipBatches:
         self.refs, self.clip_len, self.batch_size = refs, clip_len, batch_size
         self.rank, self.world_size = rank, world_size
         self.order = clip_order([r.length for r in refs], clip_len, stride, window, seed)
-        self.consumed = 0                       # global micro-batches taken so far (the data position)
+        self.consumed = 0                       # clips of the global stream taken so far (the data position)
         self._cache: OrderedDict[int, dict] = OrderedDict()
         self._cache_size = 2 * window
 
-    def skip(self, micro_batches: int) -> None:
-        """Advance past `micro_batches` global micro-batches without reading them (for --resume)."""
-        for _ in range(micro_batches * self.batch_size * self.world_size):
+    def skip(self, clips: int) -> None:
+        """Advance past `clips` clips of the global stream without reading them (for --resume; counting
+        clips, not batches, lets a run resume with another number of processes)."""
+        for _ in range(clips):
             next(self.order)
-        self.consumed += micro_batches
+        self.consumed += clips
 
     def __iter__(self):
         return self
@@ -153,7 +154,7 @@ class ClipBatches:
     def __next__(self) -> dict[str, torch.Tensor]:
         clips = [next(self.order) for _ in range(self.batch_size * self.world_size)]
         mine = clips[self.rank * self.batch_size:(self.rank + 1) * self.batch_size]
-        self.consumed += 1
+        self.consumed += len(clips)
         return collate([self._clip(sample, start) for sample, start in mine])
 
     def _clip(self, sample: int, start: int) -> dict[str, np.ndarray]:
@@ -173,7 +174,9 @@ def validation_batches(refs: list[SampleRef], clip_len: int, clips: int, batch_s
     loaded: dict[int, dict] = {}
     items = []
     for ref, start in mine:
-        arrays = loaded.setdefault(id(ref), load_sample(ref))
+        if id(ref) not in loaded:
+            loaded[id(ref)] = load_sample(ref)
+        arrays = loaded[id(ref)]
         items.append({k: v[start:start + clip_len] for k, v in arrays.items()})
     return [collate(items[i:i + batch_size]) for i in range(0, len(items), batch_size)]
 

@@ -103,6 +103,7 @@ def train(config: RunConfig, stage_class: type[Stage], resume: bool = False) -> 
         torch.set_num_threads(cfg.threads)
     accelerator = Accelerator(cpu=cfg.cpu, mixed_precision=cfg.mixed_precision,
                               log_with="tensorboard" if config.log.tensorboard else None, project_dir=str(run_dir))
+    accelerator.wait_for_everyone()   # every rank has checked the run folder before the main one writes to it
     set_seed(cfg.seed)  # same initial weights on every rank and in every run of this config
     train_refs = index_shards(config.data.train, stage_class.data_kind, "train")
     if not train_refs:
@@ -133,7 +134,7 @@ def train(config: RunConfig, stage_class: type[Stage], resume: bool = False) -> 
 
     batches = ClipBatches(train_refs, config.data.clip_len, config.data.stride, config.data.shuffle_window,
                           cfg.batch_size, cfg.seed, accelerator.process_index, accelerator.num_processes)
-    batches.skip(resumed["micro_batches"] if resumed else 0)
+    batches.skip(resumed["clips_consumed"] if resumed else 0)
     val = validation_batches(val_refs, config.data.clip_len, config.data.val_clips, cfg.batch_size,
                              accelerator.process_index, accelerator.num_processes)
     if config.log.val_every and not val_refs:
@@ -144,14 +145,17 @@ def train(config: RunConfig, stage_class: type[Stage], resume: bool = False) -> 
     frames_per_step = cfg.batch_size * config.data.clip_len * accelerator.num_processes * cfg.accumulation
     bar = tqdm(total=cfg.steps, initial=step, desc=f"train {config.stage}", unit="step",
                disable=not (config.log.progress and accelerator.is_main_process))
-    started, window_start, window = time.monotonic(), time.monotonic(), []
-    stopped = "done"
+    started, train_seconds, window = time.monotonic(), 0.0, []
+    stopped, last_saved = "done", step if resumed else None
 
     def checkpoint_now():
+        nonlocal last_saved
         save_checkpoint(run_dir, accelerator, step, raw, optimizer, ema,
-                        {"micro_batches": batches.consumed, "keep": config.log.keep, "stage": config.stage})
+                        {"clips_consumed": batches.consumed, "keep": config.log.keep, "stage": config.stage})
+        last_saved = step
 
     while step < cfg.steps:
+        step_started = time.monotonic()
         stage.before_step(step)
         lr = lr_at(step, cfg.steps, config.optim)
         for group in optimizer.param_groups:
@@ -167,7 +171,8 @@ def train(config: RunConfig, stage_class: type[Stage], resume: bool = False) -> 
             for name, value in metrics.items():
                 values[name] = values.get(name, 0.0) + float(value) / cfg.accumulation
         norm = accelerator.clip_grad_norm_(objective.parameters(), config.optim.grad_clip or float("inf"))
-        finite &= bool(torch.isfinite(norm))
+        if cfg.mixed_precision != "fp16":  # under fp16 an inf norm is the loss scaler's overflow: it skips the step
+            finite &= bool(torch.isfinite(norm))
         if not _all(accelerator, finite):
             last = latest_checkpoint(run_dir)
             raise TrainingDiverged(
@@ -180,18 +185,18 @@ def train(config: RunConfig, stage_class: type[Stage], resume: bool = False) -> 
         if ema is not None:
             ema.update(raw)
         step += 1
+        train_seconds += time.monotonic() - step_started
         bar.update(1)
         window.append({**values, "grad_norm": float(norm)})
 
         if step % config.log.every == 0 or step == cfg.steps:
-            seconds = time.monotonic() - window_start
             logged = {k: sum(v[k] for v in window) / len(window) for k in window[0]}
             logged = {k: float(v) for k, v in zip(logged, accelerator.reduce(
                 torch.tensor(list(logged.values()), device=accelerator.device), "mean"))}
-            logged.update(lr=lr, frames_per_second=len(window) * frames_per_step / max(seconds, 1e-9))
+            logged.update(lr=lr, frames_per_second=len(window) * frames_per_step / max(train_seconds, 1e-9))
             _log(accelerator, metrics_log, step, "train", logged)
             bar.set_postfix(loss=f"{logged['loss']:.4f}")
-            window_start, window = time.monotonic(), []
+            train_seconds, window = 0.0, []
         if config.log.val_every and val_refs and (step % config.log.val_every == 0 or step == cfg.steps):
             _log(accelerator, metrics_log, step, "val", _validate(accelerator, stage, raw, ema, val))
         if config.log.sample_every and step % config.log.sample_every == 0 and accelerator.is_main_process:
@@ -206,7 +211,8 @@ def train(config: RunConfig, stage_class: type[Stage], resume: bool = False) -> 
             checkpoint_now()
 
     bar.close()
-    checkpoint_now()
+    if last_saved != step:
+        checkpoint_now()
     if accelerator.is_main_process:
         with ema.applied(raw) if ema else nullcontext():
             model.save_pretrained(run_dir / "model")

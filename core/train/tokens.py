@@ -66,7 +66,7 @@ def encode_shards(config: RunConfig) -> dict:
         ids = []
         with torch.inference_mode():
             for first in range(0, len(arrays["frames"]), config.tokens.batch_size):
-                chunk = arrays["frames"][first:first + config.tokens.batch_size]
+                chunk = np.array(arrays["frames"][first:first + config.tokens.batch_size])  # writable for torch
                 ids.append(tokenizer.encode(to_model(chunk, device)).cpu())      # (n, 16, 16)
         tokens = torch.cat(ids).numpy().astype(np.uint16)
         meta = {**ref.meta, "tokens_version": TOKENS_VERSION, "tokenizer": fingerprint,
