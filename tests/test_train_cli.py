@@ -1,0 +1,44 @@
+"""The training command line: `train STAGE --config FILE overrides [--resume]` in time-limited
+chunks (the way a long run is done in the background), `plot`, and `bench train`."""
+
+import json
+
+from core.cli import main
+from core.train.checkpoint import latest_checkpoint
+from core.train.metrics import read_metrics
+from tests.train_fixtures import run_overrides, save_tiny_model, write_token_shards
+
+
+def test_time_limited_chunks_resume_to_the_end_then_plot(tmp_path, capsys):
+    model = save_tiny_model(tmp_path / "model")
+    data = write_token_shards(tmp_path / "tokens", model)
+    config = tmp_path / "dynamics.yaml"
+    config.write_text("stage: dynamics\ntrain:\n  steps: 3\n  time_limit_minutes: 0.00001\n")
+    overrides = [o for o in run_overrides(tmp_path, tmp_path / "model", data, "run") if not o.startswith("train.steps")]
+    assert main(["train", "dynamics", "--config", str(config), *overrides, "--resume"]) == 0
+    first = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert (first["stopped"], first["step"]) == ("time_limit", 1)
+    assert latest_checkpoint(tmp_path / "run").name == "step-0000001" and (tmp_path / "run" / "model").is_dir()
+    assert main(["train", "dynamics", "--config", str(config), *overrides, "--resume",
+                 "train.time_limit_minutes=0"]) == 0
+    second = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert (second["stopped"], second["step"]) == ("done", 3)
+    assert [m["step"] for m in read_metrics(tmp_path / "run" / "metrics.jsonl")] == [1, 2, 3]
+    assert main(["plot", str(tmp_path / "run"), "--out", str(tmp_path / "curves.png")]) == 0
+    assert (tmp_path / "curves.png").stat().st_size > 10_000
+
+
+def test_cli_errors_are_one_line_and_exit_2(tmp_path, capsys):
+    assert main(["train", "dynamics", "--config", str(tmp_path / "missing.yaml")]) == 2
+    assert "not found" in capsys.readouterr().err
+    assert main(["train", "dynamics", "train.steps=3", "--bogus"]) == 2
+    assert "unrecognized" in capsys.readouterr().err
+    assert main(["plot", str(tmp_path)]) == 2
+
+
+def test_bench_train_reports_frames_per_second_and_memory(tmp_path, capsys):
+    out = tmp_path / "bench.json"
+    assert main(["bench", "train", "--stage", "dynamics", "--variant", "nano", "--batch-size", "1",
+                 "--clip-len", "2", "--steps", "1", "--threads", "2", "--json", str(out)]) == 0
+    row = json.loads(out.read_text())
+    assert row["stage"] == "dynamics" and row["frames_per_second"] > 0 and row["peak_memory_mb"] > 100
