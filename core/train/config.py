@@ -10,7 +10,6 @@ checked against the field's type, and the resolved config is saved in the run fo
 from __future__ import annotations
 
 import dataclasses
-import tomllib
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -148,10 +147,7 @@ def load_run_config(path: str | Path | None, overrides: list[str] = (), stage: s
         if not path.is_file():
             raise FileNotFoundError(f"run config {path} not found")
         text = path.read_text(encoding="utf-8")
-        try:
-            data = tomllib.loads(text) if path.suffix == ".toml" else yaml.safe_load(text) or {}
-        except (tomllib.TOMLDecodeError, yaml.YAMLError) as err:
-            raise ConfigError(f"{path}: not valid {'TOML' if path.suffix == '.toml' else 'YAML'} ({err})") from None
+        data = _read_toml(path, text) if path.suffix == ".toml" else _read_yaml(path, text)
         if not isinstance(data, dict):
             raise ConfigError(f"{path}: a run config is a mapping of sections, got {type(data).__name__}")
     for item in overrides:
@@ -170,6 +166,24 @@ def load_run_config(path: str | Path | None, overrides: list[str] = (), stage: s
             raise ConfigError(f"the config is for stage {data['stage']!r}, not {stage!r}")
         data["stage"] = stage
     return build(RunConfig, data, "config")
+
+
+def _read_yaml(path: Path, text: str):
+    try:
+        return yaml.safe_load(text) or {}
+    except yaml.YAMLError as err:
+        raise ConfigError(f"{path}: not valid YAML ({err})") from None
+
+
+def _read_toml(path: Path, text: str):
+    try:
+        import tomllib   # the standard library from Python 3.11
+    except ImportError:
+        raise ConfigError(f"{path}: TOML run configs need Python 3.11+; write it as YAML") from None
+    try:
+        return tomllib.loads(text)
+    except tomllib.TOMLDecodeError as err:
+        raise ConfigError(f"{path}: not valid TOML ({err})") from None
 
 
 def save_run_config(config: RunConfig, path: Path) -> None:
