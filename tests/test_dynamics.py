@@ -56,7 +56,7 @@ def test_dynamics_learns_the_sprite_toy_and_follows_the_action():
     steps = 300
     schedule = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=1e-2, total_steps=steps, pct_start=0.1)
     for _ in range(steps):
-        tokens, actions = sprite_clips(16, 8, generator=generator)
+        tokens, actions = sprite_clips(12, 8, generator=generator)
         logits = model(tokens, actions)[:, :-1]
         loss = F.cross_entropy(logits.reshape(-1, 4), tokens[:, 1:].reshape(-1))
         optimizer.zero_grad()
