@@ -1,14 +1,16 @@
 """Every model configuration in one place: the parts' dataclasses and the zoo (nano..large).
 
-Configs are flat dataclasses with a comment per field. `WorldModelConfig.from_dict` turns
-the nested dicts of a config.json back into dataclasses and rejects unknown or missing
-fields, so a malformed file is an error that names the field, not a silent default.
+Configs are flat dataclasses with a comment per field. `build_dataclass` (used by
+`WorldModelConfig.from_dict` and the training run configs) turns nested dicts back into
+dataclasses, rejecting unknown fields and wrong types by name, so a malformed file is an
+error that names the field, not a silent default.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import math
+import typing
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -99,7 +101,7 @@ class WorldModelConfig:
     def __post_init__(self):
         for name, cls in (("tokenizer", TokenizerConfig), ("dynamics", DynamicsConfig), ("decoder", DecoderConfig)):
             if isinstance(getattr(self, name), dict):
-                setattr(self, name, _build(cls, getattr(self, name), name))
+                setattr(self, name, build_dataclass(cls, getattr(self, name), name))
         vocab = self.tokenizer.vocab_size
         if self.dynamics.vocab_size != vocab or self.decoder.vocab_size != vocab:
             raise ConfigError(
@@ -117,25 +119,55 @@ class WorldModelConfig:
 
     @classmethod
     def from_dict(cls, data: Any) -> "WorldModelConfig":
-        return _build(cls, data, "config")
+        return build_dataclass(cls, data)
 
 
-def _build(cls, data: Any, where: str):
-    """Dataclass `cls` from a dict, rejecting unknown and missing fields by name."""
+def build_dataclass(cls, data: Any, where: str = "config"):
+    """Dataclass `cls` from a parsed JSON/YAML mapping. Unknown fields are errors that name
+    them, and every value is checked against its field's type (nested dataclasses, lists,
+    tuples, optionals), so a malformed file fails here rather than deep inside a model."""
     if not isinstance(data, dict):
-        raise ConfigError(f"{where}: expected an object, got {type(data).__name__}")
-    fields = {f.name: f for f in dataclasses.fields(cls)}
-    unknown = sorted(set(data) - set(fields))
+        raise ConfigError(f"{where}: expected a mapping, got {type(data).__name__}")
+    fields = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(set(data) - fields)
     if unknown:
         raise ConfigError(f"{where}: unknown field(s) {unknown}; expected {sorted(fields)}")
-    missing = sorted(n for n, f in fields.items() if n not in data
-                     and f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING)
-    if missing:
-        raise ConfigError(f"{where}: missing field(s) {missing}")
+    hints = typing.get_type_hints(cls)
+    values = {name: _coerce(hints[name], value, name if where == "config" else f"{where}.{name}")
+              for name, value in data.items()}
     try:
-        return cls(**data)
+        return cls(**values)
     except TypeError as err:
         raise ConfigError(f"{where}: {err}") from None
+
+
+def _coerce(hint, value, where: str):
+    if dataclasses.is_dataclass(hint):
+        return build_dataclass(hint, value, where)
+    args = typing.get_args(hint)
+    if type(None) in args:                           # X | None
+        if value is None:
+            return None
+        hint = next(a for a in args if a is not type(None))
+        args = typing.get_args(hint)
+    origin = typing.get_origin(hint)
+    if origin is list:
+        items = value if isinstance(value, list) else [value]   # one path may be given bare
+        return [_coerce(args[0], item, where) for item in items]
+    if origin is tuple:                              # tuple[X, ...]: JSON and YAML hold it as a list
+        if not isinstance(value, (list, tuple)):
+            raise ConfigError(f"{where}: expected a list, got {value!r}")
+        return tuple(_coerce(args[0], item, where) for item in value)
+    if hint is float and isinstance(value, (int, float, str)) and not isinstance(value, bool):
+        try:
+            return float(value)   # YAML 1.1 reads 3e-4 (no dot) as a string
+        except ValueError:
+            raise ConfigError(f"{where}: expected a number, got {value!r}") from None
+    if hint is str and isinstance(value, (int, float)) and not isinstance(value, bool):
+        return str(value)
+    if not isinstance(value, hint) or (hint is int and isinstance(value, bool)):
+        raise ConfigError(f"{where}: expected {hint.__name__}, got {value!r}")
+    return value
 
 
 def _variant(name: str, d_model: int, n_layers: int, n_heads: int, *, d_state: int, expand: int,

@@ -51,8 +51,17 @@ def test_unknown_and_missing_fields_are_named():
     data["dynamics"]["d_modle"] = 3
     with pytest.raises(ConfigError, match="d_modle"):
         WorldModelConfig.from_dict(data)
-    with pytest.raises(ConfigError, match="expected an object"):
+    with pytest.raises(ConfigError, match="expected a mapping"):
         WorldModelConfig.from_dict([1, 2])
+
+
+def test_wrong_types_are_named_and_lists_become_tuples():
+    data = zoo_config("nano").to_dict()
+    data["dynamics"]["d_model"] = "wide"
+    with pytest.raises(ConfigError, match=r"dynamics.d_model: expected int, got 'wide'"):
+        WorldModelConfig.from_dict(data)
+    data = json.loads(json.dumps(zoo_config("nano").to_dict()))  # tuples come back from JSON as lists
+    assert WorldModelConfig.from_dict(data).decoder.channels == zoo_config("nano").decoder.channels
 
 
 def test_inconsistent_vocabularies_are_rejected():

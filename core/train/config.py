@@ -10,14 +10,13 @@ checked against the field's type, and the resolved config is saved in the run fo
 from __future__ import annotations
 
 import dataclasses
-import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import yaml
 
-from core.config import ConfigError
+from core.config import ConfigError, build_dataclass
 
 STAGES = ("tokenizer", "tokens", "dynamics", "decoder", "long_horizon", "distill")
 
@@ -165,7 +164,10 @@ def load_run_config(path: str | Path | None, overrides: list[str] = (), stage: s
         if data.get("stage", stage) != stage:
             raise ConfigError(f"the config is for stage {data['stage']!r}, not {stage!r}")
         data["stage"] = stage
-    return build(RunConfig, data, "config")
+    train = data.get("train")
+    if isinstance(train, dict) and train.get("mixed_precision") is False:
+        train["mixed_precision"] = "no"   # YAML reads a bare `no` as false
+    return build_dataclass(RunConfig, data)
 
 
 def _read_yaml(path: Path, text: str):
@@ -208,43 +210,3 @@ def flatten(data: dict, prefix: str = "") -> dict[str, Any]:
         else:
             flat[f"{prefix}{key}"] = value
     return flat
-
-
-def build(cls, data: Any, where: str):
-    """Dataclass `cls` from a dict: unknown fields are errors, values are checked against the types."""
-    if not isinstance(data, dict):
-        raise ConfigError(f"{where}: expected a mapping, got {type(data).__name__}")
-    fields = {f.name: f for f in dataclasses.fields(cls)}
-    unknown = sorted(set(data) - set(fields))
-    if unknown:
-        raise ConfigError(f"{where}: unknown field(s) {unknown}; expected {sorted(fields)}")
-    hints = typing.get_type_hints(cls)
-    values = {name: _coerce(hints[name], value, f"{where}.{name}" if where != "config" else name)
-              for name, value in data.items()}
-    return cls(**values)
-
-
-def _coerce(hint, value, where: str):
-    if dataclasses.is_dataclass(hint):
-        return build(hint, value, where)
-    args = typing.get_args(hint)
-    if type(None) in args:                           # X | None
-        if value is None:
-            return None
-        hint = next(a for a in args if a is not type(None))
-        args = typing.get_args(hint)
-    if typing.get_origin(hint) is list:
-        items = value if isinstance(value, list) else [value]   # one path may be given bare
-        return [_coerce(args[0], item, where) for item in items]
-    if hint is float and isinstance(value, (int, float, str)) and not isinstance(value, bool):
-        try:
-            return float(value)   # YAML 1.1 reads 3e-4 (no dot) as a string
-        except ValueError:
-            raise ConfigError(f"{where}: expected a number, got {value!r}") from None
-    if hint is str and isinstance(value, (int, float)) and not isinstance(value, bool):
-        return str(value)                             # e.g. mixed_precision: no -> YAML bool is caught below
-    if hint is str and isinstance(value, bool) and where.endswith("mixed_precision"):
-        return "no" if value is False else str(value)  # YAML reads a bare `no` as false
-    if not isinstance(value, hint) or (hint is int and isinstance(value, bool)):
-        raise ConfigError(f"{where}: expected {hint.__name__}, got {value!r}")
-    return value
