@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 from pathlib import Path
 
 import torch
@@ -21,6 +20,7 @@ from huggingface_hub import PyTorchModelHubMixin, hf_hub_download
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
+from core.atomic import atomic_write
 from core.config import ConfigError, WorldModelConfig
 from core.decoder import FrameDecoder
 from core.dynamics import Dynamics
@@ -62,7 +62,7 @@ class WorldModel(nn.Module, PyTorchModelHubMixin, library_name="pocketworld",
         dtype = getattr(self, "_storage_dtype", torch.float32)
         tensors = {k: v.detach().to("cpu", dtype if v.is_floating_point() else v.dtype).contiguous()
                    for k, v in self.state_dict().items()}
-        _atomic_write(Path(save_directory) / WEIGHTS_FILE, lambda path: save_file(tensors, path))
+        atomic_write(Path(save_directory) / WEIGHTS_FILE, lambda path: save_file(tensors, path))
 
     # -- loading -------------------------------------------------------------------------
     @classmethod
@@ -118,15 +118,3 @@ def _resolve(name_or_path, filename, revision, cache_dir, local_files_only, toke
         raise FileNotFoundError(f"{name_or_path} is a file; pass the model's folder (with {CONFIG_FILE} and {WEIGHTS_FILE})")
     return hf_hub_download(repo_id=str(name_or_path), filename=filename, revision=revision, cache_dir=cache_dir,
                            local_files_only=local_files_only, token=token)
-
-
-def _atomic_write(path: Path, write) -> None:
-    """Call write(temp_path) next to `path`, then rename over it: a crash never leaves half a file."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise

@@ -22,6 +22,7 @@ import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from core.atomic import staged_folder
 from finetune.cards import LIBRARY, CardError, check_card, finetune_card
 from finetune.lora import read_adapter_config
 
@@ -126,21 +127,8 @@ class LocalRegistry:
         if target.exists() and not update:
             raise RepoTakenError(f"{repo} already exists in the local registry {self.root}; choose another --repo "
                                  "or pass --update to replace it")
-        target.parent.mkdir(parents=True, exist_ok=True)
-        stage = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{target.name}.", suffix=".partial"))
-        os.chmod(stage, 0o755)
-        try:
+        with staged_folder(target, replace=True) as stage:  # --update swaps only once the new files are whole
             _staged_upload(Path(folder), repo, game, stage)
-            if target.exists():  # --update: swap in the new files, then drop the old ones
-                old = target.with_name(f".{target.name}.old")
-                shutil.rmtree(old, ignore_errors=True)
-                os.replace(target, old)
-                os.replace(stage, target)
-                shutil.rmtree(old)
-            else:
-                os.replace(stage, target)
-        finally:
-            shutil.rmtree(stage, ignore_errors=True)
         return str(target)
 
     def list(self, search: str | None = None) -> list[ModelEntry]:
@@ -265,18 +253,10 @@ class HubRegistry:
             return path
         dest = Path(dest)
         _new_dest(dest)
-        dest.parent.mkdir(parents=True, exist_ok=True)
-        stage = Path(tempfile.mkdtemp(dir=dest.parent, prefix=f".{dest.name}.", suffix=".partial"))
-        try:
+        with staged_folder(dest) as stage:
             self._call("download", repo, lambda: snapshot_download(local_dir=stage, **download))
             shutil.rmtree(stage / ".cache", ignore_errors=True)  # huggingface_hub's bookkeeping for local_dir
             _check_pulled(stage, repo)
-            os.chmod(stage, 0o755)
-            if dest.exists():
-                dest.rmdir()
-            os.replace(stage, dest)
-        finally:
-            shutil.rmtree(stage, ignore_errors=True)
         return dest
 
 

@@ -18,10 +18,6 @@ folder with content is never touched.
 from __future__ import annotations
 
 import json
-import os
-import shutil
-import tempfile
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterator
@@ -30,6 +26,7 @@ import numpy as np
 from tqdm import tqdm
 
 from core import actions as vocab
+from core.atomic import staged_folder
 from core.data.shards import DATA_VERSION, Sample, ShardWriter
 from core.games.gym_adapter import letterbox
 from finetune.action_log import ActionLog, parse_action_log, read_action_log
@@ -81,17 +78,19 @@ def ingest(source: str | Path, out: str | Path, actions: str | Path | None = Non
         source_fps = _source_fps(recording, log, config)
         samples = _from_recording(recording, log, source_fps, config, progress)
         name = recording.name
-    with _staging(out) as stage:
+    with staged_folder(out, exists_message=_EXISTS.format(out=out)) as stage:
         report = _write(samples, stage, config)
         report.update(source=name, target_fps=config.target_fps)
         (stage / REPORT_FILE).write_text(json.dumps(report, indent=2))
     return report
 
 
+_EXISTS = "{out} already exists and is not an empty folder; ingest never overwrites stored data: choose a new --out"
+
+
 def _check_out(out: Path) -> None:
     if out.exists() and (not out.is_dir() or any(out.iterdir())):
-        raise FileExistsError(f"{out} already exists and is not an empty folder; ingest never overwrites stored "
-                              "data: choose a new --out")
+        raise FileExistsError(_EXISTS.format(out=out))
 
 
 def _is_shards(source: Path) -> bool:
@@ -256,19 +255,3 @@ def _write(samples: Iterator[Sample], stage: Path, config: IngestConfig) -> dict
     return {"frames": frames, "seconds": round(frames / config.target_fps, 2), "games": sorted(games),
             "split_frames": splits, "shards": writer.index,
             "action_counts": {vocab.ACTIONS[i]: int(n) for i, n in enumerate(histogram) if n}}
-
-
-@contextmanager
-def _staging(out: Path):
-    """A hidden folder beside `out`, renamed to `out` on success and removed on any failure."""
-    out.parent.mkdir(parents=True, exist_ok=True)
-    stage = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.", suffix=".partial"))
-    os.chmod(stage, 0o755)  # mkdtemp makes it private; the data folder is not
-    try:
-        yield stage
-        _check_out(out)  # still absent or empty: nothing appeared there while we worked
-        if out.exists():
-            out.rmdir()
-        os.replace(stage, out)
-    finally:
-        shutil.rmtree(stage, ignore_errors=True)  # already gone after a successful rename

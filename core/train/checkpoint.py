@@ -20,7 +20,8 @@ import numpy as np
 import torch
 from safetensors.torch import load_file, save_file
 
-from core.world_model import WeightsError, _atomic_write
+from core.atomic import atomic_write
+from core.world_model import WeightsError
 
 CHECKPOINTS = "checkpoints"
 STATE_FILE = "state.json"
@@ -31,7 +32,7 @@ class CheckpointError(ValueError):
 
 
 def atomic_write_text(path: Path, text: str) -> None:
-    _atomic_write(Path(path), lambda tmp: Path(tmp).write_text(text, encoding="utf-8"))
+    atomic_write(Path(path), lambda tmp: Path(tmp).write_text(text, encoding="utf-8"))
 
 
 def latest_checkpoint(run_dir: Path) -> Path | None:

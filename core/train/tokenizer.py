@@ -20,7 +20,7 @@ from PIL import Image
 from core.frames import to_model, to_uint8
 from core.tokenizer import Tokenizer, codebook_usage, reconstruction_loss
 from core.train.loop import Stage
-from core.world_model import _atomic_write
+from core.atomic import atomic_write
 
 
 def psnr(images: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
@@ -33,7 +33,7 @@ def save_grid(rows: list[torch.Tensor], path: Path) -> None:
     """rows of (N, 3, H, W) images in [-1, 1] -> one PNG, a row per list entry, written atomically."""
     grid = np.concatenate([np.concatenate(list(to_uint8(row.clamp(-1, 1))), axis=1) for row in rows], axis=0)
     path.parent.mkdir(parents=True, exist_ok=True)
-    _atomic_write(path, lambda tmp: Image.fromarray(grid).save(tmp, format="PNG"))
+    atomic_write(path, lambda tmp: Image.fromarray(grid).save(tmp, format="PNG"))
 
 
 class TokenizerObjective(nn.Module):
