@@ -24,10 +24,10 @@ class ConfigError(ValueError):
 @dataclass
 class TokenizerConfig:
     image_size: int = 256                       # input frames are image_size x image_size RGB
-    channels: tuple[int, ...] = (32, 48, 64, 96)  # encoder width after each /2 stage (4 stages: 256 -> 16)
+    channels: tuple[int, ...] = (32, 48, 64, 96)  # encoder width per stage at 64, 32, 16, 16 pixels (after a /4 stem)
     blocks_per_stage: int = 1                   # extra inverted-residual blocks per encoder stage
     expand_ratio: int = 4                       # MobileNetV2 inverted-residual expansion
-    decoder_channels: tuple[int, ...] = (96, 64, 48, 32)  # tokenizer's own decoder, 16 -> 256
+    decoder_channels: tuple[int, ...] = (96, 64, 48, 32)  # tokenizer's own decoder at 16, 32, 64, 64; then a x4 pixel shuffle
     levels: tuple[int, ...] = (8, 8, 8)         # FSQ levels per latent dim; their product is the vocabulary
 
     def __post_init__(self):

@@ -85,11 +85,13 @@ class Tokenizer(nn.Module):
         super().__init__()
         self.config = config
         c, r = config.channels, config.expand_ratio
-        layers: list[nn.Module] = [nn.Conv2d(3, c[0], 3, 2, 1), nn.SiLU()]   # 256 -> 128
+        # A 4x4 patchify stem goes straight to 64x64: at 256 and 128 pixels even thin convs cost
+        # most of a CPU training step, and flat-coloured 2D art loses nothing to a linear patch map.
+        layers: list[nn.Module] = [nn.Conv2d(3, c[0], 4, 4), nn.SiLU()]                    # 256 -> 64
         for i in range(4):
-            c_in = c[max(i - 1, 0)]
             if i > 0:
-                layers.append(InvertedResidual(c_in, c[i], 2, r))          # 128 -> 64 -> 32 -> 16
+                stride = 2 if i < 3 else 1
+                layers.append(InvertedResidual(c[i - 1], c[i], stride, r))                 # 64 -> 32 -> 16 -> 16
             layers += [InvertedResidual(c[i], c[i], 1, r) for _ in range(config.blocks_per_stage)]
         layers += [nn.GroupNorm(8, c[3]), nn.SiLU(), nn.Conv2d(c[3], len(config.levels), 1)]
         self.encoder = nn.Sequential(*layers)
@@ -97,11 +99,12 @@ class Tokenizer(nn.Module):
 
         d = config.decoder_channels
         up: list[nn.Module] = [nn.Conv2d(len(config.levels), d[0], 3, padding=1), ResBlock(d[0], d[0])]
-        for i in range(4):                                                   # 16 -> 32 -> 64 -> 128 -> 256
-            c_out = d[min(i + 1, 3)]
-            up += [nn.Upsample(scale_factor=2, mode="nearest"), nn.Conv2d(d[i], c_out, 3, padding=1),
-                   ResBlock(c_out, c_out)]
-        up += [nn.GroupNorm(8, d[3]), nn.SiLU(), nn.Conv2d(d[3], 3, 3, padding=1)]
+        for i in range(3):                                                   # 16 -> 32 -> 64 -> 64
+            if i < 2:
+                up.append(nn.Upsample(scale_factor=2, mode="nearest"))
+            up += [nn.Conv2d(d[i], d[i + 1], 3, padding=1), ResBlock(d[i + 1], d[i + 1])]
+        # the last 4x is a pixel shuffle: each 64x64 cell's 4x4 pixels come from its own channels
+        up += [nn.GroupNorm(8, d[3]), nn.SiLU(), nn.Conv2d(d[3], 3 * 16, 3, padding=1), nn.PixelShuffle(4)]
         self.decoder = nn.Sequential(*up)
 
     def encode(self, frames: torch.Tensor) -> torch.Tensor:
