@@ -1,0 +1,196 @@
+"""The Benchmarks tab: each model's measured quality and speed, read from the files our tools write.
+
+Where a model keeps its measurements (the convention, also in the README): an `eval/` folder
+beside its weights (`zoo/<variant>/eval/`, or a fine-tune's folder `.../eval/`):
+
+    eval/results.json, eval/*.png        pocketworld evaluate MODEL --data SHARDS --report <model folder>/eval
+    eval/<name>/results.json, *.png      more reports (e.g. one per game): --report <model folder>/eval/<name>
+    eval/bench_play.json                 pocketworld bench play --variant NAME --json <model folder>/eval/bench_play.json
+
+Any other report (a folder holding results.json, or the file itself) opens by path. Every
+problem comes back as text for the page: a missing or broken file never raises into the app.
+"""
+
+from __future__ import annotations
+
+import json
+import shlex
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from core import zoo
+from core.play.models import REGISTRY_PREFIX
+
+EVAL_DIR = "eval"
+REPORT_FILE = "results.json"
+BENCH_PLAY_FILE = "bench_play.json"
+
+
+class ReportError(ValueError):
+    """A path that does not hold a readable `pocketworld evaluate` report."""
+
+
+@dataclass
+class Report:
+    folder: Path
+    info: dict           # what was evaluated: model, data, split, game, episodes, frames
+    targets: list[dict]  # rows of core.evaluation.report.target_rows: metric, value, target, status
+    plots: list[Path]    # the PNGs the report wrote beside results.json
+
+
+@dataclass
+class ModelBenchmarks:
+    value: str                       # the model choice ("nano", "registry:owner/name")
+    folder: Path | None              # where its weights (and eval/) live; None when not on this machine
+    reports: list[Report] = field(default_factory=list)
+    bench_play: dict | list | None = None
+    problems: list[str] = field(default_factory=list)  # files found but unreadable, said on the page
+
+
+def read_report(path: str | Path) -> Report:
+    """A report from its results.json or the folder holding it; ReportError saying what is wrong."""
+    path = Path(str(path).strip()).expanduser()
+    file = path / REPORT_FILE if path.is_dir() else path
+    if not file.is_file():
+        raise ReportError(f"no evaluation report at {path}: expected {REPORT_FILE} (or a folder holding it), "
+                          f"as `pocketworld evaluate MODEL --data SHARDS --report FOLDER` writes")
+    try:
+        results = json.loads(file.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise ReportError(f"{file} is not a readable JSON report ({err})") from None
+    if not isinstance(results, dict) or not isinstance(results.get("metrics"), dict):
+        raise ReportError(f"{file} is JSON but not a `pocketworld evaluate` report (it has no 'metrics')")
+    targets = results.get("targets")
+    if not isinstance(targets, list):  # a --json file from before targets were written: recompute them
+        from core.evaluation.report import target_rows
+        targets = target_rows(results["metrics"])
+    info = results.get("info") if isinstance(results.get("info"), dict) else {}
+    return Report(file.parent, info, targets, sorted(file.parent.glob("*.png")))
+
+
+def model_folder(value: str, registry=None) -> Path | None:
+    """The folder of a model choice's weights: zoo/<name>, or a local registry fine-tune's folder."""
+    if not value.startswith(REGISTRY_PREFIX):
+        return zoo.zoo_dir() / value
+    if registry is None:
+        return None
+    try:
+        location = Path(registry.info(value[len(REGISTRY_PREFIX):]).location)
+    except (ValueError, OSError):
+        return None
+    return location if location.is_dir() else None  # a Hub fine-tune lives at a URL, not here
+
+
+def find_benchmarks(value: str, registry=None) -> ModelBenchmarks:
+    found = ModelBenchmarks(value, model_folder(value, registry))
+    if found.folder is None:
+        return found
+    eval_dir = found.folder / EVAL_DIR
+    for file in [eval_dir / REPORT_FILE, *sorted(eval_dir.glob(f"*/{REPORT_FILE}"))]:
+        if file.is_file():
+            try:
+                found.reports.append(read_report(file))
+            except ReportError as err:
+                found.problems.append(str(err))
+    bench_file = eval_dir / BENCH_PLAY_FILE
+    if bench_file.is_file():
+        try:
+            found.bench_play = json.loads(bench_file.read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
+            found.problems.append(f"{bench_file} is not readable JSON ({err})")
+    return found
+
+
+def how_to_measure(value: str, folder: Path | None) -> str:
+    """Markdown: the exact commands that write this model's report and play benchmark where the tab looks."""
+    if folder is None:
+        return (f"`{value}` is not in a local folder, so its reports cannot be found here: run "
+                "`pocketworld evaluate` on it and paste the report folder's path above.")
+    if value.startswith(REGISTRY_PREFIX):
+        model = f"BASE --adapter {shlex.quote(str(folder))}"  # a fine-tune is evaluated on its base model
+        bench = "pocketworld bench play --variant BASE"
+    else:
+        model, bench = value, f"pocketworld bench play --variant {value}"
+    eval_dir = folder / EVAL_DIR
+    return ("```\n"
+            "pocketworld collect --game platformer --agent scripted --split test --frames 2000 --out shards/platformer-test\n"
+            f"pocketworld evaluate {model} --data shards/platformer-test --split test "
+            f"--report {shlex.quote(str(eval_dir))}\n"
+            f"{bench} --json {shlex.quote(str(eval_dir / BENCH_PLAY_FILE))}\n"
+            "```")
+
+
+def _value(value) -> str:
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    return str(value).replace("|", "/").replace("\n", " ")  # one table cell
+
+
+def report_markdown(report: Report) -> str:
+    info = report.info
+    what = ", ".join(f"{key} {_value(info[key])}" for key in ("game", "split", "episodes", "frames") if key in info)
+    lines = [f"#### {info.get('model', 'report')} ({what or 'no details recorded'})",
+             f"`{report.folder}`", "", "| metric | value | target | status |", "|---|---|---|---|"]
+    for row in report.targets:
+        status = {"pass": "pass", "fail": "**fail**"}.get(row.get("status"), "-")
+        lines.append(f"| {_value(row.get('metric'))} | {_value(row.get('value'))} | {_value(row.get('target'))} "
+                     f"| {status} |")
+    return "\n".join(lines)
+
+
+def bench_play_markdown(bench) -> str:
+    """`pocketworld bench play` JSON (one result or a list, e.g. per precision) as a table."""
+    rows = bench if isinstance(bench, list) else [bench]
+    rows = [row for row in rows if isinstance(row, dict)]
+    if not rows:
+        return "the play benchmark file holds no results"
+    keys = list(dict.fromkeys(key for row in rows for key in row))
+    lines = ["| " + " | ".join(keys) + " |", "|" + "---|" * len(keys)]
+    lines += ["| " + " | ".join(_value(row.get(key, "")) for key in keys) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def benchmarks_markdown(found: ModelBenchmarks) -> str:
+    title = found.value[len(REGISTRY_PREFIX):] if found.value.startswith(REGISTRY_PREFIX) else found.value
+    lines = [f"### {title}"]
+    if found.folder is not None:
+        lines.append(f"Measurements are read from `{found.folder / EVAL_DIR}`.")
+    lines += [f"> Could not read: {problem}" for problem in found.problems]
+    lines += ["", "**Quality** (`pocketworld evaluate`)", ""]
+    lines += [report_markdown(report) + "\n" for report in found.reports] or ["No evaluation report yet. Make one with:"]
+    lines += ["", "**Speed** (`pocketworld bench play`)", ""]
+    lines.append(bench_play_markdown(found.bench_play) if found.bench_play is not None
+                 else "No play benchmark yet (the last command below writes it).")
+    if not found.reports or found.bench_play is None:
+        lines += ["", how_to_measure(found.value, found.folder)]
+    return "\n".join(lines)
+
+
+def show_benchmarks(value: str | None, report_path: str | None, registry=None) -> tuple[str, list[tuple]]:
+    """The tab's one action: (Markdown, [(plot image, caption)]) for a report path if one is given, else a model."""
+    if report_path and report_path.strip():
+        try:
+            report = read_report(report_path)
+        except ReportError as err:
+            return f"**Cannot open that report:** {err}", []
+        return report_markdown(report), _captioned(report)
+    if not value:
+        return "Pick a model, or paste the path of a report folder.", []
+    found = find_benchmarks(value, registry)
+    return benchmarks_markdown(found), [plot for report in found.reports for plot in _captioned(report)]
+
+
+def _captioned(report: Report) -> list[tuple]:
+    """(image, caption) per plot. Images, not paths: Gradio serves paths only from its allowed folders,
+    and a model folder or pasted report can be anywhere."""
+    from PIL import Image
+
+    game = report.info.get("game")
+    plots = []
+    for png in report.plots:
+        try:
+            with Image.open(png) as image:
+                plots.append((image.convert("RGB"), png.stem.replace("_", " ") + (f" ({game})" if game else "")))
+        except OSError:  # PIL's UnidentifiedImageError is one
+            continue  # a broken plot must not hide the report's numbers
+    return plots
