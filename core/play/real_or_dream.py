@@ -1,0 +1,131 @@
+"""What the "Real or dream?" tab does: deal a pair of clips in random order, score a vote, show the tally.
+
+`app.py` wires these to Gradio events. The round id lives in the visitor's `gr.State`; the clips
+go to the page as inline GIF data, so neither a file name nor a URL tells which one is real.
+Levels come from the test split (seeds no model trained on) so a dream cannot be a memory.
+Errors a visitor can cause come back as messages for the page, never as exceptions.
+"""
+
+from __future__ import annotations
+
+import base64
+import os
+import random
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from core import zoo
+from core.data.shards import split_of
+from core.games import GAMES
+from core.play.benchmarks import model_folder
+from core.play.clips import ClipConfig, clip_pair
+from core.play.models import ModelCache
+from core.play.votes import SIDES, VoteError, VoteStore
+from core.world_model import WEIGHTS_FILE
+
+INTRO = ("Two clips of the same level, played with the same keys from the same first frame: one is the real game, "
+         "the other was dreamed by the world model. Which one is real?")
+
+
+def data_dir() -> Path:
+    """Where the app keeps what it writes: POCKETWORLD_DATA, else ~/.cache/pocketworld (beside the local registry)."""
+    return Path(os.environ.get("POCKETWORLD_DATA") or Path.home() / ".cache" / "pocketworld")
+
+
+@dataclass
+class RealOrDreamConfig:
+    votes_path: Path | None = None   # the SQLite file of votes (None: <data dir>/real_or_dream/votes.sqlite)
+    clips_dir: Path | None = None    # cached clip pairs (None: <data dir>/real_or_dream/clips)
+    levels_per_game: int = 8         # test-split level seeds dealt per game: few pairs, each judged often
+    clip: ClipConfig = field(default_factory=ClipConfig)
+
+
+def held_out_levels(count: int) -> list[int]:
+    """The first `count` level seeds of the test split (core.data.shards.split_of)."""
+    seeds, seed = [], 0
+    while len(seeds) < count:
+        if split_of(seed) == "test":
+            seeds.append(seed)
+        seed += 1
+    return seeds
+
+
+class RealOrDream:
+    """The tab's actions, shared by all visitors (each passes the round id from their own session)."""
+
+    def __init__(self, models: ModelCache, config: RealOrDreamConfig | None = None, registry=None,
+                 rng: random.Random | None = None):
+        self.config = config or RealOrDreamConfig()
+        self.models = models
+        self.registry = registry
+        home = data_dir() / "real_or_dream"
+        self.store = VoteStore(self.config.votes_path or home / "votes.sqlite")
+        self.clips_dir = Path(self.config.clips_dir or home / "clips")
+        self.rng = rng or random.SystemRandom()  # the side of the real clip must not be guessable
+        self.levels = held_out_levels(self.config.levels_per_game)
+
+    def new_pair(self, model: str, game: str) -> tuple[str | None, str, str]:
+        """Deal a pair: (round id or None, clips html, message)."""
+        if game not in GAMES:
+            return None, "", f"Cannot deal a pair: unknown game {game!r}; choose one of {', '.join(GAMES)}."
+        try:
+            loaded = self.models.get(model)
+        except (zoo.WeightsNotAvailable, ValueError) as err:
+            return None, "", f"Cannot deal a pair: {err}"
+        seed = self.rng.choice(self.levels)
+        try:
+            pair = clip_pair(loaded, self._model_key(model), game, seed, self.clips_dir, self.config.clip)
+        except OSError as err:  # a full or read-only disk under the clip cache
+            return None, "", f"Cannot make the clips: {err}"
+        real_side = self.rng.choice(SIDES)
+        round_ = self.store.new_round(model, game, seed, real_side)
+        clips = {real_side: pair.real, _other(real_side): pair.dream}
+        return round_.id, clips_html(clips["A"], clips["B"]), f"{game}, a test level. Which clip is the real game?"
+
+    def vote(self, round_id: str | None, picked: str) -> tuple[None, str]:
+        """Score a vote: (no round any more, a message saying what each clip was)."""
+        if not round_id:
+            return None, "No pair to vote on yet: press 'New pair' first."
+        try:
+            round_, fooled = self.store.vote(round_id, picked)
+        except VoteError as err:
+            return None, str(err)
+        verdict = ("Fooled! That one was dreamed by the model." if fooled else "Right, that one was the real game.")
+        return None, (f"You picked {picked}. {verdict} Real: {round_.real_side}, dream: {_other(round_.real_side)} "
+                      f"({round_.model}, {round_.game} level {round_.seed}).")
+
+    def scoreboard(self) -> str:
+        """Markdown: how often the dream was called real, overall and per model and game, with counts."""
+        tallies = self.store.tallies()
+        if not tallies[0].votes:
+            return "No votes yet. 50% fooled would mean people cannot tell the dream from the game."
+        lines = ["| model / game | votes | fooled | fooled rate (95% interval) |", "|---|---|---|---|"]
+        for tally in tallies:
+            low, high = tally.interval()
+            lines.append(f"| {tally.label} | {tally.votes} | {tally.fooled} | "
+                         f"{tally.rate:.0%} ({low:.0%}-{high:.0%}) |")
+        lines.append("\nFooled = the dream was called real; 50% means people cannot tell them apart.")
+        return "\n".join(lines)
+
+    def _model_key(self, model: str) -> str:
+        """The model name plus its weights' size and time: new weights get new clips, not stale ones."""
+        folder = model_folder(model, self.registry)
+        weights = next((f for f in (folder / WEIGHTS_FILE, folder / "adapter_model.safetensors")
+                        if f.is_file()), None) if folder else None
+        if weights is None:
+            return model
+        stat = weights.stat()
+        return f"{model}-{stat.st_size:x}-{stat.st_mtime_ns:x}"
+
+
+def _other(side: str) -> str:
+    return SIDES[1 - SIDES.index(side)]
+
+
+def clips_html(clip_a: Path, clip_b: Path) -> str:
+    def figure(side: str, path: Path) -> str:
+        data = base64.b64encode(path.read_bytes()).decode("ascii")
+        return (f'<figure style="margin:0;text-align:center"><img src="data:image/gif;base64,{data}" '
+                f'alt="clip {side}" style="width:256px;max-width:100%;image-rendering:pixelated">'
+                f'<figcaption><b>{side}</b></figcaption></figure>')
+    return f'<div style="display:flex;gap:16px;flex-wrap:wrap">{figure("A", clip_a)}{figure("B", clip_b)}</div>'
