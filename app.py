@@ -14,8 +14,10 @@ import argparse
 import gradio as gr
 
 from core.cli.play import add_play_arguments
+from core.play.benchmarks import EVAL_DIR, show_benchmarks
 from core.play.controller import START_GAME, START_UPLOAD, WELCOME, Player, PlayerConfig
 from core.play.page import CONTROLS_HTML, CONTROLS_JS, CSS, KEYS_JS, SURFACE_JS, TARGET_FPS, message_html
+from core.play.real_or_dream import INTRO as REAL_OR_DREAM_INTRO, RealOrDream
 from core.play.recording import FORMATS
 
 
@@ -72,6 +74,41 @@ def build_app(player: Player, model: str | None = None, step_concurrency: int | 
             ticks.tick(next_frame, [session, keys], [surface, ticks], show_progress="hidden", trigger_mode="once",
                        concurrency_limit=step_concurrency, api_visibility="private")
             save.click(player.save_recording, [session, fmt], [recording, save_note])
+        with gr.Tab("Benchmarks") as benchmarks_tab:
+            gr.Markdown("Measured quality (`pocketworld evaluate`) and speed (`pocketworld bench play`) of each "
+                        f"model, read from `<model folder>/{EVAL_DIR}/`; or paste the folder of any report.")
+            with gr.Row():
+                bench_model = gr.Dropdown(player.model_choices(), value=model or player.default_model(),
+                                          label="Model")
+                report_path = gr.Textbox(label="Or a report folder / results.json", placeholder="runs/report")
+                show = gr.Button("Show", elem_id="pw-bench-show")
+            bench_text = gr.Markdown(elem_id="pw-bench")
+            bench_plots = gr.Gallery(label="Plots", format="png", columns=2, object_fit="contain", height="auto")
+            for event in (benchmarks_tab.select, bench_model.change, show.click, report_path.submit):
+                event(lambda value, path: show_benchmarks(value, path, player.registry), [bench_model, report_path],
+                      [bench_text, bench_plots])
+        with gr.Tab("Real or dream?") as dream_tab:
+            game_show = RealOrDream(player.models, registry=player.registry)
+            pair_round = gr.State(None)  # the visitor's current pair; the answer stays on the server
+            gr.Markdown(REAL_OR_DREAM_INTRO)
+            with gr.Row():
+                dream_model = gr.Dropdown(player.model_choices(), value=model or player.default_model(),
+                                          label="Model")
+                dream_game = gr.Dropdown(player.games(), value=player.games()[0], label="Game")
+                deal = gr.Button("New pair", variant="primary", elem_id="pw-deal")
+            pair_note = gr.Markdown()
+            pair_clips = gr.HTML(elem_id="pw-pair")
+            with gr.Row():
+                pick_a = gr.Button("A is real", elem_id="pw-pick-a")
+                pick_b = gr.Button("B is real", elem_id="pw-pick-b")
+            scoreboard = gr.Markdown(elem_id="pw-scoreboard")
+            # one pair made at a time: a new pair is ~60 model steps, and players share the CPU
+            deal.click(game_show.new_pair, [dream_model, dream_game], [pair_round, pair_clips, pair_note],
+                       concurrency_limit=1)
+            for button, side in ((pick_a, "A"), (pick_b, "B")):
+                button.click(lambda round_id, side=side: game_show.vote(round_id, side), pair_round,
+                             [pair_round, pair_note]).then(game_show.scoreboard, None, scoreboard)
+            dream_tab.select(game_show.scoreboard, None, scoreboard)
     return demo
 
 

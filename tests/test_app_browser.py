@@ -44,7 +44,8 @@ def app_url(tmp_path):
     torch.nn.init.normal_(model.decoder.to_rgb.weight, std=0.5)
     model.save_pretrained(tmp_path / "zoo" / "nano")
     port = _free_port()
-    env = {**os.environ, "POCKETWORLD_ZOO": str(tmp_path / "zoo"), "GRADIO_ANALYTICS_ENABLED": "False"}
+    env = {**os.environ, "POCKETWORLD_ZOO": str(tmp_path / "zoo"), "POCKETWORLD_DATA": str(tmp_path / "data"),
+           "GRADIO_ANALYTICS_ENABLED": "False"}
     log = open(tmp_path / "app.log", "w")
     app = subprocess.Popen([sys.executable, "app.py", "--port", str(port), "--threads", "1"],
                            cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT)
@@ -112,5 +113,13 @@ def test_keys_in_the_page_play_the_world_and_fps_is_shown(app_url):
             SCREENSHOT.parent.mkdir(parents=True, exist_ok=True)
             page.screenshot(path=str(SCREENSHOT))
             print(f"browser: {report}; screenshot {SCREENSHOT}")
+
+            page.get_by_role("tab", name="Benchmarks").click()  # the other tabs answer too
+            page.wait_for_selector("#pw-bench :text('No evaluation report yet')", timeout=60_000)
+            page.get_by_role("tab", name="Real or dream?").click()
+            page.click("#pw-deal")
+            page.wait_for_function("document.querySelectorAll('#pw-pair img').length == 2", timeout=120_000)
+            page.click("#pw-pick-a")
+            page.wait_for_selector("#pw-scoreboard td:text-is('all')", timeout=60_000)  # the vote was counted
         finally:
             browser.close()
