@@ -126,3 +126,16 @@ def test_bad_requests_give_messages(game_show):
     assert game_show.new_pair("nano", "pong")[2].startswith("Cannot deal a pair: unknown game 'pong'")
     round_id, html, message = game_show.new_pair("large", "platformer")
     assert round_id is None and html == "" and "no trained weights for 'large'" in message
+
+
+def test_the_votes_file_appears_on_first_use_not_when_the_app_is_built(tmp_path):
+    game_show = RealOrDream(ModelCache(), RealOrDreamConfig(votes_path=tmp_path / "votes" / "v.sqlite"))
+    assert not (tmp_path / "votes").exists()
+    assert "No votes yet" in game_show.scoreboard() and (tmp_path / "votes" / "v.sqlite").is_file()
+
+
+def test_an_unusable_votes_file_is_a_message(tmp_path):
+    (tmp_path / "file").write_text("not a folder")
+    game_show = RealOrDream(ModelCache(), RealOrDreamConfig(votes_path=tmp_path / "file" / "votes.sqlite"))
+    assert game_show.scoreboard().startswith(f"The votes file {tmp_path}/file/votes.sqlite cannot be used")
+    assert game_show.vote("abc", "A")[0] == "abc"  # nothing was counted: the visitor can vote again

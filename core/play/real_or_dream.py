@@ -11,7 +11,9 @@ from __future__ import annotations
 import base64
 import os
 import random
+import sqlite3
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 
 from core import zoo
@@ -59,10 +61,15 @@ class RealOrDream:
         self.models = models
         self.registry = registry
         home = data_dir() / "real_or_dream"
-        self.store = VoteStore(self.config.votes_path or home / "votes.sqlite")
+        self.votes_path = Path(self.config.votes_path or home / "votes.sqlite")
         self.clips_dir = Path(self.config.clips_dir or home / "clips")
         self.rng = rng or random.SystemRandom()  # the side of the real clip must not be guessable
         self.levels = held_out_levels(self.config.levels_per_game)
+
+    @cached_property
+    def store(self) -> VoteStore:
+        """Opened (and the file created) on first use, so building the app writes nothing."""
+        return VoteStore(self.votes_path)
 
     def new_pair(self, model: str, game: str) -> tuple[str | None, str, str]:
         """Deal a pair: (round id or None, clips html, message)."""
@@ -78,25 +85,33 @@ class RealOrDream:
         except OSError as err:  # a full or read-only disk under the clip cache
             return None, "", f"Cannot make the clips: {err}"
         real_side = self.rng.choice(SIDES)
-        round_ = self.store.new_round(model, game, seed, real_side)
+        try:
+            round_ = self.store.new_round(model, game, seed, real_side)
+        except (sqlite3.Error, OSError) as err:
+            return None, "", self._store_trouble(err)
         clips = {real_side: pair.real, _other(real_side): pair.dream}
         return round_.id, clips_html(clips["A"], clips["B"]), f"{game}, a test level. Which clip is the real game?"
 
-    def vote(self, round_id: str | None, picked: str) -> tuple[None, str]:
-        """Score a vote: (no round any more, a message saying what each clip was)."""
+    def vote(self, round_id: str | None, picked: str) -> tuple[str | None, str]:
+        """Score a vote: (the round still open, None once scored; a message saying what each clip was)."""
         if not round_id:
             return None, "No pair to vote on yet: press 'New pair' first."
         try:
             round_, fooled = self.store.vote(round_id, picked)
         except VoteError as err:
             return None, str(err)
+        except (sqlite3.Error, OSError) as err:  # the vote is not lost from the page: the round stays
+            return round_id, self._store_trouble(err)
         verdict = ("Fooled! That one was dreamed by the model." if fooled else "Right, that one was the real game.")
         return None, (f"You picked {picked}. {verdict} Real: {round_.real_side}, dream: {_other(round_.real_side)} "
                       f"({round_.model}, {round_.game} level {round_.seed}).")
 
     def scoreboard(self) -> str:
         """Markdown: how often the dream was called real, overall and per model and game, with counts."""
-        tallies = self.store.tallies()
+        try:
+            tallies = self.store.tallies()
+        except (sqlite3.Error, OSError) as err:
+            return self._store_trouble(err)
         if not tallies[0].votes:
             return "No votes yet. 50% fooled would mean people cannot tell the dream from the game."
         lines = ["| model / game | votes | fooled | fooled rate (95% interval) |", "|---|---|---|---|"]
@@ -106,6 +121,10 @@ class RealOrDream:
                          f"{tally.rate:.0%} ({low:.0%}-{high:.0%}) |")
         lines.append("\nFooled = the dream was called real; 50% means people cannot tell them apart.")
         return "\n".join(lines)
+
+    def _store_trouble(self, err: Exception) -> str:
+        return (f"The votes file {self.votes_path} cannot be used ({err}); set POCKETWORLD_DATA to a writable "
+                "folder and restart the app.")
 
     def _model_key(self, model: str) -> str:
         """The model name plus its weights' size and time: new weights get new clips, not stale ones."""
