@@ -30,15 +30,20 @@ def weights_available(name: str) -> bool:
     return (folder / CONFIG_FILE).is_file() and (folder / WEIGHTS_FILE).is_file()
 
 
-def load(name: str) -> WorldModel:
-    """The trained model of a zoo variant, or WeightsNotAvailable saying how to get it."""
+def weights_dir(name: str) -> Path:
+    """The folder of a zoo variant's trained weights, or WeightsNotAvailable saying how to get them."""
     zoo_config(name)  # unknown names fail here, listing the zoo
     if not weights_available(name):
         raise WeightsNotAvailable(
             f"no trained weights for {name!r} at {zoo_dir() / name}: train them with the pipeline "
             f"(`pocketworld train ...`, see README) and save them there, or point POCKETWORLD_ZOO at a folder "
             f"that holds {name}/{CONFIG_FILE} and {name}/{WEIGHTS_FILE}")
-    return WorldModel.from_pretrained(zoo_dir() / name)
+    return zoo_dir() / name
+
+
+def load(name: str) -> WorldModel:
+    """The trained model of a zoo variant, or WeightsNotAvailable saying how to get it."""
+    return WorldModel.from_pretrained(weights_dir(name))
 
 
 def describe(name: str) -> dict:

@@ -1,4 +1,4 @@
-"""Fine-tune commands: `ingest`, `push`, and `hub list|info|pull` (registered in core/cli)."""
+"""Fine-tune commands: `ingest`, `finetune`, `push`, and `hub list|info|pull` (registered in core/cli)."""
 
 from __future__ import annotations
 
@@ -21,6 +21,35 @@ def register(commands, benches) -> None:
                         help="refuse recordings longer than this many minutes at 30 FPS (default: 60)")
     ingest.add_argument("--no-progress", action="store_true", help="no progress bar")
     ingest.set_defaults(func=cmd_ingest)
+
+    finetune = commands.add_parser(
+        "finetune", help="LoRA fine-tune a model's dynamics on your gameplay (QLoRA on CUDA)",
+        description="Trains LoRA layers on the base model's dynamics through the training loop (progress bar, "
+                    "checkpoints, --resume), scores held-out clips with the base and the fine-tune, and writes OUT "
+                    "as a standard peft adapter with a model card and a loss curve; share it with pocketworld push.")
+    finetune.add_argument("--base", required=True, help="the model to adapt: a zoo variant (nano, tiny, base, large) "
+                                                        "or a model folder (config.json + model.safetensors)")
+    finetune.add_argument("--data", required=True, help="shards from `pocketworld ingest` (encoded with the base's "
+                                                        "tokenizer first, into the run folder) or token shards")
+    finetune.add_argument("--out", help="a new folder for the adapter (default: finetunes/DATA's name)")
+    finetune.add_argument("--run-dir", help="working folder for tokens, checkpoints and metrics (default: OUT.run)")
+    finetune.add_argument("--rank", type=int, default=8, help="LoRA rank r (default: 8)")
+    finetune.add_argument("--alpha", type=float, default=16.0, help="LoRA alpha; updates scale by alpha/rank "
+                                                                    "(default: 16)")
+    finetune.add_argument("--dropout", type=float, default=0.0, help="dropout on the LoRA branch (default: 0)")
+    finetune.add_argument("--steps", type=int, default=300, help="optimizer steps (default: 300)")
+    finetune.add_argument("--lr", type=float, default=1e-3, help="peak learning rate (default: 1e-3)")
+    finetune.add_argument("--batch-size", type=int, default=4, help="clips per step (default: 4)")
+    finetune.add_argument("--clip-len", type=int, default=16, help="frames per clip (default: 16)")
+    finetune.add_argument("--threads", type=int, default=0, help="torch threads (default: torch's choice)")
+    finetune.add_argument("--quantize", choices=("none", "8bit", "4bit"), default="none",
+                          help="hold the frozen base in 8 or 4 bits through bitsandbytes (QLoRA; CUDA only; "
+                               "default: none)")
+    finetune.add_argument("--game", help="the game's name on the card (default: the name stored in the shards)")
+    finetune.add_argument("--seed", type=int, default=0, help="seeds the LoRA init and the data order (default: 0)")
+    finetune.add_argument("--resume", action="store_true", help="continue the fine-tune in the run folder")
+    finetune.add_argument("--no-progress", action="store_true", help="no progress bars")
+    finetune.set_defaults(func=cmd_finetune)
 
     push = commands.add_parser("push", help="share a fine-tuned adapter in a registry")
     push.add_argument("adapter", metavar="ADAPTER_DIR", help="folder with adapter_model.safetensors + "
@@ -70,6 +99,21 @@ def cmd_ingest(args) -> int:
     splits = ", ".join(f"{split} {frames}" for split, frames in sorted(report["split_frames"].items()))
     print(f"wrote {report['frames']} frames ({report['seconds']} s at {report['target_fps']} FPS) of "
           f"{', '.join(report['games'])} in {report['shards']} shard(s) to {args.out}; frames per split: {splits}")
+    return 0
+
+
+def cmd_finetune(args) -> int:
+    from pathlib import Path
+
+    from finetune.lora import LoraSettings
+    from finetune.train import FinetuneConfig, finetune
+
+    config = FinetuneConfig(
+        base=args.base, data=args.data, out=args.out or str(Path("finetunes") / Path(args.data).resolve().name),
+        run_dir=args.run_dir or "", lora=LoraSettings(rank=args.rank, alpha=args.alpha, dropout=args.dropout),
+        steps=args.steps, lr=args.lr, batch_size=args.batch_size, clip_len=args.clip_len, threads=args.threads,
+        quantize=args.quantize, seed=args.seed, game=args.game, progress=not args.no_progress)
+    print(json.dumps(finetune(config, resume=args.resume), indent=2))
     return 0
 
 

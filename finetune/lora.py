@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -96,10 +97,11 @@ def trainable_parameters(model: WorldModel) -> int:
     return sum(p.numel() for p in model.parameters() if p.requires_grad)
 
 
-def save_adapter(model: WorldModel, out: str | Path, card: str | None = None) -> Path:
-    """Write the adapter (adapter_model.safetensors + adapter_config.json, and `card` as README.md)
-    into the new folder `out`, atomically: it appears complete or not at all, and an existing
-    folder with content is refused."""
+def save_adapter(model: WorldModel, out: str | Path, card: str | None = None,
+                 files: dict[str, Path] | None = None) -> Path:
+    """Write the adapter (adapter_model.safetensors + adapter_config.json, `card` as README.md, and
+    copies of `files`, {name in the folder: source}, e.g. a loss curve) into the new folder `out`,
+    atomically: it appears complete or not at all, and an existing folder with content is refused."""
     if not isinstance(model.dynamics, PeftModel):
         raise AdapterError("this model has no LoRA adapter to save (add_lora or load_adapter first)")
     out = Path(out)
@@ -113,6 +115,8 @@ def save_adapter(model: WorldModel, out: str | Path, card: str | None = None) ->
         (stage / "README.md").unlink(missing_ok=True)
         if card is not None:
             (stage / "README.md").write_text(card, encoding="utf-8")
+        for name, source in (files or {}).items():
+            shutil.copyfile(source, stage / name)
     return out
 
 

@@ -28,14 +28,17 @@ def save_tiny_model(folder: Path, seed: int = 0, **dynamics) -> WorldModel:
 
 
 def write_token_shards(folder: Path, model: WorldModel, samples: int = 6, frames: int = 16,
-                       val_samples: int = 2, version: int = TOKENS_VERSION) -> Path:
-    """Sprite-toy token clips (16x16 grid) in one token shard, marked as made by `model`'s tokenizer."""
+                       val_samples: int = 2, version: int = TOKENS_VERSION, seed: int = 0, game: str = "toy",
+                       **toy) -> Path:
+    """Sprite-toy token clips (16x16 grid; `toy`: sprite_clips' variant options) in one token shard,
+    marked as made by `model`'s tokenizer."""
     folder.mkdir(parents=True, exist_ok=True)
-    tokens, actions = sprite_clips(samples + val_samples, frames, grid=16, generator=torch.Generator().manual_seed(0))
+    tokens, actions = sprite_clips(samples + val_samples, frames, grid=16, generator=torch.Generator().manual_seed(seed),
+                                   **toy)
     fingerprint = tokenizer_fingerprint(model.tokenizer)
     with tarfile.open(folder / "shard-000000.tar", "w", format=tarfile.USTAR_FORMAT) as tar:
         for i in range(samples + val_samples):
-            meta = {"game": "toy", "seed": i, "start_frame": 0, "split": "train" if i < samples else "val",
+            meta = {"game": game, "seed": i, "start_frame": 0, "split": "train" if i < samples else "val",
                     "tokens_version": version, "tokenizer": fingerprint, "version": DATA_VERSION}
             files = {"tokens.npy": _npy(tokens[i].numpy().astype(np.uint16).reshape(frames, 16, 16)),
                      "actions.npy": _npy(actions[i].numpy().astype(np.uint8)),

@@ -15,7 +15,7 @@ COMMAND_MODULES = (
     "core.cli.model",  # zoo, bench play
     "core.cli.data",   # games, collect, preview, bench games
     "core.cli.train",  # train STAGE, plot, bench train
-    "finetune.cli",    # ingest, push, hub list|info|pull
+    "finetune.cli",    # ingest, finetune, push, hub list|info|pull
     "core.cli.play",   # play (the browser app), bench sessions
     "core.cli.evaluate",  # evaluate, idm train
 )

@@ -59,6 +59,13 @@ class Stage:
     def write_samples(self, batch: dict, path: Path) -> None:
         """Write a picture of what the model makes of `batch` (tokenizer and decoder stages)."""
 
+    export_dir = "model"          # where in the run folder the stage's product goes
+
+    def export(self, folder: Path) -> None:
+        """Write the run's product: the whole WorldModel (config.json + model.safetensors); a LoRA
+        stage (finetune/train.py) writes only its adapter."""
+        self.model.save_pretrained(folder)
+
 
 def build_model(config: RunConfig) -> WorldModel:
     """The WorldModel a run starts from: an earlier stage's folder, or fresh weights of a variant."""
@@ -215,13 +222,13 @@ def train(config: RunConfig, stage_class: type[Stage], resume: bool = False) -> 
         checkpoint_now()
     if accelerator.is_main_process:
         with ema.applied(raw) if ema else nullcontext():
-            model.save_pretrained(run_dir / "model")
+            stage.export(run_dir / stage.export_dir)
     accelerator.wait_for_everyone()
     accelerator.end_training()
     summary = {"stage": config.stage, "step": step, "steps": cfg.steps, "stopped": stopped,
-               "run_dir": str(run_dir), "model": str(run_dir / "model"),
+               "run_dir": str(run_dir), "model": str(run_dir / stage.export_dir),
                "processes": accelerator.num_processes, "seconds": round(time.monotonic() - started, 1)}
-    accelerator.print(f"{config.stage}: {stopped} at step {step}/{cfg.steps}; model in {run_dir / 'model'}")
+    accelerator.print(f"{config.stage}: {stopped} at step {step}/{cfg.steps}; exported to {run_dir / stage.export_dir}")
     return summary
 
 

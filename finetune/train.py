@@ -1,0 +1,217 @@
+"""LoRA fine-tuning of a world model's dynamics on your own game (Hu et al. 2021, "LoRA"; on CUDA
+optionally over an 8/4-bit base, QLoRA, Dettmers et al. 2023).
+
+There is no second training loop: a fine-tune is the dynamics stage run by core/train/loop.py,
+with the model wrapped by `add_lora` in the stage's constructor, before the loop builds its
+optimizer (which takes only parameters that require grad: the LoRA matrices), and exporting
+only the adapter. So it gets the loop's progress bar, metrics, checkpoints and --resume.
+
+`finetune` takes gameplay shards (from `pocketworld ingest`), encodes them once with the base
+model's own tokenizer into RUN/tokens (core/train/tokens.py), or takes token shards of that
+tokenizer as they are. After training it scores the held-out (split "val") clips with the base
+and with the fine-tune, plots the loss curves, and writes OUT, atomically, as a standard peft
+adapter with a fine-tune card (finetune/cards.py) and the curve beside it.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import tarfile
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import torch
+
+from core import zoo
+from core.config import ZOO
+from core.data.shards import list_shards
+from core.train.config import (DataSection, LogSection, ModelSection, OptimSection, RunConfig, TokensSection,
+                               TrainSection)
+from core.train.data import GAMEPLAY, TOKENS, DataError, index_shards, validation_batches
+from core.train.dynamics import DynamicsStage
+from core.world_model import CONFIG_FILE, WEIGHTS_FILE, WorldModel
+from finetune.lora import LoraSettings, add_lora, load_adapter, save_adapter
+from finetune.quantize import check_quantization, quantize_dynamics
+
+ADAPTER_DIR = "adapter"       # inside the run folder: what the loop exports
+CURVE_FILE = "loss_curve.png"
+
+
+@dataclass
+class FinetuneConfig:
+    base: str                      # zoo variant (nano, ...) or a WorldModel folder (config.json + model.safetensors)
+    data: str                      # gameplay shards from `pocketworld ingest`, or token shards of the base's tokenizer
+    out: str                       # new folder for the adapter, its card and loss curve
+    run_dir: str = ""              # working folder: tokens, checkpoints, metrics (default: OUT.run)
+    lora: LoraSettings = field(default_factory=LoraSettings)
+    steps: int = 300               # optimizer steps
+    lr: float = 1e-3               # peak learning rate (LoRA takes larger steps than full training)
+    batch_size: int = 4            # clips per step
+    clip_len: int = 16             # frames per clip
+    val_every: int = 0             # steps between validations (0: four times a run)
+    threads: int = 0               # torch threads (0: torch's default)
+    quantize: str = "none"         # none, 8bit or 4bit (a bitsandbytes base: CUDA only)
+    seed: int = 0                  # seeds the LoRA init and the data order
+    game: str | None = None        # the game's name on the card (default: the one stored in the shards)
+    progress: bool = True          # progress bars
+
+    def __post_init__(self):
+        for name in ("steps", "batch_size", "clip_len"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name.replace('_', '-')} must be a positive whole number, got {getattr(self, name)}")
+        if self.clip_len < 2:
+            raise ValueError("clip-len must be >= 2: the dynamics learns to predict the next frame")
+        if not self.lr > 0:
+            raise ValueError(f"lr must be positive, got {self.lr}")
+        if self.val_every < 0 or self.threads < 0:
+            raise ValueError("val-every and threads must be >= 0")
+        if not self.run_dir:
+            self.run_dir = str(Path(self.out)) + ".run"
+
+
+def resolve_base(base: str) -> Path:
+    """The folder of the base model's weights: a zoo variant's, or a model folder given by path."""
+    path = Path(base)
+    if path.is_dir():
+        missing = [name for name in (CONFIG_FILE, WEIGHTS_FILE) if not (path / name).is_file()]
+        if missing:
+            raise FileNotFoundError(f"--base {base}: the folder lacks {' and '.join(missing)}; a base model folder "
+                                    f"holds {CONFIG_FILE} + {WEIGHTS_FILE} (a zoo variant or a training run's model/)")
+        return path
+    if base in ZOO:
+        return zoo.weights_dir(base)  # WeightsNotAvailable, saying how to get them
+    raise ValueError(f"unknown base model {base!r}: name a zoo variant ({', '.join(ZOO)}) or a model folder "
+                     f"holding {CONFIG_FILE} + {WEIGHTS_FILE}")
+
+
+def data_kind(data: str | Path) -> str:
+    """GAMEPLAY or TOKENS: what the shards at `data` hold; a clear error when they are neither."""
+    data = Path(data)
+    if not data.exists():
+        raise FileNotFoundError(f"--data {data}: no such file or folder; pass the shards `pocketworld ingest` wrote")
+    if data.is_dir() and not any(data.iterdir()):
+        raise FileNotFoundError(f"--data {data} is empty; ingest your gameplay into it first (pocketworld ingest)")
+    shard = list_shards(data)[0]  # FileNotFoundError for a folder without .tar shards
+    try:
+        with tarfile.open(shard, "r") as tar:
+            names = tar.getnames()
+    except (tarfile.TarError, OSError) as err:
+        raise DataError(f"{shard} is not a readable tar shard ({err}); re-run pocketworld ingest") from None
+    if any(name.endswith(".tokens.npy") for name in names):
+        return TOKENS
+    if any(name.endswith(".frames.png") for name in names):
+        return GAMEPLAY
+    raise DataError(f"{shard} holds neither gameplay (frames.png) nor token (tokens.npy) samples: "
+                    "not PocketWorld shards; make them with pocketworld ingest")
+
+
+def lora_stage(base: str, settings: LoraSettings, quantize: str = "none") -> type[DynamicsStage]:
+    """The dynamics stage, fine-tuning only LoRA layers on `base` and exporting only the adapter.
+    (A class made per call: the loop builds its stage from (config, model) alone.)"""
+
+    class LoraDynamicsStage(DynamicsStage):
+        export_dir = ADAPTER_DIR
+
+        def __init__(self, config, model):
+            if quantize != "none":
+                model.dynamics = quantize_dynamics(model.dynamics, quantize)
+            add_lora(model, base, settings)       # freezes the base: the loop's optimizer sees the LoRA params only
+            super().__init__(config, model)
+
+        def export(self, folder: Path) -> None:
+            # the run's own product, as the loop's model/ export is: a resumed, finished run writes it again
+            shutil.rmtree(folder, ignore_errors=True)
+            save_adapter(self.model, folder)
+
+    return LoraDynamicsStage
+
+
+def run_config(config: FinetuneConfig, base_dir: Path, tokens: Path) -> RunConfig:
+    """The loop's run config for a fine-tune."""
+    steps = config.steps
+    return RunConfig(
+        stage="dynamics", out=config.run_dir,
+        model=ModelSection(init=str(base_dir)),
+        data=DataSection(train=[str(tokens)], clip_len=config.clip_len, stride=config.clip_len),
+        optim=OptimSection(lr=config.lr, warmup_steps=max(1, min(100, steps // 10))),
+        train=TrainSection(steps=steps, batch_size=config.batch_size, seed=config.seed, threads=config.threads),
+        log=LogSection(every=max(1, min(10, steps // 50)), val_every=config.val_every or max(1, steps // 4),
+                       save_every=max(1, steps // 4), keep=1, sample_every=0, progress=config.progress,
+                       tensorboard=False))
+
+
+@torch.no_grad()
+def held_out_metrics(model: WorldModel, refs, config: RunConfig) -> dict[str, float]:
+    """The dynamics stage's validation metrics (loss, accuracy, changed-token and rollout accuracy)
+    of `model` over the held-out clips `refs`."""
+    stage = DynamicsStage(config, model.eval())
+    totals: dict[str, list[float]] = {}
+    for batch in validation_batches(refs, config.data.clip_len, config.data.val_clips, config.train.batch_size):
+        for name, (total, count) in stage.validate(batch).items():
+            totals.setdefault(name, [0.0, 0.0])
+            totals[name][0] += total
+            totals[name][1] += count
+    return {name: total / max(count, 1) for name, (total, count) in totals.items()}
+
+
+def finetune(config: FinetuneConfig, resume: bool = False) -> dict:
+    """Fine-tune `config.base` on `config.data`; writes the adapter to `config.out` and returns a summary."""
+    from core.atomic import atomic_write
+    from core.train.loop import train
+    from core.train.metrics import plot_run
+    from core.train.tokens import encode_shards
+    from finetune.cards import finetune_card
+
+    started = time.monotonic()
+    check_quantization(config.quantize)            # before any work: a QLoRA request fails at once off CUDA
+    out, run_dir = Path(config.out), Path(config.run_dir)
+    if out.exists() and (not out.is_dir() or any(out.iterdir())):
+        raise FileExistsError(f"--out {out} already exists and is not empty; adapters are never overwritten, "
+                              "choose a new folder")
+    base_dir = resolve_base(config.base)
+    kind = data_kind(config.data)
+    if not resume and run_dir.exists() and any(run_dir.iterdir()):
+        raise FileExistsError(f"the run folder {run_dir} is not empty (an earlier fine-tune?); pass --resume to "
+                              "continue it, or choose another --run-dir (nothing was overwritten)")
+
+    tokens = Path(config.data)
+    if kind == GAMEPLAY:
+        tokens = run_dir / "tokens"
+        if not (resume and tokens.is_dir()):
+            encode_shards(RunConfig(stage="tokens", model=ModelSection(init=str(base_dir)),
+                                    data=DataSection(train=[config.data]), tokens=TokensSection(out=str(tokens)),
+                                    train=TrainSection(threads=config.threads),
+                                    log=LogSection(progress=config.progress)))
+    loop_config = run_config(config, base_dir, tokens)
+    summary = train(loop_config, lora_stage(config.base, config.lora, config.quantize), resume=resume)
+
+    # score the held-out clips with the fp32 base and with base + adapter, as they will be played
+    train_refs = index_shards([str(tokens)], TOKENS, "train")
+    val_refs = index_shards([str(tokens)], TOKENS, "val")
+    tuned = load_adapter(WorldModel.from_pretrained(base_dir), run_dir / ADAPTER_DIR, base=config.base)
+    metrics = {}
+    if val_refs:
+        base_scores = held_out_metrics(WorldModel.from_pretrained(base_dir), val_refs, loop_config)
+        tuned_scores = held_out_metrics(tuned, val_refs, loop_config)
+        metrics = {name: (base_scores[name], tuned_scores[name]) for name in base_scores}
+    curve = run_dir / CURVE_FILE
+    plot_run(run_dir, curve)
+
+    games = sorted({str(ref.meta.get("game", "unknown")) for ref in train_refs})
+    game = config.game or ", ".join(games)
+    frames = sum(ref.length for ref in train_refs)
+    card = finetune_card(out.name, config.base, game, config.lora.rank, config.lora.alpha,
+                         list(config.lora.targets), steps=summary["step"], data_frames=frames,
+                         metrics={f"held-out {name.replace('_', ' ')}": pair for name, pair in metrics.items()})
+    save_adapter(tuned, out, card=card, files={CURVE_FILE: curve})
+    result = {"adapter": str(out), "run_dir": str(run_dir), "base": config.base, "game": game,
+              "steps": summary["step"], "stopped": summary["stopped"], "data_frames": frames,
+              "adapter_parameters": sum(p.numel() for name, p in tuned.named_parameters() if "lora_" in name),
+              "held_out": {name: {"base": b, "finetuned": t} for name, (b, t) in metrics.items()},
+              "seconds": round(time.monotonic() - started, 1)}
+    record = {"config": asdict(config), **result}
+    atomic_write(run_dir / "finetune.json",
+                 lambda path: Path(path).write_text(json.dumps(record, indent=2, default=str), encoding="utf-8"))
+    return result
