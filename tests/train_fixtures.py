@@ -53,7 +53,7 @@ def write_token_shards(folder: Path, model: WorldModel, samples: int = 6, frames
 def write_gameplay_shards(folder: Path, samples: int = 2, frames: int = 6, split: str = "train") -> Path:
     writer = ShardWriter(folder)
     for i in range(samples):
-        meta = {"game": "synthetic", "seed": i, "split": split, "start_frame": 0, "version": DATA_VERSION}
+        meta = {"game": "synthetic", "seed": i, "split": split, "start_frame": 0, "fps": 30, "version": DATA_VERSION}
         writer.write(Sample(sprite_frames(frames, seed=i), np.arange(frames) % 18,
                             np.zeros((frames, 0), np.float32), meta))
     writer.close()

@@ -1,0 +1,169 @@
+"""The Fine-tune tab's actions: check an upload, queue a LoRA fine-tune of it, report its queue
+position, progress and live loss curve, and push the result to the registry; plain functions,
+tested without a browser.
+
+Uploads are validated by `finetune.ingest` (every failure is a message naming the problem)
+before anything is queued. One fine-tune runs at a time, on one worker thread: two would share
+the CPU and each take twice as long (FIELD-NOTES). The others wait in order and see how many
+are ahead. Jobs live on the server by id; a browser tab keeps only its job's id in a gr.State.
+"""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+import threading
+import uuid
+from collections import deque
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+from finetune.train import CURVE_FILE, FinetuneConfig, finetune, resolve_base
+
+LIVE_CURVE = "live_curve.png"
+
+
+@dataclass
+class FinetuneTabConfig:
+    work_dir: Path | None = None   # where uploads are ingested and runs kept (None: a temporary folder)
+    max_steps: int = 2000          # the most steps one visitor may ask for
+    max_rank: int = 64             # the largest LoRA rank offered
+    batch_size: int = 4            # clips per step
+    clip_len: int = 16             # frames per clip
+    threads: int = 0               # torch threads of a fine-tune (0: torch's default)
+
+
+@dataclass
+class Job:
+    id: str
+    folder: Path                   # shards/, adapter/ and adapter.run/ of this fine-tune
+    config: FinetuneConfig
+    state: str = "queued"          # queued, running, done or failed
+    message: str = ""              # why it failed
+    result: dict = field(default_factory=dict)
+
+
+class FinetuneQueue:
+    """Fine-tunes of every visitor, run one at a time in the order they were submitted."""
+
+    def __init__(self, config: FinetuneTabConfig | None = None, registry=None,
+                 run: Callable[[FinetuneConfig], dict] = finetune):
+        self.config = config or FinetuneTabConfig()
+        self.registry = registry
+        self.work_dir = Path(self.config.work_dir or tempfile.mkdtemp(prefix="pocketworld-finetunes-"))
+        self.work_dir.mkdir(parents=True, exist_ok=True)
+        self._run = run
+        self._jobs: dict[str, Job] = {}
+        self._waiting: deque[str] = deque()
+        self._ready = threading.Condition()
+        threading.Thread(target=self._work, name="finetune-queue", daemon=True).start()
+
+    def submit(self, base: str, upload: str | None, actions: str | None, game: str, rank, steps) -> tuple[str | None, str]:
+        """Validate and ingest the upload, then queue its fine-tune; (job id or None, a message for the page)."""
+        from finetune.ingest import IngestConfig, ingest
+
+        problem = self._check_options(base, upload, rank, steps)
+        if problem:
+            return None, f"Not started: {problem}"
+        job_id = uuid.uuid4().hex[:12]
+        folder = self.work_dir / job_id
+        try:
+            report = ingest(upload, folder / "shards", actions or None, IngestConfig(game=game.strip() or None),
+                            progress=False)
+        except (ValueError, FileNotFoundError, FileExistsError) as err:
+            shutil.rmtree(folder, ignore_errors=True)
+            return None, f"Not started: {err}"
+        config = FinetuneConfig(base=base, data=str(folder / "shards"), out=str(folder / "adapter"),
+                                steps=int(steps), batch_size=self.config.batch_size, clip_len=self.config.clip_len,
+                                threads=self.config.threads, progress=False)
+        config.lora.rank = int(rank)
+        with self._ready:
+            self._jobs[job_id] = Job(job_id, folder, config)
+            self._waiting.append(job_id)
+            self._ready.notify()
+        return job_id, (f"Checked: {report['frames']} frames ({report['seconds']} s) of {', '.join(report['games'])}. "
+                        "Queued.")
+
+    def status(self, job_id: str | None) -> tuple[str, str | None]:
+        """(Markdown: queue position, progress or result; the loss curve so far, or None)."""
+        job = self._jobs.get(job_id or "")
+        if job is None:
+            return "Upload gameplay and press Fine-tune.", None
+        if job.state == "queued":
+            with self._ready:
+                ahead = list(self._waiting).index(job.id) + sum(j.state == "running" for j in self._jobs.values())
+            return f"Waiting: {ahead} fine-tune(s) ahead of yours (one runs at a time).", None
+        if job.state == "failed":
+            return f"Failed: {job.message}", self._curve(job)
+        if job.state == "running":
+            lines = self._metrics(job)
+            train = [line for line in lines if line["split"] == "train"]
+            if not train:
+                return f"Running: preparing (tokenizing the gameplay, loading {job.config.base}).", None
+            return (f"Running: step {train[-1]['step']} of {job.config.steps}, loss {train[-1]['loss']:.4f}.",
+                    self._curve(job))
+        scores = job.result.get("held_out", {})
+        summary = "; ".join(f"{name.replace('_', ' ')} {v['base']:.4f} -> {v['finetuned']:.4f}"
+                            for name, v in scores.items() if name in ("loss", "accuracy"))
+        return (f"Done in {job.result.get('seconds', '?')} s. Held-out clips, base -> fine-tune: "
+                f"{summary or 'no held-out clips'}. Push it to play it and share it.",
+                str(Path(job.config.out) / CURVE_FILE))
+
+    def push(self, job_id: str | None, repo: str) -> str:
+        """Push a finished fine-tune under `repo`; a message for the page."""
+        from finetune.hub import RegistryError
+
+        job = self._jobs.get(job_id or "")
+        if job is None or job.state != "done":
+            return "Nothing to push yet: wait until your fine-tune is done."
+        if self.registry is None:
+            return "This app has no registry to push to."
+        if not repo.strip():
+            return "Name the repo first (owner/name, or name for your own namespace)."
+        try:
+            where = self.registry.push(job.config.out, repo.strip())
+        except (RegistryError, ValueError, FileNotFoundError) as err:
+            return f"Not pushed: {err}"
+        return f"Pushed to {where}: pick it in the Community or Play tab."
+
+    def _check_options(self, base: str, upload: str | None, rank, steps) -> str:
+        if not upload:
+            return "upload a video, a .zip of PNG frames or shards first"
+        if not base:
+            return "pick a base model"
+        try:
+            resolve_base(base)
+        except (ValueError, FileNotFoundError) as err:  # unknown, or a variant whose weights are not here
+            return str(err)
+        for name, value, most in (("rank", rank, self.config.max_rank), ("steps", steps, self.config.max_steps)):
+            if value is None or int(value) != value or not 1 <= int(value) <= most:
+                return f"{name} must be a whole number from 1 to {most}, got {value!r}"
+        return ""
+
+    def _metrics(self, job: Job) -> list[dict]:
+        from core.train.metrics import METRICS_FILE, read_metrics
+
+        path = Path(job.config.run_dir) / METRICS_FILE
+        return read_metrics(path) if path.is_file() else []
+
+    def _curve(self, job: Job) -> str | None:
+        from core.train.metrics import plot_run
+
+        if not self._metrics(job):
+            return None
+        plot_run(job.config.run_dir, job.folder / LIVE_CURVE)
+        return str(job.folder / LIVE_CURVE)
+
+    def _work(self) -> None:
+        while True:
+            with self._ready:
+                while not self._waiting:
+                    self._ready.wait()
+                job = self._jobs[self._waiting.popleft()]
+                job.state = "running"
+            try:
+                job.result = self._run(job.config)
+                job.state = "done"
+            except Exception as err:  # one visitor's failed fine-tune must not stop the queue for the others
+                job.message, job.state = str(err), "failed"
