@@ -18,6 +18,7 @@ COMMAND_MODULES = (
     "finetune.cli",    # ingest, finetune, push, hub list|info|pull
     "core.cli.play",   # play (the browser app), bench sessions
     "core.cli.evaluate",  # evaluate, idm train
+    "core.cli.ship",   # ship (a trained model into the zoo)
 )
 
 

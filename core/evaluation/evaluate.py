@@ -72,7 +72,8 @@ def evaluate_model(model, episodes: list[Episode], config: EvalConfig | None = N
 
 
 def _reconstruction(model, episodes, config, lpips, lpips_note, progress) -> tuple[dict, dict]:
-    rows = {k: [] for k in ("tok_psnr", "tok_ssim", "dec_psnr", "dec_ssim", "tf_psnr", "tf_ssim", "dec_lpips", "tf_lpips")}
+    rows = {k: [] for k in ("tok_psnr", "tok_ssim", "dec_psnr", "dec_ssim", "tf_psnr", "tf_ssim", "copy_psnr",
+                                "dec_lpips", "tf_lpips")}
     ids = []
     for episode in tqdm(episodes, desc="reconstruction", unit="episode", disable=not progress):
         frames = episode.frames[:config.recon_frames]
@@ -85,6 +86,8 @@ def _reconstruction(model, episodes, config, lpips, lpips_note, progress) -> tup
         rows["dec_ssim"] += list(ssim(frames[1:], decoded))
         rows["tf_psnr"] += list(psnr(frames[1:], predicted))
         rows["tf_ssim"] += list(ssim(frames[1:], predicted))
+        # the "nothing moves" baseline: a model that repeats the last frame scores this much
+        rows["copy_psnr"] += list(psnr(frames[1:], frames[:-1]))
         if lpips is not None:
             rows["dec_lpips"] += list(lpips.distance(frames[1:], decoded))
             rows["tf_lpips"] += list(lpips.distance(frames[1:], predicted))
@@ -96,7 +99,8 @@ def _reconstruction(model, episodes, config, lpips, lpips_note, progress) -> tup
              "codebook_used_fraction": round(usage["used_fraction"], 4),
              "codebook_perplexity": round(usage["perplexity"], 2), "frames": len(rows["tok_psnr"])}
     prediction = {"teacher_forced_psnr": _mean(rows["tf_psnr"]), "teacher_forced_ssim": _mean(rows["tf_ssim"]),
-                  "teacher_forced_lpips": lpips_value("tf_lpips"), "frames": len(rows["tf_psnr"])}
+                  "teacher_forced_lpips": lpips_value("tf_lpips"),
+                  "copy_previous_psnr": _mean(rows["copy_psnr"]), "frames": len(rows["tf_psnr"])}
     return recon, prediction
 
 

@@ -26,6 +26,7 @@ TARGETS = (
     ("codebook used", ("reconstruction", "codebook_used_fraction"), "(reported)", None),
     ("teacher-forced PSNR (dB)", ("prediction", "teacher_forced_psnr"), "> 30", lambda v: v > 30),
     ("teacher-forced SSIM", ("prediction", "teacher_forced_ssim"), "> 0.9", lambda v: v > 0.9),
+    ("repeat-last-frame PSNR (dB), the baseline", ("prediction", "copy_previous_psnr"), "(reported)", None),
     ("rollout PSNR at 1 s (dB)", ("drift", "1s", "psnr"), "(reported)", None),
     ("FVD", ("fvd", "fvd"), "< 150", lambda v: v < 150),
     ("action accuracy, generated", ("action_accuracy", "generated", "accuracy"), "> 95%", lambda v: v > 0.95),
@@ -37,7 +38,7 @@ TARGETS = (
 )
 
 
-def _lookup(metrics: dict, path: tuple[str, ...]):
+def lookup(metrics: dict, path: tuple[str, ...]):
     value = metrics
     for key in path:
         if not isinstance(value, dict):
@@ -49,7 +50,7 @@ def _lookup(metrics: dict, path: tuple[str, ...]):
 def target_rows(metrics: dict) -> list[dict]:
     rows = []
     for label, path, target, test in TARGETS:
-        value = _lookup(metrics, path)
+        value = lookup(metrics, path)
         number = isinstance(value, (int, float)) and not isinstance(value, bool)
         status = ("pass" if test(value) else "fail") if number and test else "-"
         rows.append({"metric": label, "value": value if number else (value or "not computed"),

@@ -1,0 +1,159 @@
+"""Ship a trained model into the zoo: `zoo/<variant>/` laid out like a Hub repo.
+
+What lands there is what `WorldModel.from_pretrained` and the Hub read (config.json, fp16/bf16
+model.safetensors, README.md) plus what a visitor wants to look at: the evaluation's preview
+GIF and plots, and each training stage's curves. The card's numbers are read from a
+`pocketworld evaluate --report` folder and from the run folders themselves (steps, frames
+seen, CPU time), never typed in, and it names the command that measured them. The folder is
+built aside and swapped in whole, so a failed ship leaves the previous weights playable.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import yaml
+
+from core.atomic import staged_folder
+from core.config import ConfigError, zoo_config
+from core.evaluation.report import lookup
+from core.train.metrics import METRICS_FILE, plot_run, read_metrics
+from core.world_model import WorldModel
+from core.zoo import zoo_dir
+
+# The bars a shipped model is held to (issue "ship nano"), read from `pocketworld evaluate` results.
+SHIP_BARS = (
+    ("tokenizer PSNR (dB)", ("reconstruction", "tokenizer_psnr"), ">= 30", lambda v: v >= 30),
+    ("tokenizer SSIM", ("reconstruction", "tokenizer_ssim"), ">= 0.9", lambda v: v >= 0.9),
+    ("teacher-forced next-frame PSNR (dB)", ("prediction", "teacher_forced_psnr"), ">= 28", lambda v: v >= 28),
+    ("repeat-last-frame PSNR (dB), the baseline", ("prediction", "copy_previous_psnr"), "(reference)", None),
+    ("action accuracy (visible effect)", ("action_accuracy", "generated", "accuracy"), ">= 90%", lambda v: v >= 0.9),
+    ("physics consistency (platformer rollouts)", ("physics", "generated", "score"), ">= 0.8", lambda v: v >= 0.8),
+    ("drift-free horizon (s)", ("drift_free_horizon", "seconds_median"), ">= 30", lambda v: v >= 30),
+)
+PREVIEWS = ("real_vs_generated.gif", "drift_curve.png", "confusion.png")
+
+
+@dataclass
+class ShipConfig:
+    model: str                       # a trained model folder (a run's model/ export)
+    variant: str = "nano"            # the zoo variant it is; its architecture must match
+    report: str | None = None        # a `pocketworld evaluate --report` folder of this model
+    evaluate_command: str | None = None  # the command that made the report, quoted in the card
+    runs: list[str] = field(default_factory=list)  # training run folders, for the budget and curves
+    bench: str | None = None         # a `pocketworld bench play --json` file of this model
+    out: str | None = None           # default: the zoo folder of the variant
+    dtype: str = "fp16"              # weight storage: fp16 or bf16 (fp32 only on request)
+
+
+def bar_rows(results: dict) -> list[dict]:
+    """The shipping bars against the measured values: metric, bar, value, status."""
+    rows = []
+    for label, path, bar, test in SHIP_BARS:
+        value = lookup(results, path)
+        number = isinstance(value, (int, float)) and not isinstance(value, bool)
+        status = ("pass" if test(value) else "fail") if number and test else "-"
+        rows.append({"metric": label, "bar": bar, "value": round(value, 4) if number else (value or "not measured"),
+                     "status": status})
+    return rows
+
+
+def run_budget(run_dir: str | Path) -> dict:
+    """Steps, frames seen and training seconds of one run folder, from its config and metrics.
+
+    Seconds are summed from the logged frames/s of each logging window (validation and
+    checkpoint time excluded), so they are the optimiser's time, across every resumed chunk."""
+    run_dir = Path(run_dir)
+    config = yaml.safe_load((run_dir / "config.yaml").read_text())
+    lines = [line for line in read_metrics(run_dir / METRICS_FILE) if line.get("split") == "train"]
+    if not lines:
+        raise ValueError(f"{run_dir} has no training metrics yet")
+    train = config["train"]
+    clip = 1 if config["stage"] == "tokenizer" else config["data"]["clip_len"]
+    per_step = train["batch_size"] * train.get("accumulation", 1) * clip
+    every = config["log"]["every"]
+    seconds = sum(every * per_step / line["frames_per_second"] for line in lines if line.get("frames_per_second"))
+    step = lines[-1]["step"]
+    return {"stage": config["stage"], "run": str(run_dir), "steps": step, "frames_seen": step * per_step,
+            "train_seconds": round(seconds)}
+
+
+def ship(config: ShipConfig) -> Path:
+    """Build the zoo folder of a trained model (weights, card, previews, curves); returns it."""
+    from finetune.cards import zoo_card
+
+    if config.dtype not in ("fp16", "bf16", "fp32"):
+        raise ConfigError(f"unknown storage dtype {config.dtype!r}; choose fp16, bf16 or fp32")
+    model = WorldModel.from_pretrained(config.model)
+    expected = zoo_config(config.variant).to_dict()
+    found = model.config.to_dict()
+    differs = sorted(k for k in expected if k != "name" and expected[k] != found.get(k))
+    if differs:
+        raise ConfigError(f"{config.model} is not a {config.variant} model: its {', '.join(differs)} differ from "
+                          f"the zoo's {config.variant} config")
+    model.config.name = config.variant
+
+    results = _read_results(config.report) if config.report else None
+    budget = [run_budget(run) for run in config.runs]
+    bench = json.loads(Path(config.bench).read_text()) if config.bench else None
+    metrics = {row["metric"]: row["value"] for row in bar_rows(results)
+               if isinstance(row["value"], (int, float))} if results else None
+    out = Path(config.out) if config.out else zoo_dir() / config.variant
+    with staged_folder(out, replace=True) as folder:
+        model.save_pretrained(folder, dtype=config.dtype)
+        previews = _copy_previews(config.report, folder) if config.report else []
+        curves = []
+        for row in budget:
+            name = f"curves-{row['stage']}.png"
+            plot_run(row["run"], folder / name)
+            curves.append(name)
+        card = zoo_card(config.variant, repo_id=f"pocketworld/{config.variant}",
+                        parameters=model.parameter_counts(), metrics=metrics,
+                        measured_on="held-out level seeds (split test)" if results else None)
+        card += _training_section(budget, curves, previews, bar_rows(results) if results else None,
+                                  config.evaluate_command, bench)
+        (folder / "README.md").write_text(card)
+    return out
+
+
+def _read_results(report: str) -> dict:
+    path = Path(report) / "results.json"
+    if not path.is_file():
+        raise FileNotFoundError(f"{path} not found: give the folder written by `pocketworld evaluate --report`")
+    return json.loads(path.read_text())
+
+
+def _copy_previews(report: str, folder: Path) -> list[str]:
+    copied = []
+    for name in PREVIEWS:
+        if (Path(report) / name).is_file():
+            shutil.copyfile(Path(report) / name, folder / name)
+            copied.append(name)
+    return copied
+
+
+def _training_section(budget, curves, previews, bars, evaluate_command, bench) -> str:
+    parts = []
+    if bars:
+        parts += ["\n## Shipping bars\n", "| metric | bar | measured | |", "|---|---|---|---|"]
+        parts += [f"| {r['metric']} | {r['bar']} | {r['value']} | {r['status']} |" for r in bars]
+        if evaluate_command:
+            parts += ["", f"Measured with `{evaluate_command}`."]
+    if bench:
+        rows = bench if isinstance(bench, list) else [bench]
+        parts += ["\n## Play speed\n", "| threads | precision | FPS | p50 ms | p95 ms |", "|---|---|---|---|---|"]
+        parts += [f"| {r.get('threads')} | {r.get('precision', 'fp32')} | {r.get('fps')} | {r.get('latency_ms_p50')} | "
+                  f"{r.get('latency_ms_p95')} |" for r in rows]
+    if budget:
+        total = sum(r["train_seconds"] for r in budget)
+        parts += ["\n## Training budget\n", "| stage | steps | frames seen | CPU minutes |", "|---|---|---|---|"]
+        parts += [f"| {r['stage']} | {r['steps']:,} | {r['frames_seen']:,} | {r['train_seconds'] / 60:.0f} |"
+                  for r in budget]
+        parts += ["", f"{total / 3600:.1f} optimiser hours in all, summed from the runs' logged throughput "
+                  "(validation and checkpoints excluded)."]
+    if curves or previews:
+        parts += ["\n## Curves and previews\n"] + [f"![{name}]({name})" for name in previews + curves]
+    return "\n".join(parts) + "\n"

@@ -1,0 +1,100 @@
+import json
+
+import pytest
+import yaml
+from huggingface_hub import ModelCard
+from safetensors import safe_open
+
+from conftest import tiny_config
+from core.cli import main
+from core.config import ConfigError, zoo_config
+from core.ship import ShipConfig, bar_rows, run_budget, ship
+from core.world_model import WorldModel
+from core.zoo import weights_available
+
+RESULTS = {"reconstruction": {"tokenizer_psnr": 31.2, "tokenizer_ssim": 0.93},
+           "prediction": {"teacher_forced_psnr": 27.5, "copy_previous_psnr": 24.0},
+           "action_accuracy": "not computed (no IDM)",
+           "physics": {"generated": {"score": 0.85}},
+           "drift_free_horizon": {"seconds_median": 12.0}}
+
+
+def make_run(folder, stage="dynamics", steps=40, fps=4.0):
+    folder.mkdir()
+    config = {"stage": stage, "data": {"clip_len": 8}, "train": {"batch_size": 2, "accumulation": 1},
+              "log": {"every": 20}}
+    (folder / "config.yaml").write_text(yaml.safe_dump(config))
+    lines = [{"step": s, "split": "train", "loss": 1.0 / s, "frames_per_second": fps, "lr": 1e-3}
+             for s in range(20, steps + 1, 20)]
+    lines.append({"step": steps, "split": "val", "loss": 0.5})
+    (folder / "metrics.jsonl").write_text("".join(json.dumps(line) + "\n" for line in lines))
+    return folder
+
+
+@pytest.fixture
+def nano_model(tmp_path):
+    folder = tmp_path / "trained"
+    WorldModel(zoo_config("nano")).save_pretrained(folder)
+    return folder
+
+
+@pytest.fixture
+def report(tmp_path):
+    folder = tmp_path / "report"
+    folder.mkdir()
+    (folder / "results.json").write_text(json.dumps(RESULTS))
+    (folder / "real_vs_generated.gif").write_bytes(b"GIF89a")
+    return folder
+
+
+def test_budget_counts_frames_and_optimiser_time(tmp_path):
+    budget = run_budget(make_run(tmp_path / "run"))
+    # 40 steps x 2 clips x 8 frames; two logging windows of 20 steps x 16 frames at 4 frames/s
+    assert budget == {"stage": "dynamics", "run": str(tmp_path / "run"), "steps": 40, "frames_seen": 640,
+                      "train_seconds": 160}
+
+
+def test_bars_pass_fail_and_say_what_was_not_measured():
+    rows = {row["metric"]: row for row in bar_rows(RESULTS)}
+    assert rows["tokenizer PSNR (dB)"]["status"] == "pass"
+    assert rows["teacher-forced next-frame PSNR (dB)"]["status"] == "fail"
+    assert rows["repeat-last-frame PSNR (dB), the baseline"]["status"] == "-"
+    assert rows["action accuracy (visible effect)"]["value"] == "not computed (no IDM)"
+    assert rows["drift-free horizon (s)"]["status"] == "fail"
+
+
+def test_ship_writes_a_playable_zoo_folder_with_a_valid_card(tmp_path, nano_model, report, monkeypatch):
+    monkeypatch.setenv("POCKETWORLD_ZOO", str(tmp_path / "zoo"))
+    bench = tmp_path / "bench.json"
+    bench.write_text(json.dumps({"threads": 2, "precision": "fp32", "fps": 12.5, "latency_ms_p50": 80.0,
+                                 "latency_ms_p95": 90.0}))
+    code = main(["ship", str(nano_model), "--report", str(report), "--runs", str(make_run(tmp_path / "run")),
+                 "--bench", str(bench), "--evaluate-command", "pocketworld evaluate nano --data shards/x"])
+    assert code == 0
+    out = tmp_path / "zoo" / "nano"
+    assert weights_available("nano")
+    with safe_open(out / "model.safetensors", "pt") as f:
+        assert f.get_tensor("dynamics.head.weight").dtype.is_floating_point
+        assert str(f.get_tensor("dynamics.head.weight").dtype) == "torch.float16"
+    loaded = WorldModel.from_pretrained(out)
+    assert loaded.config.name == "nano"
+    card = ModelCard.load(out / "README.md")
+    assert card.data.library_name == "pocketworld"
+    assert "| teacher-forced next-frame PSNR (dB) | >= 28 | 27.5 | fail |" in card.text
+    assert "pocketworld evaluate nano --data shards/x" in card.text
+    assert "| 2 | fp32 | 12.5 | 80.0 | 90.0 |" in card.text
+    assert "| dynamics | 40 | 640 | 3 |" in card.text
+    assert (out / "real_vs_generated.gif").is_file() and (out / "curves-dynamics.png").is_file()
+
+
+def test_ship_refuses_another_architecture_and_keeps_the_old_folder(tmp_path, nano_model, report):
+    out = tmp_path / "zoo" / "nano"
+    ship(ShipConfig(model=str(nano_model), out=str(out)))
+    before = (out / "model.safetensors").read_bytes()
+    other = tmp_path / "other"
+    WorldModel(tiny_config()).save_pretrained(other)
+    with pytest.raises(ConfigError, match="is not a nano model: its decoder, dynamics, tokenizer differ"):
+        ship(ShipConfig(model=str(other), out=str(out)))
+    with pytest.raises(FileNotFoundError, match="pocketworld evaluate --report"):
+        ship(ShipConfig(model=str(nano_model), out=str(out), report=str(tmp_path)))
+    assert (out / "model.safetensors").read_bytes() == before
