@@ -14,14 +14,18 @@ import argparse
 import gradio as gr
 
 from core.cli.play import add_play_arguments
+from core.config import ZOO
 from core.play.benchmarks import EVAL_DIR, show_benchmarks
+from core.play.community import ANY, HEADERS, browse, show as show_finetune
 from core.play.controller import START_GAME, START_UPLOAD, WELCOME, Player, PlayerConfig
+from core.play.finetune_tab import FinetuneQueue
 from core.play.page import CONTROLS_HTML, CONTROLS_JS, CSS, KEYS_JS, SURFACE_JS, TARGET_FPS, message_html
 from core.play.real_or_dream import INTRO as REAL_OR_DREAM_INTRO, RealOrDream
 from core.play.recording import FORMATS
 
 
-def build_app(player: Player, model: str | None = None, step_concurrency: int | None = 1) -> gr.Blocks:
+def build_app(player: Player, model: str | None = None, step_concurrency: int | None = 1,
+              finetunes: FinetuneQueue | None = None) -> gr.Blocks:
     with gr.Blocks(title="PocketWorld") as demo:
         gr.Markdown("# PocketWorld\nA world model that *is* the game: every frame is dreamed from the last one "
                     "and the keys you hold.")
@@ -109,6 +113,64 @@ def build_app(player: Player, model: str | None = None, step_concurrency: int | 
                 button.click(lambda round_id, side=side: game_show.vote(round_id, side), pair_round,
                              [pair_round, pair_note]).then(game_show.scoreboard, None, scoreboard)
             dream_tab.select(game_show.scoreboard, None, scoreboard)
+        with gr.Tab("Fine-tune"):
+            jobs = finetunes or FinetuneQueue(registry=player.registry)
+            job = gr.State(None)  # this visitor's fine-tune id; the job itself stays on the server
+            gr.Markdown("Record your game, upload it with its action log, and LoRA fine-tune a model on it "
+                        "(`pocketworld finetune` does the same). One fine-tune runs at a time.")
+            with gr.Row():
+                with gr.Column():
+                    ft_gameplay = gr.File(label="Gameplay: a video, a .zip of PNG frames, or .tar shards",
+                                          type="filepath")
+                    ft_actions = gr.File(label="Action log: CSV 'frame,keys' or JSON (not needed for shards)",
+                                         type="filepath")
+                    ft_game = gr.Textbox(label="Game name")
+                    ft_base = gr.Dropdown(list(ZOO), value="nano", label="Base model")
+                    ft_rank = gr.Slider(1, jobs.config.max_rank, value=8, step=1, label="LoRA rank")
+                    ft_steps = gr.Slider(10, jobs.config.max_steps, value=300, step=10, label="Steps")
+                    ft_start = gr.Button("Fine-tune", variant="primary", elem_id="pw-ft-start")
+                    ft_note = gr.Markdown(elem_id="pw-ft-note")
+                with gr.Column():
+                    ft_status = gr.Markdown(elem_id="pw-ft-status")
+                    ft_curve = gr.Image(label="Loss", type="filepath", interactive=False)
+                    ft_repo = gr.Textbox(label="Share as (owner/name)")
+                    ft_push = gr.Button("Push", elem_id="pw-ft-push")
+                    ft_pushed = gr.Markdown()
+            ft_ticks = gr.Timer(2.0)  # progress, queue position and the live loss curve
+            ft_start.click(jobs.submit, [ft_base, ft_gameplay, ft_actions, ft_game, ft_rank, ft_steps], [job, ft_note])
+            ft_ticks.tick(jobs.status, job, [ft_status, ft_curve], show_progress="hidden", api_visibility="private")
+            ft_push.click(jobs.push, [job, ft_repo], ft_pushed)
+        with gr.Tab("Community") as community_tab:
+            with gr.Row():
+                cm_search = gr.Textbox(label="Search names")
+                cm_game = gr.Dropdown([ANY], value=ANY, label="Game")
+                cm_base = gr.Dropdown([ANY], value=ANY, label="Base model")
+            cm_note = gr.Markdown()
+            cm_table = gr.Dataframe(headers=HEADERS, interactive=False)
+            cm_play_value = gr.State(None)
+            with gr.Row():
+                cm_card = gr.Markdown()
+                cm_preview = gr.Image(label="Preview", type="filepath", interactive=False)
+            cm_play = gr.Button("Play it", variant="primary", elem_id="pw-cm-play")
+
+            def list_finetunes(search, game, base):
+                rows, games, bases, note = browse(player.registry, game, base, search)
+                return (rows, gr.Dropdown(games, value=game if game in games else ANY),
+                        gr.Dropdown(bases, value=base if base in bases else ANY), note)
+
+            def open_finetune(event: gr.SelectData):
+                return show_finetune(player.registry, event.row_value[0])
+
+            def play_finetune(value):
+                if value is None:
+                    return gr.skip(), "Pick a fine-tune in the table first."
+                return (gr.Dropdown(player.model_choices(), value=value),
+                        f"`{value}` is picked in the Play tab: open it and press Start.")
+
+            for event in (community_tab.select, cm_search.submit, cm_game.input, cm_base.input):
+                event(list_finetunes, [cm_search, cm_game, cm_base], [cm_table, cm_game, cm_base, cm_note])
+            cm_table.select(open_finetune, None, [cm_card, cm_preview, cm_play_value])
+            cm_play.click(play_finetune, cm_play_value, [model_pick, cm_note])
     return demo
 
 
@@ -116,11 +178,15 @@ def serve(host: str = "127.0.0.1", port: int = 7860, share: bool = False, model:
           threads: int = 2, step_concurrency: int | None = 1) -> None:
     import torch
     torch.set_num_threads(threads)  # on a shared CPU the thread count decides the frame rate (FIELD-NOTES)
-    player = Player(PlayerConfig())
-    demo = build_app(player, model, step_concurrency)
+    from finetune.hub import make_registry
+
+    registry = make_registry("local")   # shared fine-tunes: played, browsed and pushed to
+    player = Player(PlayerConfig(), registry=registry)
+    finetunes = FinetuneQueue(registry=registry)
+    demo = build_app(player, model, step_concurrency, finetunes)
     demo.queue(default_concurrency_limit=4).launch(
         server_name=host, server_port=port, share=share, css=CSS,
-        allowed_paths=[str(player.recordings_dir)],
+        allowed_paths=[str(player.recordings_dir), str(registry.root), str(finetunes.work_dir)],
         max_file_size=player.config.upload.max_bytes)
 
 
