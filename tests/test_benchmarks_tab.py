@@ -8,6 +8,7 @@ from PIL import Image
 
 from core.evaluation.report import write_json
 from core.play.benchmarks import BENCH_PLAY_FILE, EVAL_DIR, ReportError, find_benchmarks, read_report, show_benchmarks
+from finetune.hub import ModelEntry, RegistryError
 
 
 def write_report(folder, psnr, game="platformer", plot=True):
@@ -80,3 +81,29 @@ def test_bad_report_paths_and_files_give_messages_not_exceptions(tmp_path, zoo):
     text, _ = show_benchmarks("nano", "")
     assert "> Could not read:" in text and "pocketworld evaluate nano" in text
     assert show_benchmarks(None, "")[0].startswith("Pick a model")
+
+
+class OneEntryRegistry:
+    """finetune.hub's registry interface, as much of it as the tab reads."""
+
+    def __init__(self, folder):
+        self.entry = ModelEntry("ana/mario-like", str(folder), "pocketworld/nano", "platformer")
+
+    def info(self, repo):
+        if repo != self.entry.repo:
+            raise RegistryError(f"{repo} is not in the local registry")
+        return self.entry
+
+
+def test_a_fine_tune_reads_its_adapter_folder_and_is_measured_on_its_base(zoo, tmp_path):
+    adapter = tmp_path / "registry" / "ana" / "mario-like"
+    adapter.mkdir(parents=True)
+    registry = OneEntryRegistry(adapter)
+    text, _ = show_benchmarks("registry:ana/mario-like", "", registry)
+    assert text.startswith("### ana/mario-like") and "No trained weights for `nano`" in text
+    assert f"pocketworld evaluate nano --adapter {adapter} --data shards/platformer-test" in text
+    assert f"pocketworld bench play --variant nano --json {adapter}/eval/{BENCH_PLAY_FILE}" in text
+    (adapter / EVAL_DIR).mkdir()
+    write_report(adapter / EVAL_DIR, 31.0)
+    assert "| tokenizer PSNR (dB) | 31 | > 30 | pass |" in show_benchmarks("registry:ana/mario-like", "", registry)[0]
+    assert "not in a local folder" in show_benchmarks("registry:bob/gone", "", registry)[0]

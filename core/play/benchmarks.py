@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from core import zoo
-from core.play.models import REGISTRY_PREFIX
+from core.play.models import REGISTRY_PREFIX, base_variant
 
 EVAL_DIR = "eval"
 REPORT_FILE = "results.json"
@@ -42,6 +42,7 @@ class Report:
 class ModelBenchmarks:
     value: str                       # the model choice ("nano", "registry:owner/name")
     folder: Path | None              # where its weights (and eval/) live; None when not on this machine
+    base: str | None                 # the zoo variant it runs on (itself for a zoo variant)
     reports: list[Report] = field(default_factory=list)
     bench_play: dict | list | None = None
     problems: list[str] = field(default_factory=list)  # files found but unreadable, said on the page
@@ -68,21 +69,23 @@ def read_report(path: str | Path) -> Report:
     return Report(file.parent, info, targets, sorted(file.parent.glob("*.png")))
 
 
-def model_folder(value: str, registry=None) -> Path | None:
-    """The folder of a model choice's weights: zoo/<name>, or a local registry fine-tune's folder."""
+def model_folder(value: str, registry=None) -> tuple[Path | None, str | None]:
+    """(the folder of a model choice's weights: zoo/<name> or a local registry fine-tune's; its zoo variant)."""
     if not value.startswith(REGISTRY_PREFIX):
-        return zoo.zoo_dir() / value
+        return zoo.zoo_dir() / value, value
     if registry is None:
-        return None
+        return None, None
     try:
-        location = Path(registry.info(value[len(REGISTRY_PREFIX):]).location)
+        entry = registry.info(value[len(REGISTRY_PREFIX):])
     except (ValueError, OSError):
-        return None
-    return location if location.is_dir() else None  # a Hub fine-tune lives at a URL, not here
+        return None, None
+    location = Path(entry.location)
+    # a Hub fine-tune lives at a URL, not here
+    return (location if location.is_dir() else None), base_variant(entry.base_model)
 
 
 def find_benchmarks(value: str, registry=None) -> ModelBenchmarks:
-    found = ModelBenchmarks(value, model_folder(value, registry))
+    found = ModelBenchmarks(value, *model_folder(value, registry))
     if found.folder is None:
         return found
     eval_dir = found.folder / EVAL_DIR
@@ -101,23 +104,21 @@ def find_benchmarks(value: str, registry=None) -> ModelBenchmarks:
     return found
 
 
-def how_to_measure(value: str, folder: Path | None) -> str:
+def how_to_measure(value: str, folder: Path | None, base: str | None) -> str:
     """Markdown: the exact commands that write this model's report and play benchmark where the tab looks."""
-    if folder is None:
+    if folder is None or base is None:
         return (f"`{value}` is not in a local folder, so its reports cannot be found here: run "
                 "`pocketworld evaluate` on it and paste the report folder's path above.")
-    if value.startswith(REGISTRY_PREFIX):
-        model = f"BASE --adapter {shlex.quote(str(folder))}"  # a fine-tune is evaluated on its base model
-        bench = "pocketworld bench play --variant BASE"
-    else:
-        model, bench = value, f"pocketworld bench play --variant {value}"
+    # a fine-tune is evaluated on its base model with its adapter, and plays at its base model's speed
+    model = base if base == value else f"{base} --adapter {shlex.quote(str(folder))}"
     eval_dir = folder / EVAL_DIR
     return ("```\n"
             "pocketworld collect --game platformer --agent scripted --split test --frames 2000 --out shards/platformer-test\n"
             f"pocketworld evaluate {model} --data shards/platformer-test --split test "
             f"--report {shlex.quote(str(eval_dir))}\n"
-            f"{bench} --json {shlex.quote(str(eval_dir / BENCH_PLAY_FILE))}\n"
-            "```")
+            f"pocketworld bench play --variant {base} --json {shlex.quote(str(eval_dir / BENCH_PLAY_FILE))}\n"
+            "```\n"
+            "Add `--idm FOLDER` (from `pocketworld idm train`) to `evaluate` for action accuracy.")
 
 
 def _value(value) -> str:
@@ -153,6 +154,9 @@ def bench_play_markdown(bench) -> str:
 def benchmarks_markdown(found: ModelBenchmarks) -> str:
     title = found.value[len(REGISTRY_PREFIX):] if found.value.startswith(REGISTRY_PREFIX) else found.value
     lines = [f"### {title}"]
+    if found.base is not None and not zoo.weights_available(found.base):
+        lines.append(f"No trained weights for `{found.base}` on this machine yet, so nothing can be measured: "
+                     f"train them (`pocketworld train ...`) into `{zoo.zoo_dir() / found.base}` first.")
     if found.folder is not None:
         lines.append(f"Measurements are read from `{found.folder / EVAL_DIR}`.")
     lines += [f"> Could not read: {problem}" for problem in found.problems]
@@ -162,7 +166,7 @@ def benchmarks_markdown(found: ModelBenchmarks) -> str:
     lines.append(bench_play_markdown(found.bench_play) if found.bench_play is not None
                  else "No play benchmark yet (the last command below writes it).")
     if not found.reports or found.bench_play is None:
-        lines += ["", how_to_measure(found.value, found.folder)]
+        lines += ["", how_to_measure(found.value, found.folder, found.base)]
     return "\n".join(lines)
 
 

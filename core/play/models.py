@@ -42,7 +42,7 @@ def registry_choices(registry) -> list[ModelChoice]:
     """Fine-tunes in `registry` (finetune.hub's interface); playable when their base variant has weights."""
     choices = []
     for entry in registry.list():
-        base = _base_variant(entry.base_model)
+        base = base_variant(entry.base_model)
         value = REGISTRY_PREFIX + entry.repo
         if base is None:
             choices.append(ModelChoice(value, f"{entry.repo} - unknown base", False,
@@ -60,7 +60,7 @@ def all_choices(registry=None) -> list[ModelChoice]:
     return zoo_choices() + (registry_choices(registry) if registry is not None else [])
 
 
-def _base_variant(base_model: str | None) -> str | None:
+def base_variant(base_model: str | None) -> str | None:
     """'pocketworld/nano', 'nano' or a path ending in nano -> 'nano'; None if it names no zoo variant."""
     if not base_model:
         return None
@@ -105,7 +105,7 @@ class ModelCache:
         from finetune.lora import load_adapter, merge_adapter
         repo = value[len(REGISTRY_PREFIX):]
         entry = self.registry.info(repo)
-        base = _base_variant(entry.base_model)
+        base = base_variant(entry.base_model)
         if base is None:
             raise ValueError(f"{repo}: base model {entry.base_model!r} is not one of the zoo's {', '.join(ZOO)}")
         # Shapes and names are checked against the base by validate_adapter inside load_adapter.

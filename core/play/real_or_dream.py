@@ -128,7 +128,7 @@ class RealOrDream:
 
     def _model_key(self, model: str) -> str:
         """The model name plus its weights' size and time: new weights get new clips, not stale ones."""
-        folder = model_folder(model, self.registry)
+        folder, _ = model_folder(model, self.registry)
         weights = next((f for f in (folder / WEIGHTS_FILE, folder / "adapter_model.safetensors")
                         if f.is_file()), None) if folder else None
         if weights is None:
