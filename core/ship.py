@@ -1,8 +1,9 @@
 """Ship a trained model into the zoo: `zoo/<variant>/` laid out like a Hub repo.
 
 What lands there is what `WorldModel.from_pretrained` and the Hub read (config.json, fp16/bf16
-model.safetensors, README.md) plus what a visitor wants to look at: the evaluation's preview
-GIF and plots, and each training stage's curves. The card's numbers are read from a
+model.safetensors, README.md) plus what a visitor wants to look at: the evaluation report with
+its preview GIF and plots in `eval/` (where the app's Benchmarks tab reads them, with the
+`bench play` JSON as eval/bench_play.json), and each training stage's curves. The card's numbers are read from a
 `pocketworld evaluate --report` folder and from the run folders themselves (steps, frames
 seen, CPU time), never typed in, and it names the command that measured them. The folder is
 built aside and swapped in whole, so a failed ship leaves the previous weights playable.
@@ -34,7 +35,7 @@ SHIP_BARS = (
     ("physics consistency (platformer rollouts)", ("physics", "generated", "score"), ">= 0.8", lambda v: v >= 0.8),
     ("drift-free horizon (s)", ("drift_free_horizon", "seconds_median"), ">= 30", lambda v: v >= 30),
 )
-PREVIEWS = ("real_vs_generated.gif", "drift_curve.png", "confusion.png")
+REPORT_SUFFIXES = (".json", ".md", ".png", ".gif")  # what of a report folder is shipped
 
 
 @dataclass
@@ -104,7 +105,10 @@ def ship(config: ShipConfig) -> Path:
     out = Path(config.out) if config.out else zoo_dir() / config.variant
     with staged_folder(out, replace=True) as folder:
         model.save_pretrained(folder, dtype=config.dtype)
-        previews = _copy_previews(config.report, folder) if config.report else []
+        previews = _copy_report(config.report, folder / "eval") if config.report else []
+        if config.bench:
+            (folder / "eval").mkdir(exist_ok=True)
+            shutil.copyfile(config.bench, folder / "eval" / "bench_play.json")
         curves = []
         for row in budget:
             name = f"curves-{row['stage']}.png"
@@ -126,13 +130,16 @@ def _read_results(report: str) -> dict:
     return json.loads(path.read_text())
 
 
-def _copy_previews(report: str, folder: Path) -> list[str]:
-    copied = []
-    for name in PREVIEWS:
-        if (Path(report) / name).is_file():
-            shutil.copyfile(Path(report) / name, folder / name)
-            copied.append(name)
-    return copied
+def _copy_report(report: str, folder: Path) -> list[str]:
+    """The report's files into folder; returns the images (card paths) among them."""
+    folder.mkdir()
+    images = []
+    for path in sorted(Path(report).iterdir()):
+        if path.is_file() and path.suffix in REPORT_SUFFIXES:
+            shutil.copyfile(path, folder / path.name)
+            if path.suffix in (".png", ".gif"):
+                images.append(f"{folder.name}/{path.name}")
+    return images
 
 
 def _training_section(budget, curves, previews, bars, evaluate_command, bench) -> str:
