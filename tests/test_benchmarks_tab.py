@@ -51,7 +51,8 @@ def test_a_model_without_reports_gives_the_exact_commands_that_make_them(zoo):
     assert f"pocketworld bench play --variant nano --json {zoo}/nano/eval/{BENCH_PLAY_FILE}" in text
 
 
-def test_a_report_opens_by_folder_or_file_and_an_old_json_gets_its_targets_recomputed(tmp_path):
+def test_a_report_opens_by_folder_or_file_and_an_old_json_gets_its_targets_recomputed(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # pasted paths open only inside the app's folder (or the zoo)
     write_report(tmp_path, 12.0, plot=False)
     by_folder, by_file = read_report(tmp_path), read_report(tmp_path / "results.json")
     assert by_folder.targets == by_file.targets and by_folder.targets[0]["status"] == "fail"
@@ -65,6 +66,8 @@ def test_a_report_opens_by_folder_or_file_and_an_old_json_gets_its_targets_recom
 def test_bad_report_paths_and_files_give_messages_not_exceptions(tmp_path, zoo):
     text, plots = show_benchmarks("nano", str(tmp_path / "nowhere"))
     assert text.startswith("**Cannot open that report:**") and "results.json" in text and plots == []
+    text, plots = show_benchmarks("nano", "/etc")  # a shared app's visitor cannot browse the server
+    assert "outside the app's folder" in text and plots == []
     (tmp_path / "broken.json").write_text("{not json")
     with pytest.raises(ReportError, match="not a readable JSON report"):
         read_report(tmp_path / "broken.json")

@@ -174,7 +174,7 @@ def show_benchmarks(value: str | None, report_path: str | None, registry=None) -
     """The tab's one action: (Markdown, [(plot image, caption)]) for a report path if one is given, else a model."""
     if report_path and report_path.strip():
         try:
-            report = read_report(report_path)
+            report = read_report(_served_path(report_path))
         except ReportError as err:
             return f"**Cannot open that report:** {err}", []
         return report_markdown(report), _captioned(report)
@@ -182,6 +182,18 @@ def show_benchmarks(value: str | None, report_path: str | None, registry=None) -
         return "Pick a model, or paste the path of a report folder.", []
     found = find_benchmarks(value, registry)
     return benchmarks_markdown(found), [plot for report in found.reports for plot in _captioned(report)]
+
+
+def _served_path(text: str) -> Path:
+    """A pasted path, allowed only inside the folder the app runs in or the zoo: a visitor of a
+    shared app must not be able to open PNGs and reports anywhere on the server."""
+    path = Path(text.strip()).expanduser()
+    resolved = (Path.cwd() / path).resolve()
+    roots = [Path.cwd().resolve(), zoo.zoo_dir().resolve()]
+    if not any(resolved == root or root in resolved.parents for root in roots):
+        raise ReportError(f"{text.strip()} is outside the app's folder ({roots[0]}) and the zoo; "
+                          "reports open only from inside them")
+    return resolved
 
 
 def _captioned(report: Report) -> list[tuple]:
