@@ -109,12 +109,12 @@ class DynamicsBlock(nn.Module):
         x = x + self.temporal(seq).view(b, s, t, d).transpose(1, 2)
         return x + self.mlp(self.mlp_norm(x))
 
-    def step(self, x: torch.Tensor, actions: torch.Tensor, rotary, state: MambaState
+    def step(self, x: torch.Tensor, actions: torch.Tensor, rotary, state: MambaState, inplace: bool = False
              ) -> tuple[torch.Tensor, MambaState]:
-        """x (B, S, D) one frame, actions (B, K, A) -> (B, S, D), new state."""
+        """x (B, S, D) one frame, actions (B, K, A) -> (B, S, D), new state (`state` itself if `inplace`)."""
         b, s, d = x.shape
         x = self._within_frame(x, actions, rotary)
-        y, state = self.temporal.step(self.temporal_norm(x).reshape(b * s, d), state)
+        y, state = self.temporal.step(self.temporal_norm(x).reshape(b * s, d), state, inplace=inplace)
         x = x + y.view(b, s, d)
         return x + self.mlp(self.mlp_norm(x)), state
 
@@ -165,16 +165,17 @@ class Dynamics(nn.Module):
                             device=device)
         return DynamicsState(layers=layers, recent_actions=recent)
 
-    def step(self, tokens: torch.Tensor, actions: torch.Tensor, state: DynamicsState
+    def step(self, tokens: torch.Tensor, actions: torch.Tensor, state: DynamicsState, inplace: bool = False
              ) -> tuple[torch.Tensor, DynamicsState]:
         """tokens (B, S) of the current frame, actions (B,) taken now -> logits (B, S, V) for the
-        next frame, and the new state (the old one is not modified)."""
+        next frame, and the new state. The old state is not modified unless `inplace`: then its
+        Mamba states are updated where they are (faster; for a caller that drops the old state)."""
         recent = torch.cat([state.recent_actions[:, 1:], actions[:, None]], dim=1)   # (B, K)
         context = self._embed_actions(recent)
         x = self._embed_tokens(tokens)                                               # (B, S, D)
         rotary = (self.rotary_cos, self.rotary_sin)
         layers = []
         for block, layer_state in zip(self.blocks, state.layers):
-            x, layer_state = block.step(x, context, rotary, layer_state)
+            x, layer_state = block.step(x, context, rotary, layer_state, inplace=inplace)
             layers.append(layer_state)
         return self.head(self.out_norm(x)), DynamicsState(layers=layers, recent_actions=recent)
