@@ -1,73 +1,122 @@
-"""Play-speed benchmark: frames/s, keypress-to-frame latency and peak memory of a WorldSession.
+"""Play-speed benchmark: frames/s, keypress-to-frame latency, peak memory and the quality cost of a
+WorldSession under each engine (precision and decoder backend, core.engine).
 
-Random weights are fine for speed: the work per step does not depend on their values.
-The thread count is set explicitly and reported, because on a shared 2-core machine it
-decides the result (FIELD-NOTES).
+Speed does not depend on the weights' values, so random weights are used where no trained ones
+are; the quality cost does, so it is measured against the plain fp32 path on the same start and
+actions, with the decoder's zero-initialised output layer perturbed when the weights are random
+(else every decoder draws the previous frame and any two engines agree). Each engine of a
+`bench_play_many` runs in a fresh process, so peak memory is its own. The thread count is set
+explicitly and reported, because on a shared 2-core machine it decides the result (FIELD-NOTES).
 """
 
 from __future__ import annotations
 
 import json
+import multiprocessing
 import os
 import platform
 import resource
 import time
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
 
+from core import zoo
 from core.config import zoo_config
+from core.engine import EngineConfig, default_engine
 from core.session import WorldSession
 from core.world_model import WorldModel
 
-PRECISIONS = {"fp32": torch.float32, "bf16": torch.bfloat16}
+# `--precision all`: the engines worth comparing on each device (onnx only where onnxruntime imports)
+CPU_ENGINES = ("fp32", "fp32+onnx", "int8", "int8+onnx", "bf16")
+CUDA_ENGINES = ("fp32", "bf16", "int8", "nf4")
 
 
 @dataclass
 class PlayBenchResult:
     variant: str
-    precision: str
+    precision: str          # the engine: fp32, int8, int8+onnx, ... (core.engine.EngineConfig.name)
     threads: int
     device: str
+    weights: str            # "trained" (the zoo's) or "random"
     steps: int
     fps: float              # frames per second over the timed steps (1 / mean step time)
     latency_ms_p50: float   # time from step(action) to the returned frame, median
     latency_ms_p95: float
-    peak_rss_mb: float      # peak resident memory of this process
+    peak_rss_mb: float      # peak resident memory of this process (one process per engine)
+    psnr_vs_fp32: float | None   # dB, frames of a rollout vs the plain fp32 path; None: identical
+    token_agreement: float  # share of the rollout's token ids equal to the fp32 path's
+    quality_steps: int      # length of that rollout
+    prepare_s: float        # time to prepare the engine (quantize, export): the wait before a first frame
     cpu: str
 
 
+def engines_for(precision: str, device: str = "cpu") -> list[str]:
+    """'all', one engine name or a comma-separated list -> engine names (each checked)."""
+    if precision == "all":
+        names = list(CUDA_ENGINES if device.startswith("cuda") else CPU_ENGINES)
+        if default_engine().decoder != "onnx":  # onnxruntime is not installed
+            names = [name for name in names if not name.endswith("+onnx")]
+    else:
+        names = [name.strip() for name in precision.split(",") if name.strip()]
+    for name in names:
+        EngineConfig.parse(name)  # an unknown name fails before any work
+    return names
+
+
 def bench_play(variant: str, steps: int = 100, threads: int = 2, precision: str = "fp32",
-               warmup: int = 5, device: str = "cpu", progress: bool = True) -> PlayBenchResult:
-    if steps < 1 or warmup < 0:
-        raise ValueError("steps must be >= 1 and warmup >= 0")
-    session, actions = _bench_session(variant, threads, precision, device)
+               warmup: int = 5, device: str = "cpu", progress: bool = True, quality_steps: int = 30) -> PlayBenchResult:
+    if steps < 1 or warmup < 0 or quality_steps < 1:
+        raise ValueError("steps and quality_steps must be >= 1 and warmup >= 0")
+    engine = EngineConfig.parse(precision)
+    model, weights = _bench_model(variant, threads, device)
+    start, actions = _start_and_actions(model)
+    started = time.perf_counter()
+    session = WorldSession(model, device=device, engine=engine)
+    prepare_s = time.perf_counter() - started
+    psnr, agreement = _quality(model, session, start, actions[:quality_steps], device)
+    session.reset(start)
     latencies = []
     from tqdm import tqdm
-    for i in tqdm(range(warmup + steps), desc=f"bench play {variant}", disable=not progress, leave=False):
-        start = time.perf_counter()
+    for i in tqdm(range(warmup + steps), desc=f"bench play {variant} {precision}", disable=not progress, leave=False):
+        begin = time.perf_counter()
         session.step(int(actions[i % len(actions)]))
         if device != "cpu":
             torch.cuda.synchronize()
         if i >= warmup:
-            latencies.append(time.perf_counter() - start)
+            latencies.append(time.perf_counter() - begin)
     latencies_ms = np.array(latencies) * 1000
     return PlayBenchResult(
-        variant=variant, precision=precision, threads=threads, device=device, steps=steps,
+        variant=variant, precision=engine.name, threads=threads, device=device, weights=weights, steps=steps,
         fps=round(float(1000 / latencies_ms.mean()), 2),
         latency_ms_p50=round(float(np.percentile(latencies_ms, 50)), 2),
         latency_ms_p95=round(float(np.percentile(latencies_ms, 95)), 2),
         peak_rss_mb=round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
-        cpu=platform.processor() or platform.machine(),
+        psnr_vs_fp32=psnr, token_agreement=round(agreement, 4), quality_steps=quality_steps,
+        prepare_s=round(prepare_s, 2), cpu=platform.processor() or platform.machine(),
     )
+
+
+def bench_play_many(variant: str, engines: list[str], **kwargs) -> list[PlayBenchResult]:
+    """bench_play for each engine, each in a fresh process (its own peak memory, no thread pools
+    or allocator state left over from the engine before)."""
+    results = []
+    for engine in engines:
+        with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")) as pool:
+            results.append(pool.submit(bench_play, variant, precision=engine, **kwargs).result())
+    return results
 
 
 def profile_play(variant: str, steps: int = 20, threads: int = 2, precision: str = "fp32", device: str = "cpu") -> str:
     """Where a play step's time goes: the session's parts (dynamics, sampling, decoder) and the
     heaviest operators, as torch.profiler tables."""
-    session, actions = _bench_session(variant, threads, precision, device)
+    model, _ = _bench_model(variant, threads, device)
+    session = WorldSession(model, device=device, engine=EngineConfig.parse(precision))
+    start, actions = _start_and_actions(model)
+    session.reset(start)
     for action in actions[:3]:
         session.step(int(action))
     with torch.profiler.profile() as profiler:
@@ -79,23 +128,45 @@ def profile_play(variant: str, steps: int = 20, threads: int = 2, precision: str
     return "\n".join(lines) + "\n\n" + table.table(sort_by="self_cpu_time_total", row_limit=12)
 
 
-def _bench_session(variant, threads, precision, device):
+def _bench_model(variant, threads, device) -> tuple[WorldModel, str]:
     if threads < 1:
         raise ValueError("threads must be >= 1")
-    if precision not in PRECISIONS:
-        raise ValueError(f"unknown precision {precision!r}; choose one of {', '.join(PRECISIONS)}")
     torch.set_num_threads(threads)
     torch.manual_seed(0)
-    model = WorldModel(zoo_config(variant)).to(device=device, dtype=PRECISIONS[precision])
-    session = WorldSession(model, device=device)
+    if zoo.weights_available(variant):
+        return zoo.load(variant).to(device), "trained"
+    model = WorldModel(zoo_config(variant)).to(device)
+    with torch.no_grad():
+        model.decoder.to_rgb.weight.normal_(std=0.05)  # random weights: make the frame depend on the tokens
+    return model, "random"
+
+
+def _start_and_actions(model):
     rng = np.random.default_rng(0)
-    session.reset(rng.integers(0, 256, (model.config.image_size,) * 2 + (3,), dtype=np.uint8))
-    return session, rng.integers(0, 18, 256)
+    return rng.integers(0, 256, (model.config.image_size,) * 2 + (3,), dtype=np.uint8), rng.integers(0, 18, 256)
 
 
-def write_json(result, path: str | Path) -> None:
+def _quality(model, session, start, actions, device) -> tuple[float | None, float]:
+    """PSNR (dB; None when identical) and token agreement of `session`'s rollout vs the plain fp32 path's."""
+    def rollout(player):
+        player.reset(start)
+        frames, tokens = [], []
+        for action in actions:
+            frames.append(player.step(int(action)))
+            tokens.append(player._tokens.clone())
+        return np.stack(frames).astype(np.float64), torch.stack(tokens)
+    reference_frames, reference_tokens = rollout(WorldSession(model, device=device))
+    frames, tokens = rollout(session)
+    mse = float(((frames - reference_frames) ** 2).mean())
+    psnr = None if mse == 0 else round(10 * np.log10(255 ** 2 / mse), 2)
+    return psnr, (tokens == reference_tokens).float().mean().item()
+
+
+def write_json(results, path: str | Path) -> None:
+    """One result as an object, several as a list of objects."""
+    data = [asdict(r) for r in results] if isinstance(results, list) else asdict(results)
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text(json.dumps(asdict(result), indent=2) + "\n")
+    tmp.write_text(json.dumps(data, indent=2) + "\n")
     os.replace(tmp, path)

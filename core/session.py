@@ -14,6 +14,7 @@ import torch
 from torch.profiler import record_function
 
 from core import actions as action_vocab
+from core.engine import EngineConfig, prepare
 from core.frames import check_frame, to_model, to_uint8
 from core.world_model import WorldModel
 
@@ -32,8 +33,10 @@ class SamplingConfig:
 
 
 class WorldSession:
-    def __init__(self, model: WorldModel, sampling: SamplingConfig | None = None, device: str | torch.device = "cpu"):
-        self.model = model.eval().to(device)
+    def __init__(self, model: WorldModel, sampling: SamplingConfig | None = None, device: str | torch.device = "cpu",
+                 engine: EngineConfig | None = None):
+        """`engine` picks precision and decoder backend (core.engine); None plays `model` itself, as it is."""
+        self.model = model.eval().to(device) if engine is None else prepare(model, engine, device)
         self.sampling = sampling or SamplingConfig()
         self.device = torch.device(device)
         self.frame_index = 0
@@ -55,9 +58,10 @@ class WorldSession:
             first_frame = game_first_frame(game, seed)
         frame = check_frame(first_frame, size)
         self._generator.manual_seed(self.sampling.seed if seed is None else seed)
-        self._frame = to_model(frame, self.device).to(next(self.model.parameters()).dtype)
+        dtype = self.model.dynamics.token_embedding.weight.dtype  # bf16 in a bf16 session; int8 keeps it fp32
+        self._frame = to_model(frame, self.device).to(dtype)
         self._tokens = self.model.tokenizer.encode(self._frame).flatten(1)
-        self._state = self.model.dynamics.init_state(1, device=self.device)
+        self._state = self.model.dynamics.init_state(1, device=self.device, dtype=dtype)
         self.frame_index = 0
         return frame.copy()
 
@@ -69,8 +73,9 @@ class WorldSession:
         action_id = action_vocab.parse(action)
         # the labels name the parts in `pocketworld bench play --profile`; they cost nothing otherwise
         with record_function("dynamics"):
+            # in place: the session owns its state, and reusing its buffers saves fresh memory every step
             logits, self._state = self.model.dynamics.step(
-                self._tokens, torch.tensor([action_id], device=self.device), self._state)
+                self._tokens, torch.tensor([action_id], device=self.device), self._state, inplace=True)
         with record_function("sampling"):
             self._tokens = self._sample(logits)                              # (1, S)
         grid = self.model.config.tokenizer.grid_size
