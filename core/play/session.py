@@ -20,6 +20,7 @@ import numpy as np
 from PIL import Image
 
 from core import actions as action_vocab
+from core.engine import EngineConfig, default_engine
 from core.play.recording import Recording, RecordingConfig
 from core.play.stats import FrameStats, StatsConfig
 from core.session import SamplingConfig, WorldSession
@@ -35,6 +36,7 @@ class PlayConfig:
     idle_timeout_s: float = 300.0     # no key input for this long ends the session
     jpeg_quality: int = 90            # frames sent to the page (and recorded) as JPEG: ~1 ms to encode
     device: str = "cpu"
+    engine: EngineConfig = field(default_factory=default_engine)  # precision and decoder backend (core.engine)
     sampling: SamplingConfig = field(default_factory=SamplingConfig)
     recording: RecordingConfig = field(default_factory=RecordingConfig)
     stats: StatsConfig = field(default_factory=StatsConfig)
@@ -73,7 +75,8 @@ class PlaySession:
         self.start_label = start_label          # "platformer level 3" or "uploaded image x.png"
         self.start_id = 0                       # which start of the page this is (the controller numbers them)
         self._clock = clock                     # injectable so timeouts are tested without sleeping
-        self._world: WorldSession | None = WorldSession(model, self.config.sampling, self.config.device)
+        self._world: WorldSession | None = WorldSession(model, self.config.sampling, self.config.device,
+                                                           self.config.engine)
         # A Start or Reset can arrive while the page's last step is still running.
         self._lock = threading.Lock()
         self._first_frame = first_frame
