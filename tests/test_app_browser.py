@@ -123,3 +123,17 @@ def test_keys_in_the_page_play_the_world_and_fps_is_shown(app_url):
             page.wait_for_selector("#pw-scoreboard td:text-is('all')", timeout=60_000)  # the vote was counted
         finally:
             browser.close()
+
+
+def test_bench_browser_reads_the_pages_own_fps_and_key_latency(tmp_path, monkeypatch):
+    if not Path(CHROMIUM).is_file():
+        pytest.skip("chromium is not installed (apt-get install chromium)")
+    pytest.importorskip("playwright.sync_api", reason="playwright is not installed (pip install playwright)")
+    from core.play.browser_bench import bench_browser
+
+    WorldModel(tiny_config()).save_pretrained(tmp_path / "zoo" / "nano")
+    monkeypatch.setenv("POCKETWORLD_ZOO", str(tmp_path / "zoo"))
+    monkeypatch.setenv("POCKETWORLD_DATA", str(tmp_path / "data"))
+    result = bench_browser("nano", seconds=4, threads=1)
+    assert result.fps > 0 and result.frames >= 2
+    assert result.key_samples >= 1 and 0 < result.key_to_frame_ms_p50 <= result.key_to_frame_ms_p95

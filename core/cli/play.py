@@ -42,6 +42,14 @@ def register(commands, benches) -> None:
     sessions.add_argument("--json", metavar="PATH", help="also write the results as JSON to PATH")
     sessions.set_defaults(func=run_bench_sessions)
 
+    browser = benches.add_parser("browser", help="frames/s and keypress-to-frame latency as the page measures them, "
+                                                 "in headless Chromium")
+    browser.add_argument("--model", default="nano", help="model to play (a zoo variant with weights; default: nano)")
+    browser.add_argument("--seconds", type=float, default=20.0, help="how long to play (default: 20)")
+    browser.add_argument("--threads", type=int, default=2, help="the app's torch CPU threads (default: 2)")
+    browser.add_argument("--json", metavar="PATH", help="also write the result as JSON to PATH")
+    browser.set_defaults(func=run_bench_browser)
+
 
 def run_play(args) -> int:
     from core.cli import UsageError
@@ -77,4 +85,17 @@ def run_bench_sessions(args) -> int:
         path = Path(args.json)
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(json.dumps(results, indent=2) + "\n")
+    return 0
+
+
+def run_bench_browser(args) -> int:
+    from core.play.browser_bench import as_dict, bench_browser
+    result = bench_browser(args.model, args.seconds, args.threads)
+    print(f"{'model':<10} {'threads':>7} {'fps':>6} {'key->frame p50 ms':>18} {'p95 ms':>7} {'key samples':>11}")
+    print(f"{result.model:<10} {result.threads:>7} {result.fps:>6.1f} {result.key_to_frame_ms_p50:>18.0f} "
+          f"{result.key_to_frame_ms_p95:>7.0f} {result.key_samples:>11}")
+    if args.json:
+        path = Path(args.json)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(as_dict(result), indent=2) + "\n")
     return 0
