@@ -20,7 +20,7 @@ import yaml
 
 from core.atomic import staged_folder
 from core.config import ConfigError, zoo_config
-from core.evaluation.report import lookup
+from core.evaluation.report import target_rows
 from core.train.metrics import METRICS_FILE, plot_run, read_metrics
 from core.world_model import WorldModel
 from core.zoo import zoo_dir
@@ -51,15 +51,8 @@ class ShipConfig:
 
 
 def bar_rows(results: dict) -> list[dict]:
-    """The shipping bars against the measured values: metric, bar, value, status."""
-    rows = []
-    for label, path, bar, test in SHIP_BARS:
-        value = lookup(results, path)
-        number = isinstance(value, (int, float)) and not isinstance(value, bool)
-        status = ("pass" if test(value) else "fail") if number and test else "-"
-        rows.append({"metric": label, "bar": bar, "value": round(value, 4) if number else (value or "not measured"),
-                     "status": status})
-    return rows
+    """The shipping bars against the measured values: metric, target, value, status."""
+    return target_rows(results, SHIP_BARS)
 
 
 def run_budget(run_dir: str | Path) -> dict:
@@ -127,7 +120,10 @@ def _read_results(report: str) -> dict:
     path = Path(report) / "results.json"
     if not path.is_file():
         raise FileNotFoundError(f"{path} not found: give the folder written by `pocketworld evaluate --report`")
-    return json.loads(path.read_text())
+    results = json.loads(path.read_text())
+    if not isinstance(results, dict) or not isinstance(results.get("metrics"), dict):
+        raise ValueError(f"{path} is not a `pocketworld evaluate` report (it has no 'metrics')")
+    return results["metrics"]
 
 
 def _copy_report(report: str, folder: Path) -> list[str]:
@@ -142,11 +138,15 @@ def _copy_report(report: str, folder: Path) -> list[str]:
     return images
 
 
+def _shown(value) -> str:
+    return f"{value:.4g}" if isinstance(value, float) else str(value)
+
+
 def _training_section(budget, curves, previews, bars, evaluate_command, bench) -> str:
     parts = []
     if bars:
         parts += ["\n## Shipping bars\n", "| metric | bar | measured | |", "|---|---|---|---|"]
-        parts += [f"| {r['metric']} | {r['bar']} | {r['value']} | {r['status']} |" for r in bars]
+        parts += [f"| {r['metric']} | {r['target']} | {_shown(r['value'])} | {r['status']} |" for r in bars]
         if evaluate_command:
             parts += ["", f"Measured with `{evaluate_command}`."]
     if bench:

@@ -42,7 +42,7 @@ def nano_model(tmp_path):
 def report(tmp_path):
     folder = tmp_path / "report"
     folder.mkdir()
-    (folder / "results.json").write_text(json.dumps(RESULTS))
+    (folder / "results.json").write_text(json.dumps({"info": {"game": "platformer"}, "metrics": RESULTS}))
     (folder / "real_vs_generated.gif").write_bytes(b"GIF89a")
     return folder
 
@@ -85,7 +85,7 @@ def test_ship_writes_a_playable_zoo_folder_with_a_valid_card(tmp_path, nano_mode
     assert "| 2 | fp32 | 12.5 | 80.0 | 90.0 |" in card.text
     assert "| dynamics | 40 | 640 | 3 |" in card.text
     assert (out / "eval" / "real_vs_generated.gif").is_file() and (out / "curves-dynamics.png").is_file()
-    assert json.loads((out / "eval" / "results.json").read_text()) == RESULTS
+    assert json.loads((out / "eval" / "results.json").read_text())["metrics"] == RESULTS
     assert json.loads((out / "eval" / "bench_play.json").read_text())["fps"] == 12.5
     assert "![eval/real_vs_generated.gif](eval/real_vs_generated.gif)" in card.text
 
