@@ -7,16 +7,14 @@ a browser); skips only when either is missing. Leaves a screenshot in runs/app_b
 import os
 import re
 import shutil
-import socket
 import subprocess
 import sys
-import time
-import urllib.request
 from pathlib import Path
 
 import pytest
 import torch
 
+from core.play.browser_bench import free_port, stop, wait_until_served
 from core.world_model import WorldModel
 from tests.conftest import tiny_config
 
@@ -29,12 +27,6 @@ SCREENSHOT = REPO / "runs" / "app_browser" / "play.png"
 pytestmark = pytest.mark.slow
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 @pytest.fixture
 def app_url(tmp_path):
     torch.manual_seed(0)
@@ -43,7 +35,7 @@ def app_url(tmp_path):
     # non-zero output weights make every dreamed frame differ from the last, as a trained model's do.
     torch.nn.init.normal_(model.decoder.to_rgb.weight, std=0.5)
     model.save_pretrained(tmp_path / "zoo" / "nano")
-    port = _free_port()
+    port = free_port()
     env = {**os.environ, "POCKETWORLD_ZOO": str(tmp_path / "zoo"), "POCKETWORLD_DATA": str(tmp_path / "data"),
            "GRADIO_ANALYTICS_ENABLED": "False"}
     log = open(tmp_path / "app.log", "w")
@@ -51,25 +43,13 @@ def app_url(tmp_path):
                            cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}/"
     try:
-        deadline = time.monotonic() + 120
-        while True:
-            if app.poll() is not None:
-                pytest.fail(f"the app exited with {app.returncode}:\n{(tmp_path / 'app.log').read_text()}")
-            try:
-                urllib.request.urlopen(url, timeout=2)
-                break
-            except OSError:
-                if time.monotonic() > deadline:
-                    pytest.fail(f"the app did not serve within 120 s:\n{(tmp_path / 'app.log').read_text()}")
-                time.sleep(0.5)  # polling a server coming up, not waiting out a race
+        try:
+            wait_until_served(app, url, timeout=120)
+        except (RuntimeError, TimeoutError) as err:
+            pytest.fail(f"{err}:\n{(tmp_path / 'app.log').read_text()}")
         yield url
     finally:
-        app.terminate()
-        try:
-            app.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            app.kill()
-            app.wait()
+        stop(app)
         log.close()
 
 

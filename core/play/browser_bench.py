@@ -35,7 +35,7 @@ class BrowserBenchResult:
     key_samples: int
 
 
-def _free_port() -> int:
+def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
@@ -54,13 +54,13 @@ def bench_browser(model: str = "nano", seconds: float = 20.0, threads: int = 2,
     from playwright.sync_api import sync_playwright
 
     chromium = chromium_path()
-    port = _free_port()
+    port = free_port()
     env = {**os.environ, "GRADIO_ANALYTICS_ENABLED": "False"}
     app = subprocess.Popen([sys.executable, "app.py", "--port", str(port), "--threads", str(threads), "--model", model],
-                           cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+                           cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     url = f"http://127.0.0.1:{port}/"
     try:
-        _wait_until_served(app, url, startup_timeout)
+        wait_until_served(app, url, startup_timeout)
         with sync_playwright() as playwright:
             browser = playwright.chromium.launch(executable_path=chromium, args=CHROMIUM_ARGS)
             try:
@@ -82,12 +82,7 @@ def bench_browser(model: str = "nano", seconds: float = 20.0, threads: int = 2,
             finally:
                 browser.close()
     finally:
-        app.terminate()
-        try:
-            app.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            app.kill()
-            app.wait()
+        stop(app)
     return BrowserBenchResult(model=model, threads=threads, seconds=round(time.monotonic() - started, 1),
                               frames=int(report["frames"]), fps=round(report["fps"], 2),
                               key_to_frame_ms_p50=round(report["key_to_frame_ms_p50"], 1),
@@ -95,11 +90,12 @@ def bench_browser(model: str = "nano", seconds: float = 20.0, threads: int = 2,
                               key_samples=int(report["key_samples"]))
 
 
-def _wait_until_served(app: subprocess.Popen, url: str, timeout: float) -> None:
+def wait_until_served(app: subprocess.Popen, url: str, timeout: float) -> None:
+    """Poll url until the app serves it; RuntimeError if the app exits first, TimeoutError if it never serves."""
     deadline = time.monotonic() + timeout
     while True:
         if app.poll() is not None:
-            raise RuntimeError(f"the app exited with {app.returncode}: {app.stderr.read().decode()[-2000:]}")
+            raise RuntimeError(f"the app exited with {app.returncode}")
         try:
             urllib.request.urlopen(url, timeout=2)
             return
@@ -107,6 +103,15 @@ def _wait_until_served(app: subprocess.Popen, url: str, timeout: float) -> None:
             if time.monotonic() > deadline:
                 raise TimeoutError(f"the app did not serve {url} within {timeout:.0f} s") from None
             time.sleep(0.5)  # polling a server coming up
+
+
+def stop(app: subprocess.Popen) -> None:
+    app.terminate()
+    try:
+        app.wait(timeout=20)
+    except subprocess.TimeoutExpired:
+        app.kill()
+        app.wait()
 
 
 def as_dict(result: BrowserBenchResult) -> dict:
