@@ -93,8 +93,8 @@ def ship(config: ShipConfig) -> Path:
     results = _read_results(config.report) if config.report else None
     budget = [run_budget(run) for run in config.runs]
     bench = json.loads(Path(config.bench).read_text()) if config.bench else None
-    metrics = {row["metric"]: row["value"] for row in bar_rows(results)
-               if isinstance(row["value"], (int, float))} if results else None
+    bars = bar_rows(results) if results else None
+    metrics = {row["metric"]: row["value"] for row in bars if isinstance(row["value"], (int, float))} if bars else None
     out = Path(config.out) if config.out else zoo_dir() / config.variant
     with staged_folder(out, replace=True) as folder:
         model.save_pretrained(folder, dtype=config.dtype)
@@ -110,7 +110,7 @@ def ship(config: ShipConfig) -> Path:
         card = zoo_card(config.variant, repo_id=f"pocketworld/{config.variant}",
                         parameters=model.parameter_counts(), metrics=metrics,
                         measured_on="held-out level seeds (split test)" if results else None)
-        card += _training_section(budget, curves, previews, bar_rows(results) if results else None,
+        card += _training_section(budget, curves, previews, bars,
                                   config.evaluate_command, bench)
         (folder / "README.md").write_text(card)
     return out
