@@ -85,7 +85,10 @@ def test_keys_in_the_page_play_the_world_and_fps_is_shown(app_url):
             page.wait_for_function("window.__pocketworld.report().frames >= 8", timeout=60_000)
 
             assert page.evaluate("window.__seen.size") >= 2, "the frame never changed"
-            hud = page.inner_text("#pw-surface .pw-hud")
+            # each frame re-renders the HUD with "starting…", and the page writes its FPS on the next animation frame
+            hud = page.wait_for_function(r"""() => { const text = document.querySelector('#pw-surface .pw-hud').innerText;
+                                                      return /\d+\.\d FPS/.test(text) && text; }""",
+                                         timeout=60_000).json_value()
             assert re.search(r"\d+\.\d FPS", hud) and re.search(r"frame \d+", hud), hud
             assert int(re.search(r"frame (\d+)", hud).group(1)) >= 4
             report = page.evaluate("window.__pocketworld.report()")

@@ -3,7 +3,7 @@ import torch
 
 from core.config import TokenizerConfig
 from core.frames import to_model, to_uint8
-from core.tokenizer import FSQ, Tokenizer, codebook_usage, reconstruction_loss
+from core.tokenizer import FSQ, Tokenizer, codebook_usage, rare_colour_mask, reconstruction_loss
 from tests.synthetic import psnr, sprite_frames
 
 
@@ -54,3 +54,19 @@ def test_tokenizer_overfits_synthetic_sprites_to_30_db():
     assert quality >= 30
     # two flat frames hold ~15 distinct kinds of patch; the ids must tell them apart, not collapse
     assert usage["perplexity"] > 4
+
+
+def test_rare_colours_mark_the_sprite_and_weigh_its_error():
+    frames = np.full((2, 256, 256, 3), (30, 40, 30), np.uint8)
+    frames[:, 100:110, 50:58] = (230, 60, 60)              # an 8x10 player: 0.12% of the frame
+    frames[1, :, 128:] = (120, 90, 200)                     # half the second frame is a wall: common, not rare
+    x = to_model(frames)
+    mask = rare_colour_mask(x)
+    assert mask.shape == (2, 1, 256, 256)
+    assert mask[:, 0, 100:110, 50:58].all() and mask.sum() == 2 * 80   # the sprites and nothing else
+
+    missing = x.clone()
+    missing[:, :, 100:110, 50:58] = x[:, :, 0:10, 0:8]      # the same frames with the player painted over
+    plain, weighted = reconstruction_loss(missing, x), reconstruction_loss(missing, x, rare_weight=20.0)
+    assert weighted > 15 * plain                            # a dropped sprite is no longer a rounding error
+    assert reconstruction_loss(x, x, rare_weight=20.0) == 0

@@ -17,7 +17,7 @@ from core.decoder import FrameDecoder
 from core.frames import to_model
 from core.tokenizer import Tokenizer, reconstruction_loss
 from core.train.loop import Stage
-from core.train.tokenizer import psnr, save_grid
+from core.train.tokenizer import psnr, save_grid, sprite_psnr
 
 
 def frame_pairs(frames: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -26,9 +26,10 @@ def frame_pairs(frames: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
 
 
 class DecoderObjective(nn.Module):
-    def __init__(self, decoder: FrameDecoder, tokenizer: Tokenizer):
+    def __init__(self, decoder: FrameDecoder, tokenizer: Tokenizer, rare_weight: float = 0.0):
         super().__init__()
         self.decoder = decoder
+        self.rare_weight = rare_weight
         self.frozen = {"tokenizer": tokenizer.eval().requires_grad_(False)}  # a dict: not a submodule, not trained
 
     def decode_next(self, batch: dict) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -39,19 +40,19 @@ class DecoderObjective(nn.Module):
 
     def forward(self, batch: dict) -> tuple[torch.Tensor, dict]:
         _, target, decoded = self.decode_next(batch)
-        loss = reconstruction_loss(decoded, target)
+        loss = reconstruction_loss(decoded, target, self.rare_weight)
         return loss, {"loss": loss.detach(), "psnr": psnr(decoded.detach(), target).mean()}
 
 
 class DecoderStage(Stage):
     data_kind = "gameplay"
-    val_metrics = ("loss", "psnr")
+    val_metrics = ("loss", "psnr", "sprite_psnr")
 
     def __init__(self, config, model):
         super().__init__(config, model)
         if config.data.clip_len < 2:
             raise ConfigError("the decoder stage pairs each frame with the next: data.clip_len must be >= 2")
-        self.objective = DecoderObjective(model.decoder, model.tokenizer)
+        self.objective = DecoderObjective(model.decoder, model.tokenizer, config.train.rare_colour_weight)
 
     def to(self, device):
         self.objective.frozen["tokenizer"].to(device)
@@ -59,8 +60,9 @@ class DecoderStage(Stage):
     def validate(self, batch):
         _, target, decoded = self.objective.decode_next(batch)
         n = len(target)
-        return {"loss": (reconstruction_loss(decoded, target).item() * n, n),
-                "psnr": (psnr(decoded, target).sum().item(), n)}
+        return {"loss": (reconstruction_loss(decoded, target, self.objective.rare_weight).item() * n, n),
+                "psnr": (psnr(decoded, target).sum().item(), n),
+                "sprite_psnr": sprite_psnr(decoded, target)}
 
     def write_samples(self, batch, path):
         previous, target, decoded = self.objective.decode_next({"frames": batch["frames"][:4, :2]})
