@@ -2,9 +2,10 @@
 
 Thin wiring only: every action lives in `core.play` (tested without a browser); this file
 places the components and connects their events. Each browser tab holds its own world in a
-`gr.State`. A `gr.Timer` drives the frame loop (core/play/page.py says why, with measurements).
+`gr.State`. Frames stream over a WebSocket route mounted beside Gradio (core/play/stream.py), or
+with `--loop timer` a `gr.Timer` drives them (core/play/page.py); the README gives both speeds.
 
-    python app.py [--host 127.0.0.1] [--port 7860] [--share] [--model nano] [--threads 2]
+    python app.py [--host 127.0.0.1] [--port 7860] [--share] [--model nano] [--threads 2] [--loop websocket|timer]
 """
 
 from __future__ import annotations
@@ -175,26 +176,29 @@ def build_app(player: Player, model: str | None = None, step_concurrency: int | 
 
 
 def serve(host: str = "127.0.0.1", port: int = 7860, share: bool = False, model: str | None = None,
-          threads: int = 2, step_concurrency: int | None = 1) -> None:
+          threads: int = 2, step_concurrency: int | None = 1, loop: str = "websocket") -> None:
     import torch
     torch.set_num_threads(threads)  # on a shared CPU the thread count decides the frame rate (FIELD-NOTES)
     from finetune.hub import make_registry
 
     registry = make_registry("local")   # shared fine-tunes: played, browsed and pushed to
-    player = Player(PlayerConfig(), registry=registry)
+    player = Player(PlayerConfig(loop=loop, step_concurrency=step_concurrency), registry=registry)
     finetunes = FinetuneQueue(registry=registry)
     demo = build_app(player, model, step_concurrency, finetunes)
     demo.queue(default_concurrency_limit=4).launch(
         server_name=host, server_port=port, share=share, css=CSS,
         allowed_paths=[str(player.recordings_dir), str(registry.root), str(finetunes.work_dir)],
-        max_file_size=player.config.upload.max_bytes)
+        max_file_size=player.config.upload.max_bytes, prevent_thread_lock=True)
+    if player.streams is not None:  # the frame stream's WebSocket route, beside Gradio's own (core/play/stream.py)
+        player.streams.mount(demo.app)
+    demo.block_thread()
 
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description="Play PocketWorld in the browser.")
     add_play_arguments(parser)
     args = parser.parse_args(argv)
-    serve(args.host, args.port, args.share, args.model, args.threads, args.step_concurrency)
+    serve(args.host, args.port, args.share, args.model, args.threads, args.step_concurrency, args.loop)
 
 
 if __name__ == "__main__":

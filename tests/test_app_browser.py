@@ -27,8 +27,9 @@ SCREENSHOT = REPO / "runs" / "app_browser" / "play.png"
 pytestmark = pytest.mark.slow
 
 
-@pytest.fixture
-def app_url(tmp_path):
+@pytest.fixture(params=["websocket", "timer"])
+def app_url(tmp_path, request):
+    """The app serving a tiny model, with each frame loop in turn."""
     torch.manual_seed(0)
     model = WorldModel(tiny_config())
     # A fresh decoder starts as "nothing changed" (output = previous frame); untrained but
@@ -39,7 +40,7 @@ def app_url(tmp_path):
     env = {**os.environ, "POCKETWORLD_ZOO": str(tmp_path / "zoo"), "POCKETWORLD_DATA": str(tmp_path / "data"),
            "GRADIO_ANALYTICS_ENABLED": "False"}
     log = open(tmp_path / "app.log", "w")
-    app = subprocess.Popen([sys.executable, "app.py", "--port", str(port), "--threads", "1"],
+    app = subprocess.Popen([sys.executable, "app.py", "--port", str(port), "--threads", "1", "--loop", request.param],
                            cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}/"
     try:
@@ -64,10 +65,15 @@ def test_keys_in_the_page_play_the_world_and_fps_is_shown(app_url):
             page.goto(app_url, wait_until="load")  # "networkidle" never comes while the frame loop runs
             page.wait_for_selector("#pw-start", timeout=60_000)
             # Every frame the page shows, so the start frame is seen even if the next one replaces it at once.
+            # Every frame the page shows (its pixels: a streamed frame's URL is new even if the picture is not),
+            # so the start frame is seen even if the next one replaces it at once.
             page.evaluate("""() => { window.__seen = new Set();
-                new MutationObserver(() => document.querySelectorAll('#pw-surface img').forEach(
-                    (img) => window.__seen.add(img.src))).observe(document.querySelector('#pw-surface'),
-                    {subtree: true, childList: true, attributes: true}); }""")
+                const canvas = document.createElement('canvas'); canvas.width = canvas.height = 64;
+                const look = (img) => { if (!img.complete || !img.naturalWidth) return;
+                    canvas.getContext('2d').drawImage(img, 0, 0, 64, 64); window.__seen.add(canvas.toDataURL()); };
+                document.querySelector('#pw-surface').addEventListener('load', (e) => look(e.target), true);
+                new MutationObserver(() => document.querySelectorAll('#pw-surface img').forEach(look)).observe(
+                    document.querySelector('#pw-surface'), {subtree: true, childList: true, attributes: true}); }""")
             page.click("#pw-start")
             page.wait_for_selector("#pw-surface img", timeout=60_000)
 

@@ -2,6 +2,7 @@
 
 import io
 import re
+import time
 from html import unescape
 
 import numpy as np
@@ -15,6 +16,7 @@ from core.play.load import bench_sessions
 from core.play.models import ModelChoice, registry_choices
 from core.play.page import message_html
 from core.play.recording import Recording, RecordingConfig, RecordingError
+from core.play.stream import MAX_IN_FLIGHT, STREAM_PATH, unpack_frame
 from core.play.session import PlayConfig, PlaySession, SessionExpired, keys_to_action, parse_key_state
 from core.play.stats import FrameStats
 from core.play.upload import StartImageError, UploadConfig, load_start_image
@@ -167,7 +169,7 @@ def test_registry_fine_tunes_are_playable_when_their_base_is(zoo_with_nano):
 
 
 def test_the_controller_plays_a_level_and_saves_what_was_played(zoo_with_nano, tmp_path):
-    player = Player(PlayerConfig(recordings_dir=tmp_path / "recordings"))
+    player = Player(PlayerConfig(recordings_dir=tmp_path / "recordings", loop="timer"))
     session, html, running = player.start(None, "nano", START_GAME, "maze", 3, None)
     assert running and 'data-pw-keyseq="0"' in html and "data:image/jpeg;base64," in html
     first_start = re.search(r'data-pw-start="(\d+)"', html).group(1)
@@ -183,7 +185,7 @@ def test_the_controller_plays_a_level_and_saves_what_was_played(zoo_with_nano, t
 
 
 def test_the_controller_turns_player_errors_into_page_messages(zoo_with_nano, tmp_path):
-    player = Player(PlayerConfig(recordings_dir=tmp_path))
+    player = Player(PlayerConfig(recordings_dir=tmp_path, loop="timer"))
     session, html, running = player.start(None, "tiny", START_GAME, "maze", 0, None)
     assert session is None and not running and "no trained weights for 'tiny'" in unescape(html) and "pw-error" in html
     bad = tmp_path / "notes.png"
@@ -205,9 +207,60 @@ def test_the_controller_turns_player_errors_into_page_messages(zoo_with_nano, tm
 def test_an_uploaded_image_starts_a_session(zoo_with_nano, tmp_path):
     path = tmp_path / "shot.png"
     Image.fromarray(sprite_frames(1)[0]).save(path)
-    session, html, running = Player(PlayerConfig(recordings_dir=tmp_path)).start(None, "nano", START_UPLOAD, "", 0,
-                                                                                str(path))
+    session, html, running = Player(PlayerConfig(recordings_dir=tmp_path, loop="timer")).start(
+        None, "nano", START_UPLOAD, "", 0, str(path))
     assert running and session.start_label == "uploaded image shot.png" and "data:image/jpeg" in html
+
+
+def test_the_frame_stream_plays_a_session_over_a_websocket(zoo_with_nano, tmp_path):
+    from fastapi import FastAPI
+    from fastapi.testclient import TestClient
+
+    player = Player(PlayerConfig(recordings_dir=tmp_path))       # the default loop: the WebSocket stream
+    session, html, running = player.start(None, "nano", START_GAME, "maze", 3, None)
+    assert not running, "the timer must stay off while frames stream"
+    token = re.search(r'data-pw-stream="([^"]+)"', html).group(1)
+    assert len(token) >= 20 and player.streams.lookup(token) is session
+    app = FastAPI()
+    player.streams.mount(app)
+    with TestClient(app) as client:
+        with client.websocket_connect(f"{STREAM_PATH}/{token}") as ws:
+            ws.send_text("5|arrowup|z")
+            headers = []
+            for _ in range(4):
+                header, jpeg = unpack_frame(ws.receive_bytes())
+                assert Image.open(io.BytesIO(jpeg)).size == (256, 256)
+                headers.append(header)
+                ws.send_text("ack")
+            assert headers[-1]["key_seq"] == 5 and "UPFIRE" in headers[-1]["hud"]
+            assert [h["start_id"] for h in headers] == [session.start_id] * 4
+            assert session.frame_index >= 4 and len(session.recording) >= 5   # streamed frames are recorded
+            session.close()                                                  # the tab went away
+            ended = ws.receive()
+            while "text" not in ended:                                       # frames already on their way
+                ws.send_text("ack")
+                ended = ws.receive()
+            assert "press Start" in unescape(ended["text"])
+        with client.websocket_connect(f"{STREAM_PATH}/not-a-token") as ws:   # a guessed or stale token
+            assert "press Start to play again" in ws.receive_text()
+
+
+def test_the_stream_waits_for_the_page_instead_of_piling_up_frames(zoo_with_nano, tmp_path):
+    from fastapi import FastAPI
+    from fastapi.testclient import TestClient
+
+    player = Player(PlayerConfig(recordings_dir=tmp_path))
+    session, _, _ = player.start(None, "nano", START_GAME, "platformer", 0, None)
+    app = FastAPI()
+    player.streams.mount(app)
+    with TestClient(app) as client, client.websocket_connect(f"{STREAM_PATH}/{session.stream_token}") as ws:
+        for _ in range(MAX_IN_FLIGHT):
+            ws.receive_bytes()
+        time.sleep(0.5)                  # ~15 frames' time at 30 FPS, with no acknowledgement
+        assert session.frame_index == MAX_IN_FLIGHT
+        ws.send_text("ack")
+        ws.receive_bytes()
+        assert session.frame_index == MAX_IN_FLIGHT + 1
 
 
 def test_several_sessions_keep_independent_worlds_and_all_get_frames(model):

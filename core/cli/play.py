@@ -16,6 +16,7 @@ APP_FILE = Path(__file__).resolve().parents[2] / "app.py"
 
 
 def add_play_arguments(parser: argparse.ArgumentParser) -> None:
+    from core.play.stream import LOOPS
     parser.add_argument("--host", default="127.0.0.1",
                         help="address to serve on (default: 127.0.0.1; 0.0.0.0 to reach it from other machines)")
     parser.add_argument("--port", type=int, default=7860, help="port to serve on (default: 7860)")
@@ -25,6 +26,9 @@ def add_play_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--step-concurrency", type=int, default=1,
                         help="frames computed at once across all players (default: 1: players take turns, "
                              "which on a small CPU beats threads fighting over its cores)")
+    parser.add_argument("--loop", choices=LOOPS, default="websocket",
+                        help="how frames reach the page: websocket (a stream beside Gradio) or timer (a gr.Timer "
+                             "polling Gradio's queue); default: websocket")
 
 
 def register(commands, benches) -> None:
@@ -47,7 +51,9 @@ def register(commands, benches) -> None:
     browser.add_argument("--model", default="nano", help="model to play (a zoo variant with weights; default: nano)")
     browser.add_argument("--seconds", type=float, default=20.0, help="how long to play (default: 20)")
     browser.add_argument("--threads", type=int, default=2, help="the app's torch CPU threads (default: 2)")
-    browser.add_argument("--json", metavar="PATH", help="also write the result as JSON to PATH")
+    browser.add_argument("--loop", default="websocket", help="the app's frame loop: websocket, timer, or both "
+                                                             "(websocket,timer: one after the other); default: websocket")
+    browser.add_argument("--json", metavar="PATH", help="also write the result(s) as JSON to PATH")
     browser.set_defaults(func=run_bench_browser)
 
 
@@ -59,7 +65,7 @@ def run_play(args) -> int:
     spec = importlib.util.spec_from_file_location("pocketworld_app", APP_FILE)
     app = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(app)
-    app.serve(args.host, args.port, args.share, args.model, args.threads, args.step_concurrency)
+    app.serve(args.host, args.port, args.share, args.model, args.threads, args.step_concurrency, args.loop)
     return 0
 
 
@@ -89,13 +95,21 @@ def run_bench_sessions(args) -> int:
 
 
 def run_bench_browser(args) -> int:
+    from core.cli import UsageError
     from core.play.browser_bench import as_dict, bench_browser
-    result = bench_browser(args.model, args.seconds, args.threads)
-    print(f"{'model':<10} {'threads':>7} {'fps':>6} {'key->frame p50 ms':>18} {'p95 ms':>7} {'key samples':>11}")
-    print(f"{result.model:<10} {result.threads:>7} {result.fps:>6.1f} {result.key_to_frame_ms_p50:>18.0f} "
-          f"{result.key_to_frame_ms_p95:>7.0f} {result.key_samples:>11}")
+    from core.play.stream import LOOPS
+    loops = [name.strip() for name in args.loop.split(",") if name.strip()]
+    if not loops or any(name not in LOOPS for name in loops):
+        raise UsageError(f"--loop takes {' or '.join(LOOPS)} (comma-separated for several), got {args.loop!r}")
+    results = [bench_browser(args.model, args.seconds, args.threads, loop) for loop in loops]
+    print(f"{'model':<10} {'loop':<10} {'threads':>7} {'fps':>6} {'key->frame p50 ms':>18} {'p95 ms':>7} "
+          f"{'key samples':>11}")
+    for result in results:
+        print(f"{result.model:<10} {result.loop:<10} {result.threads:>7} {result.fps:>6.1f} "
+              f"{result.key_to_frame_ms_p50:>18.0f} {result.key_to_frame_ms_p95:>7.0f} {result.key_samples:>11}")
     if args.json:
         path = Path(args.json)
         path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(json.dumps(as_dict(result), indent=2) + "\n")
+        rows = [as_dict(result) for result in results]
+        path.write_text(json.dumps(rows[0] if len(rows) == 1 else rows, indent=2) + "\n")
     return 0

@@ -15,9 +15,10 @@ from pathlib import Path
 from core import zoo
 from core.games import GAMES, first_frame
 from core.play.models import ModelCache, all_choices
-from core.play.page import frame_html, message_html
+from core.play.page import frame_html, hud_line, message_html
 from core.play.recording import RecordingError
 from core.play.session import PlayConfig, PlaySession, SessionExpired, parse_key_state
+from core.play.stream import LOOPS, FrameStreams
 from core.play.upload import StartImageError, UploadConfig, load_start_image
 
 START_GAME, START_UPLOAD = "game level", "uploaded image"
@@ -32,6 +33,12 @@ class PlayerConfig:
     upload: UploadConfig = field(default_factory=UploadConfig)
     recordings_dir: Path | None = None   # where GIF/MP4 downloads are written (None: a temporary folder)
     model_cache_size: int = 2            # models kept loaded, shared by all sessions
+    loop: str = "websocket"              # how frames reach the page: websocket (core/play/stream.py) or timer
+    step_concurrency: int | None = 1     # frames computed at once across all players (None: no limit)
+
+    def __post_init__(self):
+        if self.loop not in LOOPS:
+            raise ValueError(f"loop must be one of {', '.join(LOOPS)}, got {self.loop!r}")
 
 
 class Player:
@@ -43,6 +50,9 @@ class Player:
         self.models = ModelCache(registry, self.config.model_cache_size)
         self.recordings_dir = self.config.recordings_dir or Path(tempfile.mkdtemp(prefix="pocketworld-recordings-"))
         self._start_ids = itertools.count(1)
+        # the stream's route is mounted by app.py once the server runs; with the timer loop there is none
+        self.streams = FrameStreams(self.step_frame, self.config.step_concurrency) if self.config.loop == "websocket" \
+            else None
 
     def model_choices(self) -> list[tuple[str, str]]:
         return [(choice.label, choice.value) for choice in all_choices(self.registry)]
@@ -64,7 +74,8 @@ class Player:
         return list(GAMES)
 
     def start(self, session: PlaySession | None, model: str, start_kind: str, game: str, seed, upload: str | None):
-        """A new session (the old one is closed). Returns (session, surface html, whether the loop should run)."""
+        """A new session (the old one is closed). Returns (session, surface html, whether the timer loop should
+        run: never when frames stream over the WebSocket)."""
         if session is not None:
             session.close()
         try:
@@ -77,20 +88,32 @@ class Player:
         except (StartImageError, zoo.WeightsNotAvailable, ValueError) as err:
             return None, message_html(f"Cannot start: {err}", error=True), False
         session = PlaySession(loaded, model, frame, label, self.config.play)
-        return session, self._frame(session, new_start=True), True
+        if self.streams is not None:
+            session.stream_token = self.streams.register(session)
+        return session, self._frame(session, new_start=True), self.streams is None
 
-    def step(self, session: PlaySession | None, key_state: str | None) -> tuple[str, bool]:
-        """The next frame under the page's key state; (surface html, whether the loop should go on)."""
+    def step_frame(self, session: PlaySession | None, key_state: str | None):
+        """The next frame under the page's key state: ("frame", header, jpeg) with header {key_seq, start_id,
+        hud}, or ("message", surface html, is_error) when the loop should stop."""
         if session is None:
-            return message_html(WELCOME), False
+            return "message", message_html(WELCOME), False
         try:
             key_seq, keys = parse_key_state(key_state)
             session.step(keys)
         except SessionExpired as err:
-            return message_html(str(err)), False
+            return "message", message_html(str(err)), False
         except ValueError as err:  # a malformed request (the page only sends known keys)
-            return message_html(f"Bad input from the page: {err}", error=True), False
-        return self._frame(session, key_seq=key_seq), True
+            return "message", message_html(f"Bad input from the page: {err}", error=True), True
+        return "frame", {"key_seq": key_seq, "start_id": session.start_id, "hud": hud_line(session.summary())}, \
+            session.jpeg
+
+    def step(self, session: PlaySession | None, key_state: str | None) -> tuple[str, bool]:
+        """The timer loop's step: (surface html, whether the loop should go on)."""
+        kind, *payload = self.step_frame(session, key_state)
+        if kind == "message":
+            return payload[0], False
+        header, jpeg = payload
+        return frame_html(jpeg, header["key_seq"], header["start_id"], header["hud"]), True
 
     def reset(self, session: PlaySession | None) -> tuple[str, bool]:
         if session is None:
@@ -99,7 +122,7 @@ class Player:
             session.reset()
         except SessionExpired as err:
             return message_html(str(err)), False
-        return self._frame(session, new_start=True), True
+        return self._frame(session, new_start=True), self.streams is None
 
     def save_recording(self, session: PlaySession | None, fmt: str) -> tuple[str | None, str]:
         """(path of the written file or None, a message for the page)."""
@@ -114,7 +137,8 @@ class Player:
     def _frame(self, session: PlaySession, key_seq: int = 0, new_start: bool = False) -> str:
         if new_start:  # each start or reset gets a new id: the page starts its statistics over
             session.start_id = next(self._start_ids)
-        return frame_html(session.jpeg, key_seq, session.start_id, hud=session.summary())
+        return frame_html(session.jpeg, key_seq, session.start_id, hud_line(session.summary()),
+                          stream=session.stream_token)
 
 
 def _level_seed(seed) -> int:

@@ -42,12 +42,13 @@ CSS = """
 _INIT_JS = """
 const pw = (window.__pocketworld ??= {
   held: new Set(), keySeq: 0, pressedAt: new Map(), startId: null, frames: 0,
-  frameTimes: [], keyLatencies: [], publish: () => {},
+  frameTimes: [], keyLatencies: [], publish: () => {}, ws: null, streamToken: null,
   press(key) {
     if (this.held.has(key)) return;
     this.held.add(key); this.keySeq += 1; this.pressedAt.set(this.keySeq, performance.now()); this.publish();
   },
   release(key) { if (this.held.delete(key)) { this.keySeq += 1; this.publish(); } },
+  keyState() { return [this.keySeq, ...this.held].join('|'); },
   percentile(values, q) {
     if (!values.length) return 0;
     const sorted = [...values].sort((a, b) => a - b);
@@ -70,7 +71,10 @@ KEYS_JS = _INIT_JS + """
 const KEYS = %s;
 const keyName = (e) => (e.key === ' ' ? 'space' : e.key.toLowerCase());
 const typing = (e) => ['INPUT', 'TEXTAREA', 'SELECT'].includes(e.target.tagName);
-pw.publish = () => { props.value = [pw.keySeq, ...pw.held].join('|'); };
+pw.publish = () => {
+  props.value = pw.keyState();  // the timer loop reads it with each tick
+  if (pw.ws && pw.ws.readyState === WebSocket.OPEN) pw.ws.send(pw.keyState());  // the stream, at once
+};
 document.addEventListener('keydown', (e) => {
   if (typing(e) || !KEYS.includes(keyName(e))) return;
   e.preventDefault();  // arrows and space would scroll the page
@@ -81,13 +85,8 @@ window.addEventListener('blur', () => [...pw.held].forEach((key) => pw.release(k
 """ % json.dumps(PLAY_KEYS)
 
 SURFACE_JS = _INIT_JS + r"""
-function frameArrived() {
-  // Read the new value itself: watch() may run before the DOM shows it.
-  const value = String(props.value ?? '');
-  const match = value.match(/data-pw-keyseq="(\d+)" data-pw-start="(\d+)"/);
-  if (!match) return;  // a message, not a frame
+function frameShown(keySeq, startId) {
   const now = performance.now();
-  const [keySeq, startId] = [Number(match[1]), Number(match[2])];
   if (startId !== pw.startId) {  // a new start or reset: statistics start over
     pw.startId = startId; pw.frameTimes = []; pw.keyLatencies = []; pw.frames = 0;
   }
@@ -103,7 +102,55 @@ function frameArrived() {
                `p95 ${r.key_to_frame_ms_p95.toFixed(0)} ms`;
   requestAnimationFrame(() => { const hud = element.querySelector('.pw-browser'); if (hud) hud.textContent = text; });
 }
-watch('value', frameArrived);
+
+// The WebSocket loop (core/play/stream.py): frames come as [u32 header size][JSON header][JPEG].
+function openStream(token) {
+  if (token === pw.streamToken) return;
+  if (pw.ws) { pw.ws.onclose = pw.ws.onerror = null; pw.ws.close(); pw.ws = null; }
+  pw.streamToken = token;
+  if (!token) return;
+  const url = new URL('pocketworld/stream/' + token, window.location.href);
+  url.protocol = url.protocol === 'https:' ? 'wss:' : 'ws:';
+  url.search = '';
+  const ws = new WebSocket(url);
+  ws.binaryType = 'arraybuffer';
+  pw.ws = ws;
+  ws.onopen = () => ws.send(pw.keyState());
+  ws.onerror = () => {
+    const hud = element.querySelector('.pw-browser');
+    if (hud) hud.textContent = 'the frame stream could not connect (a proxy blocking WebSockets?): ' +
+                               'serve the app with --loop timer';
+  };
+  ws.onmessage = async (event) => {
+    if (typeof event.data === 'string') {  // the game ended (idle timeout, closed tab): say why
+      pw.streamToken = null; pw.ws = null;
+      element.innerHTML = JSON.parse(event.data).message;
+      return;
+    }
+    const size = new DataView(event.data).getUint32(0);
+    const header = JSON.parse(new TextDecoder().decode(new Uint8Array(event.data, 4, size)));
+    const img = element.querySelector('.pw-screen img');
+    if (!img) return;
+    const previous = img.src;
+    img.src = URL.createObjectURL(new Blob([new Uint8Array(event.data, 4 + size)], {type: 'image/jpeg'}));
+    try { await img.decode(); } catch (err) { /* a newer frame replaced it first */ }
+    if (previous.startsWith('blob:')) URL.revokeObjectURL(previous);
+    const server = element.querySelector('.pw-server');
+    if (server) server.textContent = header.hud;
+    frameShown(header.key_seq, header.start_id);
+    if (ws.readyState === WebSocket.OPEN) ws.send('ack');
+  };
+}
+
+function valueChanged() {
+  // Read the new value itself: watch() may run before the DOM shows it.
+  const value = String(props.value ?? '');
+  const stream = value.match(/data-pw-stream="([^"]+)"/);
+  openStream(stream ? stream[1] : null);
+  const match = value.match(/data-pw-keyseq="(\d+)" data-pw-start="(\d+)"/);
+  if (match) frameShown(Number(match[1]), Number(match[2]));  // otherwise a message, not a frame
+}
+watch('value', valueChanged);
 """
 
 CONTROLS_HTML = """
@@ -133,15 +180,22 @@ element.querySelectorAll('button[data-key]').forEach((button) => {
 """
 
 
-def frame_html(jpeg: bytes, key_seq: int, start_id: int, hud: dict) -> str:
+def hud_line(hud: dict) -> str:
+    """The server's half of the HUD (plain text): model step time, frame, action, model."""
+    return (f"model step p50 {hud['step_ms_p50']:.0f} ms p95 {hud['step_ms_p95']:.0f} ms · "
+            f"frame {hud['frame']} · {hud['action']} · {hud['model']}")
+
+
+def frame_html(jpeg: bytes, key_seq: int, start_id: int, hud: str, stream: str | None = None) -> str:
     """A frame for the surface. `key_seq` echoes the key change it was computed under (for the page's
-    latency); `start_id` tells the page when a new start or reset begins."""
+    latency); `start_id` tells the page when a new start or reset begins; `stream` is the token of the
+    session's frame stream (core/play/stream.py), if the app streams."""
     data = base64.b64encode(jpeg).decode("ascii")
-    server = (f"model step p50 {hud['step_ms_p50']:.0f} ms p95 {hud['step_ms_p95']:.0f} ms · "
-              f"frame {hud['frame']} · {html.escape(hud['action'])} · {html.escape(hud['model'])}")
-    return (f'<div class="pw-screen" data-pw-keyseq="{key_seq}" data-pw-start="{start_id}">'
+    stream_attr = f' data-pw-stream="{html.escape(stream)}"' if stream else ""
+    return (f'<div class="pw-screen" data-pw-keyseq="{key_seq}" data-pw-start="{start_id}"{stream_attr}>'
             f'<img alt="game frame" src="data:image/jpeg;base64,{data}"></div>'
-            f'<div class="pw-hud"><span class="pw-browser">starting…</span> · {server}</div>')
+            f'<div class="pw-hud"><span class="pw-browser">starting…</span> · '
+            f'<span class="pw-server">{html.escape(hud)}</span></div>')
 
 
 def message_html(text: str, error: bool = False) -> str:

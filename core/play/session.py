@@ -74,6 +74,7 @@ class PlaySession:
         self.model_name = model_name
         self.start_label = start_label          # "platformer level 3" or "uploaded image x.png"
         self.start_id = 0                       # which start of the page this is (the controller numbers them)
+        self.stream_token: str | None = None    # how the page reaches this session's frame stream, if it streams
         self._clock = clock                     # injectable so timeouts are tested without sleeping
         self._world: WorldSession | None = WorldSession(model, self.config.sampling, self.config.device,
                                                            self.config.engine)
