@@ -5,7 +5,7 @@ places the components and connects their events. Each browser tab holds its own 
 `gr.State`. Frames stream over a WebSocket route mounted beside Gradio (core/play/stream.py), or
 with `--loop timer` a `gr.Timer` drives them (core/play/page.py); the README gives both speeds.
 
-    python app.py [--host 127.0.0.1] [--port 7860] [--share] [--model nano] [--threads 2] [--loop websocket|timer]
+    python app.py [--host 127.0.0.1] [--port 7860] [--share] [--model nano] [--threads N] [--loop websocket|timer]
 """
 
 from __future__ import annotations

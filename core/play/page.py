@@ -1,12 +1,17 @@
 """The play page's HTML and JavaScript: held keys out, frames in, measured in the browser.
 
-A `gr.Timer` in app.py asks for a frame every 1/TARGET_FPS s, sending the key state that a
-small hidden component (`KEYS_JS`) keeps current. We chose the timer over a loop paced by the
-page (each frame requesting the next through a custom event) by measurement: with a 40 ms step
-on our 2-core CPU the timer delivered 12.6-13.0 frames/s and the page-paced loop 5.2-6.4,
-because the timer's next request is already on its way while a frame is computed, whereas the
-paced loop adds a full browser round trip to every frame. A tick that comes while the last is
-still computing is dropped, so a slow model never builds a queue.
+Two frame loops, chosen by `--loop`. The default streams frames over a WebSocket route beside
+Gradio (core/play/stream.py): the page sends its key state when a key changes and acknowledges
+each frame it shows. The other, `timer`, has a `gr.Timer` in app.py ask for a frame every
+1/TARGET_FPS s, sending the key state that a small hidden component (`KEYS_JS`) keeps current.
+Measured with `pocketworld bench browser --loop websocket,timer` (nano, Chromium and the app on
+the same 2 cores, idle): with 1 torch thread the stream gave 9.7 FPS, keypress-to-frame p50 164 /
+p95 241 ms, the timer 5.6 FPS, 222 / 299 ms; with 2 threads 7.1 FPS, 258 / 374 ms vs 5.5 FPS,
+186 / 263 ms. Letting the page hold only one unshown frame instead of two dropped the stream to
+3.8 FPS (the server then idles while the page draws). Before the stream, the timer had beaten a
+loop paced by the page (each frame requesting the next through a custom event), 12.6-13.0 vs
+5.2-6.4 frames/s with a 40 ms step, since the timer's next request is already on its way while a
+frame is computed; a tick that comes while the last is still computing is dropped.
 
 The page measures what the player feels: frames/s, and keypress-to-frame latency (from the
 keydown to the first frame computed with that key, identified by the key-change number the
