@@ -23,3 +23,9 @@ def test_the_load_script_reports_every_session_of_every_count(tmp_path, monkeypa
 def test_a_bad_session_count_is_one_line_not_a_traceback(capsys):
     assert cli.main(["bench", "sessions", "--n", "two"]) == 2
     assert "--n takes session counts like 1,2,4,8, got 'two'" in capsys.readouterr().err
+
+
+def test_bench_browser_names_its_loops_and_refuses_an_unknown_one(capsys):
+    assert cli.main(["bench", "browser", "--loop", "websocket,polling"]) == 2
+    assert "--loop takes websocket or timer (comma-separated for several), got 'websocket,polling'" \
+        in capsys.readouterr().err
