@@ -146,11 +146,11 @@ def build_app(player: Player, model: str | None = None, step_concurrency: int | 
                 cm_search = gr.Textbox(label="Search names")
                 cm_game = gr.Dropdown([ANY], value=ANY, label="Game")
                 cm_base = gr.Dropdown([ANY], value=ANY, label="Base model")
-            cm_note = gr.Markdown()
-            cm_table = gr.Dataframe(headers=HEADERS, interactive=False)
+            cm_note = gr.Markdown(elem_id="pw-cm-note")
+            cm_table = gr.Dataframe(headers=HEADERS, interactive=False, elem_id="pw-cm-table")
             cm_play_value = gr.State(None)
             with gr.Row():
-                cm_card = gr.Markdown()
+                cm_card = gr.Markdown(elem_id="pw-cm-card")
                 cm_preview = gr.Image(label="Preview", type="filepath", interactive=False)
             cm_play = gr.Button("Play it", variant="primary", elem_id="pw-cm-play")
 

@@ -16,6 +16,8 @@ import torch
 
 from core.play.browser_bench import free_port, stop, wait_until_served
 from core.world_model import WorldModel
+from finetune.hub import LocalRegistry
+from finetune.lora import add_lora, save_adapter
 from tests.conftest import tiny_config
 
 REPO = Path(__file__).resolve().parent.parent
@@ -36,9 +38,12 @@ def app_url(tmp_path, request):
     # non-zero output weights make every dreamed frame differ from the last, as a trained model's do.
     torch.nn.init.normal_(model.decoder.to_rgb.weight, std=0.5)
     model.save_pretrained(tmp_path / "zoo" / "nano")
+    # one shared fine-tune of that nano, for the Community tab
+    adapter = save_adapter(add_lora(WorldModel(tiny_config()), "nano"), tmp_path / "adapter")
+    LocalRegistry(tmp_path / "registry").push(adapter, "local/jumpy", game="platformer")
     port = free_port()
     env = {**os.environ, "POCKETWORLD_ZOO": str(tmp_path / "zoo"), "POCKETWORLD_DATA": str(tmp_path / "data"),
-           "GRADIO_ANALYTICS_ENABLED": "False"}
+           "POCKETWORLD_REGISTRY": str(tmp_path / "registry"), "GRADIO_ANALYTICS_ENABLED": "False"}
     log = open(tmp_path / "app.log", "w")
     app = subprocess.Popen([sys.executable, "app.py", "--port", str(port), "--threads", "1", "--loop", request.param],
                            cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT)
@@ -110,6 +115,31 @@ def test_keys_in_the_page_play_the_world_and_fps_is_shown(app_url):
             page.wait_for_function("document.querySelectorAll('#pw-pair img').length == 2", timeout=120_000)
             page.click("#pw-pick-a")
             page.wait_for_selector("#pw-scoreboard td:text-is('all')", timeout=60_000)  # the vote was counted
+        finally:
+            browser.close()
+
+
+@pytest.mark.parametrize("app_url", ["websocket"], indirect=True)
+def test_a_shared_fine_tune_is_found_read_and_played_from_the_community_tab(app_url):
+    if not Path(CHROMIUM).is_file():
+        pytest.skip("chromium is not installed (apt-get install chromium)")
+    sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is not installed (pip install playwright)")
+    with sync_api.sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_page(viewport={"width": 1280, "height": 1100})
+            page.goto(app_url, wait_until="load")
+            page.get_by_role("tab", name="Community").click()
+            page.wait_for_selector("#pw-cm-note :text('1 of 1 shared fine-tune')", timeout=60_000)
+            page.locator("#pw-cm-table span:text-is('local/jumpy')").first.click()
+            page.wait_for_selector("#pw-cm-card :text('platformer')", timeout=60_000)   # its card, from the registry
+            page.click("#pw-cm-play")
+            page.wait_for_selector("#pw-cm-note :text('is picked in the Play tab')", timeout=60_000)
+            page.get_by_role("tab", name="Play").click()
+            page.click("#pw-start")
+            page.wait_for_function("window.__pocketworld.report().frames >= 3", timeout=60_000)
+            hud = page.inner_text("#pw-surface .pw-server")
+            assert "local/jumpy" in hud, hud                   # the fine-tune plays, not the base
         finally:
             browser.close()
 
