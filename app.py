@@ -122,21 +122,21 @@ def build_app(player: Player, model: str | None = None, step_concurrency: int | 
             with gr.Row():
                 with gr.Column():
                     ft_gameplay = gr.File(label="Gameplay: a video, a .zip of PNG frames, or .tar shards",
-                                          type="filepath")
+                                          type="filepath", elem_id="pw-ft-gameplay")
                     ft_actions = gr.File(label="Action log: CSV 'frame,keys' or JSON (not needed for shards)",
                                          type="filepath")
-                    ft_game = gr.Textbox(label="Game name")
+                    ft_game = gr.Textbox(label="Game name", elem_id="pw-ft-game")
                     ft_base = gr.Dropdown(list(ZOO), value="nano", label="Base model")
                     ft_rank = gr.Slider(1, jobs.config.max_rank, value=8, step=1, label="LoRA rank")
-                    ft_steps = gr.Slider(10, jobs.config.max_steps, value=300, step=10, label="Steps")
+                    ft_steps = gr.Slider(10, jobs.config.max_steps, value=300, step=10, label="Steps", elem_id="pw-ft-steps")
                     ft_start = gr.Button("Fine-tune", variant="primary", elem_id="pw-ft-start")
                     ft_note = gr.Markdown(elem_id="pw-ft-note")
                 with gr.Column():
                     ft_status = gr.Markdown(elem_id="pw-ft-status")
                     ft_curve = gr.Image(label="Loss", type="filepath", interactive=False)
-                    ft_repo = gr.Textbox(label="Share as (owner/name)")
+                    ft_repo = gr.Textbox(label="Share as (owner/name)", elem_id="pw-ft-repo")
                     ft_push = gr.Button("Push", elem_id="pw-ft-push")
-                    ft_pushed = gr.Markdown()
+                    ft_pushed = gr.Markdown(elem_id="pw-ft-pushed")
             ft_ticks = gr.Timer(2.0)  # progress, queue position and the live loss curve
             ft_start.click(jobs.submit, [ft_base, ft_gameplay, ft_actions, ft_game, ft_rank, ft_steps], [job, ft_note])
             ft_ticks.tick(jobs.status, job, [ft_status, ft_curve], show_progress="hidden", api_visibility="private")

@@ -19,6 +19,7 @@ from core.world_model import WorldModel
 from finetune.hub import LocalRegistry
 from finetune.lora import add_lora, save_adapter
 from tests.conftest import tiny_config
+from tests.train_fixtures import write_gameplay_shards
 
 REPO = Path(__file__).resolve().parent.parent
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
@@ -140,6 +141,36 @@ def test_a_shared_fine_tune_is_found_read_and_played_from_the_community_tab(app_
             page.wait_for_function("window.__pocketworld.report().frames >= 3", timeout=60_000)
             hud = page.inner_text("#pw-surface .pw-server")
             assert "local/jumpy" in hud, hud                   # the fine-tune plays, not the base
+        finally:
+            browser.close()
+
+
+@pytest.mark.parametrize("app_url", ["websocket"], indirect=True)
+def test_an_upload_is_fine_tuned_pushed_and_shared_from_the_fine_tune_tab(app_url, tmp_path):
+    if not Path(CHROMIUM).is_file():
+        pytest.skip("chromium is not installed (apt-get install chromium)")
+    sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is not installed (pip install playwright)")
+    shard = next(write_gameplay_shards(tmp_path / "play", samples=1, frames=40).glob("*.tar"))
+    with sync_api.sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_page(viewport={"width": 1280, "height": 1400})
+            page.goto(app_url, wait_until="load")
+            page.get_by_role("tab", name="Fine-tune").click()
+            page.locator("#pw-ft-gameplay input[type=file]").set_input_files(str(shard))
+            page.wait_for_selector(f"#pw-ft-gameplay :text('{shard.name}')", timeout=60_000)   # uploaded
+            page.fill("#pw-ft-game textarea, #pw-ft-game input", "Sprite Land")
+            steps = page.locator("#pw-ft-steps input[type=number]")
+            steps.fill("10")
+            steps.press("Enter")
+            page.click("#pw-ft-start")
+            page.wait_for_selector("#pw-ft-note :text('Checked: 40 frames')", timeout=60_000)   # validated first
+            page.wait_for_selector("#pw-ft-status :text('Done in')", timeout=240_000)
+            page.fill("#pw-ft-repo textarea, #pw-ft-repo input", "me/sprite-land")
+            page.click("#pw-ft-push")
+            page.wait_for_selector("#pw-ft-pushed :text('Pushed to')", timeout=60_000)
+            page.get_by_role("tab", name="Community").click()
+            page.wait_for_selector("#pw-cm-table span:text-is('me/sprite-land')", timeout=60_000)
         finally:
             browser.close()
 
