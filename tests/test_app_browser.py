@@ -70,6 +70,7 @@ def test_keys_in_the_page_play_the_world_and_fps_is_shown(app_url):
             page = browser.new_page(viewport={"width": 1280, "height": 1100})
             page.goto(app_url, wait_until="load")  # "networkidle" never comes while the frame loop runs
             page.wait_for_selector("#pw-start", timeout=60_000)
+            page.wait_for_selector("#pw-surface", state="attached", timeout=60_000)  # under load it can come later
             # Every frame the page shows, so the start frame is seen even if the next one replaces it at once.
             # Every frame the page shows (its pixels: a streamed frame's URL is new even if the picture is not),
             # so the start frame is seen even if the next one replaces it at once.

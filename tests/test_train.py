@@ -199,3 +199,25 @@ def test_learning_rate_schedule_warms_up_then_decays_to_the_floor():
     assert lrs[0] == pytest.approx(0.1) and lrs[9] == pytest.approx(1.0)
     assert all(a >= b for a, b in zip(lrs[9:], lrs[10:]))
     assert lrs[-1] == pytest.approx(0.1, abs=1e-3)
+
+
+def test_the_weight_average_warms_up_instead_of_keeping_the_initial_weights():
+    from core.train.optim import EMA
+    layer = torch.nn.Linear(4, 4)
+    torch.nn.init.zeros_(layer.weight)
+    ema = EMA(layer, decay=0.999)
+    for _ in range(300):                            # a short run whose weights moved from 0 to 1 at once
+        torch.nn.init.ones_(layer.weight)
+        ema.update(layer)
+    assert ema.shadow["weight"].min() > 0.99         # a fixed 0.999 would still hold 74% of the zeros
+    assert ema.current_decay() == pytest.approx(301 / 310)
+    for _ in range(20000):
+        ema.update(layer)
+    assert ema.current_decay() == 0.999              # long runs average with the configured decay
+
+    restored = EMA(layer, decay=0.999)
+    restored.load_state_dict(ema.state_dict())
+    assert restored.updates == ema.updates and torch.equal(restored.shadow["weight"], ema.shadow["weight"])
+    old = {k: v for k, v in ema.state_dict().items() if k != EMA.COUNT_KEY}   # a checkpoint from before the counter
+    restored.load_state_dict(old)
+    assert restored.updates == 0                      # its biased average is replaced within a few updates

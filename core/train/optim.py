@@ -38,22 +38,37 @@ def lr_at(step: int, total: int, config: OptimSection) -> float:
 
 
 class EMA:
-    """Exponential moving average of a module's floating-point weights."""
+    """Exponential moving average of a module's floating-point weights.
+
+    The decay warms up as min(decay, (1 + n) / (10 + n)) after n updates: a fixed 0.999 over a
+    300-step run would leave 0.999^300 = 74% of the initial weights in the average (our nano v0
+    dynamics shipped mostly untrained that way)."""
+
+    COUNT_KEY = "__ema_updates__"   # the number of updates so far, saved beside the weights
 
     def __init__(self, module: torch.nn.Module, decay: float):
         self.decay = decay
+        self.updates = 0
         self.shadow = {k: v.detach().clone() for k, v in module.state_dict().items() if v.is_floating_point()}
+
+    def current_decay(self) -> float:
+        return min(self.decay, (1 + self.updates) / (10 + self.updates))
 
     @torch.no_grad()
     def update(self, module: torch.nn.Module) -> None:
+        weight = 1 - self.current_decay()
         for key, value in module.state_dict().items():
             if key in self.shadow:
-                self.shadow[key].lerp_(value.detach(), 1 - self.decay)
+                self.shadow[key].lerp_(value.detach(), weight)
+        self.updates += 1
 
     def state_dict(self) -> dict[str, torch.Tensor]:
-        return self.shadow
+        return {**self.shadow, self.COUNT_KEY: torch.tensor(self.updates, dtype=torch.int64)}
 
     def load_state_dict(self, tensors: dict[str, torch.Tensor]) -> None:
+        tensors = dict(tensors)
+        # a checkpoint from before the counter holds an average biased to its start: restart the warm-up
+        self.updates = int(tensors.pop(self.COUNT_KEY, torch.tensor(0)))
         if set(tensors) != set(self.shadow):
             raise ValueError("EMA weights in the checkpoint do not match the model")
         for key, value in tensors.items():
