@@ -221,3 +221,15 @@ def test_the_weight_average_warms_up_instead_of_keeping_the_initial_weights():
     old = {k: v for k, v in ema.state_dict().items() if k != EMA.COUNT_KEY}   # a checkpoint from before the counter
     restored.load_state_dict(old)
     assert restored.updates == 0                      # its biased average is replaced within a few updates
+
+
+def test_changed_tokens_can_outweigh_the_static_background_in_the_dynamics_loss():
+    from core.train.dynamics import next_token_loss
+    tokens = torch.zeros(1, 2, 100, dtype=torch.long)
+    tokens[0, 1, :2] = 7                                         # 2 of 100 positions change: the player moved
+    copying = torch.full((1, 1, 100, 8), -10.0)
+    copying[..., 0] = 10.0                                       # a model that predicts "nothing moves"
+    plain, weighted = next_token_loss(copying, tokens), next_token_loss(copying, tokens, changed_weight=49.0)
+    assert plain < 0.5 and weighted > 10 * plain                 # half the weighted loss is now the two movers
+    assert next_token_loss(copying, torch.zeros_like(tokens), changed_weight=49.0) == \
+        next_token_loss(copying, torch.zeros_like(tokens))       # nothing changed: the same loss

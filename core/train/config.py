@@ -61,6 +61,7 @@ class TrainSection:
     cpu: bool = False              # train on CPU even when a GPU is present
     time_limit_minutes: float = 0.0  # stop with a checkpoint after this long (0 = none): for chunked background runs
     rare_colour_weight: float = 0.0  # tokenizer/decoder: extra loss weight on rare-colour (sprite) pixels, see core.tokenizer
+    changed_token_weight: float = 0.0  # dynamics: extra loss weight on token positions that change to the next frame
 
 
 @dataclass

@@ -20,9 +20,17 @@ from core.train.data import DataError
 from core.train.loop import Stage
 
 
-def next_token_loss(logits: torch.Tensor, tokens: torch.Tensor) -> torch.Tensor:
-    """logits (B, T-1, S, V) for frames 1..T-1, tokens (B, T, S) -> mean cross-entropy."""
-    return F.cross_entropy(logits.flatten(0, 2).float(), tokens[:, 1:].flatten())
+def next_token_loss(logits: torch.Tensor, tokens: torch.Tensor, changed_weight: float = 0.0) -> torch.Tensor:
+    """logits (B, T-1, S, V) for frames 1..T-1, tokens (B, T, S) -> mean cross-entropy.
+
+    changed_weight > 0 weighs the positions whose token changes from frame t to t+1 by 1 + changed_weight:
+    they are the few that carry the actions' effect (nano v1 reached 80% accuracy at step 200 by copying,
+    with 0.6% on changed positions)."""
+    losses = F.cross_entropy(logits.flatten(0, 2).float(), tokens[:, 1:].flatten(), reduction="none")
+    if not changed_weight:
+        return losses.mean()
+    weight = 1 + changed_weight * (tokens[:, 1:] != tokens[:, :-1]).flatten().float()
+    return (losses * weight).sum() / weight.sum()
 
 
 @torch.no_grad()
@@ -40,14 +48,15 @@ def rollout_accuracy(dynamics: Dynamics, tokens: torch.Tensor, actions: torch.Te
 
 
 class DynamicsObjective(nn.Module):
-    def __init__(self, dynamics: Dynamics):
+    def __init__(self, dynamics: Dynamics, changed_weight: float = 0.0):
         super().__init__()
         self.dynamics = dynamics
+        self.changed_weight = changed_weight
 
     def forward(self, batch: dict) -> tuple[torch.Tensor, dict]:
         tokens, actions = batch["tokens"], batch["actions"]          # (B, T, S), (B, T)
         logits = self.dynamics(tokens[:, :-1], actions[:, :-1])       # (B, T-1, S, V)
-        loss = next_token_loss(logits, tokens)
+        loss = next_token_loss(logits, tokens, self.changed_weight)
         accuracy = (logits.detach().argmax(-1) == tokens[:, 1:]).float().mean()
         return loss, {"loss": loss.detach(), "accuracy": accuracy}
 
@@ -58,7 +67,7 @@ class DynamicsStage(Stage):
 
     def __init__(self, config, model):
         super().__init__(config, model)
-        self.objective = DynamicsObjective(model.dynamics)
+        self.objective = DynamicsObjective(model.dynamics, config.train.changed_token_weight)
 
     def check_data(self, refs):
         from core.train.tokens import tokenizer_fingerprint
