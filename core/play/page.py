@@ -27,6 +27,7 @@ import json
 from core.actions import INPUT_BUTTONS
 from core.games import FPS
 
+STREAM_PATH = "/pocketworld/stream"  # the frame stream's WebSocket route (core/play/stream.py)
 TARGET_FPS = FPS  # our games run at 30 FPS; a faster model is held to it so the world keeps its speed
 PLAY_KEYS = sorted(k for k in INPUT_BUTTONS if k in {"arrowup", "arrowdown", "arrowleft", "arrowright",
                                                       "w", "a", "s", "d", "z", "space"})
@@ -114,7 +115,7 @@ function openStream(token) {
   if (pw.ws) { pw.ws.onclose = pw.ws.onerror = null; pw.ws.close(); pw.ws = null; }
   pw.streamToken = token;
   if (!token) return;
-  const url = new URL('pocketworld/stream/' + token, window.location.href);
+  const url = new URL('STREAM_PATH/' + token, window.location.href);
   url.protocol = url.protocol === 'https:' ? 'wss:' : 'ws:';
   url.search = '';
   const ws = new WebSocket(url);
@@ -156,7 +157,7 @@ function valueChanged() {
   if (match) frameShown(Number(match[1]), Number(match[2]));  // otherwise a message, not a frame
 }
 watch('value', valueChanged);
-"""
+""".replace("STREAM_PATH", STREAM_PATH.lstrip("/"))  # relative: an app served under a sub-path keeps it
 
 CONTROLS_HTML = """
 <div style="display:flex; align-items:center">

@@ -24,9 +24,8 @@ from contextlib import nullcontext
 
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
-from core.play.page import TARGET_FPS
+from core.play.page import STREAM_PATH, TARGET_FPS
 
-STREAM_PATH = "/pocketworld/stream"
 MAX_IN_FLIGHT = 2          # frames sent but not yet shown by the page
 MAX_MESSAGE_CHARS = 512    # a key state is a few dozen characters; anything longer is not our page
 LOOPS = ("websocket", "timer")
