@@ -39,6 +39,9 @@ def register(commands, benches) -> None:
     finetune.add_argument("--dropout", type=float, default=0.0, help="dropout on the LoRA branch (default: 0)")
     finetune.add_argument("--steps", type=int, default=300, help="optimizer steps (default: 300)")
     finetune.add_argument("--lr", type=float, default=1e-3, help="peak learning rate (default: 1e-3)")
+    finetune.add_argument("--minutes", type=float, default=0.0,
+                          help="time budget for encoding + training: training stops with a checkpoint when it is "
+                               "spent, before --steps (default: 0, no budget)")
     finetune.add_argument("--batch-size", type=int, default=4, help="clips per step (default: 4)")
     finetune.add_argument("--clip-len", type=int, default=16, help="frames per clip (default: 16)")
     finetune.add_argument("--threads", type=int, default=0, help="torch threads (default: torch's choice)")
@@ -112,7 +115,8 @@ def cmd_finetune(args) -> int:
         base=args.base, data=args.data, out=args.out or str(Path("finetunes") / Path(args.data).resolve().name),
         run_dir=args.run_dir or "", lora=LoraSettings(rank=args.rank, alpha=args.alpha, dropout=args.dropout),
         steps=args.steps, lr=args.lr, batch_size=args.batch_size, clip_len=args.clip_len, threads=args.threads,
-        quantize=args.quantize, seed=args.seed, game=args.game, progress=not args.no_progress)
+        quantize=args.quantize, seed=args.seed, game=args.game, minutes=args.minutes,
+        progress=not args.no_progress)
     print(json.dumps(finetune(config, resume=args.resume), indent=2))
     return 0
 

@@ -54,6 +54,8 @@ class FinetuneConfig:
     threads: int = 0               # torch threads (0: torch's default)
     quantize: str = "none"         # none, 8bit or 4bit (a bitsandbytes base: CUDA only)
     seed: int = 0                  # seeds the LoRA init and the data order
+    minutes: float = 0.0           # time budget for encoding + training; training stops with a checkpoint
+                                   # when it is spent (0: none). Scoring the held-out clips comes after it.
     game: str | None = None        # the game's name on the card (default: the one stored in the shards)
     progress: bool = True          # progress bars
 
@@ -65,8 +67,8 @@ class FinetuneConfig:
             raise ValueError("clip-len must be >= 2: the dynamics learns to predict the next frame")
         if not self.lr > 0:
             raise ValueError(f"lr must be positive, got {self.lr}")
-        if self.val_every < 0 or self.threads < 0:
-            raise ValueError("val-every and threads must be >= 0")
+        if self.val_every < 0 or self.threads < 0 or self.minutes < 0:
+            raise ValueError("val-every, threads and minutes must be >= 0")
         if not self.run_dir:
             self.run_dir = str(Path(self.out)) + ".run"
 
@@ -128,15 +130,16 @@ def lora_stage(base: str, settings: LoraSettings, quantize: str = "none") -> typ
     return LoraDynamicsStage
 
 
-def run_config(config: FinetuneConfig, base_dir: Path, tokens: Path) -> RunConfig:
-    """The loop's run config for a fine-tune."""
+def run_config(config: FinetuneConfig, base_dir: Path, tokens: Path, time_limit_minutes: float = 0.0) -> RunConfig:
+    """The loop's run config for a fine-tune; training stops after `time_limit_minutes` (0: no limit)."""
     steps = config.steps
     return RunConfig(
         stage="dynamics", out=config.run_dir,
         model=ModelSection(init=str(base_dir)),
         data=DataSection(train=[str(tokens)], clip_len=config.clip_len, stride=config.clip_len),
         optim=OptimSection(lr=config.lr, warmup_steps=max(1, min(100, steps // 10))),
-        train=TrainSection(steps=steps, batch_size=config.batch_size, seed=config.seed, threads=config.threads),
+        train=TrainSection(steps=steps, batch_size=config.batch_size, seed=config.seed, threads=config.threads,
+                           time_limit_minutes=time_limit_minutes),
         log=LogSection(every=max(1, min(10, steps // 50)), val_every=config.val_every or max(1, steps // 4),
                        save_every=max(1, steps // 4), keep=1, sample_every=0, progress=config.progress,
                        tensorboard=False))
@@ -184,7 +187,9 @@ def finetune(config: FinetuneConfig, resume: bool = False) -> dict:
                                     data=DataSection(train=[config.data]), tokens=TokensSection(out=str(tokens)),
                                     train=TrainSection(threads=config.threads),
                                     log=LogSection(progress=config.progress)))
-    loop_config = run_config(config, base_dir, tokens)
+    # what the encode left of the budget; a spent budget still takes one step, so there is an adapter to save
+    left = config.minutes - (time.monotonic() - started) / 60 if config.minutes else 0.0
+    loop_config = run_config(config, base_dir, tokens, time_limit_minutes=max(left, 1e-3) if config.minutes else 0.0)
     summary = train(loop_config, lora_stage(config.base, config.lora, config.quantize), resume=resume)
 
     # score the held-out clips with the fp32 base and with base + adapter, as they will be played

@@ -106,6 +106,19 @@ def test_cli_tokenizes_gameplay_shards_then_fine_tunes(tmp_path, capsys):
     assert (tmp_path / "again" / WEIGHTS_FILE).read_bytes() == (tmp_path / "mine" / WEIGHTS_FILE).read_bytes()
 
 
+def test_a_spent_time_budget_stops_training_after_one_step_and_still_saves_the_adapter(tmp_path, capsys):
+    save_tiny_model(tmp_path / "base")
+    play = write_gameplay_shards(tmp_path / "play", samples=2, frames=6)
+    code = main(["finetune", "--base", str(tmp_path / "base"), "--data", str(play), "--out", str(tmp_path / "mine"),
+                 "--steps", "50", "--minutes", "0.00001", "--batch-size", "1", "--clip-len", "4", "--threads", "1",
+                 "--rank", "2", "--no-progress"])
+    printed = capsys.readouterr()
+    assert code == 0, printed.err
+    result = json.loads(printed.out[printed.out.rindex("\n{") + 1:])
+    assert result["stopped"] == "time_limit" and result["steps"] == 1   # the encode spent the budget
+    assert (tmp_path / "mine" / WEIGHTS_FILE).is_file()
+
+
 def finetune_error(capsys, *args) -> str:
     assert main(["finetune", *args, "--no-progress"]) == 2
     return capsys.readouterr().err
@@ -117,6 +130,7 @@ def test_cli_refuses_bad_input_with_one_line(tmp_path, capsys, monkeypatch):
     tokens = write_token_shards(tmp_path / "tokens", model)
     ok = ["--base", str(base), "--data", str(tokens)]
 
+    assert "minutes must be >= 0" in finetune_error(capsys, *ok, "--minutes", "-1")
     assert "unknown base model 'giant'" in finetune_error(capsys, "--base", "giant", "--data", str(tokens))
     monkeypatch.setenv("POCKETWORLD_ZOO", str(tmp_path / "empty-zoo"))
     assert "no trained weights for 'nano'" in finetune_error(capsys, "--base", "nano", "--data", str(tokens),
