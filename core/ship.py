@@ -48,6 +48,7 @@ class ShipConfig:
     bench: str | None = None         # a `pocketworld bench play --json` file of this model
     out: str | None = None           # default: the zoo folder of the variant
     dtype: str = "fp16"              # weight storage: fp16 or bf16 (fp32 only on request)
+    notes: str | None = None         # a markdown file appended to the card: limitations, how the test data was made
 
 
 def bar_rows(results: dict) -> list[dict]:
@@ -93,6 +94,7 @@ def ship(config: ShipConfig) -> Path:
     results = _read_results(config.report) if config.report else None
     budget = [run_budget(run) for run in config.runs]
     bench = json.loads(Path(config.bench).read_text()) if config.bench else None
+    notes = _read_notes(config.notes) if config.notes else ""
     bars = bar_rows(results) if results else None
     metrics = {row["metric"]: row["value"] for row in bars if isinstance(row["value"], (int, float))} if bars else None
     out = Path(config.out) if config.out else zoo_dir() / config.variant
@@ -112,6 +114,8 @@ def ship(config: ShipConfig) -> Path:
                         measured_on="held-out level seeds (split test)" if results else None)
         card += _training_section(budget, curves, previews, bars,
                                   config.evaluate_command, bench)
+        if notes:
+            card += "\n" + notes.strip() + "\n"
         (folder / "README.md").write_text(card)
     return out
 
@@ -124,6 +128,16 @@ def _read_results(report: str) -> dict:
     if not isinstance(results, dict) or not isinstance(results.get("metrics"), dict):
         raise ValueError(f"{path} is not a `pocketworld evaluate` report (it has no 'metrics')")
     return results["metrics"]
+
+
+def _read_notes(notes: str) -> str:
+    path = Path(notes)
+    if not path.is_file():
+        raise FileNotFoundError(f"--notes {path}: no such file; give a markdown file to append to the card")
+    try:
+        return path.read_text(encoding="utf-8")
+    except UnicodeDecodeError:
+        raise ValueError(f"--notes {path} is not UTF-8 text; give a markdown file") from None
 
 
 def _copy_report(report: str, folder: Path) -> list[str]:

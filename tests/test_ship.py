@@ -68,8 +68,11 @@ def test_ship_writes_a_playable_zoo_folder_with_a_valid_card(tmp_path, nano_mode
     bench = tmp_path / "bench.json"
     bench.write_text(json.dumps({"threads": 2, "precision": "fp32", "fps": 12.5, "latency_ms_p50": 80.0,
                                  "latency_ms_p95": 90.0}))
+    notes = tmp_path / "notes.md"
+    notes.write_text("## Limitations\n\nThe player drifts.\n")
     code = main(["ship", str(nano_model), "--report", str(report), "--runs", str(make_run(tmp_path / "run")),
-                 "--bench", str(bench), "--evaluate-command", "pocketworld evaluate nano --data shards/x"])
+                 "--bench", str(bench), "--evaluate-command", "pocketworld evaluate nano --data shards/x",
+                 "--notes", str(notes)])
     assert code == 0
     out = tmp_path / "zoo" / "nano"
     assert weights_available("nano")
@@ -88,6 +91,7 @@ def test_ship_writes_a_playable_zoo_folder_with_a_valid_card(tmp_path, nano_mode
     assert json.loads((out / "eval" / "results.json").read_text())["metrics"] == RESULTS
     assert json.loads((out / "eval" / "bench_play.json").read_text())["fps"] == 12.5
     assert "![eval/real_vs_generated.gif](eval/real_vs_generated.gif)" in card.text
+    assert card.text.rstrip().endswith("## Limitations\n\nThe player drifts.")
 
 
 def test_ship_refuses_another_architecture_and_keeps_the_old_folder(tmp_path, nano_model, report):
@@ -100,4 +104,6 @@ def test_ship_refuses_another_architecture_and_keeps_the_old_folder(tmp_path, na
         ship(ShipConfig(model=str(other), out=str(out)))
     with pytest.raises(FileNotFoundError, match="pocketworld evaluate --report"):
         ship(ShipConfig(model=str(nano_model), out=str(out), report=str(tmp_path)))
+    with pytest.raises(FileNotFoundError, match="--notes .*no such file"):
+        ship(ShipConfig(model=str(nano_model), out=str(out), notes=str(tmp_path / "missing.md")))
     assert (out / "model.safetensors").read_bytes() == before
