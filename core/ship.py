@@ -106,13 +106,16 @@ def ship(config: ShipConfig) -> Path:
             shutil.copyfile(config.bench, folder / "eval" / "bench_play.json")
         curves = []
         for row in budget:
-            name = f"curves-{row['stage']}.png"
+            # one file per run: a stage trained in several runs (nano's tokenizer: three) shows each
+            name = f"curves-{row['stage']}-{Path(row['run']).resolve().name}.png"
+            if name in curves:
+                name = name.replace(".png", f"-{len(curves)}.png")
             plot_run(row["run"], folder / name)
             curves.append(name)
         card = zoo_card(config.variant, repo_id=f"pocketworld/{config.variant}",
                         parameters=model.parameter_counts(), metrics=metrics,
                         measured_on="held-out level seeds (split test)" if results else None)
-        card += _training_section(budget, curves, previews, bars,
+        card = card.rstrip("\n") + "\n" + _training_section(budget, curves, previews, bars,
                                   config.evaluate_command, bench)
         if notes:
             card += "\n" + notes.strip() + "\n"

@@ -87,7 +87,7 @@ def test_ship_writes_a_playable_zoo_folder_with_a_valid_card(tmp_path, nano_mode
     assert "pocketworld evaluate nano --data shards/x" in card.text
     assert "| 2 | fp32 | 12.5 | 80.0 | 90.0 |" in card.text
     assert "| dynamics | 40 | 640 | 3 |" in card.text
-    assert (out / "eval" / "real_vs_generated.gif").is_file() and (out / "curves-dynamics.png").is_file()
+    assert (out / "eval" / "real_vs_generated.gif").is_file() and (out / "curves-dynamics-run.png").is_file()
     assert json.loads((out / "eval" / "results.json").read_text())["metrics"] == RESULTS
     assert json.loads((out / "eval" / "bench_play.json").read_text())["fps"] == 12.5
     assert "![eval/real_vs_generated.gif](eval/real_vs_generated.gif)" in card.text
