@@ -85,6 +85,7 @@ def test_ship_writes_a_playable_zoo_folder_with_a_valid_card(tmp_path, nano_mode
     assert card.data.library_name == "pocketworld"
     assert "| teacher-forced next-frame PSNR (dB) | >= 28 | 27.5 | fail |" in card.text
     assert "pocketworld evaluate nano --data shards/x" in card.text
+    assert "pocketworld finetune --base nano`" in card.text      # a name finetune takes
     assert "| 2 | fp32 | 12.5 | 80.0 | 90.0 |" in card.text
     assert "| dynamics | 40 | 640 | 3 |" in card.text
     assert (out / "eval" / "real_vs_generated.gif").is_file() and (out / "curves-dynamics-run.png").is_file()
