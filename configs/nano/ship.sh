@@ -1,0 +1,7 @@
+# Ship nano v1 into zoo/nano/ (the committed weights): run from the repository root after the configs/nano/
+# stages and the evaluate command quoted in configs/nano/card-notes.md have made these run and report folders.
+. .venv/bin/activate
+pocketworld ship runs/nano-dynamics/model --variant nano --report runs/nano-eval-shipped \
+ --evaluate-command "pocketworld evaluate nano --data shards/platformer-test --split test --idm runs/eval-demo/idm-platformer --episodes 3 --horizon 30 --recon-frames 48 --threads 2 --report runs/nano-eval-shipped" \
+ --runs runs/nano-tokenizer-lr1e-3 runs/nano-tokenizer runs/nano-tokenizer-sprites runs/nano-decoder runs/nano-dynamics \
+ --bench runs/nano/bench_play_shipped.json --notes configs/nano/card-notes.md
