@@ -1,5 +1,6 @@
-# Ship nano v1 into zoo/nano/ (the committed weights): run from the repository root after the configs/nano/
-# stages and the evaluate command quoted in configs/nano/card-notes.md have made these run and report folders.
+# Ship nano v1 into zoo/nano/ (the committed weights), from the repository root, once the configs/nano/ stages
+# have made these run folders and the --evaluate-command below (on the test shards made as card-notes.md says)
+# has made the report.
 . .venv/bin/activate
 pocketworld ship runs/nano-dynamics/model --variant nano --report runs/nano-eval-shipped \
  --evaluate-command "pocketworld evaluate nano --data shards/platformer-test --split test --idm runs/eval-demo/idm-platformer --episodes 3 --horizon 30 --recon-frames 48 --threads 2 --report runs/nano-eval-shipped" \
