@@ -187,9 +187,9 @@ def finetune(config: FinetuneConfig, resume: bool = False) -> dict:
                                     data=DataSection(train=[config.data]), tokens=TokensSection(out=str(tokens)),
                                     train=TrainSection(threads=config.threads),
                                     log=LogSection(progress=config.progress)))
-    # what the encode left of the budget; a spent budget still takes one step, so there is an adapter to save
+    # what the encode left of the budget; a spent one (a limit no step can meet) takes exactly one step, so there is an adapter
     left = config.minutes - (time.monotonic() - started) / 60 if config.minutes else 0.0
-    loop_config = run_config(config, base_dir, tokens, time_limit_minutes=max(left, 1e-3) if config.minutes else 0.0)
+    loop_config = run_config(config, base_dir, tokens, time_limit_minutes=max(left, 1e-9) if config.minutes else 0.0)
     summary = train(loop_config, lora_stage(config.base, config.lora, config.quantize), resume=resume)
 
     # score the held-out clips with the fp32 base and with base + adapter, as they will be played
