@@ -2,11 +2,14 @@
 
 Frames are stored encoded (about 10 KB each instead of 192 KB raw) and only the last
 `max_frames` are kept, so a session left running for hours holds a bounded amount of memory.
+The frame stream appends from its worker thread while the page's Save button reads, so every
+read takes a snapshot under a lock and decodes it outside.
 """
 
 from __future__ import annotations
 
 import io
+import threading
 from collections import deque
 from dataclasses import dataclass
 from pathlib import Path
@@ -33,37 +36,49 @@ class Recording:
         self.config = config or RecordingConfig()
         self._frames: deque[bytes] = deque(maxlen=self.config.max_frames)
         self._times: deque[float] = deque(maxlen=self.config.max_frames)
+        self._lock = threading.Lock()  # frames and times change together, and never while being copied
 
     def __len__(self) -> int:
         return len(self._frames)
 
     def add(self, jpeg: bytes, time_s: float) -> None:
-        self._frames.append(jpeg)
-        self._times.append(time_s)
+        with self._lock:
+            self._frames.append(jpeg)
+            self._times.append(time_s)
 
     def clear(self) -> None:
-        self._frames.clear()
-        self._times.clear()
+        with self._lock:
+            self._frames.clear()
+            self._times.clear()
 
-    def playback_fps(self) -> float:
-        """The rate the frames were played at, clamped to the config's bounds."""
-        if len(self._times) < 2:
+    def snapshot(self) -> tuple[list[bytes], list[float]]:
+        """(JPEG frames, their times) as they are now; playing on does not change them."""
+        with self._lock:
+            return list(self._frames), list(self._times)
+
+    def playback_fps(self, times: list[float] | None = None) -> float:
+        """The rate the frames (of a snapshot's `times`, else of now) were played at, clamped to the config's bounds."""
+        times = self.snapshot()[1] if times is None else times
+        if len(times) < 2:
             return self.config.max_fps
-        fps = (len(self._times) - 1) / max(self._times[-1] - self._times[0], 1e-6)
+        fps = (len(times) - 1) / max(times[-1] - times[0], 1e-6)
         return float(min(self.config.max_fps, max(self.config.min_fps, fps)))
 
-    def frames(self) -> list[np.ndarray]:
-        return [np.asarray(Image.open(io.BytesIO(jpeg)).convert("RGB")) for jpeg in self._frames]
+    def frames(self, jpegs: list[bytes] | None = None) -> list[np.ndarray]:
+        """Decoded frames of a snapshot's `jpegs`, else of now (decoded outside the lock: play goes on meanwhile)."""
+        jpegs = self.snapshot()[0] if jpegs is None else jpegs
+        return [np.asarray(Image.open(io.BytesIO(jpeg)).convert("RGB")) for jpeg in jpegs]
 
     def save(self, path: str | Path, fmt: str) -> Path:
         """Write the recording to `path` as `fmt` ("gif" or "mp4"); returns the path."""
         if fmt not in FORMATS:
             raise RecordingError(f"unknown recording format {fmt!r}; choose one of {', '.join(FORMATS)}")
-        if len(self) < 2:
+        jpegs, times = self.snapshot()
+        if len(jpegs) < 2:
             raise RecordingError("nothing to save yet: play a few frames first")
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
-        frames, fps = self.frames(), self.playback_fps()
+        frames, fps = self.frames(jpegs), self.playback_fps(times)
         if fmt == "gif":
             images = [Image.fromarray(frame) for frame in frames]
             images[0].save(path, save_all=True, append_images=images[1:], loop=0,
