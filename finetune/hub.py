@@ -19,6 +19,7 @@ from __future__ import annotations
 import os
 import shutil
 import tempfile
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -28,6 +29,7 @@ from finetune.lora import read_adapter_config
 
 LOCAL_OWNER = "local"        # the namespace of a repo pushed to the local registry without one
 PUSHED = ("*.json", "*.safetensors", "*.md", "*.gif", "*.png")  # what a repo may hold; never pickles
+STALE_STAGE_S = 3600         # a push stages its copy in seconds: a staging folder this old was left by a killed one
 
 
 class RegistryError(ValueError):
@@ -102,6 +104,23 @@ def _check_pulled(folder: Path, repo: str) -> None:
         raise RegistryError(f"{repo} has no model card (README.md); it is not a PocketWorld fine-tune")
 
 
+def _hidden(path: Path) -> bool:
+    """A dot-named owner or repo folder: a push's staging copy (`.name.*.partial`) or a swapped-out
+    old version, never a repo (validate_repo_id refuses names that start with a dot)."""
+    return path.name.startswith(".") or path.parent.name.startswith(".")
+
+
+def _remove_stale_stages(owner: Path, now: float | None = None) -> None:
+    """Delete the staging folders killed pushes left in `owner`. Only real folders with the staging
+    name and untouched for STALE_STAGE_S: a push still copying keeps its own."""
+    if not owner.is_dir():
+        return
+    now = time.time() if now is None else now
+    for stage in owner.glob(".*.partial"):
+        if stage.is_dir() and not stage.is_symlink() and now - stage.lstat().st_mtime > STALE_STAGE_S:
+            shutil.rmtree(stage, ignore_errors=True)
+
+
 def _new_dest(dest: Path) -> None:
     if dest.exists() and (not dest.is_dir() or any(dest.iterdir())):
         raise FileExistsError(f"{dest} already exists and is not empty; pull into a new folder")
@@ -127,6 +146,7 @@ class LocalRegistry:
         if target.exists() and not update:
             raise RepoTakenError(f"{repo} already exists in the local registry {self.root}; choose another --repo "
                                  "or pass --update to replace it")
+        _remove_stale_stages(target.parent)
         with staged_folder(target, replace=True) as stage:  # --update swaps only once the new files are whole
             _staged_upload(Path(folder), repo, game, stage)
         return str(target)
@@ -134,6 +154,8 @@ class LocalRegistry:
     def list(self, search: str | None = None) -> list[ModelEntry]:
         entries = []
         for card in sorted(self.root.glob("*/*/README.md")):
+            if _hidden(card.parent):
+                continue
             repo = f"{card.parent.parent.name}/{card.parent.name}"
             if search and search.lower() not in repo.lower():
                 continue
