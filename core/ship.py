@@ -31,6 +31,8 @@ SHIP_BARS = (
     ("tokenizer SSIM", ("reconstruction", "tokenizer_ssim"), ">= 0.9", lambda v: v >= 0.9),
     ("teacher-forced next-frame PSNR (dB)", ("prediction", "teacher_forced_psnr"), ">= 28", lambda v: v >= 28),
     ("repeat-last-frame PSNR (dB), the baseline", ("prediction", "copy_previous_psnr"), "(reference)", None),
+    ("action loss gap, shuffled - true actions (nats; 0 = keys ignored)", ("prediction", "action_loss_gap"),
+     "(reference)", None),
     ("action accuracy (visible effect)", ("action_accuracy", "generated", "accuracy"), ">= 90%", lambda v: v >= 0.9),
     ("physics consistency (platformer rollouts)", ("physics", "generated", "score"), ">= 0.8", lambda v: v >= 0.8),
     ("drift-free horizon (s)", ("drift_free_horizon", "seconds_median"), ">= 30", lambda v: v >= 30),

@@ -21,6 +21,7 @@ from core.evaluation.idm import score
 from core.evaluation.image_quality import psnr, ssim
 from core.evaluation.rollouts import reconstruct, rollout, teacher_forced
 from core.tokenizer import codebook_usage
+from core.train.dynamics import action_loss_gap
 
 
 @dataclass
@@ -91,6 +92,7 @@ def _reconstruction(model, episodes, config, lpips, lpips_note, progress) -> tup
         if lpips is not None:
             rows["dec_lpips"] += list(lpips.distance(frames[1:], decoded))
             rows["tf_lpips"] += list(lpips.distance(frames[1:], predicted))
+    gap = _action_loss_gap(model, episodes, ids)
     usage = codebook_usage(torch.cat(ids), model.config.tokenizer.vocab_size)
     lpips_value = (lambda key: _mean(rows[key])) if lpips is not None else (lambda key: lpips_note)
     recon = {"tokenizer_psnr": _mean(rows["tok_psnr"]), "tokenizer_ssim": _mean(rows["tok_ssim"]),
@@ -100,8 +102,19 @@ def _reconstruction(model, episodes, config, lpips, lpips_note, progress) -> tup
              "codebook_perplexity": round(usage["perplexity"], 2), "frames": len(rows["tok_psnr"])}
     prediction = {"teacher_forced_psnr": _mean(rows["tf_psnr"]), "teacher_forced_ssim": _mean(rows["tf_ssim"]),
                   "teacher_forced_lpips": lpips_value("tf_lpips"),
-                  "copy_previous_psnr": _mean(rows["copy_psnr"]), "frames": len(rows["tf_psnr"])}
+                  "copy_previous_psnr": _mean(rows["copy_psnr"]), "frames": len(rows["tf_psnr"]), **gap}
     return recon, prediction
+
+
+def _action_loss_gap(model, episodes, ids: list[torch.Tensor], window: int = 32) -> dict:
+    """The dynamics' teacher-forced loss under each episode's own actions and under another episode's:
+    a gap near zero means the model ignores its actions."""
+    length = min(window, *(len(i) for i in ids))
+    tokens = torch.stack([i[:length].flatten(1) for i in ids])                     # (E, T, S)
+    actions = torch.stack([torch.as_tensor(e.actions[:length], dtype=torch.long) for e in episodes])
+    true, shuffled = action_loss_gap(model.dynamics, tokens, actions)
+    return {"action_loss_true": round(true, 4), "action_loss_shuffled": round(shuffled, 4),
+            "action_loss_gap": round(shuffled - true, 4)}
 
 
 def _free_rollouts(model, episodes, config, idm, progress) -> dict:

@@ -27,6 +27,8 @@ TARGETS = (
     ("teacher-forced PSNR (dB)", ("prediction", "teacher_forced_psnr"), "> 30", lambda v: v > 30),
     ("teacher-forced SSIM", ("prediction", "teacher_forced_ssim"), "> 0.9", lambda v: v > 0.9),
     ("repeat-last-frame PSNR (dB), the baseline", ("prediction", "copy_previous_psnr"), "(reported)", None),
+    ("action loss gap, shuffled - true actions (nats)", ("prediction", "action_loss_gap"), "> 0",
+     lambda v: v > 0),
     ("rollout PSNR at 1 s (dB)", ("drift", "1s", "psnr"), "(reported)", None),
     ("FVD", ("fvd", "fvd"), "< 150", lambda v: v < 150),
     ("action accuracy, generated", ("action_accuracy", "generated", "accuracy"), "> 95%", lambda v: v > 0.95),

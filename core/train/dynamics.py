@@ -4,9 +4,11 @@ The dynamics reads token shards made once by the tokens stage (core/train/tokens
 encoder never runs here. Loss: cross-entropy of the logits for frame t+1 (all 256 positions in
 one pass) against the recorded tokens, teacher-forced over the clip, as in IRIS / Genie.
 Validation: loss and accuracy on held-out level seeds, accuracy on the positions that change
-(most tokens of a 2D frame are static background, so plain accuracy flatters), and the
-accuracy of an open-loop argmax rollout from the first frame under the recorded actions
-(how far the model drifts when fed its own predictions).
+(most tokens of a 2D frame are static background, so plain accuracy flatters), the loss with
+every clip's actions swapped for another clip's (a model that ignores its actions loses
+nothing: the gap between the two losses is how much the keys matter to it), and the accuracy
+of an open-loop argmax rollout from the first frame under the recorded actions (how far the
+model drifts when fed its own predictions).
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from core.actions import NUM_ACTIONS
 from core.dynamics import Dynamics
 from core.train.data import DataError
 from core.train.loop import Stage
@@ -31,6 +34,25 @@ def next_token_loss(logits: torch.Tensor, tokens: torch.Tensor, changed_weight: 
         return losses.mean()
     weight = 1 + changed_weight * (tokens[:, 1:] != tokens[:, :-1]).flatten().float()
     return (losses * weight).sum() / weight.sum()
+
+
+def shuffled_actions(actions: torch.Tensor, seed: int = 0) -> torch.Tensor:
+    """actions (B, T) -> the same shape with each clip given another clip's actions (a roll over the
+    batch, so every clip's actions are real play but not its own); a batch of one gets uniformly
+    random actions instead, seeded."""
+    if actions.shape[0] > 1:
+        return actions.roll(1, dims=0)
+    generator = torch.Generator().manual_seed(seed)
+    return torch.randint(0, NUM_ACTIONS, actions.shape, generator=generator).to(actions.device)
+
+
+@torch.no_grad()
+def action_loss_gap(dynamics: Dynamics, tokens: torch.Tensor, actions: torch.Tensor) -> tuple[float, float]:
+    """Teacher-forced next-token loss of tokens (B, T, S) under their own actions (B, T) and under
+    shuffled ones -> (loss_true, loss_shuffled). Equal losses mean the model ignores its actions."""
+    true = next_token_loss(dynamics(tokens[:, :-1], actions[:, :-1]), tokens).item()
+    shuffled = next_token_loss(dynamics(tokens[:, :-1], shuffled_actions(actions)[:, :-1]), tokens).item()
+    return true, shuffled
 
 
 @torch.no_grad()
@@ -63,7 +85,8 @@ class DynamicsObjective(nn.Module):
 
 class DynamicsStage(Stage):
     data_kind = "tokens"
-    val_metrics = ("loss", "accuracy", "changed_accuracy", "rollout_accuracy")
+    val_metrics = ("loss", "loss_shuffled_actions", "action_loss_gap", "accuracy", "changed_accuracy",
+                   "rollout_accuracy")
 
     def __init__(self, config, model):
         super().__init__(config, model)
@@ -87,7 +110,11 @@ class DynamicsStage(Stage):
         changed = target != tokens[:, :-1]
         n = target.numel()
         rollout = rollout_accuracy(dynamics, tokens, actions, self.config.long_horizon.rollout_frames)
-        return {"loss": (next_token_loss(logits, tokens).item() * n, n),
+        loss = next_token_loss(logits, tokens).item()
+        shuffled = next_token_loss(dynamics(tokens[:, :-1], shuffled_actions(actions)[:, :-1]), tokens).item()
+        return {"loss": (loss * n, n),
+                "loss_shuffled_actions": (shuffled * n, n),
+                "action_loss_gap": ((shuffled - loss) * n, n),
                 "accuracy": ((predicted == target).sum().item(), n),
                 "changed_accuracy": ((predicted == target)[changed].sum().item(), changed.sum().item()),
                 "rollout_accuracy": (rollout.sum().item(), len(rollout))}
