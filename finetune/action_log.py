@@ -23,7 +23,8 @@ from pathlib import Path
 import numpy as np
 
 from core import actions as vocab
-from finetune.errors import ActionLogError, LimitError
+from finetune.errors import ActionLogError, IngestError, LimitError
+from finetune.sources import check_fps
 
 
 @dataclass
@@ -94,8 +95,11 @@ def _parse_json(text: str, name: str) -> ActionLog:
             raise ActionLogError(f"{name}: a JSON object log needs an 'actions' list (and optionally 'fps'); "
                                  f"unexpected keys {unknown}" if unknown else f"{name}: the object has no 'actions' list")
         fps = data.get("fps")
-        if fps is not None and (isinstance(fps, bool) or not isinstance(fps, (int, float)) or not 0 < fps <= 1000):
-            raise ActionLogError(f"{name}: 'fps' must be a number between 0 and 1000, got {fps!r}")
+        if fps is not None:
+            try:
+                fps = check_fps(fps, f"{name}: 'fps'")
+            except IngestError as err:
+                raise ActionLogError(str(err)) from None
         data = data["actions"]
     if not isinstance(data, list):
         raise ActionLogError(f"{name}: expected a list of actions (one per frame), got a JSON {type(data).__name__}")

@@ -30,9 +30,9 @@ from core.atomic import staged_folder
 from core.data.shards import DATA_VERSION, Sample, ShardWriter
 from core.games.gym_adapter import letterbox
 from finetune.action_log import ActionLog, parse_action_log, read_action_log
-from finetune.errors import IngestError, LengthMismatchError
-from finetune.sources import VIDEO_SUFFIXES, FrameSource, Limits, open_png_folder, open_png_zip, open_video, \
-    read_shards_strict
+from finetune.errors import IngestError, LengthMismatchError, LimitError
+from finetune.sources import VIDEO_SUFFIXES, FrameSource, Limits, check_fps, open_png_folder, open_png_zip, \
+    open_video, read_shards_strict
 
 TIME_TOLERANCE = 1e-3  # seconds: container timestamps are rounded to their time base
 REPORT_FILE = "ingest.json"
@@ -52,8 +52,8 @@ class IngestConfig:
     def __post_init__(self):
         if isinstance(self.limits, dict):
             self.limits = Limits(**self.limits)
-        if self.fps is not None and not 0 < self.fps <= 1000:
-            raise ValueError(f"fps must be between 0 and 1000, got {self.fps}")
+        if self.fps is not None:
+            self.fps = check_fps(self.fps, "--fps")
         if min(self.target_fps, self.min_frames, self.chunk, self.val_every, self.shard_mb) <= 0:
             raise ValueError("target_fps, min_frames, chunk, val_every and shard_mb must be positive")
 
@@ -123,7 +123,10 @@ def _source_fps(recording: FrameSource, log: ActionLog, config: IngestConfig) ->
     if log.fps and recording.fps and abs(log.fps - recording.fps) > 0.01 * recording.fps:
         raise IngestError(f"{log.source} says {log.fps:g} FPS but {recording.name} is {recording.fps:g} FPS; "
                           "pass --fps to say which is right")
-    return recording.fps or log.fps or 30.0
+    if recording.fps:
+        return check_fps(recording.fps, f"{recording.name}: its declared frame rate",
+                         "; pass --fps to give the right one")
+    return log.fps or 30.0
 
 
 def _from_recording(recording: FrameSource, log: ActionLog, source_fps: float, config: IngestConfig,
@@ -153,7 +156,7 @@ def _from_recording(recording: FrameSource, log: ActionLog, source_fps: float, c
             raise LengthMismatchError(f"{recording.name} has {decoded} frames but {log.source} has {count} entries; "
                                       "they must match one to one")
 
-    aligned = _align(_resample(timed_frames(), source_fps, config.target_fps), log.actions)
+    aligned = _align(_resample(timed_frames(), source_fps, config, recording.name), log.actions)
     meta = {"game": config.game or Path(recording.name).stem, "seed": 0, "agent": "human",
             "source": recording.name, "source_fps": source_fps, "pseudo_labelled": False}
     held_out = False
@@ -169,7 +172,7 @@ def _from_shards(source: Path, config: IngestConfig) -> Iterator[Sample]:
     for sample in read_shards_strict(source, config.limits):
         fps = float(sample.meta["fps"])
         timed = ((index / fps, frame) for index, frame in enumerate(sample.frames))
-        aligned = _align(_resample(timed, fps, config.target_fps), sample.actions)
+        aligned = _align(_resample(timed, fps, config, source.name), sample.actions)
         first = round(sample.meta.get("start_frame", 0) * config.target_fps / fps)
         meta = {"game": config.game or sample.meta["game"], "seed": sample.meta.get("seed", 0),
                 "agent": sample.meta.get("agent", "unknown"), "source": source.name, "source_fps": fps,
@@ -180,18 +183,27 @@ def _from_shards(source: Path, config: IngestConfig) -> Iterator[Sample]:
             yield _sample(frames, actions, dict(meta, start_frame=first + start), ends, config)
 
 
-def _resample(timed: Iterator, source_fps: float, target_fps: int) -> Iterator[tuple[int, np.ndarray]]:
-    """(source index, frame) shown at each output time k / target_fps: the latest frame at or before it."""
-    step, k, index, frame, start = 1.0 / target_fps, 0, -1, None, None
+def _resample(timed: Iterator, source_fps: float, config: IngestConfig,
+              name: str) -> Iterator[tuple[int, np.ndarray]]:
+    """(source index, frame) shown at each output time k / target_fps: the latest frame at or before it.
+    The output is held to the length limit too: timestamps far apart would otherwise repeat a frame without end."""
+    step, k, index, frame, start = 1.0 / config.target_fps, 0, -1, None, None
+
+    def shown(index: int, frame: np.ndarray):
+        if k >= config.limits.max_frames:
+            raise LimitError(f"{name} lasts longer than {config.limits.max_frames} frames at {config.target_fps} FPS "
+                             "(the length limit); check its timestamps, or pass --fps to ignore them")
+        return index, frame
+
     for index, (time, frame_next) in enumerate(timed):
         start = time if start is None else start
         while frame is not None and k * step < time - start - TIME_TOLERANCE:
-            yield index - 1, frame
+            yield shown(index - 1, frame)
             k += 1
         frame, last_time = frame_next, time
     if frame is not None:  # the last frame lasts one source frame interval
         while k * step < last_time - start + 1.0 / source_fps - TIME_TOLERANCE or k == 0:
-            yield index, frame
+            yield shown(index, frame)
             k += 1
 
 

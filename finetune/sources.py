@@ -43,6 +43,18 @@ class Limits:
             raise ValueError("every ingest limit must be positive")
 
 
+FPS_RANGE = (1.0, 240.0)  # a recording's frame rate: resampling to 30 FPS repeats a frame at most 30 times
+
+
+def check_fps(fps, where: str, hint: str = "") -> float:
+    """`fps` as a float when it is a number in FPS_RANGE, else an IngestError naming `where`.
+    Every frame rate that enters ingest passes here: 0.001 FPS would write 30,000 frames per frame."""
+    low, high = FPS_RANGE
+    if isinstance(fps, bool) or not isinstance(fps, (int, float)) or not low <= fps <= high:  # NaN fails too
+        raise IngestError(f"{where} must be a number from {low:g} to {high:g} (frames per second), got {fps!r}{hint}")
+    return float(fps)
+
+
 @dataclass
 class FrameSource:
     """Frames of one recording, decoded lazily: iterate for (time in seconds or None, (H, W, 3) uint8)."""
@@ -271,4 +283,5 @@ def _checked_sample(files: dict, key: str, shard: str) -> Sample:
         raise IngestError(f"shard {shard} sample {key!r}: action ids must be 0..{vocab.NUM_ACTIONS - 1}")
     if not isinstance(sample.meta, dict) or not {"game", "fps"} <= set(sample.meta):
         raise IngestError(f"shard {shard} sample {key!r}: meta.json lacks 'game' or 'fps'")
+    check_fps(sample.meta["fps"], f"shard {shard} sample {key!r}: meta.json's 'fps'")
     return sample

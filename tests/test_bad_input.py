@@ -3,9 +3,11 @@ models and busy ports, absurd frame rates, half-made registry folders. Every one
 clear message (or a correct result), never a traceback or unbounded work."""
 
 import io
+import json
 import os
 import shutil
 import time
+import zipfile
 
 import numpy as np
 import pytest
@@ -13,10 +15,15 @@ import torch
 from PIL import Image
 
 from conftest import tiny_config
+from core.cli import main
+from core.data.shards import Sample, ShardWriter
 from core.play.recording import Recording
 from core.world_model import WorldModel
 from finetune.hub import STALE_STAGE_S, LocalRegistry
+from finetune.errors import ActionLogError, IngestError, LimitError
+from finetune.ingest import IngestConfig, ingest
 from finetune.lora import add_lora, save_adapter
+from finetune.sources import Limits
 
 
 def jpeg(shade: int) -> bytes:
@@ -66,3 +73,58 @@ def test_a_push_killed_mid_copy_is_neither_listed_nor_left_for_ever(tmp_path, ad
     registry.push(adapter, "ana/second", game="Jumpy")
     assert not stale.exists() and running.is_dir() and outside.is_dir()  # only the abandoned one goes
     assert [entry.repo for entry in registry.list()] == ["ana/jumpy", "ana/second"]
+
+
+def png(shade: int) -> bytes:
+    buffer = io.BytesIO()
+    Image.new("RGB", (32, 24), (shade, 0, 0)).save(buffer, "PNG")
+    return buffer.getvalue()
+
+
+@pytest.mark.parametrize("fps", ["0.001", "0", "-30", "nan", "1e9"])
+def test_a_frame_rate_outside_1_to_240_is_refused_before_any_work(tmp_path, capsys, fps):
+    (tmp_path / "frames").mkdir()
+    assert main(["ingest", str(tmp_path / "frames"), "--out", str(tmp_path / "out"), "--fps", fps]) == 2
+    assert "--fps must be a number from 1 to 240" in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("fps", [0.001, 0, 1000])
+def test_an_action_log_frame_rate_outside_the_range_is_refused(tmp_path, fps):
+    with zipfile.ZipFile(tmp_path / "run.zip", "w") as archive:
+        for index in range(40):
+            archive.writestr(f"frames/{index:03d}.png", png(index))
+        archive.writestr("frames/actions.json", json.dumps({"fps": fps, "actions": ["LEFT"] * 40}))
+    with pytest.raises(ActionLogError, match="'fps' must be a number from 1 to 240"):
+        ingest(tmp_path / "run.zip", tmp_path / "out", progress=False)
+    assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("fps", [0, 0.001, "30"])
+def test_a_shard_whose_meta_frame_rate_is_absurd_is_refused(tmp_path, fps):
+    writer = ShardWriter(tmp_path / "shards")
+    meta = {"game": "maze", "seed": 1, "fps": fps, "split": "train", "start_frame": 0}
+    writer.write(Sample(np.zeros((2, 256, 256, 3), np.uint8), np.ones(2), np.zeros((2, 0)), meta))
+    writer.close()
+    with pytest.raises(IngestError, match="meta.json's 'fps' must be a number from 1 to 240"):
+        ingest(tmp_path / "shards", tmp_path / "out", progress=False)
+
+
+def test_timestamps_far_apart_cannot_repeat_a_frame_past_the_length_limit(tmp_path):
+    import av
+    from fractions import Fraction
+
+    with av.open(str(tmp_path / "gap.mkv"), "w") as container:  # two frames, ten minutes apart
+        stream = container.add_stream("libx264", rate=30)
+        stream.width, stream.height, stream.pix_fmt = 32, 24, "yuv420p"
+        stream.codec_context.time_base = Fraction(1, 30)
+        for index, pts in enumerate((0, 30 * 600)):
+            image = av.VideoFrame.from_ndarray(np.full((24, 32, 3), index * 200, np.uint8), format="rgb24")
+            image.pts = pts
+            container.mux(stream.encode(image))
+        container.mux(stream.encode())
+    (tmp_path / "log.csv").write_text("frame,keys\n0,LEFT\n1,LEFT\n")
+    config = IngestConfig(limits=Limits(max_frames=300))
+    with pytest.raises(LimitError, match="longer than 300 frames at 30 FPS"):
+        ingest(tmp_path / "gap.mkv", tmp_path / "out", tmp_path / "log.csv", config, progress=False)
+    assert not (tmp_path / "out").exists()
