@@ -13,8 +13,8 @@ def register(commands, benches) -> None:
     ingest.add_argument("--actions", help="the action log: CSV 'frame,keys' or JSON, one entry per frame "
                                           "(default: actions.csv/actions.json inside a frames folder or zip)")
     ingest.add_argument("--game", help="the game's name stored with the data (default: the file's name)")
-    ingest.add_argument("--fps", type=float, help="the recording's frame rate (default: the video's, else the "
-                                                  "log's, else 30 for PNG frames)")
+    ingest.add_argument("--fps", type=float, help="the recording's frame rate, 1 to 240 (default: the video's, "
+                                                  "else the log's, else 30 for PNG frames)")
     ingest.add_argument("--chunk", type=int, default=128, help="frames per shard sample (default: 128)")
     ingest.add_argument("--max-mb", type=int, default=4096, help="refuse inputs larger than this (default: 4096)")
     ingest.add_argument("--max-minutes", type=float, default=60.0,
