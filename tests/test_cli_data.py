@@ -14,11 +14,18 @@ def test_games_json(capsys):
     assert set(listing["agents"]) == {"random", "scripted", "rl"}
 
 
-def test_collect_then_preview(tmp_path, capsys):
+def test_collect_writes_exactly_the_frames_asked_for_then_preview(tmp_path, capsys):
+    from core.data.shards import list_shards, read_shard
+
     out = tmp_path / "shards"
     assert main(["collect", "--game", "maze", "--agent", "scripted", "--frames", "100", "--out", str(out),
                  "--num-envs", "2", "--chunk", "64", "--no-progress"]) == 0
-    assert "quality: kept" in capsys.readouterr().out
+    printed = capsys.readouterr().out
+    assert "wrote 100 frames" in printed and "passed the filter" in printed
+    samples = [sample for shard in list_shards(out) for sample in read_shard(shard)]
+    assert sum(len(sample.frames) for sample in samples) == 100  # chunks of 64 made 128 before
+    assert all(sample.meta["num_frames"] == len(sample.frames) == len(sample.actions) for sample in samples)
+    assert json.loads((out / "report.json").read_text())["frames_written"] == 100
     assert main(["preview", str(out), "--out", str(tmp_path / "p.gif"), "--max-frames", "8"]) == 0
     assert (tmp_path / "p.gif").stat().st_size > 0
 

@@ -13,8 +13,9 @@ def register(commands, benches) -> None:
 
     collect = commands.add_parser("collect", help="record play into WebDataset shards")
     collect.add_argument("--game", required=True, help="a game from `pocketworld games` (or gym:/atari:/web:...)")
-    collect.add_argument("--agent", default="random", help="random, scripted or rl (default: random)")
-    collect.add_argument("--frames", type=int, required=True, help="frames to keep after filtering")
+    collect.add_argument("--agent", default="random", help="random, held (random keys held 1-8 frames), scripted or rl "
+                                                           "(default: random)")
+    collect.add_argument("--frames", type=int, required=True, help="frames to write: exactly this many, all passing the quality filter")
     collect.add_argument("--out", required=True, help="an empty or new folder for the shards")
     collect.add_argument("--seed", type=int, default=0, help="first level seed (default: 0)")
     collect.add_argument("--resume", action="store_true", help="continue an interrupted collection in --out")
@@ -115,7 +116,8 @@ def cmd_collect(args) -> int:
     dropped = ", ".join(f"{k} {v}" for k, v in quality["dropped"].items())
     print(f"wrote {summary['frames_written']} frames in {summary['shards']} shard(s) to {args.out} "
           f"({summary['bytes_per_frame']:.0f} bytes/frame, {summary['frames_per_second']:.0f} frames/s)")
-    print(f"quality: kept {quality['frames_kept']}/{quality['frames_in']} frames; dropped: {dropped}")
+    print(f"quality: {quality['frames_kept']}/{quality['frames_in']} frames played passed the filter; "
+          f"dropped: {dropped}")
     print(f"episodes finished: {summary['episodes']}; mean coverage {summary['coverage_mean']}")
     print(f"report: {Path(args.out) / 'report.json'}")
     return 0

@@ -32,7 +32,7 @@ REPORT_FILE = "report.json"
 class CollectConfig:
     game: str                      # a name from `pocketworld games`
     agent: str = "random"          # random, scripted or rl
-    frames: int = 10_000           # frames to keep (after filtering); the run stops past this
+    frames: int = 10_000           # frames to write (after filtering): exactly this many, the last sample cut short
     seed: int = 0                  # first level seed; later episodes take the next seeds
     num_envs: int = 8              # games played side by side
     chunk: int = 128               # frames per shard sample
@@ -219,6 +219,11 @@ class Collector:
         return np.floor(states[:, start:stop])
 
     def _write(self, episode: Episode, frames, actions, states, offset: int, ends: bool) -> None:
+        room = self.config.frames - self.written
+        if room <= 0:
+            return
+        if len(frames) > room:  # the last sample is cut so a run writes exactly the frames asked for
+            frames, actions, states, ends = frames[:room], actions[:room], states[:room], False
         meta = {"game": self.config.game, "seed": episode.seed, "agent": self.config.agent, "fps": FPS,
                 "version": DATA_VERSION, "split": "unseen" if self.unseen else split_of(episode.seed), "start_frame": episode.start + int(offset),
                 "num_frames": len(frames), "ends_episode": bool(ends), "state_layout": self.layout,
