@@ -2,6 +2,8 @@
 
 import io
 import re
+import shutil
+import subprocess
 import time
 from html import unescape
 
@@ -14,7 +16,7 @@ from core import actions
 from core.play.controller import START_GAME, START_UPLOAD, WELCOME, Player, PlayerConfig
 from core.play.load import bench_sessions
 from core.play.models import ModelChoice, registry_choices
-from core.play.page import message_html
+from core.play.page import _INIT_JS, hud_line, message_html
 from core.play.recording import Recording, RecordingConfig, RecordingError
 from core.play.stream import MAX_IN_FLIGHT, STREAM_PATH, unpack_frame
 from core.play.session import PlayConfig, PlaySession, SessionExpired, keys_to_action, parse_key_state
@@ -65,6 +67,23 @@ def test_frame_stats_report_the_rate_and_latency_of_recent_frames():
     assert stats.latency_ms(50) == pytest.approx(45.0)
     assert stats.fps(now=100.0) == 0.0  # nothing in the window any more
     assert FrameStats().summary(0.0)["fps"] == 0.0
+
+
+def test_the_hud_shows_a_dash_not_zero_before_anything_was_measured():
+    hud = {**FrameStats().summary(0.0), "frame": 0, "action": "NOOP", "model": "nano"}
+    assert hud_line(hud).startswith("model step p50 – p95 – · frame 0")
+    stats = FrameStats()
+    stats.add(1.0, latency_ms=42.0)
+    assert hud_line({**hud, **stats.summary(1.0)}).startswith("model step p50 42 ms p95 42 ms")
+    node = shutil.which("node")
+    if node is None:
+        pytest.skip("the page's half of the HUD is JavaScript: node runs it")
+    script = ("const window = {}; const performance = { now: () => 0 };" + _INIT_JS +
+              "console.log(pw.hudText(pw.report())); pw.keyLatencies.push(164.4, 241);"
+              "console.log(pw.hudText(pw.report()));")
+    before, after = subprocess.run([node, "-e", script], capture_output=True, text=True, check=True).stdout.splitlines()
+    assert before == "0.0 FPS · key→frame p50 – p95 –"
+    assert after == "0.0 FPS · key→frame p50 241 ms p95 241 ms"
 
 
 def test_an_uploaded_image_is_letterboxed_to_the_frame_size(tmp_path):

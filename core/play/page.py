@@ -69,6 +69,10 @@ const pw = (window.__pocketworld ??= {
              key_to_frame_ms_p50: this.percentile(this.keyLatencies, 50),
              key_to_frame_ms_p95: this.percentile(this.keyLatencies, 95) };
   },
+  hudText(r) {  // before the first key press there is no latency to show: a dash, not a measured-looking 0
+    const ms = (value) => (r.key_samples ? `${value.toFixed(0)} ms` : '–');
+    return `${r.fps.toFixed(1)} FPS · key→frame p50 ${ms(r.key_to_frame_ms_p50)} p95 ${ms(r.key_to_frame_ms_p95)}`;
+  },
 });
 """
 
@@ -103,9 +107,7 @@ function frameShown(keySeq, startId) {
   pw.frameTimes.push(now);
   while (pw.frameTimes.length > 2 && now - pw.frameTimes[0] > 3000) pw.frameTimes.shift();
   if (pw.keyLatencies.length > 300) pw.keyLatencies.shift();
-  const r = pw.report();
-  const text = `${r.fps.toFixed(1)} FPS · key→frame p50 ${r.key_to_frame_ms_p50.toFixed(0)} ms ` +
-               `p95 ${r.key_to_frame_ms_p95.toFixed(0)} ms`;
+  const text = pw.hudText(pw.report());
   requestAnimationFrame(() => { const hud = element.querySelector('.pw-browser'); if (hud) hud.textContent = text; });
 }
 
@@ -187,8 +189,11 @@ element.querySelectorAll('button[data-key]').forEach((button) => {
 
 
 def hud_line(hud: dict) -> str:
-    """The server's half of the HUD (plain text): model step time, frame, action, model."""
-    return (f"model step p50 {hud['step_ms_p50']:.0f} ms p95 {hud['step_ms_p95']:.0f} ms · "
+    """The server's half of the HUD (plain text): model step time (a dash before the first step), frame,
+    action, model."""
+    def ms(value: float | None) -> str:
+        return "–" if value is None else f"{value:.0f} ms"
+    return (f"model step p50 {ms(hud['step_ms_p50'])} p95 {ms(hud['step_ms_p95'])} · "
             f"frame {hud['frame']} · {hud['action']} · {hud['model']}")
 
 

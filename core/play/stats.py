@@ -44,5 +44,8 @@ class FrameStats:
         return float(np.percentile(np.fromiter(self._latencies, float), percentile))
 
     def summary(self, now: float) -> dict:
-        return {"fps": round(self.fps(now), 1), "step_ms_p50": round(self.latency_ms(50), 1),
-                "step_ms_p95": round(self.latency_ms(95), 1)}
+        """Frames/s and step-latency percentiles; the latencies are None before the first step (nothing measured)."""
+        measured = bool(self._latencies)
+        return {"fps": round(self.fps(now), 1),
+                "step_ms_p50": round(self.latency_ms(50), 1) if measured else None,
+                "step_ms_p95": round(self.latency_ms(95), 1) if measured else None}
