@@ -38,10 +38,23 @@ def test_a_model_shows_every_report_in_its_eval_folder_with_plots_and_the_play_b
     text, plots = show_benchmarks("nano", "")
     assert "| tokenizer PSNR (dB) | 31.5 | > 30 | pass |" in text
     assert "| tokenizer PSNR (dB) | 24 | > 30 | **fail** |" in text and "game maze" in text
-    assert "| variant | fps | latency_ms_p95 |" in text and "| nano | 10.16 | 106.6 |" in text
+    assert "| model | frames/s | step p95 (ms) |" in text and "| nano | 10.16 | 106.6 |" in text
     assert "pocketworld collect" not in text  # everything measured: no instructions
     assert [caption for _, caption in plots] == ["drift curve (platformer)", "drift curve (maze)"]
     assert plots[0][0].size == (30, 20)
+
+
+def test_the_speed_table_has_readable_headers_and_a_dash_for_what_was_not_measured(zoo):
+    rows = [{"variant": "nano", "precision": "fp32", "fps": 13.55, "psnr_vs_fp32": None, "token_agreement": 1.0},
+            {"variant": "nano", "precision": "int8", "fps": None, "psnr_vs_fp32": 31.2, "token_agreement": 0.875,
+             "new_field": 2}]
+    (zoo / "nano" / EVAL_DIR).mkdir()
+    (zoo / "nano" / EVAL_DIR / BENCH_PLAY_FILE).write_text(json.dumps(rows))
+    text, _ = show_benchmarks("nano", "")
+    assert "| model | engine | frames/s | PSNR vs fp32 (dB) | tokens as fp32 | new field |" in text
+    assert "| nano | fp32 | 13.55 | exact | 100.0% | - |" in text
+    assert "| nano | int8 | - | 31.2 | 87.5% | 2 |" in text
+    assert "None" not in text and "psnr_vs_fp32" not in text
 
 
 def test_a_model_without_reports_gives_the_exact_commands_that_make_them(zoo):

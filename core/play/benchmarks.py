@@ -24,6 +24,12 @@ from core.play.models import REGISTRY_PREFIX, base_variant
 EVAL_DIR = "eval"
 REPORT_FILE = "results.json"
 BENCH_PLAY_FILE = "bench_play.json"
+# The keys `pocketworld bench play --json` writes (core.bench.PlayBenchResult), as the speed table's headers.
+BENCH_PLAY_LABELS = {
+    "variant": "model", "precision": "engine", "threads": "threads", "device": "device", "weights": "weights",
+    "steps": "steps", "fps": "frames/s", "latency_ms_p50": "step p50 (ms)", "latency_ms_p95": "step p95 (ms)",
+    "peak_rss_mb": "peak memory (MB)", "psnr_vs_fp32": "PSNR vs fp32 (dB)", "token_agreement": "tokens as fp32",
+    "quality_steps": "quality steps", "prepare_s": "prepare (s)", "cpu": "CPU"}
 
 
 class ReportError(ValueError):
@@ -146,9 +152,18 @@ def bench_play_markdown(bench) -> str:
     if not rows:
         return "the play benchmark file holds no results"
     keys = list(dict.fromkeys(key for row in rows for key in row))
-    lines = ["| " + " | ".join(keys) + " |", "|" + "---|" * len(keys)]
-    lines += ["| " + " | ".join(_value(row.get(key, "")) for key in keys) + " |" for row in rows]
+    headers = [BENCH_PLAY_LABELS.get(key, _value(key).replace("_", " ")) for key in keys]
+    lines = ["| " + " | ".join(headers) + " |", "|" + "---|" * len(keys)]
+    lines += ["| " + " | ".join(_bench_cell(key, row.get(key)) for key in keys) + " |" for row in rows]
     return "\n".join(lines)
+
+
+def _bench_cell(key: str, value) -> str:
+    if value is None:  # bench play writes no PSNR when an engine's frames equal fp32's; else nothing was measured
+        return "exact" if key == "psnr_vs_fp32" else "-"
+    if key == "token_agreement" and isinstance(value, (int, float)):
+        return f"{value:.1%}"
+    return _value(value)
 
 
 def benchmarks_markdown(found: ModelBenchmarks) -> str:
