@@ -14,12 +14,14 @@ import argparse
 
 import gradio as gr
 
-from core.cli.play import add_play_arguments
+from core.cli import UsageError
+from core.cli.play import add_play_arguments, check_port_free, play_port, port_taken_message
 from core.config import ZOO
 from core.play.benchmarks import EVAL_DIR, show_benchmarks
 from core.play.community import ANY, HEADERS, browse, show as show_finetune
 from core.play.controller import START_GAME, START_UPLOAD, WELCOME, Player, PlayerConfig
 from core.play.finetune_tab import FinetuneQueue
+from core.play.models import UnknownModelError, check_model
 from core.play.page import CONTROLS_HTML, CONTROLS_JS, CSS, KEYS_JS, SURFACE_JS, TARGET_FPS, message_html
 from core.play.real_or_dream import INTRO as REAL_OR_DREAM_INTRO, RealOrDream
 from core.play.recording import FORMATS
@@ -175,20 +177,34 @@ def build_app(player: Player, model: str | None = None, step_concurrency: int | 
     return demo
 
 
-def serve(host: str = "127.0.0.1", port: int = 7860, share: bool = False, model: str | None = None,
+def serve(host: str = "127.0.0.1", port: int | None = None, share: bool = False, model: str | None = None,
           threads: int = 2, step_concurrency: int | None = 1, loop: str = "websocket") -> None:
+    """Serve the app on `port` (None: $GRADIO_SERVER_PORT, else 7860). A taken port or an unknown model
+    is a UsageError / UnknownModelError before anything is served."""
+    port = play_port(port)
+    check_port_free(host, port)
     import torch
     torch.set_num_threads(threads)  # on a shared CPU the thread count decides the frame rate (FIELD-NOTES)
     from finetune.hub import make_registry
 
     registry = make_registry("local")   # shared fine-tunes: played, browsed and pushed to
+    check_model(model, registry)        # else the page would open on a model that is not in its list
     player = Player(PlayerConfig(loop=loop, step_concurrency=step_concurrency), registry=registry)
     finetunes = FinetuneQueue(registry=registry)
     demo = build_app(player, model, step_concurrency, finetunes)
-    demo.queue(default_concurrency_limit=4).launch(
-        server_name=host, server_port=port, share=share, css=CSS,
-        allowed_paths=[str(player.recordings_dir), str(registry.root), str(finetunes.work_dir)],
-        max_file_size=player.config.upload.max_bytes, prevent_thread_lock=True)
+    try:
+        # quiet: Gradio's start-up lines tell a CLI user to "set `share=True` in `launch()`"; ours name --share
+        demo.queue(default_concurrency_limit=4).launch(
+            server_name=host, server_port=port, share=share, css=CSS, quiet=True,
+            allowed_paths=[str(player.recordings_dir), str(registry.root), str(finetunes.work_dir)],
+            max_file_size=player.config.upload.max_bytes, prevent_thread_lock=True)
+    except OSError as err:
+        if "empty port" not in str(err):
+            raise
+        raise UsageError(port_taken_message(host, port)) from None  # taken between our check and Gradio's bind
+    print(f"* Running on local URL:  {demo.local_url}", flush=True)
+    if not share:
+        print("* For a public gradio.live link, start again with --share", flush=True)
     if player.streams is not None:  # the frame stream's WebSocket route, beside Gradio's own (core/play/stream.py)
         player.streams.mount(demo.app)
     demo.block_thread()
@@ -198,7 +214,10 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description="Play PocketWorld in the browser.")
     add_play_arguments(parser)
     args = parser.parse_args(argv)
-    serve(args.host, args.port, args.share, args.model, args.threads, args.step_concurrency, args.loop)
+    try:
+        serve(args.host, args.port, args.share, args.model, args.threads, args.step_concurrency, args.loop)
+    except (UsageError, UnknownModelError) as err:
+        parser.exit(2, f"app.py: error: {err}\n")
 
 
 if __name__ == "__main__":

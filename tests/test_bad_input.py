@@ -6,6 +6,7 @@ import io
 import json
 import os
 import shutil
+import socket
 import time
 import zipfile
 
@@ -128,3 +129,44 @@ def test_timestamps_far_apart_cannot_repeat_a_frame_past_the_length_limit(tmp_pa
     with pytest.raises(LimitError, match="longer than 300 frames at 30 FPS"):
         ingest(tmp_path / "gap.mkv", tmp_path / "out", tmp_path / "log.csv", config, progress=False)
     assert not (tmp_path / "out").exists()
+
+
+@pytest.fixture
+def no_serving(tmp_path, monkeypatch):
+    """`pocketworld play` as far as it gets before serving: a launch would mean the check let it through."""
+    import gradio
+
+    def launch(*args, **kwargs):
+        raise AssertionError("the app started serving")
+
+    monkeypatch.setattr(gradio.Blocks, "launch", launch)
+    monkeypatch.setenv("POCKETWORLD_REGISTRY", str(tmp_path / "registry"))
+    monkeypatch.delenv("GRADIO_SERVER_PORT", raising=False)
+    monkeypatch.setattr(torch, "set_num_threads", lambda threads: None)  # the test process keeps its own
+
+
+@pytest.fixture
+def busy_port():
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen()
+        yield listener.getsockname()[1]
+
+
+def test_play_with_an_unknown_model_is_a_one_line_error_not_a_page(no_serving, capsys):
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        free = probe.getsockname()[1]
+    assert main(["play", "--model", "huge", "--port", str(free)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("pocketworld play: error: unknown model 'huge'; choose one of nano") and "\n" not in err
+
+
+def test_a_taken_port_is_named_with_how_to_choose_another(no_serving, busy_port, monkeypatch, capsys):
+    assert main(["play", "--port", str(busy_port)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert f"port {busy_port} on 127.0.0.1 is taken" in err and f"--port {busy_port + 1}" in err and "\n" not in err
+    monkeypatch.setenv("GRADIO_SERVER_PORT", str(busy_port))  # the variable Gradio's own hint names now works
+    assert main(["play"]) == 2 and f"port {busy_port} on 127.0.0.1 is taken" in capsys.readouterr().err
+    monkeypatch.setenv("GRADIO_SERVER_PORT", "web")
+    assert main(["play"]) == 2 and "GRADIO_SERVER_PORT must be a port number" in capsys.readouterr().err

@@ -7,13 +7,17 @@ The play options are declared here, light to import, and app.py reuses them, so
 from __future__ import annotations
 
 import argparse
+import errno
 import importlib.util
 import json
 import os
+import socket
 from dataclasses import asdict
 from pathlib import Path
 
 APP_FILE = Path(__file__).resolve().parents[2] / "app.py"
+DEFAULT_PORT = 7860        # Gradio's own default
+PORT_VARIABLE = "GRADIO_SERVER_PORT"  # Gradio's variable: its port hint names it, so the app honours it too
 # Leave a core to the browser showing the frames when it runs on the same machine (README, "How fast it plays").
 DEFAULT_PLAY_THREADS = max(1, min(2, (os.cpu_count() or 2) - 1))
 
@@ -22,7 +26,8 @@ def add_play_arguments(parser: argparse.ArgumentParser) -> None:
     from core.play.stream import LOOPS
     parser.add_argument("--host", default="127.0.0.1",
                         help="address to serve on (default: 127.0.0.1; 0.0.0.0 to reach it from other machines)")
-    parser.add_argument("--port", type=int, default=7860, help="port to serve on (default: 7860)")
+    parser.add_argument("--port", type=int, default=None,
+                        help=f"port to serve on (default: ${PORT_VARIABLE} if set, else {DEFAULT_PORT})")
     parser.add_argument("--share", action="store_true", help="also open a public gradio.live link")
     parser.add_argument("--model", default=None, help="model picked when the page opens (default: nano if playable)")
     parser.add_argument("--threads", type=int, default=DEFAULT_PLAY_THREADS,
@@ -61,6 +66,49 @@ def register(commands, benches) -> None:
                                                              "(websocket,timer: one after the other); default: websocket")
     browser.add_argument("--json", metavar="PATH", help="also write the result(s) as JSON to PATH")
     browser.set_defaults(func=run_bench_browser)
+
+
+def play_port(port: int | None) -> int:
+    """The port to serve on: --port, else $GRADIO_SERVER_PORT, else 7860; UsageError for a bad one."""
+    from core.cli import UsageError
+    where = "--port"
+    if port is None:
+        text = os.environ.get(PORT_VARIABLE, "").strip()
+        if not text:
+            return DEFAULT_PORT
+        where = PORT_VARIABLE
+        try:
+            port = int(text)
+        except ValueError:
+            raise UsageError(f"{PORT_VARIABLE} must be a port number (1-65535), got {text!r}") from None
+    if not 1 <= port <= 65535:
+        raise UsageError(f"{where} must be a port number (1-65535), got {port}")
+    return port
+
+
+def check_port_free(host: str, port: int) -> None:
+    """UsageError naming the port when something already listens on it, before anything slow starts
+    (Gradio's own error is a traceback that ends in a hint about launch())."""
+    from core.cli import UsageError
+    try:
+        family, kind, _, _, address = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0]
+    except socket.gaierror as err:
+        raise UsageError(f"cannot serve on --host {host!r}: {err.strerror}") from None
+    with socket.socket(family, kind) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as the server does: a closing port is free
+        try:
+            probe.bind(address)
+        except OSError as err:
+            if err.errno == errno.EADDRINUSE:
+                raise UsageError(port_taken_message(host, port)) from None
+            raise UsageError(f"cannot serve on {host} port {port}: {err.strerror} (choose another --host or "
+                             f"--port)") from None
+
+
+def port_taken_message(host: str, port: int) -> str:
+    other = port + 1 if port < 65535 else port - 1
+    return (f"port {port} on {host} is taken (is the app already running?); choose another with --port {other} "
+            f"or {PORT_VARIABLE}={other}")
 
 
 def run_play(args) -> int:

@@ -60,6 +60,18 @@ def all_choices(registry=None) -> list[ModelChoice]:
     return zoo_choices() + (registry_choices(registry) if registry is not None else [])
 
 
+class UnknownModelError(ValueError):
+    """A model name that is neither a zoo variant nor a fine-tune in the registry."""
+
+
+def check_model(value: str | None, registry=None) -> None:
+    """An UnknownModelError listing the choices unless `value` (None: the default) is one of them.
+    A known model without weights passes: the page then says how to get them."""
+    values = [choice.value for choice in all_choices(registry)]
+    if value is not None and value not in values:
+        raise UnknownModelError(f"unknown model {value!r}; choose one of {', '.join(values)}")
+
+
 def base_variant(base_model: str | None) -> str | None:
     """'pocketworld/nano', 'nano' or a path ending in nano -> 'nano'; None if it names no zoo variant."""
     if not base_model:
