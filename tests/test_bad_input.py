@@ -170,3 +170,39 @@ def test_a_taken_port_is_named_with_how_to_choose_another(no_serving, busy_port,
     assert main(["play"]) == 2 and f"port {busy_port} on 127.0.0.1 is taken" in capsys.readouterr().err
     monkeypatch.setenv("GRADIO_SERVER_PORT", "web")
     assert main(["play"]) == 2 and "GRADIO_SERVER_PORT must be a port number" in capsys.readouterr().err
+
+
+def write_report(folder, psnr: float) -> None:
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "results.json").write_text(json.dumps({"metrics": {"reconstruction": {"tokenizer_psnr": psnr}},
+                                                     "info": {"model": "nano", "game": "maze"}}))
+    Image.new("RGB", (8, 8)).save(folder / "drift_curve.png")
+
+
+def test_the_benchmarks_tab_follows_no_link_out_of_the_folder_it_reads(tmp_path, monkeypatch):
+    from core.play.benchmarks import BENCH_PLAY_FILE, EVAL_DIR, show_benchmarks
+
+    secret = tmp_path / "secret"
+    write_report(secret, 99.0)
+    (secret / "bench.json").write_text(json.dumps({"variant": "secret", "fps": 1.0}))
+    report = tmp_path / "app" / "report"
+    report.mkdir(parents=True)
+    monkeypatch.chdir(tmp_path / "app")  # the pasted folder is inside the app's folder; its files link out
+    (report / "results.json").symlink_to(secret / "results.json")
+    text, plots = show_benchmarks("nano", str(report))
+    assert "outside" in text and "| 99 |" not in text and plots == []
+
+    write_report(report / "own", 31.0)  # a real report whose plot links out, beside one that stays inside
+    (report / "own" / "secret_curve.png").symlink_to(secret / "drift_curve.png")
+    (report / "own" / "same_curve.png").symlink_to(report / "own" / "drift_curve.png")
+    text, plots = show_benchmarks("nano", str(report / "own"))
+    assert "| 31 |" in text and sorted(caption for _, caption in plots) == ["drift curve (maze)", "same curve (maze)"]
+
+    zoo = tmp_path / "zoo"
+    eval_dir = zoo / "nano" / EVAL_DIR
+    eval_dir.mkdir(parents=True)
+    monkeypatch.setenv("POCKETWORLD_ZOO", str(zoo))
+    (eval_dir / "maze").symlink_to(secret, target_is_directory=True)
+    (eval_dir / BENCH_PLAY_FILE).symlink_to(secret / "bench.json")
+    text, plots = show_benchmarks("nano", "")
+    assert text.count("> Could not read:") == 2 and "| 99 |" not in text and "secret |" not in text and plots == []

@@ -7,7 +7,8 @@ beside its weights (`zoo/<variant>/eval/`, or a fine-tune's folder `.../eval/`):
     eval/<name>/results.json, *.png      more reports (e.g. one per game): --report <model folder>/eval/<name>
     eval/bench_play.json                 pocketworld bench play --variant NAME --json <model folder>/eval/bench_play.json
 
-Any other report (a folder holding results.json, or the file itself) opens by path. Every
+Any other report (a folder holding results.json, or the file itself) opens by path. Every file
+is read only if it lies, links followed, inside the folder the tab was pointed at. Every
 problem comes back as text for the page: a missing or broken file never raises into the app.
 """
 
@@ -54,13 +55,24 @@ class ModelBenchmarks:
     problems: list[str] = field(default_factory=list)  # files found but unreadable, said on the page
 
 
-def read_report(path: str | Path) -> Report:
-    """A report from its results.json or the folder holding it; ReportError saying what is wrong."""
+def _inside(file: Path, root: Path) -> bool:
+    """Whether `file`, its links followed, lies in `root`: a shared app reads only the folder it was pointed at."""
+    resolved, root = file.resolve(), root.resolve()
+    return resolved == root or root in resolved.parents
+
+
+def read_report(path: str | Path, root: str | Path | None = None) -> Report:
+    """A report from its results.json or the folder holding it; ReportError saying what is wrong.
+    Every file read must lie, links followed, inside `root` (default: the report's folder); plots
+    that link elsewhere are left out."""
     path = Path(str(path).strip()).expanduser()
     file = path / REPORT_FILE if path.is_dir() else path
     if not file.is_file():
         raise ReportError(f"no evaluation report at {path}: expected {REPORT_FILE} (or a folder holding it), "
                           f"as `pocketworld evaluate MODEL --data SHARDS --report FOLDER` writes")
+    root = Path(root) if root is not None else file.parent
+    if not _inside(file, root):
+        raise ReportError(f"{file} is a link to a file outside {root}; reports are read only from inside it")
     try:
         results = json.loads(file.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
@@ -72,7 +84,8 @@ def read_report(path: str | Path) -> Report:
         from core.evaluation.report import target_rows
         targets = target_rows(results["metrics"])
     info = results.get("info") if isinstance(results.get("info"), dict) else {}
-    return Report(file.parent, info, targets, sorted(file.parent.glob("*.png")))
+    plots = [png for png in sorted(file.parent.glob("*.png")) if _inside(png, root)]
+    return Report(file.parent, info, targets, plots)
 
 
 def model_folder(value: str, registry=None) -> tuple[Path | None, str | None]:
@@ -98,11 +111,13 @@ def find_benchmarks(value: str, registry=None) -> ModelBenchmarks:
     for file in [eval_dir / REPORT_FILE, *sorted(eval_dir.glob(f"*/{REPORT_FILE}"))]:
         if file.is_file():
             try:
-                found.reports.append(read_report(file))
+                found.reports.append(read_report(file, root=eval_dir))  # a linked report folder counts too
             except ReportError as err:
                 found.problems.append(str(err))
     bench_file = eval_dir / BENCH_PLAY_FILE
-    if bench_file.is_file():
+    if bench_file.is_file() and not _inside(bench_file, eval_dir):
+        found.problems.append(f"{bench_file} is a link to a file outside {eval_dir}; it is not read")
+    elif bench_file.is_file():
         try:
             found.bench_play = json.loads(bench_file.read_text(encoding="utf-8"))
         except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
