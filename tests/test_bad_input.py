@@ -206,3 +206,22 @@ def test_the_benchmarks_tab_follows_no_link_out_of_the_folder_it_reads(tmp_path,
     (eval_dir / BENCH_PLAY_FILE).symlink_to(secret / "bench.json")
     text, plots = show_benchmarks("nano", "")
     assert text.count("> Could not read:") == 2 and "| 99 |" not in text and "secret |" not in text and plots == []
+
+
+def test_evaluate_checks_an_adapter_as_finetune_does(tmp_path, adapter):
+    from core.evaluation.loading import load_model
+    from finetune.lora import AdapterError
+
+    WorldModel(tiny_config()).save_pretrained(tmp_path / "model")
+    config_path = adapter / "adapter_config.json"
+    config = json.loads(config_path.read_text())
+    config_path.write_text(json.dumps({**config, "r": config["r"] * 2}))  # says rank 16, holds rank-8 tensors
+    with pytest.raises(AdapterError, match="has shape .* the model needs"):  # was a torch size-mismatch traceback
+        load_model(str(tmp_path / "model"), str(adapter))
+    config_path.write_text(json.dumps(config))
+    (adapter / "adapter_model.bin").write_bytes(b"a pickle")
+    with pytest.raises(AdapterError, match=r"pickle files \(adapter_model.bin\)"):  # was silently ignored
+        load_model(str(tmp_path / "model"), str(adapter))
+    (adapter / "adapter_model.bin").unlink()
+    merged = load_model(str(tmp_path / "model"), str(adapter))
+    assert not any("lora" in name for name, _ in merged.named_parameters())  # loaded and merged

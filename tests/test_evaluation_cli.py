@@ -64,7 +64,9 @@ def test_errors_come_before_any_work(workspace, tmp_path, capsys):
     assert "no trained weights" in capsys.readouterr().err
     adapter = tmp_path / "adapter"
     adapter.mkdir()
-    (adapter / "adapter_config.json").write_text(json.dumps({"base_model_name_or_path": "someone/else"}))
+    (adapter / "adapter_config.json").write_text(json.dumps({"base_model_name_or_path": "someone/else",
+                                                             "peft_type": "LORA", "r": 2, "lora_alpha": 4,
+                                                             "target_modules": ["to_q"]}))
     (adapter / "adapter_model.safetensors").write_bytes(b"")
     assert _evaluate(workspace, "--adapter", str(adapter)) == 2
     assert "trained on base 'someone/else'" in capsys.readouterr().err

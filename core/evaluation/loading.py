@@ -51,20 +51,16 @@ def load_model(name_or_path: str, adapter: str | None = None) -> WorldModel:
     model = WorldModel.from_pretrained(folder)
     if adapter is None:
         return model
+    # finetune's own checks (safetensors only, schema, every tensor's name and shape), as a fine-tune loads it
+    from finetune.lora import load_adapter, merge_adapter, read_adapter_config
+
     adapter_dir = Path(adapter)
-    config_path = adapter_dir / "adapter_config.json"
-    if not config_path.is_file() or not (adapter_dir / "adapter_model.safetensors").is_file():
-        raise FileNotFoundError(f"{adapter_dir} is not a LoRA adapter folder (needs adapter_config.json and "
-                                f"adapter_model.safetensors)")
-    base = json.loads(config_path.read_text()).get("base_model_name_or_path")
+    base = read_adapter_config(adapter_dir)["base_model_name_or_path"]
     if not _same_model(base, name_or_path, folder, model.config.name):
         raise ValueError(f"the adapter at {adapter_dir} was trained on base {base!r}, not on {name_or_path!r} "
                          f"({model.config.name}); evaluate it with its own base model")
-    from peft import PeftModel
-
     # merged, so evaluation runs at the speed of the plain model
-    model.dynamics = PeftModel.from_pretrained(model.dynamics, str(adapter_dir)).merge_and_unload()
-    return model.eval()
+    return merge_adapter(load_adapter(model, adapter_dir)).eval()
 
 
 def check_compatible(model: WorldModel, episodes) -> None:
