@@ -162,6 +162,31 @@ def test_play_with_an_unknown_model_is_a_one_line_error_not_a_page(no_serving, c
     assert err.startswith("pocketworld play: error: unknown model 'huge'; choose one of nano") and "\n" not in err
 
 
+def test_play_start_up_names_the_share_option_a_cli_user_has(no_serving, tmp_path, monkeypatch, capsys):
+    import tempfile
+
+    import gradio
+
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))  # the app's recordings and fine-tune folders
+
+    launched = {}
+
+    def launch(demo, **options):  # what Gradio would print goes by `quiet`; stand in for the server
+        launched.update(options)
+        demo.local_url = f"http://127.0.0.1:{options['server_port']}/"
+
+    monkeypatch.setattr(gradio.Blocks, "launch", launch)
+    monkeypatch.setattr(gradio.Blocks, "block_thread", lambda demo: None)
+    monkeypatch.setenv("GRADIO_SERVER_PORT", "7861")
+    with socket.socket() as probe:
+        if probe.connect_ex(("127.0.0.1", 7861)) == 0:
+            pytest.skip("port 7861 is in use on this machine")
+    assert main(["play", "--loop", "timer"]) == 0
+    out = capsys.readouterr().out
+    assert launched["quiet"] is True and launched["server_port"] == 7861
+    assert "http://127.0.0.1:7861/" in out and "--share" in out and "share=True" not in out
+
+
 def test_a_taken_port_is_named_with_how_to_choose_another(no_serving, busy_port, monkeypatch, capsys):
     assert main(["play", "--port", str(busy_port)]) == 2
     err = capsys.readouterr().err.strip()
