@@ -11,7 +11,7 @@ def test_games_json(capsys):
     assert main(["games", "--json"]) == 0
     listing = json.loads(capsys.readouterr().out)
     assert [g["game"] for g in listing["games"]][:3] == ["platformer", "maze", "shooter"]
-    assert set(listing["agents"]) == {"random", "scripted", "rl"}
+    assert set(listing["agents"]) == {"random", "held", "scripted", "rl"}
 
 
 def test_collect_writes_exactly_the_frames_asked_for_then_preview(tmp_path, capsys):

@@ -6,11 +6,12 @@ An agent has `act(game) -> (N,) action ids` (reading whatever of the game it nee
 
 from __future__ import annotations
 
-from core.agents.random_play import RandomAgent
+from core.agents.random_play import HeldRandomAgent, RandomAgent
 from core.agents.scripted import SCRIPTED
 
 AGENTS = {
     "random": "sticky random actions (every action well represented); works with every game",
+    "held": "random actions held for 1-8 frames, blind to the game (data to learn control from); every game",
     "scripted": "a competent scripted player per built-in game (platformer, maze, shooter)",
     "rl": "PPO on the ground-truth state vector, rewarded for new regions and score (built-in games)",
 }
@@ -19,7 +20,7 @@ AGENTS = {
 def agents_for(game: str) -> list[str]:
     """The agents that can play `game`."""
     from core.games import GAMES
-    return list(AGENTS) if game in GAMES else ["random"]
+    return list(AGENTS) if game in GAMES else ["random", "held"]
 
 
 def make_agent(name: str, game, seed: int = 0, policy: str | None = None, rl_steps: int = 200_000):
@@ -30,6 +31,8 @@ def make_agent(name: str, game, seed: int = 0, policy: str | None = None, rl_ste
         raise ValueError(f"{known}; valid agents for {game.name}: {', '.join(valid)}")
     if name == "random":
         return RandomAgent(game.num_envs, seed=seed)
+    if name == "held":
+        return HeldRandomAgent(game.num_envs, seed=seed)
     if name == "scripted":
         return SCRIPTED[game.name](game.num_envs, seed=seed)
     from core.agents.rl import PPOAgent
