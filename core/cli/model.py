@@ -11,7 +11,8 @@ def register(commands, benches) -> None:
     zoo.set_defaults(func=run_zoo)
 
     play = benches.add_parser("play", help="frames/s, keypress-to-frame latency and peak memory of 256x256 play")
-    play.add_argument("--variant", default="nano", help="zoo variant to time (random weights; default: nano)")
+    play.add_argument("--variant", default="nano", help="zoo variant to time (its trained weights where present, "
+                                                         "else random ones; default: nano)")
     play.add_argument("--steps", type=int, default=100, help="timed play steps (default: 100)")
     play.add_argument("--warmup", type=int, default=5, help="untimed steps first (default: 5)")
     play.add_argument("--threads", type=int, default=2, help="torch CPU threads (default: 2)")
