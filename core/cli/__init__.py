@@ -19,6 +19,7 @@ COMMAND_MODULES = (
     "core.cli.play",   # play (the browser app), bench sessions
     "core.cli.evaluate",  # evaluate, idm train
     "core.cli.ship",   # ship (a trained model into the zoo)
+    "core.cli.control",  # bench control (the controllability lab)
 )
 
 

@@ -59,9 +59,16 @@ def train_idm(sources, *, train_split: str = "train", eval_split: str = "test", 
               idm_config: IDMConfig | None = None, progress: bool = True) -> tuple[InverseDynamics, dict]:
     """Train on `train_split` of the shards at `sources`, score on `eval_split`; returns the model
     and its info (game, splits, seeds, held-out accuracy and confusion) for save_idm."""
-    config = config or IDMTrainConfig()
     train_episodes = load_episodes(sources, train_split)
     heldout_episodes = load_episodes(sources, eval_split)
+    model, info = fit_idm(train_episodes, heldout_episodes, config=config, idm_config=idm_config, progress=progress)
+    return model, {**info, "train_split": train_split, "eval_split": eval_split}
+
+
+def fit_idm(train_episodes: list[Episode], heldout_episodes: list[Episode], *, config: IDMTrainConfig | None = None,
+            idm_config: IDMConfig | None = None, progress: bool = True) -> tuple[InverseDynamics, dict]:
+    """Train an IDM on the transitions of `train_episodes` (one game), score it on `heldout_episodes`."""
+    config = config or IDMTrainConfig()
     games = {e.meta["game"] for e in train_episodes + heldout_episodes}
     if len(games) != 1:
         raise ValueError(f"an IDM learns one game, but the data holds {', '.join(sorted(games))}; "
@@ -87,8 +94,7 @@ def train_idm(sources, *, train_split: str = "train", eval_split: str = "test", 
         schedule.step()
         bar.set_postfix(loss=f"{loss.item():.3f}")
     report = evaluate_on(model, heldout, progress=progress)
-    info = {"game": game, "train_split": train_split, "eval_split": eval_split,
-            "train_transitions": len(train), "train_seeds": sorted({e.meta["seed"] for e in train_episodes}),
+    info = {"game": game, "train_transitions": len(train), "train_seeds": sorted({e.meta["seed"] for e in train_episodes}),
             "eval_seeds": sorted({e.meta["seed"] for e in heldout_episodes}),
             "labels": "visible action" if has_rule(game) else "commanded action (no visibility rule for this game)",
             "heldout": report.to_dict(), "train": asdict(config)}

@@ -1,0 +1,67 @@
+"""`pocketworld bench control`: train lab arms for a fixed budget and compare how well they follow the keys."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+COLUMNS = (("idm_accuracy", "IDM acc", "{:.1%}"), ("idm_accuracy_real", "IDM real", "{:.1%}"),
+           ("delta_psnr_t1", "dPSNR t1", "{:.2f}"), ("delta_psnr_t4", "dPSNR t4", "{:.2f}"),
+           ("delta_psnr_t16", "dPSNR t16", "{:.2f}"), ("action_gap_relative", "gap", "{:+.1%}"),
+           ("changed_accuracy", "changed", "{:.1%}"), ("rollout_psnr_t16", "PSNR t16", "{:.1f}"))
+
+
+def register(commands, benches) -> None:
+    from core.control.data import GAMES
+
+    bench = benches.add_parser("control", help="train controllability-lab arms for a time budget; score how well "
+                                               "each follows the keys (JSON + curves per arm, a table)")
+    bench.add_argument("--arm", default="film",
+                       help="comma-separated arms, or 'all' (film, input, film-128, film-scripted, film-unroll, "
+                            "and nano-v1: the shipped nano scored, not retrained); default: film")
+    bench.add_argument("--minutes", type=float, default=10.0, help="training minutes per arm (default: 10)")
+    bench.add_argument("--eval-every", type=float, default=2.5, help="training minutes between scorings (default: 2.5)")
+    bench.add_argument("--threads", type=int, default=2, help="torch CPU threads (default: 2)")
+    bench.add_argument("--games", default=",".join(GAMES), help=f"comma-separated games (default: {','.join(GAMES)})")
+    bench.add_argument("--out", default="runs/control", help="one folder per arm is made here (default: runs/control)")
+    bench.add_argument("--json", metavar="PATH", help="also write every arm's last scores to PATH")
+    bench.set_defaults(func=run_bench_control)
+
+
+def run_bench_control(args) -> None:
+    from core.cli import UsageError
+    from core.control.data import GAMES
+    from core.control.lab import ARMS, BASELINE, LabConfig, run_arm
+
+    arms = [BASELINE, *ARMS] if args.arm == "all" else [a.strip() for a in args.arm.split(",") if a.strip()]
+    unknown = [a for a in arms if a != BASELINE and a not in ARMS]
+    if unknown:
+        raise UsageError(f"unknown arm(s) {', '.join(unknown)}; arms: {', '.join([BASELINE, *ARMS])}")
+    games = [g.strip() for g in args.games.split(",") if g.strip()]
+    if not games or set(games) - set(GAMES):
+        raise UsageError(f"--games takes some of {', '.join(GAMES)}, got {args.games!r}")
+    if args.minutes <= 0 or args.eval_every <= 0 or args.threads < 1:
+        raise UsageError("--minutes and --eval-every must be positive and --threads at least 1")
+    config = LabConfig(minutes=args.minutes, eval_every=args.eval_every, threads=args.threads)
+    results = [run_arm(arm, Path(args.out) / arm, config, games) for arm in arms]
+    print(table(results))
+    if args.json:
+        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.json).write_text(json.dumps(results, indent=2))
+
+
+def table(results: list[dict]) -> str:
+    """A markdown table: one row per arm, the mean over games of its last scoring."""
+    head = ["arm", "minutes", "frame views", "train fps", "play fps"] + [label for _, label, _ in COLUMNS]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for result in results:
+        last, mean = result["last"], result["last"]["mean"]
+        cells = [result["arm"], _fmt(last.get("minutes"), "{:.1f}"), _fmt(last.get("frame_views"), "{:,}"),
+                 _fmt(last.get("train_frames_per_second"), "{:.0f}"), _fmt(result.get("play_fps"), "{:.0f}")]
+        cells += [_fmt(mean.get(key), fmt) for key, _, fmt in COLUMNS]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def _fmt(value, fmt: str) -> str:
+    return "-" if value is None else fmt.format(value)

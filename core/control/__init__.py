@@ -1,0 +1,1 @@
+"""The controllability lab: short, budgeted training runs that decide how the model learns control."""

@@ -1,0 +1,52 @@
+"""The lab's baseline: the shipped nano (tokens at 256x256), scored on the lab's clips like any arm.
+
+Nano is not retrained here; its row carries what its training cost. It sees the same clips:
+teacher-forced over the whole clip (its recurrent state carries the history), rolled out from
+the last context frame under the same keys, and scored at 64x64 by core/control/scores.py.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from core.control.scores import score_clips, shuffled, summarise, to_score_size
+from core.frames import to_model
+
+# what nano v1's weights cost to train (zoo/nano/README.md: tokenizer, decoder and dynamics runs)
+NANO_V1_TRAINING = "about 3 CPU-hours on 2 cores; the dynamics saw 25,600 frame views"
+
+
+def _as_model_frames(frames: np.ndarray) -> torch.Tensor:
+    return to_score_size(to_model(frames).float())                             # (T, 3, 64, 64)
+
+
+@torch.inference_mode()
+def score_nano(config, games, progress: bool = True) -> dict:
+    from core.control.lab import game_idm, test_clips
+    from core.evaluation.rollouts import reconstruct, rollout, teacher_forced
+    from core.zoo import load
+
+    torch.set_num_threads(config.threads)
+    model = load("nano")
+    per_game = {}
+    for game in tqdm(games, desc="nano-v1", disable=not progress):
+        clips = test_clips(config, game, context=2, keep_full=True)
+        c, h = clips.context, clips.horizon
+        forced = {True: [], False: []}
+        for i, frames in enumerate(clips.full):
+            ids = reconstruct(model, frames)[2]
+            for own in (True, False):
+                actions = clips.actions[i] if own else shuffled(clips.actions)[i]
+                predicted = teacher_forced(model, frames, actions.numpy(), ids)       # frames 1..T-1
+                forced[own].append(_as_model_frames(predicted[c - 1:]))
+        rolled = {}
+        for own in (True, False):
+            actions = (clips.actions if own else shuffled(clips.actions))[:, c - 1:c - 1 + h].numpy()
+            steps = list(rollout(model, clips.full[:, c - 1], actions))
+            rolled[own] = torch.stack([_as_model_frames(step) for step in steps], 1)  # (N, H, 3, 64, 64)
+        per_game[game] = score_clips(clips, torch.stack(forced[True]), torch.stack(forced[False]),
+                                     rolled[True], rolled[False], game_idm(config, game, progress))
+    return {"minutes": None, "step": None, "frame_views": 25_600, "training": NANO_V1_TRAINING,
+            "mean": summarise(per_game), "games": per_game}
