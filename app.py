@@ -21,10 +21,11 @@ from core.play.benchmarks import EVAL_DIR, show_benchmarks
 from core.play.community import ANY, HEADERS, browse, show as show_finetune
 from core.play.controller import START_GAME, START_UPLOAD, WELCOME, Player, PlayerConfig
 from core.play.finetune_tab import FinetuneQueue
-from core.play.models import UnknownModelError, check_model
+from core.play.models import check_model
 from core.play.page import CONTROLS_HTML, CONTROLS_JS, CSS, KEYS_JS, SURFACE_JS, TARGET_FPS, message_html
 from core.play.real_or_dream import INTRO as REAL_OR_DREAM_INTRO, RealOrDream
 from core.play.recording import FORMATS
+from core.zoo import UnknownModelError
 
 
 def build_app(player: Player, model: str | None = None, step_concurrency: int | None = 1,

@@ -25,13 +25,12 @@ from pathlib import Path
 import torch
 
 from core import zoo
-from core.config import ZOO
 from core.data.shards import list_shards
 from core.train.config import (DataSection, LogSection, ModelSection, OptimSection, RunConfig, TokensSection,
                                TrainSection)
 from core.train.data import GAMEPLAY, TOKENS, DataError, index_shards, validation_batches
 from core.train.dynamics import DynamicsStage
-from core.world_model import CONFIG_FILE, WEIGHTS_FILE, WorldModel
+from core.world_model import WorldModel
 from finetune.lora import LoraSettings, add_lora, load_adapter, save_adapter
 from finetune.quantize import check_quantization, quantize_dynamics
 
@@ -71,21 +70,6 @@ class FinetuneConfig:
             raise ValueError("val-every, threads and minutes must be >= 0")
         if not self.run_dir:
             self.run_dir = str(Path(self.out)) + ".run"
-
-
-def resolve_base(base: str) -> Path:
-    """The folder of the base model's weights: a zoo variant's, or a model folder given by path."""
-    path = Path(base)
-    if path.is_dir():
-        missing = [name for name in (CONFIG_FILE, WEIGHTS_FILE) if not (path / name).is_file()]
-        if missing:
-            raise FileNotFoundError(f"--base {base}: the folder lacks {' and '.join(missing)}; a base model folder "
-                                    f"holds {CONFIG_FILE} + {WEIGHTS_FILE} (a zoo variant or a training run's model/)")
-        return path
-    if base in ZOO:
-        return zoo.weights_dir(base)  # WeightsNotAvailable, saying how to get them
-    raise ValueError(f"unknown base model {base!r}: name a zoo variant ({', '.join(ZOO)}) or a model folder "
-                     f"holding {CONFIG_FILE} + {WEIGHTS_FILE}")
 
 
 def data_kind(data: str | Path) -> str:
@@ -173,7 +157,7 @@ def finetune(config: FinetuneConfig, resume: bool = False) -> dict:
     if out.exists() and (not out.is_dir() or any(out.iterdir())):
         raise FileExistsError(f"--out {out} already exists and is not empty; adapters are never overwritten, "
                               "choose a new folder")
-    base_dir = resolve_base(config.base)
+    base_dir = zoo.model_dir(config.base, role="base model")  # the resolver evaluate and play use
     kind = data_kind(config.data)
     if not resume and run_dir.exists() and any(run_dir.iterdir()):
         raise FileExistsError(f"the run folder {run_dir} is not empty (an earlier fine-tune?); pass --resume to "

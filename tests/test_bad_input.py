@@ -234,7 +234,7 @@ def test_the_benchmarks_tab_follows_no_link_out_of_the_folder_it_reads(tmp_path,
 
 
 def test_evaluate_checks_an_adapter_as_finetune_does(tmp_path, adapter):
-    from core.evaluation.loading import load_model
+    from core.zoo import load as load_model
     from finetune.lora import AdapterError
 
     WorldModel(tiny_config()).save_pretrained(tmp_path / "model")

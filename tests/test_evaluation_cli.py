@@ -10,7 +10,8 @@ from conftest import tiny_config
 from core.cli import main
 from core.data.shards import Sample, ShardWriter
 from core.evaluation.episodes import Episode
-from core.evaluation.loading import check_compatible, load_model
+from core.evaluation.loading import check_compatible
+from core.zoo import load as load_model
 from core.world_model import WorldModel
 from evaluation_play import play_platformer
 

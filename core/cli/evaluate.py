@@ -69,8 +69,9 @@ def cmd_evaluate(args) -> int:
     from core.evaluation.episodes import load_episodes
     from core.evaluation.evaluate import EvalConfig, evaluate_model
     from core.evaluation.idm import load_idm
-    from core.evaluation.loading import check_compatible, load_model
+    from core.evaluation.loading import check_compatible
     from core.evaluation.report import target_rows, write_json, write_report
+    from core.zoo import load
 
     _positive(episodes=args.episodes, horizon=args.horizon, recon_frames=args.recon_frames,
               keep_frames=args.keep_frames, ssim_every=args.ssim_every, threads=args.threads)
@@ -78,7 +79,7 @@ def cmd_evaluate(args) -> int:
         print("note: no --json or --report given; printing the summary only")
     torch.set_num_threads(args.threads)
     # everything that can be wrong is checked before the first rollout step
-    model = load_model(args.model, args.adapter)
+    model = load(args.model, args.adapter)
     max_frames = int(args.horizon * 30) + 1
     episodes = load_episodes(args.data, args.split, min_frames=2, max_episodes=args.episodes, max_frames=max_frames)
     check_compatible(model, episodes)

@@ -19,7 +19,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
-from finetune.train import CURVE_FILE, FinetuneConfig, finetune, resolve_base
+from core import zoo
+from finetune.train import CURVE_FILE, FinetuneConfig, finetune
 
 LIVE_CURVE = "live_curve.png"
 
@@ -133,7 +134,7 @@ class FinetuneQueue:
         if not base:
             return "pick a base model"
         try:
-            resolve_base(base)
+            zoo.model_dir(base, role="base model")
         except (ValueError, FileNotFoundError) as err:  # unknown, or a variant whose weights are not here
             return str(err)
         for name, value, most in (("rank", rank, self.config.max_rank), ("steps", steps, self.config.max_steps)):

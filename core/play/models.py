@@ -1,7 +1,8 @@
 """What can be played: zoo variants with weights present, and registry fine-tunes whose base is.
 
 A choice without weights stays in the list, marked, with the text that says how to get it;
-choosing it gives that text, never a session with random weights (DESIGN.md, the zoo).
+choosing it gives that text, never a session with random weights. Names resolve and load
+through core.zoo, as in evaluate and finetune.
 Loaded models are shared by all sessions through a `ModelCache` the app owns (weights are
 read-only during play; each session holds its own recurrent state).
 """
@@ -15,6 +16,7 @@ from dataclasses import dataclass
 from core import zoo
 from core.config import ZOO
 from core.world_model import WorldModel
+from core.zoo import UnknownModelError
 
 REGISTRY_PREFIX = "registry:"
 
@@ -34,7 +36,7 @@ def zoo_choices() -> list[ModelChoice]:
         if row["weights_available"]:
             choices.append(ModelChoice(name, f"{name} ({params})", True, ""))
         else:
-            choices.append(ModelChoice(name, f"{name} ({params}) - no weights", False, _missing_text(name)))
+            choices.append(ModelChoice(name, f"{name} ({params}) - no weights", False, zoo.missing_weights_text(name)))
     return choices
 
 
@@ -52,16 +54,12 @@ def registry_choices(registry) -> list[ModelChoice]:
             choices.append(ModelChoice(value, f"{entry.repo} (fine-tune of {base})", True, ""))
         else:
             choices.append(ModelChoice(value, f"{entry.repo} (fine-tune of {base}) - no base weights", False,
-                                       f"{entry.repo} plays on {base}: {_missing_text(base)}"))
+                                       f"{entry.repo} plays on {base}: {zoo.missing_weights_text(base)}"))
     return choices
 
 
 def all_choices(registry=None) -> list[ModelChoice]:
     return zoo_choices() + (registry_choices(registry) if registry is not None else [])
-
-
-class UnknownModelError(ValueError):
-    """A model name that is neither a zoo variant nor a fine-tune in the registry."""
 
 
 def check_model(value: str | None, registry=None) -> None:
@@ -78,14 +76,6 @@ def base_variant(base_model: str | None) -> str | None:
         return None
     name = base_model.rstrip("/").rsplit("/", 1)[-1]
     return name if name in ZOO else None
-
-
-def _missing_text(name: str) -> str:
-    try:
-        zoo.load(name)
-    except zoo.WeightsNotAvailable as err:
-        return str(err)
-    return ""  # the weights appeared between the listing and now
 
 
 class ModelCache:
@@ -111,15 +101,13 @@ class ModelCache:
 
     def _load(self, value: str) -> WorldModel:
         if not value.startswith(REGISTRY_PREFIX):
-            return zoo.load(value).eval()
+            return zoo.load(zoo.weights_dir(value))  # the zoo's folder, even where the working dir has one of that name
         if self.registry is None:
             raise ValueError(f"{value!r} names a registry fine-tune, but this app has no registry")
-        from finetune.lora import load_adapter, merge_adapter
         repo = value[len(REGISTRY_PREFIX):]
         entry = self.registry.info(repo)
         base = base_variant(entry.base_model)
         if base is None:
             raise ValueError(f"{repo}: base model {entry.base_model!r} is not one of the zoo's {', '.join(ZOO)}")
-        # Shapes and names are checked against the base by validate_adapter inside load_adapter.
-        model = load_adapter(zoo.load(base), self.registry.pull(repo))
-        return merge_adapter(model).eval()  # merged: a fine-tune plays at its base model's speed
+        # checked as a fine-tune's adapter is, and merged: a fine-tune plays at its base's speed
+        return zoo.load(zoo.weights_dir(base), adapter=self.registry.pull(repo))
