@@ -22,7 +22,8 @@ from core.play.community import ANY, HEADERS, browse, show as show_finetune
 from core.play.controller import START_GAME, START_UPLOAD, WELCOME, Player, PlayerConfig
 from core.play.finetune_tab import FinetuneQueue
 from core.play.models import check_model
-from core.play.page import CONTROLS_HTML, CONTROLS_JS, CSS, KEYS_JS, SURFACE_JS, TARGET_FPS, message_html
+from core.play.page import (ASSETS_DIR, CONTROLS_HTML, CONTROLS_JS, CSS, KEYS_JS, PAGE_HEAD, SURFACE_JS, TARGET_FPS,
+                            message_html)
 from core.play.real_or_dream import INTRO as REAL_OR_DREAM_INTRO, RealOrDream
 from core.play.recording import FORMATS
 from core.zoo import UnknownModelError
@@ -50,9 +51,10 @@ def build_app(player: Player, model: str | None = None, step_concurrency: int | 
                         start = gr.Button("Start", variant="primary", elem_id="pw-start")
                         reset = gr.Button("Reset", elem_id="pw-reset")
                 with gr.Column(scale=2, min_width=300):
-                    surface = gr.HTML(message_html(WELCOME), js_on_load=SURFACE_JS, elem_id="pw-surface")
-                    keys = gr.HTML("0", html_template="", js_on_load=KEYS_JS, elem_id="pw-keys")
-                    gr.HTML(CONTROLS_HTML, js_on_load=CONTROLS_JS, elem_id="pw-controls")
+                    surface = gr.HTML(message_html(WELCOME), js_on_load=SURFACE_JS, head=PAGE_HEAD,
+                                      elem_id="pw-surface")
+                    keys = gr.HTML("0", html_template="", js_on_load=KEYS_JS, head=PAGE_HEAD, elem_id="pw-keys")
+                    gr.HTML(CONTROLS_HTML, js_on_load=CONTROLS_JS, head=PAGE_HEAD, elem_id="pw-controls")
                     with gr.Row():
                         fmt = gr.Radio(list(FORMATS), value="gif", label="Recording format")
                         save = gr.Button("Save recording", elem_id="pw-save")
@@ -197,7 +199,7 @@ def serve(host: str = "127.0.0.1", port: int | None = None, share: bool = False,
         # quiet: Gradio's start-up lines tell a CLI user to "set `share=True` in `launch()`"; ours name --share
         demo.queue(default_concurrency_limit=4).launch(
             server_name=host, server_port=port, share=share, css=CSS, quiet=True,
-            allowed_paths=[str(player.recordings_dir), str(registry.root), str(finetunes.work_dir)],
+            allowed_paths=[str(ASSETS_DIR), str(player.recordings_dir), str(registry.root), str(finetunes.work_dir)],
             max_file_size=player.config.upload.max_bytes, prevent_thread_lock=True)
     except OSError as err:
         if "empty port" not in str(err):

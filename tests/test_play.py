@@ -16,7 +16,7 @@ from core import actions
 from core.play.controller import START_GAME, START_UPLOAD, WELCOME, Player, PlayerConfig
 from core.play.load import bench_sessions
 from core.play.models import ModelChoice, registry_choices
-from core.play.page import _INIT_JS, hud_line, message_html
+from core.play.page import PLAY_JS, hud_line, message_html
 from core.play.recording import Recording, RecordingConfig, RecordingError
 from core.play.stream import MAX_IN_FLIGHT, STREAM_PATH, unpack_frame
 from core.play.session import PlayConfig, PlaySession, SessionExpired, keys_to_action, parse_key_state
@@ -78,8 +78,8 @@ def test_the_hud_shows_a_dash_not_zero_before_anything_was_measured():
     node = shutil.which("node")
     if node is None:
         pytest.skip("the page's half of the HUD is JavaScript: node runs it")
-    script = ("const window = {}; const performance = { now: () => 0 };" + _INIT_JS +
-              "console.log(pw.hudText(pw.report())); pw.keyLatencies.push(164.4, 241);"
+    script = ("const window = {}; const performance = { now: () => 0 };" + PLAY_JS.read_text(encoding="utf-8") +
+              "const pw = window.__pocketworld; console.log(pw.hudText(pw.report())); pw.keyLatencies.push(164.4, 241);"
               "console.log(pw.hudText(pw.report()));")
     before, after = subprocess.run([node, "-e", script], capture_output=True, text=True, check=True).stdout.splitlines()
     assert before == "0.0 FPS · key→frame p50 – p95 –"
