@@ -49,14 +49,18 @@ def test_the_action_of_each_frame_is_what_it_attends_to():
 
 
 def test_dynamics_learns_the_sprite_toy_and_follows_the_action():
+    """Training finds where the sprite goes under each action. A 4x4 torus and one block (spatial
+    attention, Mamba across frames, action cross-attention) is the smallest toy where that needs all
+    three: a model that ignores the action places the sprite right about one time in nine."""
     torch.manual_seed(0)
     generator = torch.Generator().manual_seed(0)
-    model = toy_dynamics()
+    grid = 4
+    model = toy_dynamics(tokens_per_frame=grid * grid, d_model=32, n_heads=2, n_layers=1)
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-2, weight_decay=0.0)
-    steps = 300
+    steps = 400
     schedule = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=1e-2, total_steps=steps, pct_start=0.1)
     for _ in range(steps):
-        tokens, actions = sprite_clips(12, 8, generator=generator)
+        tokens, actions = sprite_clips(8, 8, grid=grid, generator=generator)
         logits = model(tokens, actions)[:, :-1]
         loss = F.cross_entropy(logits.reshape(-1, 4), tokens[:, 1:].reshape(-1))
         optimizer.zero_grad()
@@ -65,7 +69,7 @@ def test_dynamics_learns_the_sprite_toy_and_follows_the_action():
         schedule.step()
 
     model.eval()
-    tokens, actions = sprite_clips(64, 8, generator=torch.Generator().manual_seed(123))
+    tokens, actions = sprite_clips(64, 8, grid=grid, generator=torch.Generator().manual_seed(123))
     with torch.no_grad():
         predicted = model(tokens, actions)[:, :-1].argmax(-1)
     target = tokens[:, 1:]
@@ -75,7 +79,7 @@ def test_dynamics_learns_the_sprite_toy_and_follows_the_action():
     print(f"toy dynamics: token acc {token_accuracy:.4f}, sprite-cell acc {sprite_accuracy:.4f}, "
           f"exact frames {frame_accuracy:.4f}")
     assert token_accuracy >= 0.95
-    # the background alone would score 63/64 per token: the sprite itself must be placed right
+    # the background alone would score 15/16 per token: the sprite itself must be placed right
     assert sprite_accuracy >= 0.95
 
     # same history, different action -> the sprite is predicted in a different cell

@@ -33,12 +33,15 @@ def test_usage_counts_a_collapsed_and_a_uniform_code_distribution():
 
 
 def test_tokenizer_overfits_synthetic_sprites_to_30_db():
+    """Encoder, FSQ's straight-through gradient and decoder train end to end. The network is fully
+    convolutional, so 64x64 frames (a 4x4 grid of ids) run every layer that 256x256 ones do, 16x cheaper."""
     torch.manual_seed(0)
-    frames = sprite_frames(2, seed=1)
+    frames = sprite_frames(2, size=64, seed=1)
     batch = to_model(frames)
-    tokenizer = Tokenizer(TokenizerConfig(channels=(8, 16, 32, 32), decoder_channels=(32, 32, 16, 8), expand_ratio=2))
+    tokenizer = Tokenizer(TokenizerConfig(image_size=64, channels=(8, 16, 32, 32), decoder_channels=(32, 32, 16, 8),
+                                          expand_ratio=2))
     optimizer = torch.optim.Adam(tokenizer.parameters(), lr=3e-3)
-    for step in range(350):
+    for step in range(300):
         recon, ids = tokenizer(batch)
         loss = reconstruction_loss(recon, batch)
         optimizer.zero_grad()
@@ -52,8 +55,8 @@ def test_tokenizer_overfits_synthetic_sprites_to_30_db():
     print(f"tokenizer overfit: PSNR {quality:.2f} dB, codebook used {usage['used_fraction']:.3f}, "
           f"perplexity {usage['perplexity']:.1f}")
     assert quality >= 30
-    # two flat frames hold ~15 distinct kinds of patch; the ids must tell them apart, not collapse
-    assert usage["perplexity"] > 4
+    # the 32 ids of two frames cover ~20 codes; a collapsed quantizer (or 8 codes) gives ~5
+    assert usage["perplexity"] > 8
 
 
 def test_rare_colours_mark_the_sprite_and_weigh_its_error():
