@@ -6,7 +6,7 @@ are; the quality cost does, so it is measured against the plain fp32 path on the
 actions, with the decoder's zero-initialised output layer perturbed when the weights are random
 (else every decoder draws the previous frame and any two engines agree). Each engine of a
 `bench_play_many` runs in a fresh process, so peak memory is its own. The thread count is set
-explicitly and reported, because on a shared 2-core machine it decides the result (FIELD-NOTES).
+explicitly and reported, because on a shared 2-core machine it decides the result.
 """
 
 from __future__ import annotations

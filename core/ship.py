@@ -25,7 +25,7 @@ from core.train.metrics import METRICS_FILE, plot_run, read_metrics
 from core.world_model import WorldModel
 from core.zoo import zoo_dir
 
-# The bars a shipped model is held to (issue "ship nano"), read from `pocketworld evaluate` results.
+# The bars a shipped model is held to, read from `pocketworld evaluate` results.
 SHIP_BARS = (
     ("tokenizer PSNR (dB)", ("reconstruction", "tokenizer_psnr"), ">= 30", lambda v: v >= 30),
     ("tokenizer SSIM", ("reconstruction", "tokenizer_ssim"), ">= 0.9", lambda v: v >= 0.9),

@@ -42,7 +42,7 @@ REPORT_FILE = "ingest.json"
 class IngestConfig:
     game: str | None = None        # game name stored in the shards; None: the file's stem (or the shards' own)
     fps: float | None = None       # the recording's frame rate; None: the video's, else the log's, else 30 for PNGs
-    target_fps: int = 30           # the model's frame rate (DESIGN.md: every game at 30 FPS)
+    target_fps: int = 30           # the model's frame rate (every game runs at 30 FPS)
     min_frames: int = 33           # fewer frames after resampling cannot make one 32-frame training clip + target
     chunk: int = 128               # frames per shard sample, as `pocketworld collect` writes
     val_every: int = 10            # every val_every-th chunk (and the last, if none was) is held out as split "val"
@@ -112,7 +112,7 @@ def _open(source: Path, limits: Limits) -> FrameSource:
 def _embedded_log(recording: FrameSource) -> ActionLog:
     if recording.log_bytes is not None:
         return parse_action_log(recording.log_bytes, recording.log_name)
-    # Proposing actions needs an inverse-dynamics model (the evaluation issue); until one ships we say so.
+    # Labelling unlogged play would need an inverse-dynamics model trained on the game: ingest says so instead.
     raise IngestError(f"{recording.name}: no action log; pass --actions FILE (CSV 'frame,keys' or JSON, one entry "
                       "per frame). Labelling unlogged play with an inverse-dynamics model is not available yet")
 

@@ -1,4 +1,4 @@
-"""Evaluation: the measurements that say whether a generated world is good (issue 5).
+"""Evaluation: the measurements that say whether a generated world is good.
 
 One module per metric family -- image_quality (PSNR/SSIM), rollouts + drift (drift curve,
 controllability, drift-free horizon), idm + effects + idm_train (action accuracy), physics

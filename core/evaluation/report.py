@@ -16,7 +16,7 @@ import numpy as np
 
 from core.actions import ACTIONS
 
-# (label, path into metrics, target text, test) -- the seed targets of issue 5 / DESIGN.md
+# (label, path into metrics, target text, test): the targets a world model is judged against
 TARGETS = (
     ("tokenizer PSNR (dB)", ("reconstruction", "tokenizer_psnr"), "> 30", lambda v: v > 30),
     ("tokenizer SSIM", ("reconstruction", "tokenizer_ssim"), "> 0.9", lambda v: v > 0.9),
