@@ -1,9 +1,15 @@
 """LoRA adapters on a world model's dynamics through peft (Hu et al. 2021, "LoRA").
 
-One default target list, DEFAULT_TARGETS: the dynamics' attention projections (spatial
-self-attention and the action cross-attention: to_q, to_k, to_v, to_out) and the Mamba
-projections (in_proj, out_proj). The depthwise conv1d inside Mamba is never a target: peft
-cannot merge grouped convolutions, and it holds almost no parameters.
+One default target list per model family (FAMILY_TARGETS, by the base's config.json `family`):
+- tokens: the dynamics' attention projections (spatial self-attention and the action
+  cross-attention: to_q, to_k, to_v, to_out) and the Mamba projections (in_proj, out_proj);
+- frames: both 3x3 convolutions of every FiLM block (conv1, conv2) and the block's `film`
+  Linear, which turns the keys into a scale and shift: what a game with other controls or
+  other looks changes. A frames dynamics in "input" action mode has no film layers, so its
+  default is the two convolutions.
+Targets are Linear layers and plain Conv2d layers. Grouped (depthwise) and dilated convolutions
+are refused: peft cannot merge LoRA into a grouped one and builds its LoRA branch without the
+dilation. The depthwise conv1d inside Mamba is never a target (it also holds almost no parameters).
 
 An adapter is peft's standard pair, adapter_model.safetensors + adapter_config.json, with
 base_model_name_or_path set by us (peft leaves it empty for a custom module), so
@@ -27,9 +33,14 @@ from peft import LoraConfig, PeftModel, get_peft_model
 from safetensors import SafetensorError, safe_open
 
 from core.atomic import staged_folder
+from core.config import WorldModelConfig
 from core.world_model import WorldModel
 
-DEFAULT_TARGETS = ("to_q", "to_k", "to_v", "to_out", "in_proj", "out_proj")
+FAMILY_TARGETS = {
+    "tokens": ("to_q", "to_k", "to_v", "to_out", "in_proj", "out_proj"),
+    "frames": ("conv1", "conv2", "film"),
+}
+DEFAULT_TARGETS = FAMILY_TARGETS["tokens"]   # the tokens family's list, under the name it had before frames
 CONFIG_FILE = "adapter_config.json"
 WEIGHTS_FILE = "adapter_model.safetensors"
 PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".pkl", ".pickle", ".ckpt")
@@ -45,7 +56,8 @@ class LoraSettings:
     rank: int = 8                                # r: width of the low-rank update
     alpha: float = 16.0                          # the update is scaled by alpha / rank
     dropout: float = 0.0                         # dropout on the LoRA branch's input while training
-    targets: tuple[str, ...] = DEFAULT_TARGETS   # dynamics layer names to adapt (nn.Linear only)
+    targets: tuple[str, ...] = ()                # dynamics layer names to adapt (Linear or plain Conv2d);
+                                                 # empty: the base family's default (FAMILY_TARGETS)
 
     def __post_init__(self):
         self.targets = tuple(self.targets)
@@ -55,8 +67,18 @@ class LoraSettings:
             raise ValueError(f"LoRA alpha must be positive, got {self.alpha}")
         if not 0 <= self.dropout < 1:
             raise ValueError(f"LoRA dropout must be in [0, 1), got {self.dropout}")
-        if not self.targets:
-            raise ValueError("LoRA needs at least one target layer name")
+
+    def for_model(self, config: WorldModelConfig) -> "LoraSettings":
+        """These settings with the targets filled in: the family's default list unless targets were given."""
+        return self if self.targets else dataclasses.replace(self, targets=default_targets(config))
+
+
+def default_targets(config: WorldModelConfig) -> tuple[str, ...]:
+    """The family's default target list for a model of `config`."""
+    targets = FAMILY_TARGETS[config.family]
+    if config.family == "frames" and config.dynamics.action_mode != "film":
+        targets = tuple(t for t in targets if t != "film")   # "input" mode has no film layers
+    return targets
 
 
 def _targeted(dynamics: nn.Module, targets) -> dict[str, nn.Module]:
@@ -64,17 +86,27 @@ def _targeted(dynamics: nn.Module, targets) -> dict[str, nn.Module]:
     return {name: module for name, module in dynamics.named_modules() if name.rsplit(".", 1)[-1] in targets}
 
 
+def _plain_conv(module: nn.Module) -> bool:
+    return isinstance(module, nn.Conv2d) and module.groups == 1 and module.dilation == (1, 1)
+
+
 def _check_targets(dynamics: nn.Module, targets) -> None:
     found = _targeted(dynamics, targets)
     for target in targets:
         if not any(name.rsplit(".", 1)[-1] == target for name in found):
-            linear = sorted({n.rsplit(".", 1)[-1] for n, m in dynamics.named_modules() if isinstance(m, nn.Linear)})
+            usable = sorted({n.rsplit(".", 1)[-1] for n, m in dynamics.named_modules()
+                             if (isinstance(m, nn.Linear) or _plain_conv(m)) and not n.rsplit(".", 1)[-1].isdigit()})
             raise AdapterError(f"LoRA target {target!r} names no layer of the dynamics; layers that can be targeted: "
-                               f"{', '.join(linear)}")
+                               f"{', '.join(usable)}")
     for name, module in found.items():
-        if not isinstance(module, nn.Linear):
-            raise AdapterError(f"LoRA target {name!r} is a {type(module).__name__}; only Linear layers are targeted "
-                               "(peft cannot merge depthwise convolutions)")
+        if isinstance(module, nn.Conv2d) and not _plain_conv(module):
+            raise AdapterError(f"LoRA target {name!r} is a Conv2d with groups={module.groups}, dilation="
+                               f"{module.dilation}; only Conv2d layers without groups or dilation are targeted (peft "
+                               "cannot merge LoRA into grouped or depthwise convolutions, and leaves the dilation out "
+                               "of its LoRA branch): name other layers")
+        if not (isinstance(module, nn.Linear) or _plain_conv(module)):
+            raise AdapterError(f"LoRA target {name!r} is a {type(module).__name__}; only Linear layers and plain "
+                               "Conv2d layers are targeted (peft cannot merge depthwise convolutions)")
 
 
 def lora_config(settings: LoraSettings) -> LoraConfig:
@@ -85,7 +117,7 @@ def lora_config(settings: LoraSettings) -> LoraConfig:
 def add_lora(model: WorldModel, base: str, settings: LoraSettings | None = None) -> WorldModel:
     """Freeze `model` and wrap its dynamics with fresh LoRA layers (only those train); `base` names the
     base model (zoo variant, Hub repo id or folder) and is written into the adapter's config."""
-    settings = settings or LoraSettings()
+    settings = (settings or LoraSettings()).for_model(model.config)
     _check_targets(model.dynamics, settings.targets)
     model.requires_grad_(False)
     model.dynamics.name_or_path = base  # peft copies this into base_model_name_or_path
@@ -177,8 +209,12 @@ def validate_adapter(folder: str | Path, model: WorldModel, base: str | None = N
     rank = config["r"]
     expected = {}
     for name, layer in _targeted(model.dynamics, config["target_modules"]).items():
-        expected[f"{TENSOR_PREFIX}{name}.lora_A.weight"] = (rank, layer.in_features)
-        expected[f"{TENSOR_PREFIX}{name}.lora_B.weight"] = (layer.out_features, rank)
+        if isinstance(layer, nn.Conv2d):   # peft: A is the layer's kernel with `rank` outputs, B a 1x1 conv
+            a, b = (rank, layer.in_channels, *layer.kernel_size), (layer.out_channels, rank, 1, 1)
+        else:
+            a, b = (rank, layer.in_features), (layer.out_features, rank)
+        expected[f"{TENSOR_PREFIX}{name}.lora_A.weight"] = a
+        expected[f"{TENSOR_PREFIX}{name}.lora_B.weight"] = b
     path = folder / WEIGHTS_FILE
     try:
         with safe_open(str(path), framework="pt") as tensors:
