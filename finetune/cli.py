@@ -26,13 +26,18 @@ def register(commands, benches) -> None:
         "finetune", help="LoRA fine-tune a model's dynamics on your gameplay (QLoRA on CUDA)",
         description="Trains LoRA layers on the base model's dynamics through the training loop (progress bar, "
                     "checkpoints, --resume), scores held-out clips with the base and the fine-tune, and writes OUT "
-                    "as a standard peft adapter with a model card and a loss curve; share it with pocketworld push.")
+                    "as a standard peft adapter with a model card and a loss curve; share it with pocketworld push. "
+                    "Targets: a tokens-family base's attention and Mamba projections (to_q, to_k, to_v, to_out, "
+                    "in_proj, out_proj); a frames-family base's FiLM blocks (conv1, conv2, film).")
     finetune.add_argument("--base", required=True, help="the model to adapt: a zoo variant (nano, tiny, base, large) "
                                                         "or a model folder (config.json + model.safetensors)")
-    finetune.add_argument("--data", required=True, help="shards from `pocketworld ingest` (encoded with the base's "
-                                                        "tokenizer first, into the run folder) or token shards")
+    finetune.add_argument("--data", required=True, help="shards from `pocketworld ingest`: a tokens-family base has "
+                                                        "them encoded with its tokenizer first, into the run folder "
+                                                        "(or takes token shards of it); a frames-family base reads "
+                                                        "them as they are")
     finetune.add_argument("--out", help="a new folder for the adapter (default: finetunes/DATA's name)")
-    finetune.add_argument("--run-dir", help="working folder for tokens, checkpoints and metrics (default: OUT.run)")
+    finetune.add_argument("--run-dir", help="working folder for tokens (tokens-family bases), checkpoints and "
+                                            "metrics (default: OUT.run)")
     finetune.add_argument("--rank", type=int, default=8, help="LoRA rank r (default: 8)")
     finetune.add_argument("--alpha", type=float, default=16.0, help="LoRA alpha; updates scale by alpha/rank "
                                                                     "(default: 16)")
@@ -43,7 +48,12 @@ def register(commands, benches) -> None:
                           help="time budget for encoding + training: training stops with a checkpoint when it is "
                                "spent, before --steps (default: 0, no budget)")
     finetune.add_argument("--batch-size", type=int, default=4, help="clips per step (default: 4)")
-    finetune.add_argument("--clip-len", type=int, default=16, help="frames per clip (default: 16)")
+    finetune.add_argument("--clip-len", type=int, default=16,
+                          help="tokens-family bases: frames per clip (default: 16); a frames-family base's clips are "
+                               "its context frames + --unroll")
+    finetune.add_argument("--unroll", type=int, default=3,
+                          help="frames-family bases: frames predicted per clip, each fed back as context, as the "
+                               "frames stage trains (default: 3)")
     finetune.add_argument("--threads", type=int, default=0, help="torch threads (default: torch's choice)")
     finetune.add_argument("--quantize", choices=("none", "8bit", "4bit"), default="none",
                           help="hold the frozen base in 8 or 4 bits through bitsandbytes (QLoRA; CUDA only; "
@@ -114,7 +124,8 @@ def cmd_finetune(args) -> int:
     config = FinetuneConfig(
         base=args.base, data=args.data, out=args.out or str(Path("finetunes") / Path(args.data).resolve().name),
         run_dir=args.run_dir or "", lora=LoraSettings(rank=args.rank, alpha=args.alpha, dropout=args.dropout),
-        steps=args.steps, lr=args.lr, batch_size=args.batch_size, clip_len=args.clip_len, threads=args.threads,
+        steps=args.steps, lr=args.lr, batch_size=args.batch_size, clip_len=args.clip_len, unroll=args.unroll,
+        threads=args.threads,
         quantize=args.quantize, seed=args.seed, game=args.game, minutes=args.minutes,
         progress=not args.no_progress)
     print(json.dumps(finetune(config, resume=args.resume), indent=2))

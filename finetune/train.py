@@ -1,16 +1,19 @@
 """LoRA fine-tuning of a world model's dynamics on your own game (Hu et al. 2021, "LoRA"; on CUDA
 optionally over an 8/4-bit base, QLoRA, Dettmers et al. 2023).
 
-There is no second training loop: a fine-tune is the dynamics stage run by core/train/loop.py,
-with the model wrapped by `add_lora` in the stage's constructor, before the loop builds its
-optimizer (which takes only parameters that require grad: the LoRA matrices), and exporting
+There is no second training loop: a fine-tune is the base family's dynamics-training stage run
+by core/train/loop.py (the dynamics stage for a tokens model, the frames stage for a frames
+model), with the model wrapped by `add_lora` in the stage's constructor, before the loop builds
+its optimizer (which takes only parameters that require grad: the LoRA matrices), and exporting
 only the adapter. So it gets the loop's progress bar, metrics, checkpoints and --resume.
 
-`finetune` takes gameplay shards (from `pocketworld ingest`), encodes them once with the base
-model's own tokenizer into RUN/tokens (core/train/tokens.py), or takes token shards of that
-tokenizer as they are. After training it scores the held-out (split "val") clips with the base
-and with the fine-tune, plots the loss curves, and writes OUT, atomically, as a standard peft
-adapter with a fine-tune card (finetune/cards.py) and the curve beside it.
+`finetune` takes gameplay shards (from `pocketworld ingest`). A tokens base has them encoded
+once with its own tokenizer into RUN/tokens (core/train/tokens.py), or takes token shards of
+that tokenizer as they are; a frames base reads the gameplay shards directly (it has no
+tokenizer, so token shards are refused). After training it scores the held-out (split "val")
+clips with the base and with the fine-tune through the stage's own validation, plots the loss
+curves, and writes OUT, atomically, as a standard peft adapter with a fine-tune card
+(finetune/cards.py) and the curve beside it.
 """
 
 from __future__ import annotations
@@ -26,16 +29,24 @@ import torch
 
 from core import zoo
 from core.data.shards import list_shards
-from core.train.config import (DataSection, LogSection, ModelSection, OptimSection, RunConfig, TokensSection,
-                               TrainSection)
+from core.train.config import (DataSection, FramesSection, LogSection, ModelSection, OptimSection, RunConfig,
+                               TokensSection, TrainSection)
 from core.train.data import GAMEPLAY, TOKENS, DataError, index_shards, validation_batches
 from core.train.dynamics import DynamicsStage
-from core.world_model import WorldModel
+from core.train.frames import DYNAMICS_WEIGHT, FramesObjective, FramesStage
+from core.train.loop import Stage
+from core.world_model import CONFIG_FILE, WorldModel, load_config
 from finetune.lora import LoraSettings, add_lora, load_adapter, save_adapter
 from finetune.quantize import check_quantization, quantize_dynamics
 
 ADAPTER_DIR = "adapter"       # inside the run folder: what the loop exports
 CURVE_FILE = "loss_curve.png"
+# the stage that trains each family's dynamics: (the run config's stage name, its class)
+FAMILY_STAGES = {"tokens": ("dynamics", DynamicsStage), "frames": ("frames", FramesStage)}
+# card labels of the frames stage's validation metrics (the tokens stage's read well as they are)
+METRIC_LABELS = {"dynamics_mse": "dynamics MSE", "dynamics_mse_shuffled_actions": "dynamics MSE, keys shuffled",
+                 "action_gap_relative": "key gap (shuffled / true MSE - 1)",
+                 "copy_last_mse": "MSE of repeating the last frame", "decoder_psnr": "decoder PSNR (dB)"}
 
 
 @dataclass
@@ -48,7 +59,10 @@ class FinetuneConfig:
     steps: int = 300               # optimizer steps
     lr: float = 1e-3               # peak learning rate (LoRA takes larger steps than full training)
     batch_size: int = 4            # clips per step
-    clip_len: int = 16             # frames per clip
+    clip_len: int = 16             # tokens bases: frames per clip. A frames base's clips are always its
+                                   # dynamics.context + unroll frames: the frames stage uses no more
+    unroll: int = 3                # frames bases: frames predicted per clip, each fed back as context (as
+                                   # the frames stage trains them; ignored for a tokens base)
     val_every: int = 0             # steps between validations (0: four times a run)
     threads: int = 0               # torch threads (0: torch's default)
     quantize: str = "none"         # none, 8bit or 4bit (a bitsandbytes base: CUDA only)
@@ -59,7 +73,7 @@ class FinetuneConfig:
     progress: bool = True          # progress bars
 
     def __post_init__(self):
-        for name in ("steps", "batch_size", "clip_len"):
+        for name in ("steps", "batch_size", "clip_len", "unroll"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name.replace('_', '-')} must be a positive whole number, got {getattr(self, name)}")
         if self.clip_len < 2:
@@ -93,11 +107,23 @@ def data_kind(data: str | Path) -> str:
                     "not PocketWorld shards; make them with pocketworld ingest")
 
 
-def lora_stage(base: str, settings: LoraSettings, quantize: str = "none") -> type[DynamicsStage]:
-    """The dynamics stage, fine-tuning only LoRA layers on `base` and exporting only the adapter.
-    (A class made per call: the loop builds its stage from (config, model) alone.)"""
+class DynamicsOnlyObjective(FramesObjective):
+    """The frames objective without the upsampler's term. LoRA adapts the dynamics only, so the frozen
+    upsampler's loss is a constant, and drawing full-size frames for it took most of a step's time."""
 
-    class LoraDynamicsStage(DynamicsStage):
+    def forward(self, batch: dict) -> tuple[torch.Tensor, dict]:
+        _, small, actions = self.prepare(batch)
+        dynamics_loss = self.rollout_loss(small, actions, self.context_noise)
+        loss = DYNAMICS_WEIGHT * dynamics_loss
+        return loss, {"loss": loss.detach(), "dynamics_mse": dynamics_loss.detach()}
+
+
+def lora_stage(base: str, settings: LoraSettings, quantize: str = "none", family: str = "tokens") -> type[Stage]:
+    """The stage that trains a `family` model's dynamics (FAMILY_STAGES), fine-tuning only LoRA layers on
+    `base` and exporting only the adapter. (A class made per call: the loop builds its stage from
+    (config, model) alone.)"""
+
+    class LoraStage(FAMILY_STAGES[family][1]):
         export_dir = ADAPTER_DIR
 
         def __init__(self, config, model):
@@ -105,22 +131,34 @@ def lora_stage(base: str, settings: LoraSettings, quantize: str = "none") -> typ
                 model.dynamics = quantize_dynamics(model.dynamics, quantize)
             add_lora(model, base, settings)       # freezes the base: the loop's optimizer sees the LoRA params only
             super().__init__(config, model)
+            if isinstance(self.objective, FramesObjective):
+                o = self.objective
+                self.objective = DynamicsOnlyObjective(model, o.unroll, o.context_noise, o.small_noise, o.rare_weight)
 
         def export(self, folder: Path) -> None:
             # the run's own product, as the loop's model/ export is: a resumed, finished run writes it again
             shutil.rmtree(folder, ignore_errors=True)
             save_adapter(self.model, folder)
 
-    return LoraDynamicsStage
+    return LoraStage
 
 
-def run_config(config: FinetuneConfig, base_dir: Path, tokens: Path, time_limit_minutes: float = 0.0) -> RunConfig:
-    """The loop's run config for a fine-tune; training stops after `time_limit_minutes` (0: no limit)."""
+def run_config(config: FinetuneConfig, base_dir: Path, shards: Path, time_limit_minutes: float = 0.0) -> RunConfig:
+    """The loop's run config for a fine-tune of the model in `base_dir` on `shards` (token shards for a tokens
+    base, gameplay shards for a frames base); training stops after `time_limit_minutes` (0: no limit)."""
     steps = config.steps
+    architecture = load_config(Path(base_dir) / CONFIG_FILE)
+    stage = FAMILY_STAGES[architecture.family][0]
+    clip_len, stride = config.clip_len, config.clip_len
+    if architecture.family == "frames":
+        # a clip is exactly what one frames-stage example uses; clips start at every frame (stride 1),
+        # as each start is another example and a fine-tune's recording is short
+        clip_len, stride = architecture.dynamics.context + config.unroll, 1
     return RunConfig(
-        stage="dynamics", out=config.run_dir,
+        stage=stage, out=config.run_dir,
         model=ModelSection(init=str(base_dir)),
-        data=DataSection(train=[str(tokens)], clip_len=config.clip_len, stride=config.clip_len),
+        data=DataSection(train=[str(shards)], clip_len=clip_len, stride=stride),
+        frames=FramesSection(unroll=config.unroll),
         optim=OptimSection(lr=config.lr, warmup_steps=max(1, min(100, steps // 10))),
         train=TrainSection(steps=steps, batch_size=config.batch_size, seed=config.seed, threads=config.threads,
                            time_limit_minutes=time_limit_minutes),
@@ -131,9 +169,10 @@ def run_config(config: FinetuneConfig, base_dir: Path, tokens: Path, time_limit_
 
 @torch.no_grad()
 def held_out_metrics(model: WorldModel, refs, config: RunConfig) -> dict[str, float]:
-    """The dynamics stage's validation metrics (loss, accuracy, changed-token and rollout accuracy)
-    of `model` over the held-out clips `refs`."""
-    stage = DynamicsStage(config, model.eval())
+    """The validation metrics of `model` over the held-out clips `refs`, from its family's stage: loss,
+    accuracy, changed-token and rollout accuracy (tokens); dynamics MSE with the true and with shuffled
+    keys, their relative gap, the repeat-the-last-frame MSE and the decoder's PSNR (frames)."""
+    stage = FAMILY_STAGES[model.config.family][1](config, model.eval())
     totals: dict[str, list[float]] = {}
     for batch in validation_batches(refs, config.data.clip_len, config.data.val_clips, config.train.batch_size):
         for name, (total, count) in stage.validate(batch).items():
@@ -159,26 +198,36 @@ def finetune(config: FinetuneConfig, resume: bool = False) -> dict:
                               "choose a new folder")
     base_dir = zoo.model_dir(config.base, role="base model")  # the resolver evaluate and play use
     kind = data_kind(config.data)
+    architecture = load_config(Path(base_dir) / CONFIG_FILE)
+    family = architecture.family
+    if family == "frames" and kind == TOKENS:
+        raise DataError(f"--data {config.data} holds token shards, but {config.base} is a frames-family model: it "
+                        "reads gameplay directly and has no tokenizer. Pass the gameplay shards `pocketworld ingest` "
+                        "wrote")
+    if family == "frames" and config.quantize != "none":
+        raise ValueError(f"--quantize {config.quantize} holds a tokens-family base's Linear layers in k bits; "
+                         f"{config.base} is a frames-family model (convolutions): fine-tune it with --quantize none")
+    lora = config.lora.for_model(architecture)   # the family's default targets unless some were named
     if not resume and run_dir.exists() and any(run_dir.iterdir()):
         raise FileExistsError(f"the run folder {run_dir} is not empty (an earlier fine-tune?); pass --resume to "
                               "continue it, or choose another --run-dir (nothing was overwritten)")
 
-    tokens = Path(config.data)
-    if kind == GAMEPLAY:
-        tokens = run_dir / "tokens"
-        if not (resume and tokens.is_dir()):
+    shards, read = Path(config.data), kind          # what the stage trains on, and their kind
+    if family == "tokens" and kind == GAMEPLAY:
+        shards, read = run_dir / "tokens", TOKENS
+        if not (resume and shards.is_dir()):
             encode_shards(RunConfig(stage="tokens", model=ModelSection(init=str(base_dir)),
-                                    data=DataSection(train=[config.data]), tokens=TokensSection(out=str(tokens)),
+                                    data=DataSection(train=[config.data]), tokens=TokensSection(out=str(shards)),
                                     train=TrainSection(threads=config.threads),
                                     log=LogSection(progress=config.progress)))
     # what the encode left of the budget; a spent one (a limit no step can meet) takes exactly one step, so there is an adapter
     left = config.minutes - (time.monotonic() - started) / 60 if config.minutes else 0.0
-    loop_config = run_config(config, base_dir, tokens, time_limit_minutes=max(left, 1e-9) if config.minutes else 0.0)
-    summary = train(loop_config, lora_stage(config.base, config.lora, config.quantize), resume=resume)
+    loop_config = run_config(config, base_dir, shards, time_limit_minutes=max(left, 1e-9) if config.minutes else 0.0)
+    summary = train(loop_config, lora_stage(config.base, lora, config.quantize, family), resume=resume)
 
     # score the held-out clips with the fp32 base and with base + adapter, as they will be played
-    train_refs = index_shards([str(tokens)], TOKENS, "train")
-    val_refs = index_shards([str(tokens)], TOKENS, "val")
+    train_refs = index_shards([str(shards)], read, "train")
+    val_refs = index_shards([str(shards)], read, "val")
     tuned = load_adapter(WorldModel.from_pretrained(base_dir), run_dir / ADAPTER_DIR, base=config.base)
     metrics = {}
     if val_refs:
@@ -191,12 +240,14 @@ def finetune(config: FinetuneConfig, resume: bool = False) -> dict:
     games = sorted({str(ref.meta.get("game", "unknown")) for ref in train_refs})
     game = config.game or ", ".join(games)
     frames = sum(ref.length for ref in train_refs)
-    card = finetune_card(out.name, config.base, game, config.lora.rank, config.lora.alpha,
-                         list(config.lora.targets), steps=summary["step"], data_frames=frames,
-                         metrics={f"held-out {name.replace('_', ' ')}": pair for name, pair in metrics.items()})
+    card = finetune_card(out.name, config.base, game, lora.rank, lora.alpha, list(lora.targets),
+                         steps=summary["step"], data_frames=frames,
+                         metrics={f"held-out {METRIC_LABELS.get(name, name.replace('_', ' '))}": pair
+                                  for name, pair in metrics.items()})
     save_adapter(tuned, out, card=card, files={CURVE_FILE: curve})
-    result = {"adapter": str(out), "run_dir": str(run_dir), "base": config.base, "game": game,
+    result = {"adapter": str(out), "run_dir": str(run_dir), "base": config.base, "family": family, "game": game,
               "steps": summary["step"], "stopped": summary["stopped"], "data_frames": frames,
+              "targets": list(lora.targets),
               "adapter_parameters": sum(p.numel() for name, p in tuned.named_parameters() if "lora_" in name),
               "held_out": {name: {"base": b, "finetuned": t} for name, (b, t) in metrics.items()},
               "seconds": round(time.monotonic() - started, 1)}
