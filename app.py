@@ -187,8 +187,8 @@ def serve(host: str = "127.0.0.1", port: int | None = None, share: bool = False,
     port = play_port(port)
     check_port_free(host, port)
     import torch
-    torch.set_num_threads(threads)  # on a shared CPU the thread count decides the frame rate (FIELD-NOTES)
-    from finetune.hub import make_registry
+    torch.set_num_threads(threads)  # on a shared CPU the thread count decides the frame rate
+    from finetune.registry import make_registry
 
     registry = make_registry("local")   # shared fine-tunes: played, browsed and pushed to
     check_model(model, registry)        # else the page would open on a model that is not in its list

@@ -13,6 +13,7 @@ all play sessions of one loaded model share one copy.
 from __future__ import annotations
 
 import copy
+import importlib.util
 import warnings
 import weakref
 from dataclasses import dataclass
@@ -56,7 +57,6 @@ def default_engine() -> EngineConfig:
     """The best safe engine measured for play on CPU: fp32 (int8 was only ~1.1x faster and moved
     a random-weight rollout's frames to ~41 dB PSNR), with the ONNX Runtime decoder when it is
     installed (~1.16x the whole step, frames within ~1e-5 of torch's)."""
-    import importlib.util
     has_onnx = importlib.util.find_spec("onnxruntime") is not None and importlib.util.find_spec("onnx") is not None
     return EngineConfig("fp32", "onnx" if has_onnx else "torch")
 
@@ -85,7 +85,9 @@ def _build(model: WorldModel, config: EngineConfig, device: torch.device) -> Wor
     if config.precision == "bf16":
         model.to(torch.bfloat16)
     elif config.precision in ("int8", "nf4") and device.type == "cuda":
-        _bitsandbytes_linears(model.dynamics, config.precision, device)
+        if importlib.util.find_spec("bitsandbytes") is None:
+            raise EngineError(f"precision {config.precision} on CUDA needs bitsandbytes: pip install 'pocketworld[quant]'")
+        bitsandbytes_linears(model.dynamics, 8 if config.precision == "int8" else 4, device)
     elif config.precision == "int8":
         model.dynamics = _dynamic_int8(model.dynamics)
     if config.decoder == "onnx":
@@ -113,19 +115,22 @@ def _dynamic_int8(module: nn.Module) -> nn.Module:
         return quantize_dynamic(module, {nn.Linear: per_channel_dynamic_qconfig})
 
 
-def _bitsandbytes_linears(module: nn.Module, precision: str, device: torch.device) -> None:
-    """Every nn.Linear under `module` replaced by bitsandbytes' LLM.int8 (int8) or NF4 (nf4) layer."""
-    try:
-        import bitsandbytes as bnb
-    except ImportError:
-        raise EngineError(f"precision {precision} on CUDA needs bitsandbytes: pip install 'pocketworld[quant]'") from None
+def bitsandbytes_linears(module: nn.Module, bits: int, device: str | torch.device, threshold: float = 0.0) -> None:
+    """Every nn.Linear under `module` replaced, in place, by bitsandbytes' 8-bit (LLM.int8, Dettmers et al.
+    2022) or 4-bit NF4 layer holding the same weights, frozen; moving them to CUDA is what quantizes them.
+    `threshold` > 0 keeps LLM.int8's outlier features in fp16 (8-bit only). The one k-bit swap: play's
+    int8/nf4 engines and QLoRA's base (finetune.quantize) both use it."""
+    import bitsandbytes as bnb
+
+    assert bits in (4, 8), bits
     for name, child in module.named_children():
         if not isinstance(child, nn.Linear):
-            _bitsandbytes_linears(child, precision, device)
+            bitsandbytes_linears(child, bits, device, threshold)
             continue
         bias = child.bias is not None
-        if precision == "int8":
-            layer = bnb.nn.Linear8bitLt(child.in_features, child.out_features, bias=bias, has_fp16_weights=False)
+        if bits == 8:
+            layer = bnb.nn.Linear8bitLt(child.in_features, child.out_features, bias=bias, has_fp16_weights=False,
+                                        threshold=threshold)
             layer.weight = bnb.nn.Int8Params(child.weight.data.cpu(), requires_grad=False, has_fp16_weights=False)
         else:
             layer = bnb.nn.Linear4bit(child.in_features, child.out_features, bias=bias,

@@ -133,7 +133,7 @@ def cmd_finetune(args) -> int:
 
 
 def cmd_push(args) -> int:
-    from finetune.hub import make_registry
+    from finetune.registry import make_registry
 
     where = make_registry(args.registry).push(args.adapter, args.repo, game=args.game, update=args.update,
                                               **({"private": args.private} if args.registry == "hub" else {}))
@@ -142,7 +142,7 @@ def cmd_push(args) -> int:
 
 
 def cmd_hub_list(args) -> int:
-    from finetune.hub import make_registry
+    from finetune.registry import make_registry
 
     entries = make_registry(args.registry).list(search=args.search)
     if args.json:
@@ -159,7 +159,7 @@ def cmd_hub_list(args) -> int:
 
 
 def cmd_hub_info(args) -> int:
-    from finetune.hub import make_registry
+    from finetune.registry import make_registry
 
     entry = make_registry(args.registry).info(args.repo)
     print(json.dumps({**entry.to_dict(), "card": entry.card}, indent=2, default=str))
@@ -167,7 +167,7 @@ def cmd_hub_info(args) -> int:
 
 
 def cmd_hub_pull(args) -> int:
-    from finetune.hub import make_registry
+    from finetune.registry import make_registry
 
     out = args.out or args.repo.split("/")[-1]
     path = make_registry(args.registry).pull(args.repo, out)

@@ -4,7 +4,7 @@ The dynamics' block Linear layers are swapped for bitsandbytes' Linear8bitLt / L
 bf16 compute) holding the same weights; moving them to the GPU is what quantizes them. The
 output head and the embeddings stay in full precision (they are small, and the head makes the
 logits). peft wraps bnb layers with its own LoRA layers only when the model says it is loaded in
-k-bit, which a custom module must set itself (FIELD-NOTES: `is_loaded_in_4bit` / `_8bit`).
+k-bit, which a custom module must set itself (`is_loaded_in_4bit` / `is_loaded_in_8bit`).
 Only the frozen base is quantized: the adapter trains and is saved in full precision, so it
 loads onto the ordinary fp32 base for play.
 """
@@ -40,29 +40,13 @@ def check_quantization(mode: str) -> None:
 
 
 def quantize_dynamics(dynamics: nn.Module, mode: str, device: str | torch.device = "cuda") -> nn.Module:
-    """Swap the Linear layers of `dynamics.blocks` for bitsandbytes k-bit layers and move the
-    dynamics to `device` (which quantizes them); returns it, flagged for peft."""
+    """Swap the Linear layers of `dynamics.blocks` for bitsandbytes k-bit layers (core.engine's swap, with
+    LLM.int8's outlier threshold for 8-bit) on `device`, which quantizes them; returns it, flagged for peft."""
     check_quantization(mode)
-    import bitsandbytes as bnb
+    from core.engine import bitsandbytes_linears
 
-    for block in dynamics.blocks:
-        for name, linear in list(block.named_modules()):
-            if not isinstance(linear, nn.Linear):
-                continue
-            parent_name, _, child = name.rpartition(".")
-            parent = block.get_submodule(parent_name) if parent_name else block
-            has_bias = linear.bias is not None
-            if mode == "4bit":
-                layer = bnb.nn.Linear4bit(linear.in_features, linear.out_features, bias=has_bias,
-                                          compute_dtype=torch.bfloat16, quant_type="nf4")
-                layer.weight = bnb.nn.Params4bit(linear.weight.data, requires_grad=False, quant_type="nf4")
-            else:
-                layer = bnb.nn.Linear8bitLt(linear.in_features, linear.out_features, bias=has_bias,
-                                            has_fp16_weights=False, threshold=6.0)
-                layer.weight = bnb.nn.Int8Params(linear.weight.data, requires_grad=False, has_fp16_weights=False)
-            if has_bias:
-                layer.bias = nn.Parameter(linear.bias.data, requires_grad=False)
-            setattr(parent, child, layer)
-    dynamics = dynamics.to(device)  # bitsandbytes quantizes the weights as they move to the GPU
+    for block in dynamics.blocks:  # not the output head: it makes the logits
+        bitsandbytes_linears(block, 4 if mode == "4bit" else 8, device, threshold=6.0)
+    dynamics = dynamics.to(device)
     setattr(dynamics, "is_loaded_in_4bit" if mode == "4bit" else "is_loaded_in_8bit", True)
     return dynamics

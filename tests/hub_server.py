@@ -1,6 +1,6 @@
 """A local stand-in for the Hugging Face Hub's HTTP API, for tests (no network).
 
-It implements just the endpoints huggingface_hub calls for what finetune/hub.py does: whoami,
+It implements just the endpoints huggingface_hub calls for what finetune/registry.py does: whoami,
 create repo, validate-yaml, preupload (every file "regular", so no LFS/Xet), commit (NDJSON),
 list models (filter by tag, search), model info, file tree, and file resolve (HEAD and GET). Repos live
 in memory; every request's path is recorded so tests can see what was called and that no

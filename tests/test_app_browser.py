@@ -16,7 +16,7 @@ import torch
 
 from core.play.browser_bench import free_port, stop, wait_until_served
 from core.world_model import WorldModel
-from finetune.hub import LocalRegistry
+from finetune.registry import LocalRegistry
 from finetune.lora import add_lora, save_adapter
 from tests.conftest import tiny_config
 from tests.train_fixtures import write_gameplay_shards

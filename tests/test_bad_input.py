@@ -20,7 +20,7 @@ from core.cli import main
 from core.data.shards import Sample, ShardWriter
 from core.play.recording import Recording
 from core.world_model import WorldModel
-from finetune.hub import STALE_STAGE_S, LocalRegistry
+from finetune.registry import STALE_STAGE_S, LocalRegistry
 from finetune.errors import ActionLogError, IngestError, LimitError
 from finetune.ingest import IngestConfig, ingest
 from finetune.lora import add_lora, save_adapter

@@ -3,12 +3,12 @@
 import json
 
 from core import cli
-from core.play import load
+from core.play import sessions_bench
 from tests.conftest import tiny_config
 
 
 def test_the_load_script_reports_every_session_of_every_count(tmp_path, monkeypatch, capsys):
-    monkeypatch.setattr(load, "zoo_config", lambda variant: tiny_config())  # the nano code path, tiny widths
+    monkeypatch.setattr(sessions_bench, "zoo_config", lambda variant: tiny_config())  # the nano code path, tiny widths
     out = tmp_path / "sessions.json"
     assert cli.main(["bench", "sessions", "--n", "1,2", "--seconds", "0.3", "--threads", "1",
                      "--json", str(out)]) == 0

@@ -8,7 +8,7 @@ from PIL import Image
 
 from core.evaluation.report import write_json
 from core.play.benchmarks import BENCH_PLAY_FILE, EVAL_DIR, ReportError, find_benchmarks, read_report, show_benchmarks
-from finetune.hub import ModelEntry, RegistryError
+from finetune.registry import ModelEntry, RegistryError
 
 
 def write_report(folder, psnr, game="platformer", plot=True):
@@ -100,7 +100,7 @@ def test_bad_report_paths_and_files_give_messages_not_exceptions(tmp_path, zoo):
 
 
 class OneEntryRegistry:
-    """finetune.hub's registry interface, as much of it as the tab reads."""
+    """finetune.registry's registry interface, as much of it as the tab reads."""
 
     def __init__(self, folder):
         self.entry = ModelEntry("ana/mario-like", str(folder), "pocketworld/nano", "platformer")

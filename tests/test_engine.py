@@ -125,3 +125,56 @@ def test_bench_play_unknown_precision_is_a_one_line_error(capsys):
     from core.cli import main
     assert main(["bench", "play", "--precision", "fp16"]) == 2
     assert "unknown precision 'fp16'" in capsys.readouterr().err
+
+
+class _FakeBitsandbytes:
+    """bitsandbytes' layer API on CPU, as plain Linear maths: enough to see which layers one swap replaces
+    and that they carry the same weights (the real layers need CUDA)."""
+
+    class nn:
+        class Linear8bitLt(torch.nn.Linear):
+            def __init__(self, fan_in, fan_out, bias=True, has_fp16_weights=True, threshold=0.0):
+                super().__init__(fan_in, fan_out, bias)
+                self.threshold = threshold
+
+        class Linear4bit(torch.nn.Linear):
+            def __init__(self, fan_in, fan_out, bias=True, compute_dtype=None, quant_type="fp4"):
+                super().__init__(fan_in, fan_out, bias)
+                self.quant_type = quant_type
+
+        @staticmethod
+        def Int8Params(data, requires_grad, has_fp16_weights):
+            return torch.nn.Parameter(data, requires_grad=requires_grad)
+
+        @staticmethod
+        def Params4bit(data, requires_grad, quant_type):
+            return torch.nn.Parameter(data, requires_grad=requires_grad)
+
+
+def test_play_engines_and_qlora_share_one_bitsandbytes_swap(model, monkeypatch):
+    from core.engine import bitsandbytes_linears
+    from finetune.quantize import quantize_dynamics
+
+    monkeypatch.setitem(sys.modules, "bitsandbytes", _FakeBitsandbytes)
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    tokens, actions = torch.randint(0, 512, (1, 3, 256)), torch.randint(0, 18, (1, 3))
+    with torch.no_grad():
+        expected = model.dynamics(tokens, actions)
+    kbit = (_FakeBitsandbytes.nn.Linear8bitLt, _FakeBitsandbytes.nn.Linear4bit)
+
+    play = WorldModel(model.config)
+    play.load_state_dict(model.state_dict())
+    bitsandbytes_linears(play.dynamics, 4, "cpu")  # play's nf4 engine: every Linear, the head too
+    assert not any(type(m) is torch.nn.Linear for m in play.dynamics.modules())
+    assert all(m.quant_type == "nf4" for m in play.dynamics.modules() if isinstance(m, kbit))
+
+    base = WorldModel(model.config)
+    base.load_state_dict(model.state_dict())
+    dynamics = quantize_dynamics(base.dynamics, "8bit", device="cpu")  # QLoRA's base: the blocks, not the head
+    swapped = [m for m in dynamics.modules() if isinstance(m, kbit)]
+    assert swapped and all(isinstance(m, _FakeBitsandbytes.nn.Linear8bitLt) and m.threshold == 6.0 for m in swapped)
+    assert type(dynamics.head) is torch.nn.Linear and dynamics.is_loaded_in_8bit
+    assert not any(p.requires_grad for m in swapped for p in m.parameters())
+    with torch.no_grad():  # same weights in the new layers: the same outputs
+        assert torch.allclose(play.dynamics(tokens, actions), expected, atol=1e-5)
+        assert torch.allclose(dynamics(tokens, actions), expected, atol=1e-5)

@@ -8,7 +8,7 @@ import pytest
 
 from core.play.community import ANY, browse, show
 from core.play.finetune_tab import FinetuneQueue, FinetuneTabConfig
-from finetune.hub import LocalRegistry
+from finetune.registry import LocalRegistry
 from tests.train_fixtures import save_tiny_model, write_gameplay_shards
 
 

@@ -14,16 +14,16 @@ from PIL import Image
 
 from core import actions
 from core.play.controller import START_GAME, START_UPLOAD, WELCOME, Player, PlayerConfig
-from core.play.load import bench_sessions
+from core.play.sessions_bench import bench_sessions
 from core.play.models import ModelChoice, registry_choices
 from core.play.page import PLAY_JS, hud_line, message_html
 from core.play.recording import Recording, RecordingConfig, RecordingError
 from core.play.stream import MAX_IN_FLIGHT, STREAM_PATH, unpack_frame
-from core.play.session import PlayConfig, PlaySession, SessionExpired, keys_to_action, parse_key_state
+from core.play.play_session import PlaySession, PlaySessionConfig, SessionExpired, keys_to_action, parse_key_state
 from core.play.stats import FrameStats
 from core.play.upload import StartImageError, UploadConfig, load_start_image
 from core.world_model import WorldModel
-from finetune.hub import ModelEntry
+from finetune.registry import ModelEntry
 from tests.conftest import tiny_config
 from tests.synthetic import sprite_frames
 
@@ -143,7 +143,7 @@ def test_recordings_save_as_gif_and_mp4_and_keep_only_the_last_frames(tmp_path):
 
 def test_a_play_session_steps_records_and_ends_after_idle_time(model):
     clock = FakeClock()
-    session = PlaySession(model, "nano", sprite_frames(1)[0], "test", PlayConfig(idle_timeout_s=60), clock=clock)
+    session = PlaySession(model, "nano", sprite_frames(1)[0], "test", PlaySessionConfig(idle_timeout_s=60), clock=clock)
     for _ in range(3):
         clock.now += 0.05
         frame = session.step(["arrowleft"])

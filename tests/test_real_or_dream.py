@@ -10,8 +10,8 @@ import torch
 from PIL import Image
 
 from core.data.shards import split_of
-from core.play import clips as clips_module
-from core.play.clips import ClipConfig, clip_pair
+from core.play import dream_pairs
+from core.play.dream_pairs import ClipConfig, clip_pair
 from core.play.models import ModelCache
 from core.play.real_or_dream import RealOrDream, RealOrDreamConfig
 from core.play.votes import Tally, VoteError, VoteStore
@@ -54,7 +54,7 @@ def test_a_clip_pair_shares_start_and_actions_and_is_made_once(model, tmp_path, 
 
     def no_second_play(*args):
         raise AssertionError("a cached pair was made again")
-    monkeypatch.setattr(clips_module, "play_real", no_second_play)
+    monkeypatch.setattr(dream_pairs, "play_real", no_second_play)
     assert clip_pair(model, "nano", "platformer", 11, tmp_path, ClipConfig(steps=STEPS)) == pair
 
 

@@ -131,7 +131,7 @@ def run_bench_sessions(args) -> int:
     except ValueError:
         raise UsageError(f"--n takes session counts like 1,2,4,8, got {args.n!r}") from None
     zoo_config(args.variant)  # an unknown variant fails before any work
-    from core.play.load import bench_sessions
+    from core.play.sessions_bench import bench_sessions
     results = []
     print(f"{'sessions':>8} {'fps/session (each)':<40} {'min':>6} {'mean':>6} {'total':>6} {'p95 step ms':>11}")
     for count in counts:

@@ -1,5 +1,5 @@
 """The Community tab's actions: browse the fine-tunes others shared in a registry
-(finetune/hub.py), filter them by game and base model, read one's card and preview, and hand
+(finetune/registry.py), filter them by game and base model, read one's card and preview, and hand
 it to the Play tab. Plain functions of a registry, so they are tested without a browser.
 
 A registry that cannot be reached (no network, a bad token) comes back as a message for the
@@ -20,7 +20,7 @@ PREVIEW_SUFFIXES = (".gif", ".png")
 def browse(registry, game: str = ANY, base: str = ANY, search: str = "") -> tuple[list[list[str]], list[str],
                                                                                   list[str], str]:
     """(table rows, game choices, base-model choices, a note) for the shared fine-tunes that match."""
-    from finetune.hub import RegistryError
+    from finetune.registry import RegistryError
 
     if registry is None:
         return [], [ANY], [ANY], "This app has no registry to browse."
@@ -39,7 +39,7 @@ def browse(registry, game: str = ANY, base: str = ANY, search: str = "") -> tupl
 
 def show(registry, repo: str) -> tuple[str, str | None, str | None]:
     """(the card's text as Markdown, a preview image path or None, the Play tab's model value or None)."""
-    from finetune.hub import RegistryError
+    from finetune.registry import RegistryError
     from huggingface_hub import ModelCard
 
     if registry is None or not repo:

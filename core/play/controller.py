@@ -17,7 +17,7 @@ from core.games import GAMES, first_frame
 from core.play.models import ModelCache, all_choices
 from core.play.page import frame_html, hud_line, message_html
 from core.play.recording import RecordingError
-from core.play.session import PlayConfig, PlaySession, SessionExpired, parse_key_state
+from core.play.play_session import PlaySession, PlaySessionConfig, SessionExpired, parse_key_state
 from core.play.stream import LOOPS, FrameStreams
 from core.play.upload import StartImageError, UploadConfig, load_start_image
 
@@ -29,7 +29,7 @@ WELCOME = ("Pick a model and a start, then press Start. Play with the arrow keys
 
 @dataclass
 class PlayerConfig:
-    play: PlayConfig = field(default_factory=PlayConfig)
+    session: PlaySessionConfig = field(default_factory=PlaySessionConfig)  # each browser tab's PlaySession
     upload: UploadConfig = field(default_factory=UploadConfig)
     recordings_dir: Path | None = None   # where GIF/MP4 downloads are written (None: a temporary folder)
     model_cache_size: int = 2            # models kept loaded, shared by all sessions
@@ -87,7 +87,7 @@ class Player:
             loaded = self.models.get(model)
         except (StartImageError, zoo.WeightsNotAvailable, ValueError) as err:
             return None, message_html(f"Cannot start: {err}", error=True), False
-        session = PlaySession(loaded, model, frame, label, self.config.play)
+        session = PlaySession(loaded, model, frame, label, self.config.session)
         if self.streams is not None:
             session.stream_token = self.streams.register(session)
         return session, self._frame(session, new_start=True), self.streams is None

@@ -4,7 +4,7 @@ tested without a browser.
 
 Uploads are validated by `finetune.ingest` (every failure is a message naming the problem)
 before anything is queued. One fine-tune runs at a time, on one worker thread: two would share
-the CPU and each take twice as long (FIELD-NOTES). The others wait in order and see how many
+the CPU and each take twice as long. The others wait in order and see how many
 are ahead. Jobs live on the server by id; a browser tab keeps only its job's id in a gr.State.
 """
 
@@ -113,7 +113,7 @@ class FinetuneQueue:
 
     def push(self, job_id: str | None, repo: str) -> str:
         """Push a finished fine-tune under `repo`; a message for the page."""
-        from finetune.hub import RegistryError
+        from finetune.registry import RegistryError
 
         job = self._jobs.get(job_id or "")
         if job is None or job.state != "done":

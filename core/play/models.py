@@ -41,7 +41,7 @@ def zoo_choices() -> list[ModelChoice]:
 
 
 def registry_choices(registry) -> list[ModelChoice]:
-    """Fine-tunes in `registry` (finetune.hub's interface); playable when their base variant has weights."""
+    """Fine-tunes in `registry` (finetune.registry's interface); playable when their base variant has weights."""
     choices = []
     for entry in registry.list():
         base = base_variant(entry.base_model)

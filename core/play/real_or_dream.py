@@ -20,7 +20,7 @@ from core import zoo
 from core.data.shards import split_of
 from core.games import GAMES
 from core.play.benchmarks import model_folder
-from core.play.clips import ClipConfig, clip_pair
+from core.play.dream_pairs import ClipConfig, clip_pair
 from core.play.models import ModelCache
 from core.play.votes import SIDES, VoteError, VoteStore
 from core.world_model import WEIGHTS_FILE

@@ -14,7 +14,7 @@ from conftest import tiny_config
 from core.cli import main
 from core.session import WorldSession
 from core.world_model import WorldModel
-from finetune.hub import AuthError, HubRegistry, LocalRegistry, RegistryError, RepoTakenError
+from finetune.registry import AuthError, HubRegistry, LocalRegistry, RegistryError, RepoTakenError
 from finetune.lora import WEIGHTS_FILE, AdapterError, add_lora, load_adapter, save_adapter
 from hub_server import FakeHub
 

@@ -32,7 +32,7 @@ class SessionExpired(RuntimeError):
 
 
 @dataclass
-class PlayConfig:
+class PlaySessionConfig:
     idle_timeout_s: float = 300.0     # no key input for this long ends the session
     jpeg_quality: int = 90            # frames sent to the page (and recorded) as JPEG: ~1 ms to encode
     device: str = "cpu"
@@ -69,8 +69,8 @@ def encode_jpeg(frame: np.ndarray, quality: int) -> bytes:
 
 class PlaySession:
     def __init__(self, model: WorldModel, model_name: str, first_frame: np.ndarray, start_label: str,
-                 config: PlayConfig | None = None, clock: Callable[[], float] = time.monotonic):
-        self.config = config or PlayConfig()
+                 config: PlaySessionConfig | None = None, clock: Callable[[], float] = time.monotonic):
+        self.config = config or PlaySessionConfig()
         self.model_name = model_name
         self.start_label = start_label          # "platformer level 3" or "uploaded image x.png"
         self.start_id = 0                       # which start of the page this is (the controller numbers them)

@@ -2,7 +2,7 @@
 
 The real clip is one of our games played by an agent (core.agents) from a level's first frame;
 the dream is the world model rolled out from that same first frame under the same actions
-(core.session.WorldSession), the visual Turing test of the design's human evaluation (as
+(core.session.WorldSession): a visual Turing test for human evaluation (as
 GameNGen asked raters to tell real DOOM clips from simulated ones). Each pair is written once as
 two GIFs and reused: a pair is keyed by the model (and its weights' version), the game, the
 level seed and the clip settings.

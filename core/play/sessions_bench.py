@@ -1,4 +1,5 @@
-"""Several players at once: N play sessions stepping concurrently, each one's frames/s reported.
+"""The play app's load test (`pocketworld bench sessions`): N play sessions stepping concurrently,
+each one's frames/s reported.
 
 Each session runs in its own thread as a browser tab's requests do in the app (Gradio runs
 handlers in a thread pool). With `step_concurrency=1` the steps take turns through one lock,
@@ -18,7 +19,7 @@ import torch
 
 from core.config import zoo_config
 from core.games import first_frame
-from core.play.session import PlayConfig, PlaySession
+from core.play.play_session import PlaySession, PlaySessionConfig
 from core.world_model import WorldModel
 
 KEY_CHOICES = ([], ["arrowleft"], ["arrowright"], ["arrowup"], ["space"], ["arrowright", "space"])
