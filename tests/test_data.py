@@ -1,6 +1,7 @@
 """Quality filter, shards (atomic writes, resume, truncation) and both readers."""
 
 import json
+import sys
 import tarfile
 
 import numpy as np
@@ -80,7 +81,7 @@ def test_shards_round_trip_through_both_readers(tmp_path):
     seen = [(int(seed), int(start)) for b in loader for seed, start in zip(b["seed"], b["start_frame"])]
     assert len(seen) == len(set(seen)) and {seed for seed, _ in seen} == {0, 1, 2}  # each shard read once
 
-    from core.data.hub import load_gameplay, to_arrays
+    from core.data.hf_datasets import load_gameplay, to_arrays
     dataset = load_gameplay(tmp_path, split="train", cache_dir=str(tmp_path / "cache"))
     assert len(dataset) == 3
     rows = {to_arrays(row)["meta"]["seed"]: to_arrays(row) for row in dataset}
@@ -149,3 +150,10 @@ def test_writer_leaves_only_complete_shards(tmp_path):
     writer.close()
     assert [p.name for p in tmp_path.iterdir()] == ["shard-000000.tar"]
     assert tarfile.is_tarfile(tmp_path / "shard-000000.tar")
+
+
+def test_reading_shards_as_a_dataset_without_the_extra_says_which_to_install(tmp_path, monkeypatch):
+    from core.data.hf_datasets import load_gameplay
+    monkeypatch.setitem(sys.modules, "datasets", None)  # as if the `datasets` extra were not installed
+    with pytest.raises(ImportError, match=r"pip install 'pocketworld\[datasets\]'"):
+        load_gameplay(tmp_path)

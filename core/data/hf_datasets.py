@@ -1,4 +1,7 @@
-"""The same shards through Hugging Face `datasets` (`load_dataset("webdataset", ...)`).
+"""The same shards through Hugging Face `datasets` (`load_dataset("webdataset", ...)`), for those who
+work with gameplay as a `datasets` Dataset; training reads shards with core.data.clips.
+
+Needs the `datasets` extra (`pip install 'pocketworld[datasets]'`).
 
 Locally or streamed, a shard folder loads as a dataset with columns "frames.png" (an Image of
 the stacked frames), "actions.npy", "state.npy" and "meta.json"; `to_arrays` turns a row back
@@ -19,7 +22,11 @@ from core.data.shards import SPLITS, list_shards, shard_is_complete
 
 def load_gameplay(source: str | Path, split: str = "train", streaming: bool = False, cache_dir: str | None = None):
     """A `datasets` Dataset (or IterableDataset when streaming) of the samples of one split."""
-    import datasets
+    try:
+        import datasets
+    except ImportError:
+        raise ImportError("reading shards as a Hugging Face dataset needs `datasets`: "
+                          "pip install 'pocketworld[datasets]'") from None
 
     if split not in SPLITS:
         raise ValueError(f"unknown split {split!r}; valid splits: {', '.join(SPLITS)}")
