@@ -89,19 +89,98 @@ class DecoderConfig:
             raise ConfigError("decoder channels need 5 levels (256, 128, 64, 32, 16 pixels)")
 
 
+# -- the frames family (nano v2): small pooled frames, a FiLM U-Net dynamics, an upsampling decoder --
+
+ACTION_MODES = ("film", "input")
+
+
+@dataclass
+class FramePoolConfig:
+    resolution: int = 64           # the small frame's size (the dynamics' resolution)
+
+
+@dataclass
+class FrameDynamicsConfig:
+    resolution: int = 64                  # internal frame size (frames are area-pooled to it)
+    context: int = 2                      # past frames it sees (2 give position and velocity)
+    channels: tuple[int, ...] = (32, 64, 128)  # U-Net width at resolution, /2, /4, ...
+    mid_blocks: int = 2                   # residual blocks at the coarsest level
+    action_mode: str = "film"             # film (every block) or input (first features only)
+    action_context: int = 4               # recent keys embedded (the current one first)
+    action_dim: int = 64                  # key embedding width
+    num_actions: int = NUM_ACTIONS        # the shared 18-action vocabulary
+
+    def __post_init__(self):
+        self.channels = tuple(self.channels)
+        if self.action_mode not in ACTION_MODES:
+            raise ConfigError(f"action_mode must be one of {ACTION_MODES}, got {self.action_mode!r}")
+        if not self.channels or self.resolution % 2 ** (len(self.channels) - 1):
+            raise ConfigError(f"resolution {self.resolution} must divide by 2^(levels - 1) = "
+                              f"{2 ** max(len(self.channels) - 1, 0)}")
+        if any(c % 8 for c in self.channels):
+            raise ConfigError(f"channels must be multiples of 8 (group norm), got {self.channels}")
+        if self.context < 1 or self.action_context < 1:
+            raise ConfigError("context and action_context must be >= 1")
+        if self.num_actions != NUM_ACTIONS:
+            raise ConfigError(f"num_actions must be {NUM_ACTIONS} (the shared action vocabulary)")
+
+
+@dataclass
+class UpsamplerConfig:
+    resolution: int = 64                     # size of the small frames it takes
+    image_size: int = 256                    # size of the frames it makes
+    channels: tuple[int, ...] = (16, 24, 48)  # width at image_size, /2, ... down to resolution
+    blocks: int = 2                          # residual blocks at the small resolution
+
+    def __post_init__(self):
+        self.channels = tuple(self.channels)
+        levels = self.image_size // self.resolution
+        if self.image_size % self.resolution or 2 ** int(math.log2(levels)) != levels:
+            raise ConfigError(f"image_size {self.image_size} must be resolution {self.resolution} times a power of 2")
+        if len(self.channels) != int(math.log2(levels)) + 1:
+            raise ConfigError(f"upsampler channels need {int(math.log2(levels)) + 1} levels "
+                              f"({self.image_size} down to {self.resolution}), got {len(self.channels)}")
+        if any(c % 8 for c in self.channels):
+            raise ConfigError(f"upsampler channels must be multiples of 8 (group norm), got {self.channels}")
+
+
+FAMILIES = {
+    "tokens": {"tokenizer": TokenizerConfig, "dynamics": DynamicsConfig, "decoder": DecoderConfig},
+    "frames": {"tokenizer": FramePoolConfig, "dynamics": FrameDynamicsConfig, "decoder": UpsamplerConfig},
+}
+
+
 @dataclass
 class WorldModelConfig:
     name: str = "custom"                                     # zoo variant or a user's name for it
     image_size: int = 256                                    # frames are image_size x image_size RGB
     fps: int = 30                                            # the logical frame rate the model was trained at
-    tokenizer: TokenizerConfig = field(default_factory=TokenizerConfig)
-    dynamics: DynamicsConfig = field(default_factory=DynamicsConfig)
-    decoder: DecoderConfig = field(default_factory=DecoderConfig)
+    # tokens: FSQ token ids, a Mamba dynamics over them and a token decoder (nano v1);
+    # frames: area-pooled small frames, a FiLM U-Net dynamics and an upsampler (nano v2)
+    family: str = "tokens"
+    # the three parts' configs, of the family's classes (FAMILIES); dicts are built into them
+    tokenizer: TokenizerConfig | FramePoolConfig | dict = field(default_factory=TokenizerConfig)
+    dynamics: DynamicsConfig | FrameDynamicsConfig | dict = field(default_factory=DynamicsConfig)
+    decoder: DecoderConfig | UpsamplerConfig | dict = field(default_factory=DecoderConfig)
 
     def __post_init__(self):
-        for name, cls in (("tokenizer", TokenizerConfig), ("dynamics", DynamicsConfig), ("decoder", DecoderConfig)):
-            if isinstance(getattr(self, name), dict):
-                setattr(self, name, build_dataclass(cls, getattr(self, name), name))
+        if self.family not in FAMILIES:
+            raise ConfigError(f"family: unknown model family {self.family!r}; expected one of {sorted(FAMILIES)}")
+        for name, cls in FAMILIES[self.family].items():
+            value = getattr(self, name)
+            if isinstance(value, dict):
+                setattr(self, name, build_dataclass(cls, value, name))
+            elif not isinstance(value, cls):
+                raise ConfigError(f"{name}: a {self.family}-family model needs a {cls.__name__}, "
+                                  f"got {type(value).__name__}")
+        if self.family == "frames":
+            sizes = {self.tokenizer.resolution, self.dynamics.resolution, self.decoder.resolution}
+            if len(sizes) != 1:
+                raise ConfigError(f"the small frame's size differs between tokenizer, dynamics and decoder: "
+                                  f"{self.tokenizer.resolution}, {self.dynamics.resolution}, {self.decoder.resolution}")
+            if self.decoder.image_size != self.image_size:
+                raise ConfigError("decoder.image_size must equal image_size")
+            return
         vocab = self.tokenizer.vocab_size
         if self.dynamics.vocab_size != vocab or self.decoder.vocab_size != vocab:
             raise ConfigError(

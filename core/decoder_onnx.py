@@ -1,4 +1,5 @@
-"""The frame decoder run by ONNX Runtime on CPU: a drop-in for FrameDecoder in play.
+"""The frame decoder run by ONNX Runtime on CPU: a drop-in for the decoder in play (the token
+decoder's ids or the upsampler's small frame in, the next frame out).
 
 onnxruntime is optional (`pip install 'pocketworld[onnx]'`); without it this backend is an
 EngineError and everything else works. The decoder is exported from the torch module when a
@@ -17,21 +18,26 @@ import torch
 import torch.nn as nn
 
 from core.config import WorldModelConfig
-from core.decoder import FrameDecoder
 
 
 class OnnxFrameDecoder(nn.Module):
-    """Same call as FrameDecoder: tokens (B, 16, 16) ids, prev_frames (B, 3, H, W) -> frames (B, 3, H, W)."""
+    """Same call as the decoder it replaces: tokens (B, 16, 16) ids or a small frame (B, 3, r, r), and
+    prev_frames (B, 3, H, W) -> frames (B, 3, H, W)."""
 
-    def __init__(self, decoder: FrameDecoder, config: WorldModelConfig, threads: int):
+    def __init__(self, decoder: nn.Module, config: WorldModelConfig, threads: int):
         super().__init__()
         try:
             import onnxruntime as ort
         except ImportError:
             from core.engine import EngineError
             raise EngineError("the onnx decoder needs onnxruntime and onnx: pip install 'pocketworld[onnx]'") from None
-        grid, size = config.tokenizer.grid_size, config.image_size
-        example = (torch.zeros(1, grid, grid, dtype=torch.long), torch.zeros(1, 3, size, size))
+        size = config.image_size
+        if config.family == "frames":
+            r = config.decoder.resolution
+            given = torch.zeros(1, 3, r, r)
+        else:
+            given = torch.zeros(1, config.tokenizer.grid_size, config.tokenizer.grid_size, dtype=torch.long)
+        example = (given, torch.zeros(1, 3, size, size))
         buffer = io.BytesIO()
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", category=DeprecationWarning)
@@ -47,6 +53,7 @@ class OnnxFrameDecoder(nn.Module):
         self.session = ort.InferenceSession(buffer.getvalue(), options, providers=["CPUExecutionProvider"])
 
     def forward(self, tokens: torch.Tensor, prev_frames: torch.Tensor) -> torch.Tensor:
-        frames = self.session.run(None, {"tokens": tokens.cpu().numpy(),
+        given = tokens.float().contiguous() if tokens.is_floating_point() else tokens
+        frames = self.session.run(None, {"tokens": given.cpu().numpy(),
                                          "prev_frames": prev_frames.float().contiguous().numpy()})[0]
         return torch.from_numpy(frames).to(prev_frames.dtype)

@@ -41,7 +41,7 @@ class WorldSession:
         self.device = torch.device(device)
         self.frame_index = 0
         self._state = None
-        self._tokens = None   # (1, S) ids of the current frame
+        self._tokens = None   # what the dynamics reads of the current frame: (1, S) ids or (1, 3, r, r) small frame
         self._frame = None    # (1, 3, H, W) current frame in [-1, 1]
         self._generator = torch.Generator(device=self.device)
 
@@ -58,9 +58,9 @@ class WorldSession:
             first_frame = game_first_frame(game, seed)
         frame = check_frame(first_frame, size)
         self._generator.manual_seed(self.sampling.seed if seed is None else seed)
-        dtype = self.model.dynamics.token_embedding.weight.dtype  # bf16 in a bf16 session; int8 keeps it fp32
+        dtype = _float_dtype(self.model.dynamics)  # bf16 in a bf16 session; int8 keeps it fp32
         self._frame = to_model(frame, self.device).to(dtype)
-        self._tokens = self.model.tokenizer.encode(self._frame).flatten(1)
+        self._tokens = self.model.encode(self._frame)
         self._state = self.model.dynamics.init_state(1, device=self.device, dtype=dtype)
         self.frame_index = 0
         return frame.copy()
@@ -77,26 +77,29 @@ class WorldSession:
             logits, self._state = self.model.dynamics.step(
                 self._tokens, torch.tensor([action_id], device=self.device), self._state, inplace=True)
         with record_function("sampling"):
-            self._tokens = self._sample(logits)                              # (1, S)
-        grid = self.model.config.tokenizer.grid_size
+            self._tokens = self.model.choose(logits, self.sampling.temperature, self.sampling.top_k, self._generator)
         with record_function("decoder"):
-            self._frame = self.model.decoder(self._tokens.view(1, grid, grid), self._frame).clamp_(-1, 1)
+            self._frame = self.model.render(self._tokens, self._frame)
         self.frame_index += 1
         return to_uint8(self._frame)[0]
 
     def state_numel(self) -> int:
         """Number of values the session holds between steps (constant over any number of steps)."""
-        tensors = [self._tokens, self._frame, self._state.recent_actions]
-        tensors += [t for layer in self._state.layers for t in (layer.conv, layer.ssm)]
+        tensors = [self._tokens, self._frame, *_tensors_of(self._state)]
         return sum(t.numel() for t in tensors)
 
-    def _sample(self, logits: torch.Tensor) -> torch.Tensor:
-        """logits (1, S, V) -> ids (1, S)."""
-        if self.sampling.temperature == 0:
-            return logits.argmax(-1)
-        logits = logits.float() / self.sampling.temperature
-        if self.sampling.top_k is not None:
-            kth = logits.topk(min(self.sampling.top_k, logits.shape[-1]), dim=-1).values[..., -1:]
-            logits = logits.masked_fill(logits < kth, float("-inf"))
-        probs = logits.softmax(-1).flatten(0, 1)                               # (S, V)
-        return torch.multinomial(probs, 1, generator=self._generator).view(1, -1)
+
+def _tensors_of(state) -> list[torch.Tensor]:
+    """Every tensor a dynamics state holds (Mamba layer states, past frames, recent actions)."""
+    if isinstance(state, torch.Tensor):
+        return [state]
+    if isinstance(state, (list, tuple)):
+        return [t for item in state for t in _tensors_of(item)]
+    if hasattr(state, "__dataclass_fields__"):
+        return [t for name in state.__dataclass_fields__ for t in _tensors_of(getattr(state, name))]
+    return []
+
+
+def _float_dtype(module: torch.nn.Module) -> torch.dtype:
+    """The dtype of a module's first floating-point parameter (fp32 when it has none)."""
+    return next((p.dtype for p in module.parameters() if p.is_floating_point()), torch.float32)

@@ -1,5 +1,12 @@
 """The world model: tokenizer + dynamics + frame decoder, saved and loaded like a Hub repo.
 
+Two families share this class and its file layout (config.json's `family`):
+- tokens (nano v1): frames -> FSQ token ids -> a Mamba dynamics over ids -> a token decoder;
+- frames (nano v2): frames -> area-pooled small frames -> a FiLM U-Net dynamics that predicts
+  the next small frame -> an upsampler that draws it at full size from the previous frame.
+Play and evaluation drive either through `encode`, `dynamics.step`, `choose` and `render`, so
+a session never asks which family it holds.
+
 `save_pretrained` / `push_to_hub` come from huggingface_hub's `PyTorchModelHubMixin`
 (config.json + model.safetensors + a README card). Loading is our own, because the mixin
 rebuilds nested configs shallowly, ignores unknown keys and loads non-strictly: here a
@@ -24,7 +31,11 @@ from core.atomic import atomic_write
 from core.config import ConfigError, WorldModelConfig
 from core.decoder import FrameDecoder
 from core.dynamics import Dynamics
+from core.frame_codec import FramePool, FrameUpsampler
+from core.frame_dynamics import FrameDynamics
 from core.tokenizer import Tokenizer
+
+PARTS = {"tokens": (Tokenizer, Dynamics, FrameDecoder), "frames": (FramePool, FrameDynamics, FrameUpsampler)}
 
 CONFIG_FILE = "config.json"
 WEIGHTS_FILE = "model.safetensors"
@@ -41,9 +52,46 @@ class WorldModel(nn.Module, PyTorchModelHubMixin, library_name="pocketworld",
     def __init__(self, config: WorldModelConfig):
         super().__init__()
         self.config = config
-        self.tokenizer = Tokenizer(config.tokenizer)
-        self.dynamics = Dynamics(config.dynamics)
-        self.decoder = FrameDecoder(config.decoder)
+        tokenizer, dynamics, decoder = PARTS[config.family]
+        self.tokenizer = tokenizer(config.tokenizer)
+        self.dynamics = dynamics(config.dynamics)
+        self.decoder = decoder(config.decoder)
+
+    # -- one frame step, for either family ------------------------------------------------
+    def encode(self, frames: torch.Tensor) -> torch.Tensor:
+        """frames (B, 3, H, W) in [-1, 1] -> what the dynamics reads: token ids (B, S) or small frames (B, 3, r, r)."""
+        if self.config.family == "frames":
+            return self.tokenizer.encode(frames)
+        return self.tokenizer.encode(frames).flatten(1)
+
+    def choose(self, output: torch.Tensor, temperature: float = 0.0, top_k: int | None = None,
+               generator: torch.Generator | None = None) -> torch.Tensor:
+        """The dynamics' output for one frame -> the next frame's input: token logits (B, S, V) -> ids (B, S),
+        the likeliest (temperature 0) or sampled; a predicted small frame is taken as it is (clamped)."""
+        if self.config.family == "frames":
+            return output.clamp(-1, 1)
+        if temperature == 0:
+            return output.argmax(-1)
+        logits = output.float() / temperature
+        if top_k is not None:
+            kth = logits.topk(min(top_k, logits.shape[-1]), dim=-1).values[..., -1:]
+            logits = logits.masked_fill(logits < kth, float("-inf"))
+        probs = logits.softmax(-1).flatten(0, 1)                                      # (B*S, V)
+        return torch.multinomial(probs, 1, generator=generator).view(output.shape[:2])
+
+    def round_trip(self, inputs: torch.Tensor) -> torch.Tensor:
+        """What the encoding keeps of a frame: `encode`'s output -> frames (B, 3, H, W) drawn from it alone."""
+        if self.config.family == "frames":
+            return self.tokenizer.decode(inputs, self.config.image_size).clamp(-1, 1)
+        grid = self.config.tokenizer.grid_size
+        return self.tokenizer.decode(inputs.view(-1, grid, grid)).clamp(-1, 1)
+
+    def render(self, inputs: torch.Tensor, prev_frames: torch.Tensor) -> torch.Tensor:
+        """The next frame's ids (B, S) or small frame (B, 3, r, r) + the previous frames (B, 3, H, W) -> frames."""
+        if self.config.family == "tokens":
+            grid = self.config.tokenizer.grid_size
+            inputs = inputs.view(-1, grid, grid)
+        return self.decoder(inputs, prev_frames).clamp(-1, 1)
 
     def parameter_counts(self) -> dict[str, int]:
         counts = {part: sum(p.numel() for p in getattr(self, part).parameters())

@@ -93,13 +93,14 @@ def _reconstruction(model, episodes, config, lpips, lpips_note, progress) -> tup
             rows["dec_lpips"] += list(lpips.distance(frames[1:], decoded))
             rows["tf_lpips"] += list(lpips.distance(frames[1:], predicted))
     gap = _action_loss_gap(model, episodes, ids)
-    usage = codebook_usage(torch.cat(ids), model.config.tokenizer.vocab_size)
+    usage = (codebook_usage(torch.cat(ids), model.config.tokenizer.vocab_size) if model.config.family == "tokens"
+             else None)   # a frames-family model reads small frames: it has no codebook
     lpips_value = (lambda key: _mean(rows[key])) if lpips is not None else (lambda key: lpips_note)
     recon = {"tokenizer_psnr": _mean(rows["tok_psnr"]), "tokenizer_ssim": _mean(rows["tok_ssim"]),
              "decoder_psnr": _mean(rows["dec_psnr"]), "decoder_ssim": _mean(rows["dec_ssim"]),
              "decoder_lpips": lpips_value("dec_lpips"),
-             "codebook_used_fraction": round(usage["used_fraction"], 4),
-             "codebook_perplexity": round(usage["perplexity"], 2), "frames": len(rows["tok_psnr"])}
+             "codebook_used_fraction": round(usage["used_fraction"], 4) if usage else None,
+             "codebook_perplexity": round(usage["perplexity"], 2) if usage else None, "frames": len(rows["tok_psnr"])}
     prediction = {"teacher_forced_psnr": _mean(rows["tf_psnr"]), "teacher_forced_ssim": _mean(rows["tf_ssim"]),
                   "teacher_forced_lpips": lpips_value("tf_lpips"),
                   "copy_previous_psnr": _mean(rows["copy_psnr"]), "frames": len(rows["tf_psnr"]), **gap}
@@ -110,7 +111,7 @@ def _action_loss_gap(model, episodes, ids: list[torch.Tensor], window: int = 32)
     """The dynamics' teacher-forced loss under each episode's own actions and under another episode's:
     a gap near zero means the model ignores its actions."""
     length = min(window, *(len(i) for i in ids))
-    tokens = torch.stack([i[:length].flatten(1) for i in ids])                     # (E, T, S)
+    tokens = torch.stack([i[:length] for i in ids])                                # (E, T, S) or (E, T, 3, r, r)
     actions = torch.stack([torch.as_tensor(e.actions[:length], dtype=torch.long) for e in episodes])
     true, shuffled = action_loss_gap(model.dynamics, tokens, actions)
     return {"action_loss_true": round(true, 4), "action_loss_shuffled": round(shuffled, 4),

@@ -27,39 +27,34 @@ def _batches(count: int, size: int):
 
 @torch.inference_mode()
 def reconstruct(model: WorldModel, frames: np.ndarray, batch: int = 16) -> tuple[np.ndarray, np.ndarray, torch.Tensor]:
-    """frames uint8 (T, H, W, 3) -> (tokenizer round trip (T, H, W, 3), frame decoder on the real
-    previous frame (T-1, H, W, 3) for frames 1..T-1, token ids (T, 16, 16))."""
-    ids, round_trip = [], []
+    """frames uint8 (T, H, W, 3) -> (the encoding's round trip (T, H, W, 3), frame decoder on the real
+    previous frame (T-1, H, W, 3) for frames 1..T-1, what the dynamics reads of each frame: token ids
+    (T, S) or small frames (T, 3, r, r))."""
+    inputs, round_trip = [], []
     for part in _batches(len(frames), batch):
-        x = to_model(frames[part])                                            # (b, 3, H, W)
-        part_ids = model.tokenizer.encode(x)                                  # (b, 16, 16)
-        ids.append(part_ids)
-        round_trip.append(to_uint8(model.tokenizer.decode(part_ids).clamp(-1, 1)))
-    ids = torch.cat(ids)
+        part_inputs = model.encode(to_model(frames[part]))                   # (b, S) or (b, 3, r, r)
+        inputs.append(part_inputs)
+        round_trip.append(to_uint8(model.round_trip(part_inputs)))
+    inputs = torch.cat(inputs)
     decoded = []
     for part in _batches(len(frames) - 1, batch):
-        prev = to_model(frames[part])
-        nxt = ids[part.start + 1:part.stop + 1]
-        decoded.append(to_uint8(model.decoder(nxt, prev).clamp(-1, 1)))
+        decoded.append(to_uint8(model.render(inputs[part.start + 1:part.stop + 1], to_model(frames[part]))))
     empty = np.zeros((0, *frames.shape[1:]), np.uint8)
-    return np.concatenate(round_trip), np.concatenate(decoded) if decoded else empty, ids
+    return np.concatenate(round_trip), np.concatenate(decoded) if decoded else empty, inputs
 
 
 @torch.inference_mode()
-def teacher_forced(model: WorldModel, frames: np.ndarray, actions: np.ndarray, ids: torch.Tensor,
+def teacher_forced(model: WorldModel, frames: np.ndarray, actions: np.ndarray, inputs: torch.Tensor,
                    window: int = 32) -> np.ndarray:
-    """Next-frame predictions from real context: frames uint8 (T, H, W, 3), actions (T,), ids
-    (T, 16, 16) from `reconstruct` -> predicted frames 1..T-1 (T-1, H, W, 3).
+    """Next-frame predictions from real context: frames uint8 (T, H, W, 3), actions (T,), inputs from
+    `reconstruct` -> predicted frames 1..T-1 (T-1, H, W, 3).
 
     The sequence is cut into windows of `window` frames (the training clip length), each
     predicted in one parallel forward pass."""
-    grid = ids.shape[-1]
     out = []
     for part in _batches(len(frames) - 1, window):
-        tokens = ids[part].flatten(1)[None]                                   # (1, w, S)
-        logits = model.dynamics(tokens, torch.as_tensor(actions[part])[None])  # (1, w, S, V)
-        predicted = logits[0].argmax(-1).view(-1, grid, grid)                 # (w, 16, 16) for frames t+1
-        out.append(to_uint8(model.decoder(predicted, to_model(frames[part])).clamp(-1, 1)))
+        output = model.dynamics(inputs[part][None], torch.as_tensor(actions[part])[None])[0]  # (w, S, V) or (w, 3, r, r)
+        out.append(to_uint8(model.render(model.choose(output), to_model(frames[part]))))
     return np.concatenate(out)
 
 
@@ -72,16 +67,11 @@ def rollout(model: WorldModel, first_frames: np.ndarray, actions: np.ndarray, *,
     temperature 0 takes the likeliest token (as WorldSession's default); > 0 samples."""
     generator = torch.Generator().manual_seed(seed)
     frame = to_model(first_frames)                                           # (B, 3, H, W)
-    tokens = model.tokenizer.encode(frame).flatten(1)                        # (B, S)
-    grid = model.config.tokenizer.grid_size
+    inputs = model.encode(frame)                                             # (B, S) or (B, 3, r, r)
     state = model.dynamics.init_state(len(first_frames))
     actions = torch.as_tensor(np.asarray(actions), dtype=torch.long)
     for t in range(actions.shape[1]):
-        logits, state = model.dynamics.step(tokens, actions[:, t], state)    # (B, S, V)
-        if temperature == 0:
-            tokens = logits.argmax(-1)
-        else:
-            probs = (logits.float() / temperature).softmax(-1)
-            tokens = torch.multinomial(probs.flatten(0, 1), 1, generator=generator).view(len(frame), -1)
-        frame = model.decoder(tokens.view(-1, grid, grid), frame).clamp_(-1, 1)
+        output, state = model.dynamics.step(inputs, actions[:, t], state)
+        inputs = model.choose(output, temperature, generator=generator)
+        frame = model.render(inputs, frame)
         yield to_uint8(frame)

@@ -18,7 +18,7 @@ import yaml
 
 from core.config import ConfigError, build_dataclass
 
-STAGES = ("tokenizer", "tokens", "dynamics", "decoder", "long_horizon", "distill")
+STAGES = ("tokenizer", "tokens", "dynamics", "decoder", "long_horizon", "distill", "frames")
 
 
 @dataclass
@@ -94,6 +94,13 @@ class DistillSection:
 
 
 @dataclass
+class FramesSection:
+    unroll: int = 3                # frames stage: small frames predicted per clip, each fed back as context
+    context_noise: float = 0.03    # max std of the Gaussian noise on real context frames (drawn per clip)
+    small_noise: float = 0.02      # std of the noise on the small frame the upsampler learns from
+
+
+@dataclass
 class TokensSection:
     out: str = ""                  # folder for the token shards (must be new or empty)
     batch_size: int = 64           # frames encoded at once
@@ -112,6 +119,7 @@ class RunConfig:
     long_horizon: LongHorizonSection = field(default_factory=LongHorizonSection)
     distill: DistillSection = field(default_factory=DistillSection)
     tokens: TokensSection = field(default_factory=TokensSection)
+    frames: FramesSection = field(default_factory=FramesSection)
 
     def __post_init__(self):
         if self.stage not in STAGES:
@@ -125,7 +133,9 @@ class RunConfig:
             section, key = name.split(".")
             if getattr(getattr(self, section), key) <= 0:
                 raise ConfigError(f"{name} must be positive, got {getattr(getattr(self, section), key)}")
-        if self.stage in ("dynamics", "long_horizon", "distill") and self.data.clip_len < 2:
+        if self.frames.unroll < 1 or self.frames.context_noise < 0 or self.frames.small_noise < 0:
+            raise ConfigError("frames.unroll must be >= 1 and the noise levels >= 0")
+        if self.stage in ("dynamics", "long_horizon", "distill", "frames") and self.data.clip_len < 2:
             raise ConfigError(f"the {self.stage} stage predicts the next frame: data.clip_len must be >= 2")
         if not 0 <= self.train.ema_decay < 1:
             raise ConfigError(f"train.ema_decay must be in [0, 1), got {self.train.ema_decay}")

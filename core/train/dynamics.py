@@ -46,12 +46,21 @@ def shuffled_actions(actions: torch.Tensor, seed: int = 0) -> torch.Tensor:
     return torch.randint(0, NUM_ACTIONS, actions.shape, generator=generator).to(actions.device)
 
 
+def prediction_loss(output: torch.Tensor, inputs: torch.Tensor) -> torch.Tensor:
+    """The dynamics' loss of `output` for frames 1..T-1 of `inputs` (B, T, ...): cross-entropy of token
+    logits (B, T-1, S, V) against ids (B, T, S), or the MSE of predicted small frames (B, T-1, 3, r, r)."""
+    if inputs.is_floating_point():
+        return F.mse_loss(output.float(), inputs[:, 1:].float())
+    return next_token_loss(output, inputs)
+
+
 @torch.no_grad()
-def action_loss_gap(dynamics: Dynamics, tokens: torch.Tensor, actions: torch.Tensor) -> tuple[float, float]:
-    """Teacher-forced next-token loss of tokens (B, T, S) under their own actions (B, T) and under
-    shuffled ones -> (loss_true, loss_shuffled). Equal losses mean the model ignores its actions."""
-    true = next_token_loss(dynamics(tokens[:, :-1], actions[:, :-1]), tokens).item()
-    shuffled = next_token_loss(dynamics(tokens[:, :-1], shuffled_actions(actions)[:, :-1]), tokens).item()
+def action_loss_gap(dynamics: nn.Module, inputs: torch.Tensor, actions: torch.Tensor) -> tuple[float, float]:
+    """Teacher-forced loss of the frames in `inputs` (B, T, S) ids or (B, T, 3, r, r) small frames under
+    their own actions (B, T) and under shuffled ones -> (loss_true, loss_shuffled). Equal losses mean
+    the model ignores its actions."""
+    true = prediction_loss(dynamics(inputs[:, :-1], actions[:, :-1]), inputs).item()
+    shuffled = prediction_loss(dynamics(inputs[:, :-1], shuffled_actions(actions)[:, :-1]), inputs).item()
     return true, shuffled
 
 

@@ -1,0 +1,64 @@
+"""The frames family's way between the 256x256 frame a player sees and the small frame the
+dynamics works on: area pooling down (`FramePool`), and a U-Net up (`FrameUpsampler`).
+
+The upsampler gets the predicted small frame and the previous full-size frame, which holds
+most of a 2D scene's detail (tiles, text, sprites that did not move): the previous frame is
+encoded down to the small size, joined there by the small frame and the small previous frame
+(their difference is what moved), and the features go back up with the previous frame's
+skips, as in the token decoder (core/decoder.py). The output is the previous frame plus a
+predicted change, zero at initialisation.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from core.config import FramePoolConfig, UpsamplerConfig
+from core.tokenizer import ResBlock
+
+
+class FramePool(nn.Module):
+    """Frames (B, 3, H, W) -> (B, 3, r, r) by area pooling; `decode` scales back up (bilinear)."""
+
+    def __init__(self, config: FramePoolConfig):
+        super().__init__()
+        self.config = config
+
+    def encode(self, frames: torch.Tensor) -> torch.Tensor:
+        r = self.config.resolution
+        return frames if frames.shape[-1] == r else F.interpolate(frames, size=(r, r), mode="area")
+
+    def decode(self, small: torch.Tensor, size: int = 256) -> torch.Tensor:
+        return F.interpolate(small, size=(size, size), mode="bilinear", align_corners=False)
+
+
+class FrameUpsampler(nn.Module):
+    def __init__(self, config: UpsamplerConfig):
+        super().__init__()
+        self.config = config
+        c = config.channels
+        self.stem = nn.Conv2d(3, c[0], 3, padding=1)
+        self.down = nn.ModuleList(nn.Conv2d(c[i], c[i + 1], 3, stride=2, padding=1) for i in range(len(c) - 1))
+        # the small frame and its change join the previous frame's features at the small size
+        self.mid = nn.Sequential(nn.Conv2d(c[-1] + 6, c[-1], 3, padding=1), *[ResBlock(c[-1], c[-1]) for _ in range(config.blocks)])
+        self.up_convs = nn.ModuleList(nn.Conv2d(c[i + 1], c[i], 3, padding=1) for i in reversed(range(len(c) - 1)))
+        self.fuse = nn.ModuleList(
+            nn.Sequential(nn.SiLU(), nn.Conv2d(2 * c[i], c[i], 3, padding=1), nn.SiLU()) if i == 0  # full size: one conv
+            else ResBlock(2 * c[i], c[i]) for i in reversed(range(len(c) - 1)))
+        self.to_rgb = nn.Conv2d(c[0], 3, 3, padding=1)
+        nn.init.zeros_(self.to_rgb.weight)   # starts as "nothing changed": the previous frame
+        nn.init.zeros_(self.to_rgb.bias)
+
+    def forward(self, small: torch.Tensor, prev_frames: torch.Tensor) -> torch.Tensor:
+        """small (B, 3, r, r) the next frame, small; prev_frames (B, 3, H, W) in [-1, 1] -> (B, 3, H, W)."""
+        skips = [F.silu(self.stem(prev_frames))]                              # (B, c0, H, W)
+        for down in self.down:
+            skips.append(F.silu(down(skips[-1])))                              # ... down to (B, c_last, r, r)
+        prev_small = F.interpolate(prev_frames, size=small.shape[-2:], mode="area")
+        x = self.mid(torch.cat([skips[-1], small, small - prev_small], dim=1))  # (B, c_last, r, r)
+        for level, up_conv, fuse in zip(reversed(range(len(self.up_convs))), self.up_convs, self.fuse):
+            x = up_conv(F.interpolate(x, scale_factor=2, mode="nearest"))
+            x = fuse(torch.cat([x, skips[level]], dim=1))                      # (B, c_level, 2h, 2w)
+        return prev_frames + self.to_rgb(x)

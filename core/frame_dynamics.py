@@ -1,0 +1,150 @@
+"""Frame dynamics: from the last few small frames and the keys, the next small frame.
+
+The dynamics of the "frames" model family (nano v2). It works on frames area-pooled to a
+small internal resolution (64x64 for nano), not on token ids: a 2D game's motion is a few
+pixels, which a continuous frame keeps and a categorical token turns into a jump between
+codes. A small U-Net (Ronneberger et al. 2015) over the last `context` frames, stacked as
+channels, outputs the change to the last frame. The keys reach it in one of two ways:
+- "film": the embedded recent keys scale and shift the features of every residual block
+  (FiLM, Perez et al. 2018; as DIAMOND's adaptive group norm and Oasis's AdaLN), zero-
+  initialised so that an untrained block ignores them;
+- "input": the same embedding is added to the first features only (the weak baseline the
+  controllability lab compares against).
+The key vector sums one embedding per recency (the key pressed now, the one before, ...), so
+a held key and a fresh press differ. `forward` runs a whole clip (each frame predicted from
+the real frames before it); `step` runs one frame for play, carrying a `FrameState` of fixed
+size; a test holds the two to each other.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from core.actions import NUM_ACTIONS
+from core.config import FrameDynamicsConfig
+
+
+@dataclass
+class FrameState:
+    frames: torch.Tensor | None   # (B, C-1, 3, r, r) the frames before the current one; None before the first step
+    recent_actions: torch.Tensor  # (B, K) key ids, the newest first; num_actions = "none yet"
+
+
+class FiLMBlock(nn.Module):
+    """GroupNorm -> (FiLM by the keys) -> SiLU -> conv, twice, with a residual path."""
+
+    def __init__(self, c_in: int, c_out: int, action_dim: int | None):
+        super().__init__()
+        self.norm1, self.conv1 = nn.GroupNorm(8, c_in), nn.Conv2d(c_in, c_out, 3, padding=1)
+        self.norm2, self.conv2 = nn.GroupNorm(8, c_out), nn.Conv2d(c_out, c_out, 3, padding=1)
+        self.skip = nn.Conv2d(c_in, c_out, 1) if c_in != c_out else nn.Identity()
+        self.film = nn.Linear(action_dim, 2 * c_out) if action_dim else None
+        if self.film is not None:
+            nn.init.zeros_(self.film.weight)
+            nn.init.zeros_(self.film.bias)
+
+    def forward(self, x: torch.Tensor, action: torch.Tensor) -> torch.Tensor:
+        """x (B, C, h, w), action (B, A) -> (B, C_out, h, w)."""
+        h = self.norm2(self.conv1(F.silu(self.norm1(x))))
+        if self.film is not None:
+            scale, shift = self.film(action)[:, :, None, None].chunk(2, dim=1)   # (B, C_out, 1, 1) each
+            h = h * (1 + scale) + shift
+        return self.skip(x) + self.conv2(F.silu(h))
+
+
+class FrameDynamics(nn.Module):
+    def __init__(self, config: FrameDynamicsConfig):
+        super().__init__()
+        self.config = config
+        c = config.channels
+        film_dim = config.action_dim if config.action_mode == "film" else None
+        # one table per recency: a held key and a fresh press look different
+        self.action_embedding = nn.Embedding(config.action_context * (NUM_ACTIONS + 1), config.action_dim)
+        self.action_mlp = nn.Sequential(nn.SiLU(), nn.Linear(config.action_dim, config.action_dim))
+        self.stem = nn.Conv2d(3 * config.context, c[0], 3, padding=1)
+        self.action_in = nn.Linear(config.action_dim, c[0]) if config.action_mode == "input" else None
+        self.down_blocks = nn.ModuleList(FiLMBlock(c[i], c[i], film_dim) for i in range(len(c) - 1))
+        self.downsample = nn.ModuleList(nn.Conv2d(c[i], c[i + 1], 3, stride=2, padding=1) for i in range(len(c) - 1))
+        self.mid = nn.ModuleList(FiLMBlock(c[-1], c[-1], film_dim) for _ in range(config.mid_blocks))
+        self.up_blocks = nn.ModuleList(FiLMBlock(c[i + 1] + c[i], c[i], film_dim) for i in reversed(range(len(c) - 1)))
+        self.out_norm = nn.GroupNorm(8, c[0])
+        self.to_rgb = nn.Conv2d(c[0], 3, 3, padding=1)
+        nn.init.zeros_(self.to_rgb.weight)  # starts as "nothing changes": the last frame again
+        nn.init.zeros_(self.to_rgb.bias)
+
+    def embed_actions(self, recent: torch.Tensor) -> torch.Tensor:
+        """recent (B, K) ids, the current key first -> (B, A)."""
+        offsets = torch.arange(recent.shape[1], device=recent.device) * (NUM_ACTIONS + 1)
+        return self.action_mlp(self.action_embedding(recent + offsets).sum(1))
+
+    def predict(self, context: torch.Tensor, recent: torch.Tensor) -> torch.Tensor:
+        """context (B, C, 3, r, r) oldest first, in [-1, 1]; recent (B, K) keys, the one pressed at the
+        last context frame first -> the next frame (B, 3, r, r)."""
+        action = self.embed_actions(recent)                                   # (B, A)
+        x = self.stem(context.flatten(1, 2))                                  # (B, c0, r, r)
+        if self.action_in is not None:
+            x = x + self.action_in(action)[:, :, None, None]
+        skips = []
+        for block, down in zip(self.down_blocks, self.downsample):
+            x = block(x, action)
+            skips.append(x)
+            x = down(x)                                                       # (B, c_i+1, h/2, w/2)
+        for block in self.mid:
+            x = block(x, action)
+        for block in self.up_blocks:
+            x = F.interpolate(x, scale_factor=2, mode="nearest")
+            x = block(torch.cat([x, skips.pop()], dim=1), action)
+        return context[:, -1] + self.to_rgb(F.silu(self.out_norm(x)))
+
+    def forward(self, frames: torch.Tensor, actions: torch.Tensor) -> torch.Tensor:
+        """frames (B, T, 3, r, r) of a clip, actions (B, T) pressed at each -> (B, T, 3, r, r): output t is the
+        prediction of frame t+1 from the real frames up to t (the first frame stands in for those before it)."""
+        c, k = self.config.context, self.config.action_context
+        padded = torch.cat([frames[:, :1].expand(-1, c - 1, -1, -1, -1), frames], dim=1)   # (B, C-1+T, ...)
+        out = []
+        for t in range(frames.shape[1]):
+            out.append(self.predict(padded[:, t:t + c], recent_actions(actions, t, k)))
+        return torch.stack(out, 1)
+
+    def init_state(self, batch: int, device=None, dtype=None) -> FrameState:
+        recent = torch.full((batch, self.config.action_context), NUM_ACTIONS, dtype=torch.long, device=device)
+        return FrameState(frames=None, recent_actions=recent)
+
+    def step(self, frames: torch.Tensor, actions: torch.Tensor, state: FrameState, inplace: bool = False
+             ) -> tuple[torch.Tensor, FrameState]:
+        """frames (B, 3, r, r) the current frame, actions (B,) pressed now -> the next frame (B, 3, r, r)
+        and the new state (the old one is never modified; `inplace` is accepted for the session's API)."""
+        c = self.config.context
+        history = state.frames if state.frames is not None else frames[:, None].expand(-1, c - 1, -1, -1, -1)
+        context = torch.cat([history, frames[:, None]], dim=1)                             # (B, C, 3, r, r)
+        recent = torch.cat([actions[:, None], state.recent_actions[:, :-1]], dim=1)         # (B, K), newest first
+        return self.predict(context, recent), FrameState(frames=context[:, 1:], recent_actions=recent)
+
+
+def unrolled_loss(dynamics: FrameDynamics, frames: torch.Tensor, actions: torch.Tensor, unroll: int,
+                  context_noise: float = 0.0, generator: torch.Generator | None = None) -> torch.Tensor:
+    """Mean MSE of `unroll` small frames of clips frames (B, C+U, 3, r, r), each predicted from the C frames
+    before it, its own predictions fed back as context; real context frames get Gaussian noise of a std
+    drawn per clip up to `context_noise` (so that rollouts stay on the frames it makes, as GameNGen's
+    context noise does)."""
+    c, k = dynamics.config.context, dynamics.config.action_context
+    context = frames[:, :c]
+    if context_noise:
+        sigma = torch.rand(len(frames), 1, 1, 1, 1, generator=generator).to(frames.device) * context_noise
+        context = context + sigma * torch.randn(context.shape, generator=generator).to(frames.device)
+    loss = 0.0
+    for u in range(unroll):
+        predicted = dynamics.predict(context, recent_actions(actions, c - 1 + u, k))       # (B, 3, r, r)
+        loss = loss + F.mse_loss(predicted, frames[:, c + u])
+        context = torch.cat([context[:, 1:], predicted[:, None]], dim=1)
+    return loss / unroll
+
+
+def recent_actions(actions: torch.Tensor, t: int, k: int) -> torch.Tensor:
+    """actions (B, T) -> (B, k): the keys at t, t-1, ..., t-k+1 (NUM_ACTIONS where before the clip)."""
+    picks = [actions[:, t - i] if t - i >= 0 else torch.full_like(actions[:, 0], NUM_ACTIONS) for i in range(k)]
+    return torch.stack(picks, 1)
