@@ -12,7 +12,8 @@ import torch.nn.functional as F
 
 from core.actions import ACTION_IDS, NUM_ACTIONS
 from core.agents.random_play import HeldRandomAgent
-from core.control.predictor import FramePredictor, PredictorConfig, recent_actions
+from core.config import FrameDynamicsConfig
+from core.frame_dynamics import FrameDynamics, recent_actions
 
 MOVES = {ACTION_IDS["RIGHT"]: (0, 1), ACTION_IDS["LEFT"]: (0, -1), ACTION_IDS["UP"]: (-1, 0),
          ACTION_IDS["DOWN"]: (1, 0), ACTION_IDS["NOOP"]: (0, 0)}
@@ -50,21 +51,21 @@ def square_clips(batch: int, frames: int, size: int = 16, generator=None):
 def test_film_predictor_learns_which_way_the_key_moves_the_square():
     torch.manual_seed(0)
     generator = torch.Generator().manual_seed(0)
-    config = PredictorConfig(resolution=16, context=2, channels=(16, 32), mid_blocks=1, action_dim=16)
-    model = FramePredictor(config)
+    config = FrameDynamicsConfig(resolution=16, context=2, channels=(16, 32), mid_blocks=1, action_dim=16)
+    model = FrameDynamics(config)
     optimiser = torch.optim.AdamW(model.parameters(), lr=3e-3)
     for _ in range(250):
         video, actions = square_clips(16, 3, generator=generator)
-        predicted = model(video[:, :2], recent_actions(actions, 1, config.action_context))
+        predicted = model.predict(video[:, :2], recent_actions(actions, 1, config.action_context))
         loss = F.mse_loss(predicted, video[:, 2])
         optimiser.zero_grad()
         loss.backward()
         optimiser.step()
     video, actions = square_clips(64, 3, generator=torch.Generator().manual_seed(1))
     with torch.no_grad():
-        true = F.mse_loss(model(video[:, :2], recent_actions(actions, 1, 4)), video[:, 2]).item()
+        true = F.mse_loss(model.predict(video[:, :2], recent_actions(actions, 1, 4)), video[:, 2]).item()
         mixed = actions.roll(1, dims=0)
-        shuffled = F.mse_loss(model(video[:, :2], recent_actions(mixed, 1, 4)), video[:, 2]).item()
+        shuffled = F.mse_loss(model.predict(video[:, :2], recent_actions(mixed, 1, 4)), video[:, 2]).item()
         copy = F.mse_loss(video[:, 1], video[:, 2]).item()
     print(f"square toy: mse true {true:.4f}, shuffled {shuffled:.4f}, copy {copy:.4f}")
     assert true < 0.5 * copy            # it predicts motion, not the last frame
@@ -72,11 +73,11 @@ def test_film_predictor_learns_which_way_the_key_moves_the_square():
 
 
 def test_an_untrained_film_block_ignores_the_keys_and_starts_as_copying():
-    model = FramePredictor(PredictorConfig(resolution=16, channels=(8, 16), mid_blocks=1)).eval()
+    model = FrameDynamics(FrameDynamicsConfig(resolution=16, channels=(8, 16), mid_blocks=1)).eval()
     context = torch.rand(2, 2, 3, 16, 16) * 2 - 1
     with torch.no_grad():
-        a = model(context, torch.zeros(2, 4, dtype=torch.long))
-        b = model(context, torch.full((2, 4), 3))
+        a = model.predict(context, torch.zeros(2, 4, dtype=torch.long))
+        b = model.predict(context, torch.full((2, 4), 3))
     assert torch.equal(a, b) and torch.equal(a, context[:, -1])
 
 

@@ -18,9 +18,13 @@ def register(commands, benches) -> None:
                                                "each follows the keys (JSON + curves per arm, a table)")
     bench.add_argument("--arm", default="film",
                        help="comma-separated arms, or 'all' (film, input, film-128, film-scripted, film-unroll, "
-                            "and nano-v1: the shipped nano scored, not retrained); default: film")
-    bench.add_argument("--minutes", type=float, default=10.0, help="training minutes per arm (default: 10)")
-    bench.add_argument("--eval-every", type=float, default=2.5, help="training minutes between scorings (default: 2.5)")
+                            "and nano-v1: the shipped nano scored, not retrained); model:FOLDER scores a trained "
+                            "model folder without training it; default: film")
+    bench.add_argument("--minutes", type=float, default=10.0,
+                       help="training budget per arm in CPU-minutes (the process's CPU time over all its threads: "
+                            "10 CPU-minutes are about 5 minutes on 2 idle cores; default: 10)")
+    bench.add_argument("--eval-every", type=float, default=2.5, help="CPU-minutes of training between scorings "
+                                                                     "(default: 2.5)")
     bench.add_argument("--threads", type=int, default=2, help="torch CPU threads (default: 2)")
     bench.add_argument("--games", default=",".join(GAMES), help=f"comma-separated games (default: {','.join(GAMES)})")
     bench.add_argument("--out", default="runs/control", help="one folder per arm is made here (default: runs/control)")
@@ -31,10 +35,10 @@ def register(commands, benches) -> None:
 def run_bench_control(args) -> None:
     from core.cli import UsageError
     from core.control.data import GAMES
-    from core.control.lab import ARMS, BASELINE, LabConfig, run_arm
+    from core.control.lab import ARMS, BASELINE, MODEL_PREFIX, LabConfig, run_arm
 
     arms = [BASELINE, *ARMS] if args.arm == "all" else [a.strip() for a in args.arm.split(",") if a.strip()]
-    unknown = [a for a in arms if a != BASELINE and a not in ARMS]
+    unknown = [a for a in arms if a != BASELINE and a not in ARMS and not a.startswith(MODEL_PREFIX)]
     if unknown:
         raise UsageError(f"unknown arm(s) {', '.join(unknown)}; arms: {', '.join([BASELINE, *ARMS])}")
     games = [g.strip() for g in args.games.split(",") if g.strip()]
@@ -43,16 +47,28 @@ def run_bench_control(args) -> None:
     if args.minutes <= 0 or args.eval_every <= 0 or args.threads < 1:
         raise UsageError("--minutes and --eval-every must be positive and --threads at least 1")
     config = LabConfig(minutes=args.minutes, eval_every=args.eval_every, threads=args.threads)
-    results = [run_arm(arm, Path(args.out) / arm, config, games) for arm in arms]
+    for arm in arms:
+        if arm.startswith(MODEL_PREFIX) and not Path(arm[len(MODEL_PREFIX):]).is_dir():
+            raise UsageError(f"{arm}: no such model folder (it holds config.json and model.safetensors)")
+    results = [run_arm(arm, Path(args.out) / _folder_name(arm), config, games) for arm in arms]
     print(table(results))
     if args.json:
         Path(args.json).parent.mkdir(parents=True, exist_ok=True)
         Path(args.json).write_text(json.dumps(results, indent=2))
 
 
+def _folder_name(arm: str) -> str:
+    """runs/control/<this>: an arm's name, or for model:PATH the path's last parts."""
+    from core.control.lab import MODEL_PREFIX
+    if not arm.startswith(MODEL_PREFIX):
+        return arm
+    parts = Path(arm[len(MODEL_PREFIX):]).resolve().parts
+    return "model-" + "-".join(parts[-2:])
+
+
 def table(results: list[dict]) -> str:
     """A markdown table: one row per arm, the mean over games of its last scoring."""
-    head = ["arm", "minutes", "frame views", "train fps", "play fps"] + [label for _, label, _ in COLUMNS]
+    head = ["arm", "CPU-min", "frame views", "train fps", "play fps"] + [label for _, label, _ in COLUMNS]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for result in results:
         last, mean = result["last"], result["last"]["mean"]

@@ -1,8 +1,10 @@
-"""The lab's baseline: the shipped nano (tokens at 256x256), scored on the lab's clips like any arm.
+"""Trained world models scored on the lab's clips like any arm: the shipped nano (the baseline), or
+any model folder (`model:PATH`, e.g. a nano v2 run).
 
-Nano is not retrained here; its row carries what its training cost. It sees the same clips:
-teacher-forced over the whole clip (its recurrent state carries the history), rolled out from
-the last context frame under the same keys, and scored at 64x64 by core/control/scores.py.
+They are not retrained here; a row carries what the model's training cost when known. Each sees
+the same clips at 256x256: teacher-forced over the whole clip (its state carries the history),
+rolled out from the last context frame under the same keys, and scored at 64x64 by
+core/control/scores.py.
 """
 
 from __future__ import annotations
@@ -22,16 +24,23 @@ def _as_model_frames(frames: np.ndarray) -> torch.Tensor:
     return to_score_size(to_model(frames).float())                             # (T, 3, 64, 64)
 
 
-@torch.inference_mode()
 def score_nano(config, games, progress: bool = True) -> dict:
-    from core.control.lab import game_idm, test_clips
-    from core.evaluation.rollouts import reconstruct, rollout, teacher_forced
     from core.zoo import load
 
+    return {**score_model(load("nano"), config, games, "nano-v1", progress), "frame_views": 25_600,
+            "training": NANO_V1_TRAINING}
+
+
+@torch.inference_mode()
+def score_model(model, config, games, name: str, progress: bool = True) -> dict:
+    """The lab's scores of a WorldModel (either family) on each game's held-out clips."""
+    from core.control.lab import game_idm, test_clips
+    from core.evaluation.rollouts import reconstruct, rollout, teacher_forced
+
     torch.set_num_threads(config.threads)
-    model = load("nano")
+    model = model.eval()
     per_game = {}
-    for game in tqdm(games, desc="nano-v1", disable=not progress):
+    for game in tqdm(games, desc=name, disable=not progress):
         clips = test_clips(config, game, context=2, keep_full=True)
         c, h = clips.context, clips.horizon
         forced = {True: [], False: []}
@@ -48,5 +57,4 @@ def score_nano(config, games, progress: bool = True) -> dict:
             rolled[own] = torch.stack([_as_model_frames(step) for step in steps], 1)  # (N, H, 3, 64, 64)
         per_game[game] = score_clips(clips, torch.stack(forced[True]), torch.stack(forced[False]),
                                      rolled[True], rolled[False], game_idm(config, game, progress))
-    return {"minutes": None, "step": None, "frame_views": 25_600, "training": NANO_V1_TRAINING,
-            "mean": summarise(per_game), "games": per_game}
+    return {"minutes": None, "step": None, "frame_views": None, "mean": summarise(per_game), "games": per_game}

@@ -1,9 +1,10 @@
 """The controllability lab: train a named arm for a fixed time budget and measure how well it follows
 the keys, so that design choices are made by measurement (`pocketworld bench control`).
 
-Every arm trains on the same recorded play (core/control/data.py) for the same minutes of
-wall-clock training on the same threads (the clock stops while it is scored), and is scored
-every `eval_every` minutes by core/control/scores.py on the same held-out clips. The run writes
+Every arm trains on the same recorded play (core/control/data.py) for the same CPU-minutes of
+training (the process's CPU time, all threads counted, so that other work on the machine slows
+an arm down without shortening its budget; the clock stops while it is scored), and is scored
+every `eval_every` CPU-minutes by core/control/scores.py on the same held-out clips. The run writes
 metrics.jsonl (one line per scoring), results.json (the last scoring, the arm's config, speed)
 and curves.png (each metric against training minutes). The baseline arm `nano-v1` is not
 trained: it scores the shipped nano, whose training cost is given with it.
@@ -24,14 +25,15 @@ from tqdm import tqdm
 
 from core.atomic import atomic_write
 from core.control.data import GAMES, LabDataConfig, ensure_data, load_play
-from core.control.predictor import FramePredictor, PredictorConfig, recent_actions
+from core.config import FrameDynamicsConfig
+from core.frame_dynamics import FrameDynamics, recent_actions, unrolled_loss
 from core.control.scores import ClipSet, score_clips, shuffled, summarise, visible_labels
 
 
 @dataclass
 class ArmConfig:
     description: str                                                   # what the arm tests, in one line
-    predictor: PredictorConfig = field(default_factory=PredictorConfig)
+    predictor: FrameDynamicsConfig = field(default_factory=FrameDynamicsConfig)
     policy: str = "held"           # training play: held (random keys held 1-8 frames) or scripted
     batch: int = 16                # clips per step
     lr: float = 1e-3               # AdamW peak rate; cosine-decayed over the time budget
@@ -42,19 +44,20 @@ class ArmConfig:
 ARMS: dict[str, ArmConfig] = {
     "film": ArmConfig("64x64 pixels, last 2 frames, keys FiLM'd into every block (zero-init)"),
     "input": ArmConfig("as film, but the keys are added to the first features only",
-                       PredictorConfig(action_mode="input")),
-    "film-128": ArmConfig("as film at 128x128 internal resolution", PredictorConfig(resolution=128, channels=(24, 48, 96, 128))),
+                       FrameDynamicsConfig(action_mode="input")),
+    "film-128": ArmConfig("as film at 128x128 internal resolution", FrameDynamicsConfig(resolution=128, channels=(24, 48, 96, 128))),
     "film-scripted": ArmConfig("as film, trained on scripted play instead of held random keys", policy="scripted"),
     "film-unroll": ArmConfig("as film, plus noisy context (sigma <= 0.03) and a 3-step loss on its own predictions",
                              unroll=3, context_noise=0.03),
 }
 BASELINE = "nano-v1"
+MODEL_PREFIX = "model:"   # an arm "model:FOLDER" scores a trained WorldModel folder without training it
 
 
 @dataclass
 class LabConfig:
-    minutes: float = 10.0          # wall-clock training budget (scoring excluded)
-    eval_every: float = 2.5        # minutes of training between scorings
+    minutes: float = 10.0          # training budget in CPU-minutes of this process (scoring excluded)
+    eval_every: float = 2.5        # CPU-minutes of training between scorings
     threads: int = 2               # torch threads for training and scoring
     clips: int = 24                # held-out clips per game
     horizon: int = 16              # steps scored per clip
@@ -127,31 +130,15 @@ class Batches:
         return torch.stack(frames).float(), torch.stack(actions)                # (B, L, 3, r, r), (B, L)
 
 
-def predictor_loss(model: FramePredictor, frames: torch.Tensor, actions: torch.Tensor, unroll: int,
-                   noise: float, generator: torch.Generator) -> torch.Tensor:
-    """MSE of `unroll` next frames, each predicted from the previous context (real, then its own)."""
-    c, k = model.config.context, model.config.action_context
-    context = frames[:, :c]
-    if noise:
-        sigma = torch.rand(len(frames), 1, 1, 1, 1, generator=generator) * noise
-        context = context + sigma * torch.randn(context.shape, generator=generator)
-    loss = 0.0
-    for u in range(unroll):
-        predicted = model(context, recent_actions(actions, c - 1 + u, k))            # (B, 3, r, r)
-        loss = loss + F.mse_loss(predicted, frames[:, c + u])
-        context = torch.cat([context[:, 1:], predicted[:, None]], dim=1)
-    return loss / unroll
-
-
 @torch.inference_mode()
-def predictor_frames(model: FramePredictor, clips: ClipSet, actions: torch.Tensor, forced: bool) -> torch.Tensor:
+def predictor_frames(model: FrameDynamics, clips: ClipSet, actions: torch.Tensor, forced: bool) -> torch.Tensor:
     """Frames C..C+H-1 of each clip under `actions`: teacher-forced (real context each step) or rolled
     out (its own frames) -> (N, H, 3, r, r)."""
     c, k = model.config.context, model.config.action_context
     frames = _resize(clips.frames, model.config.resolution)
     context, out = frames[:, :c], []
     for h in range(clips.horizon):
-        predicted = model(context, recent_actions(actions, c - 1 + h, k))
+        predicted = model.predict(context, recent_actions(actions, c - 1 + h, k))
         out.append(predicted)
         following = frames[:, c + h:c + h + 1] if forced else predicted[:, None]
         context = torch.cat([context[:, 1:], following], dim=1)
@@ -165,7 +152,7 @@ def _resize(frames: torch.Tensor, size: int) -> torch.Tensor:
     return F.interpolate(frames.flatten(0, 1), size=(size, size), mode="bilinear", align_corners=False).view(n, t, 3, size, size)
 
 
-def score_predictor(model: FramePredictor, clip_sets: list[ClipSet], idms: dict) -> dict:
+def score_predictor(model: FrameDynamics, clip_sets: list[ClipSet], idms: dict) -> dict:
     model.eval()
     per_game = {}
     for clips in clip_sets:
@@ -184,10 +171,10 @@ def play_fps(model, steps: int = 30) -> float:
     context, recent = torch.zeros(1, c, 3, r, r), torch.zeros(1, model.config.action_context, dtype=torch.long)
     with torch.inference_mode():
         for _ in range(3):
-            model(context, recent)
+            model.predict(context, recent)
         start = time.perf_counter()
         for _ in range(steps):
-            model(context, recent)
+            model.predict(context, recent)
     return steps / (time.perf_counter() - start)
 
 
@@ -196,6 +183,12 @@ def run_arm(name: str, out: str | Path, config: LabConfig, games=GAMES, progress
     if name == BASELINE:
         from core.control.baseline import score_nano
         return _finish(Path(out), name, config, [score_nano(config, games, progress)], None, {})
+    if name.startswith(MODEL_PREFIX):
+        from core.control.baseline import score_model
+        from core.world_model import WorldModel
+        model = WorldModel.from_pretrained(name[len(MODEL_PREFIX):])
+        return _finish(Path(out), name, config, [score_model(model, config, games, name, progress)], None,
+                       {"parameters": model.parameter_counts()["total"]})
     if name not in ARMS:
         raise ValueError(f"unknown arm {name!r}; arms: {', '.join([BASELINE, *ARMS])}")
     arm = ARMS[name]
@@ -207,32 +200,33 @@ def run_arm(name: str, out: str | Path, config: LabConfig, games=GAMES, progress
     data = replace(config.data, resolution=arm.predictor.resolution)
     episodes = [e for game in games for e in load_play(data, game, arm.policy, "train")]
     batches = Batches(episodes, arm.predictor.context + arm.unroll, arm.batch, config.seed)
-    model = FramePredictor(arm.predictor)
+    model = FrameDynamics(arm.predictor)
     optimiser = torch.optim.AdamW(model.parameters(), lr=arm.lr, weight_decay=1e-4)
     generator = torch.Generator().manual_seed(config.seed)
-    budget, trained, step, views = config.minutes * 60, 0.0, 0, 0
+    budget, trained, wall, step, views = config.minutes * 60, 0.0, 0.0, 0, 0
     rows, next_eval = [], config.eval_every * 60
-    bar = tqdm(total=round(budget), unit="s", desc=f"arm {name}", disable=not progress)
+    bar = tqdm(total=round(budget), unit="cpu-s", desc=f"arm {name}", disable=not progress)
     while trained < budget:
-        started = time.perf_counter()
+        started, started_wall = time.process_time(), time.perf_counter()
         fraction = trained / budget
         for group in optimiser.param_groups:   # warm up, then cosine over the time budget (not a step count)
             group["lr"] = arm.lr * min(1.0, (step + 1) / 50) * 0.5 * (1 + math.cos(math.pi * fraction))
         frames, actions = next(batches)
-        loss = predictor_loss(model, frames, actions, arm.unroll, arm.context_noise, generator)
+        loss = unrolled_loss(model, frames, actions, arm.unroll, arm.context_noise, generator)
         optimiser.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         optimiser.step()
         step, views = step + 1, views + arm.batch * arm.unroll
-        elapsed = time.perf_counter() - started
-        trained += elapsed
+        trained += time.process_time() - started
+        wall += time.perf_counter() - started_wall
         bar.update(round(trained) - bar.n)
         bar.set_postfix(loss=f"{loss.item():.5f}")
         if trained >= next_eval or trained >= budget:
             scores = score_predictor(model, clip_sets, idms)
-            rows.append({"minutes": round(trained / 60, 3), "step": step, "frame_views": views,
-                         "train_frames_per_second": round(views / trained, 1), "loss": round(loss.item(), 6),
+            rows.append({"minutes": round(trained / 60, 3), "wall_minutes": round(wall / 60, 3), "step": step,
+                         "frame_views": views, "train_frames_per_cpu_second": round(views / trained, 1),
+                         "train_frames_per_second": round(views / wall, 1), "loss": round(loss.item(), 6),
                          **scores})
             _write_rows(Path(out), rows)
             next_eval += config.eval_every * 60
@@ -252,7 +246,8 @@ def _finish(out: Path, name: str, config: LabConfig, rows: list[dict], model, ex
     from core.control.plot import plot_rows
 
     _write_rows(out, rows)
-    arm = asdict(ARMS[name]) if name in ARMS else {"description": "the shipped nano (zoo/nano), not retrained"}
+    arm = (asdict(ARMS[name]) if name in ARMS else {"description": f"the model in {name[len(MODEL_PREFIX):]}, not retrained"}
+           if name.startswith(MODEL_PREFIX) else {"description": "the shipped nano (zoo/nano), not retrained"})
     results = {"arm": name, "config": arm, "lab": asdict(config), "threads": config.threads,
                "last": rows[-1], **extra}
     atomic_write(out / "results.json", lambda path: Path(path).write_text(json.dumps(results, indent=2)))

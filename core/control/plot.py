@@ -23,7 +23,7 @@ def plot_rows(rows: list[dict], out: Path, title: str) -> None:
             if any(v is not None for v in values):
                 ax.plot(minutes, [float("nan") if v is None else v for v in values], "o-", label=game, markersize=3)
         ax.set_title(name)
-        ax.set_xlabel("training minutes")
+        ax.set_xlabel("training CPU-minutes")
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8)
     fig.suptitle(title)
