@@ -30,11 +30,13 @@ DYNAMICS_WEIGHT = 100.0
 
 
 class FramesObjective(nn.Module):
-    def __init__(self, model, unroll: int, context_noise: float, small_noise: float, rare_weight: float = 0.0):
+    def __init__(self, model, unroll: int, context_noise: float, small_noise: float, rare_weight: float = 0.0,
+                 decoder_clips: int | None = None):
         super().__init__()
         self.dynamics, self.decoder = model.dynamics, model.decoder
         self.pool = model.tokenizer
         self.unroll, self.context_noise, self.small_noise, self.rare_weight = unroll, context_noise, small_noise, rare_weight
+        self.decoder_clips = decoder_clips   # None: every clip of the batch
 
     def prepare(self, batch: dict) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """uint8 clips (B, L, H, W, 3) -> full (B, L, 3, H, W), small (B, L, 3, r, r), actions (B, L)."""
@@ -50,6 +52,7 @@ class FramesObjective(nn.Module):
     def upsample(self, full: torch.Tensor, small: torch.Tensor, noise: float) -> tuple[torch.Tensor, torch.Tensor]:
         """-> (the upsampler's frame C from small frame C and full frame C-1, the real frame C)."""
         c = self.dynamics.config.context
+        full, small = full[:self.decoder_clips], small[:self.decoder_clips]
         given = small[:, c]
         if noise:
             given = given + noise * torch.randn_like(given)
@@ -80,7 +83,7 @@ class FramesStage(Stage):
             raise ConfigError(f"data.clip_len must be at least dynamics.context + frames.unroll = {needed}")
         options = config.frames
         self.objective = FramesObjective(model, options.unroll, options.context_noise, options.small_noise,
-                                         config.train.rare_colour_weight)
+                                         config.train.rare_colour_weight, options.decoder_clips)
 
     @torch.no_grad()
     def validate(self, batch):
