@@ -94,10 +94,10 @@ class FramesStage(Stage):
         shuffled = objective.rollout_loss(small, shuffled_actions(actions), 0.0).item()
         c, u = objective.dynamics.config.context, objective.unroll
         copy = F.mse_loss(small[:, c - 1:c].expand(-1, u, -1, -1, -1), small[:, c:c + u]).item()
-        decoded, target = objective.upsample(full, small, 0.0)
+        decoded, target = objective.upsample(full, small, 0.0)              # the first decoder_clips clips
         return {"dynamics_mse": (true * n, n), "dynamics_mse_shuffled_actions": (shuffled * n, n),
                 "action_gap_relative": ((shuffled - true) / max(true, 1e-12) * n, n),
-                "copy_last_mse": (copy * n, n), "decoder_psnr": (psnr(decoded, target).sum().item(), n)}
+                "copy_last_mse": (copy * n, n), "decoder_psnr": (psnr(decoded, target).sum().item(), len(decoded))}
 
     @torch.no_grad()
     def write_samples(self, batch, path):
