@@ -88,6 +88,8 @@ def _parse_json(text: str, name: str) -> ActionLog:
         data = json.loads(text)
     except json.JSONDecodeError as err:
         raise ActionLogError(f"{name} line {err.lineno}: not valid JSON ({err.msg})") from None
+    except RecursionError:  # json's parser on arrays nested thousands deep
+        raise ActionLogError(f"{name}: nested too deeply; a log is a list of actions (or an object holding one)") from None
     fps = None
     if isinstance(data, dict):
         unknown = sorted(set(data) - {"fps", "actions"})

@@ -22,6 +22,7 @@ from typing import Iterator
 import numpy as np
 
 from core import actions as vocab
+from core.data.encoding import frame_count
 from core.data.shards import Sample, decode_sample, list_shards, shard_is_complete
 from finetune.errors import CorruptInputError, IngestError, LengthMismatchError, LimitError, UnsafeArchiveError
 
@@ -37,9 +38,12 @@ class Limits:
     max_files: int = 200_000                # at most this many files in a zip or frames folder
     max_frames: int = 108_000               # recorded frames at most (an hour at 30 FPS)
     max_side: int = 4096                    # frame width and height at most, in pixels
+    max_member_bytes: int = 256 * 2 ** 20   # one file inside a shard at most (a shard is ~256 MB in all)
+    max_sample_frames: int = 1024           # frames in one shard sample (collect and ingest write 128)
 
     def __post_init__(self):
-        if min(self.max_input_bytes, self.max_unpacked_bytes, self.max_files, self.max_frames, self.max_side) <= 0:
+        if min(self.max_input_bytes, self.max_unpacked_bytes, self.max_files, self.max_frames, self.max_side,
+               self.max_member_bytes, self.max_sample_frames) <= 0:
             raise ValueError("every ingest limit must be positive")
 
 
@@ -244,43 +248,81 @@ def _check_member(info: zipfile.ZipInfo, label: str) -> None:
 
 # -- our own shards ------------------------------------------------------------------------
 def read_shards_strict(path: Path, limits: Limits) -> Iterator[Sample]:
-    """Samples of our shards; unlike training's reader, a truncated or corrupt shard is an error."""
+    """Samples of our shards; unlike training's reader, a truncated or corrupt shard is an error.
+
+    A shard's files are read (not decoded) first, each member's declared size checked before it is
+    read: a sparse member lets a 30 KB tar declare gigabytes. Every sample's frame count is then read
+    from its PNG header and held to the limits before any sample is decoded; samples are decoded one at
+    a time as they are yielded (ingest writes into a staging folder, so a later error leaves nothing)."""
     frames = 0
     for shard in list_shards(path):
         _check_size(shard, limits)
         if not shard_is_complete(shard):
             raise CorruptInputError(f"shard {shard.name} is truncated (it does not end like a complete tar)")
-        samples = []  # one shard's samples (<= 256 MB), read whole so a corrupt shard fails before any yield
+        samples = []  # (key, {extension: bytes}) of one shard, undecoded
         try:
             with tarfile.open(shard, "r") as tar:
-                files, key = {}, None
+                files, key, stored = {}, None, shard.stat().st_size
                 for member in tar:
                     if not member.isfile():
                         continue
+                    _check_tar_member(member, shard.name, limits)
+                    stored -= member.size  # what a plain tar holds is inside the file; only sparse data is not
+                    if stored < 0:
+                        raise UnsafeArchiveError(f"shard {shard.name}: its members declare more bytes than the "
+                                                 "file holds (sparse or forged sizes); refusing it")
                     member_key, _, ext = PurePosixPath(member.name).name.partition(".")
                     if member_key != key and files:
-                        samples.append(_checked_sample(files, key, shard.name))
+                        samples.append((key, files))
                         files = {}
                     key = member_key
                     files[ext] = tar.extractfile(member).read()
                 if files:
-                    samples.append(_checked_sample(files, key, shard.name))
+                    samples.append((key, files))
         except (tarfile.TarError, EOFError, OSError) as err:
             raise CorruptInputError(f"shard {shard.name} is corrupt: {err}") from None
-        for sample in samples:
-            frames += len(sample.frames)
+        for key, files in samples:
+            frames += _sample_frames(files, key, shard.name, limits)
             if frames > limits.max_frames:
                 raise LimitError(f"{path} holds more than {limits.max_frames} frames (the length limit)")
-            yield sample
+        for key, files in samples:
+            yield _checked_sample(files, key, shard.name)
+
+
+def _check_tar_member(member: tarfile.TarInfo, shard: str, limits: Limits) -> None:
+    if member.issparse():
+        raise UnsafeArchiveError(f"shard {shard}: member {member.name!r} is a sparse file; shards hold plain files")
+    if member.size > limits.max_member_bytes:
+        raise LimitError(f"shard {shard}: member {member.name!r} is {_size(member.size)}, over the "
+                         f"{_size(limits.max_member_bytes)} limit for one file in a shard")
+
+
+def _sample_frames(files: dict, key: str, shard: str, limits: Limits) -> int:
+    """The frames a sample holds, from its PNG header alone."""
+    if "frames.png" not in files:
+        raise CorruptInputError(f"shard {shard} sample {key!r}: sample lacks frames.png")
+    try:
+        count = frame_count(files["frames.png"])
+    except (ValueError, OSError, SyntaxError) as err:
+        raise CorruptInputError(f"shard {shard} sample {key!r}: {err}") from None
+    if count > limits.max_sample_frames:
+        raise LimitError(f"shard {shard} sample {key!r} holds {count} frames in one image (256x{count * 256}), over "
+                         f"the {limits.max_sample_frames}-frame limit per sample")
+    return count
 
 
 def _checked_sample(files: dict, key: str, shard: str) -> Sample:
     try:
         sample = decode_sample(files)
-    except (ValueError, KeyError, OSError) as err:
+    except RecursionError:  # json's parser on a meta.json nested thousands deep
+        raise CorruptInputError(f"shard {shard} sample {key!r}: meta.json is nested too deeply to be ours") from None
+    except (ValueError, KeyError, OSError, SyntaxError) as err:
         raise CorruptInputError(f"shard {shard} sample {key!r}: {err}") from None
-    if sample.actions.ndim != 1 or (len(sample.actions) and sample.actions.max() >= vocab.NUM_ACTIONS):
-        raise IngestError(f"shard {shard} sample {key!r}: action ids must be 0..{vocab.NUM_ACTIONS - 1}")
+    actions = sample.actions
+    if actions.ndim != 1 or actions.dtype.kind not in "iu" or (len(actions) and (
+            actions.min() < 0 or actions.max() >= vocab.NUM_ACTIONS)):
+        raise IngestError(f"shard {shard} sample {key!r}: actions must be whole action ids 0..{vocab.NUM_ACTIONS - 1}, "
+                          f"got a {actions.ndim}-d {actions.dtype} array")
     if not isinstance(sample.meta, dict) or not {"game", "fps"} <= set(sample.meta):
         raise IngestError(f"shard {shard} sample {key!r}: meta.json lacks 'game' or 'fps'")
     check_fps(sample.meta["fps"], f"shard {shard} sample {key!r}: meta.json's 'fps'")

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import io
 import time
+import warnings
 from typing import Callable
 
 import numpy as np
@@ -31,14 +32,34 @@ def encode_frames(frames: np.ndarray, level: int = PNG_LEVEL) -> bytes:
     return buffer.getvalue()
 
 
-def decode_frames(data: bytes) -> np.ndarray:
-    """PNG bytes (or a decoded PIL image) -> (T, 256, 256, 3) uint8."""
+def _open(data):
     from PIL import Image
 
-    image = data if isinstance(data, Image.Image) else Image.open(io.BytesIO(data))
-    if image.width != FRAME or image.height % FRAME:
+    if isinstance(data, Image.Image):
+        return data
+    try:
+        with warnings.catch_warnings():  # callers bound the size from the header (frame_count); PIL's warning adds nothing
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            return Image.open(io.BytesIO(data))
+    except Image.DecompressionBombError as err:  # PIL refuses the header of an image over ~179M pixels
+        raise ValueError(f"the frames image is too large to decode ({err})") from None
+
+
+def frame_count(data) -> int:
+    """How many frames PNG bytes (or a PIL image) hold, read from the header alone: PIL decodes pixels
+    only when asked, so a hostile 256 x 655360 image costs nothing here. A ValueError if the size is
+    not a stack of 256x256 frames."""
+    image = _open(data)
+    if image.width != FRAME or image.height % FRAME or not image.height:
         raise ValueError(f"a frames image must be {FRAME} wide and a multiple of {FRAME} tall, got "
                          f"{image.width}x{image.height}")
+    return image.height // FRAME
+
+
+def decode_frames(data) -> np.ndarray:
+    """PNG bytes (or a decoded PIL image) -> (T, 256, 256, 3) uint8."""
+    image = _open(data)
+    frame_count(image)  # the size check, before any pixel is decoded
     return np.asarray(image.convert("RGB")).reshape(-1, FRAME, FRAME, 3)
 
 
