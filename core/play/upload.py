@@ -24,7 +24,8 @@ class StartImageError(ValueError):
 @dataclass
 class UploadConfig:
     max_bytes: int = 20 * 1024 * 1024   # files above this are refused before decoding
-    max_pixels: int = 40_000_000        # width*height above this is refused (decompression bombs)
+    max_pixels: int = 25_000_000        # width*height above this is refused before decoding (decompression bombs)
+    max_side: int = 8192                # a longer side is refused too: 1 x 40,000,000 is few pixels but 15 s to scale
     size: int = FRAME_SIZE              # the model's frame side; the image is letterboxed to it
 
 
@@ -45,17 +46,23 @@ def load_start_image(path: str | Path | None, config: UploadConfig | None = None
                               f"(it is scaled to {config.size}x{config.size} anyway)")
     try:
         with warnings.catch_warnings():
-            warnings.simplefilter("error", Image.DecompressionBombWarning)
-            with Image.open(path) as image:
+            # PIL warns of a bomb when it reads the header; the size check below, stricter, says what was wrong
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            with Image.open(path) as image:  # reads the header only; pixels are decoded by convert()
                 width, height = image.size
-                if width * height > config.max_pixels:
+                if width * height > config.max_pixels or max(width, height) > config.max_side:
                     raise StartImageError(f"{path.name!r} is {width}x{height} pixels; the limit is "
-                                          f"{config.max_pixels / 1e6:.0f} megapixels. Upload a smaller image")
+                                          f"{config.max_pixels / 1e6:.0f} megapixels and {config.max_side} pixels a "
+                                          f"side. Upload a smaller screenshot (it is scaled to "
+                                          f"{config.size}x{config.size} anyway)")
                 image.seek(0)  # an animated GIF or WebP starts from its first frame
                 rgb = image.convert("RGB")
     except StartImageError:
         raise
-    except (UnidentifiedImageError, Image.DecompressionBombError, Image.DecompressionBombWarning):
+    except Image.DecompressionBombError as err:  # over twice PIL's own limit: refused while reading the header
+        raise StartImageError(f"{path.name!r} is far too large to decode ({err}); the limit is "
+                              f"{config.max_pixels / 1e6:.0f} megapixels. Upload a smaller screenshot") from None
+    except UnidentifiedImageError:
         raise StartImageError(f"{path.name!r} is not an image this app can read; upload a PNG, JPEG, GIF, "
                               f"BMP or WebP file") from None
     except (OSError, SyntaxError, ValueError) as err:  # truncated or corrupt data inside a known format
