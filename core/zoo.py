@@ -20,6 +20,7 @@ from pathlib import Path
 import torch
 
 from core.config import ZOO, zoo_config
+from core.config_bounds import check_config_file
 from core.world_model import CONFIG_FILE, WEIGHTS_FILE, WorldModel
 
 
@@ -61,16 +62,20 @@ def model_dir(name_or_path: str | Path, role: str = "model") -> Path:
     A folder that exists wins over a variant of the same name. Errors name `role` (e.g. "base model")
     so that each command's message says which of its arguments was wrong: UnknownModelError for a name
     that is neither, FileNotFoundError for a folder without the two files, WeightsNotAvailable for a
-    variant whose weights are not here."""
+    variant whose weights are not here. Its config.json is parsed and bounded here (ConfigError naming
+    the field), before anything builds a model from it."""
     path = Path(name_or_path)
     if path.is_dir():
         missing = [name for name in (CONFIG_FILE, WEIGHTS_FILE) if not (path / name).is_file()]
         if missing:
             raise FileNotFoundError(f"{role} {name_or_path}: the folder lacks {' and '.join(missing)}; a model folder "
                                     f"holds {CONFIG_FILE} + {WEIGHTS_FILE} (a zoo variant or a training run's model/)")
+        check_config_file(path / CONFIG_FILE)
         return path
     if str(name_or_path) in ZOO:
-        return weights_dir(str(name_or_path))
+        folder = weights_dir(str(name_or_path))
+        check_config_file(folder / CONFIG_FILE)
+        return folder
     raise UnknownModelError(f"unknown {role} {str(name_or_path)!r}: name a zoo variant ({', '.join(ZOO)}) or a model "
                             f"folder holding {CONFIG_FILE} + {WEIGHTS_FILE}")
 

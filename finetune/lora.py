@@ -22,7 +22,6 @@ layers, reading only safetensors; pickle files are refused, never opened.
 from __future__ import annotations
 
 import dataclasses
-import json
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
@@ -33,7 +32,8 @@ from peft import LoraConfig, PeftModel, get_peft_model
 from safetensors import SafetensorError, safe_open
 
 from core.atomic import staged_folder
-from core.config import WorldModelConfig
+from core.config import ConfigError, WorldModelConfig
+from core.config_bounds import read_json
 from core.world_model import WorldModel
 
 FAMILY_TARGETS = {
@@ -164,10 +164,10 @@ def read_adapter_config(folder: str | Path) -> dict:
     for name in (CONFIG_FILE, WEIGHTS_FILE):
         if not (folder / name).is_file():
             raise AdapterError(f"{folder} lacks {name}: an adapter folder holds {CONFIG_FILE} and {WEIGHTS_FILE}")
-    try:
-        config = json.loads((folder / CONFIG_FILE).read_text(encoding="utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as err:
-        raise AdapterError(f"{folder / CONFIG_FILE}: not valid JSON ({err})") from None
+    try:  # NaN, Infinity and runaway nesting refused too
+        config = read_json(folder / CONFIG_FILE)
+    except ConfigError as err:
+        raise AdapterError(str(err)) from None
     if not isinstance(config, dict):
         raise AdapterError(f"{folder / CONFIG_FILE}: expected a JSON object, got {type(config).__name__}")
     fields = {f.name for f in dataclasses.fields(LoraConfig)}
