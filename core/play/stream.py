@@ -29,6 +29,8 @@ from core.play.page import STREAM_PATH, TARGET_FPS
 MAX_IN_FLIGHT = 2          # frames sent but not yet shown by the page
 MAX_MESSAGE_CHARS = 512    # a key state is a few dozen characters; anything longer is not our page
 LOOPS = ("websocket", "timer")
+UNSUPPORTED_DATA = 1003    # RFC 6455's close code for a message of a type the endpoint does not accept
+BINARY_REFUSED = "binary messages are not accepted: send the key state as text"
 
 
 def pack_frame(header: dict, jpeg: bytes) -> bytes:
@@ -91,7 +93,13 @@ class FrameStreams:
 
         async def receive() -> None:
             while True:
-                text = await websocket.receive_text()
+                message = await websocket.receive()
+                if message["type"] == "websocket.disconnect":
+                    raise WebSocketDisconnect(message.get("code", 1000))
+                text = message.get("text")
+                if text is None:  # a binary message: our page sends only text, so say so and close properly
+                    await websocket.close(code=UNSUPPORTED_DATA, reason=BINARY_REFUSED)
+                    return
                 if text == "ack":
                     state["unacked"] = max(0, state["unacked"] - 1)
                     shown.set()
