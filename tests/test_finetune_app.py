@@ -37,11 +37,13 @@ def test_one_fine_tune_at_a_time_and_the_others_see_their_place(tmp_path, upload
 
     queue = FinetuneQueue(FinetuneTabConfig(work_dir=tmp_path / "jobs"), run=run)
     first, note = queue.submit(str(base), str(play), None, "my game", 4, 10)
-    assert first and "Checked: 40 frames" in note
+    assert first and note.startswith("Checking your upload")  # checked off the request thread
     second, _ = queue.submit(str(base), str(play), None, "", 2, 10)
     wait_for(queue, first, "running")
     assert queue.status(first)[0].startswith("Running: preparing")
-    assert queue.status(second)[0] == "Waiting: 1 fine-tune(s) ahead of yours (one runs at a time)."
+    wait_for(queue, second, "queued")
+    assert queue.status(second)[0] == ("Checked: 40 frames (1.33 s) of synthetic. "
+                                       "Waiting: 1 fine-tune(s) ahead of yours (one runs at a time).")
     release.set()
     wait_for(queue, second, "done")
     assert [c.lora.rank for c in started] == [4, 2] and queue.status(first)[0].startswith("Done")
@@ -52,8 +54,10 @@ def test_bad_uploads_and_options_are_refused_before_queueing(tmp_path, upload):
     base, play = upload
     queue = FinetuneQueue(FinetuneTabConfig(work_dir=tmp_path / "jobs"), run=lambda config: {})
     (tmp_path / "clip.mp4").write_bytes(b"not a video")
-    job, note = queue.submit(str(base), str(tmp_path / "clip.mp4"), None, "", 4, 10)
-    assert job is None and note.startswith("Not started:") and "clip.mp4" in note
+    job, _ = queue.submit(str(base), str(tmp_path / "clip.mp4"), None, "", 4, 10)
+    wait_for(queue, job, "refused")
+    note = queue.status(job)[0]
+    assert note.startswith("Not started:") and "clip.mp4" in note
     assert not any((tmp_path / "jobs").iterdir())  # nothing half-written is kept
     assert "rank must be a whole number from 1 to 64" in queue.submit(str(base), str(play), None, "", 0, 10)[1]
     assert "steps must be a whole number from 1 to 2000" in queue.submit(str(base), str(play), None, "", 4, 1e6)[1]

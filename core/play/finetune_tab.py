@@ -3,13 +3,23 @@ position, progress and live loss curve, and push the result to the registry; pla
 tested without a browser.
 
 Uploads are validated by `finetune.ingest` (every failure is a message naming the problem)
-before anything is queued. One fine-tune runs at a time, on one worker thread: two would share
-the CPU and each take twice as long. The others wait in order and see how many
-are ahead. Jobs live on the server by id; a browser tab keeps only its job's id in a gr.State.
+before anything is queued, on a checking thread of their own: a request only checks the options
+and returns, so a slow upload never holds the server's request threads. One fine-tune runs at a
+time, on one worker thread: two would share the CPU and each take twice as long. The others wait
+in order and see how many are ahead. Jobs live on the server by id; a browser tab keeps only its
+job's id in a gr.State.
+
+Any failure, expected or not, is a message on the page and removes the job's folder, so nothing
+half-made is left. A finished job keeps only its config and summary: the model and data a
+fine-tune loaded are collected and the freed memory handed back to the system (a fine-tune
+otherwise left the app gigabytes larger for good).
 """
 
 from __future__ import annotations
 
+import ctypes
+import gc
+import math
 import shutil
 import tempfile
 import threading
@@ -40,8 +50,8 @@ class Job:
     id: str
     folder: Path                   # shards/, adapter/ and adapter.run/ of this fine-tune
     config: FinetuneConfig
-    state: str = "queued"          # queued, running, done or failed
-    message: str = ""              # why it failed
+    state: str = "checking"        # checking, refused (the upload), queued, running, done or failed
+    message: str = ""              # why it was refused or failed; what the check found
     result: dict = field(default_factory=dict)
 
 
@@ -58,43 +68,67 @@ class FinetuneQueue:
         self._jobs: dict[str, Job] = {}
         self._waiting: deque[str] = deque()
         self._ready = threading.Condition()
+        self._uploads: deque[tuple[Job, str, str | None, str]] = deque()  # (job, upload, action log, game) to check
+        self._uploaded = threading.Condition()
         threading.Thread(target=self._work, name="finetune-queue", daemon=True).start()
+        threading.Thread(target=self._check_uploads, name="finetune-uploads", daemon=True).start()
 
     def submit(self, base: str, upload: str | None, actions: str | None, game: str, rank, steps) -> tuple[str | None, str]:
-        """Validate and ingest the upload, then queue its fine-tune; (job id or None, a message for the page)."""
-        from finetune.ingest import IngestConfig, ingest
-
+        """Check the options and hand the upload to the checking thread; (job id or None, a message for the page).
+        The job's status says what the check found, then its place in the queue."""
         problem = self._check_options(base, upload, rank, steps)
         if problem:
             return None, f"Not started: {problem}"
         job_id = uuid.uuid4().hex[:12]
         folder = self.work_dir / job_id
-        try:
-            report = ingest(upload, folder / "shards", actions or None, IngestConfig(game=game.strip() or None),
-                            progress=False)
-        except (ValueError, FileNotFoundError, FileExistsError) as err:
-            shutil.rmtree(folder, ignore_errors=True)
-            return None, f"Not started: {err}"
         config = FinetuneConfig(base=base, data=str(folder / "shards"), out=str(folder / "adapter"),
                                 steps=int(steps), batch_size=self.config.batch_size, clip_len=self.config.clip_len,
                                 threads=self.config.threads, progress=False)
         config.lora.rank = int(rank)
-        with self._ready:
-            self._jobs[job_id] = Job(job_id, folder, config)
-            self._waiting.append(job_id)
-            self._ready.notify()
-        return job_id, (f"Checked: {report['frames']} frames ({report['seconds']} s) of {', '.join(report['games'])}. "
-                        "Queued.")
+        job = Job(job_id, folder, config)
+        with self._uploaded:
+            self._jobs[job_id] = job
+            self._uploads.append((job, upload, actions or None, (game or "").strip()))
+            self._uploaded.notify()
+        return job_id, "Checking your upload; its status appears on the right."
+
+    def _check_uploads(self) -> None:
+        from finetune.ingest import IngestConfig, ingest
+
+        while True:
+            with self._uploaded:
+                while not self._uploads:
+                    self._uploaded.wait()
+                job, upload, actions, game = self._uploads.popleft()
+            try:
+                report = ingest(upload, job.folder / "shards", actions, IngestConfig(game=game or None),
+                                progress=False)
+            except Exception as err:  # every failure is a message, and leaves no folder behind
+                shutil.rmtree(job.folder, ignore_errors=True)
+                job.message, job.state = _failure(err), "refused"
+                continue
+            finally:
+                _release_memory()
+            job.message = (f"Checked: {report['frames']} frames ({report['seconds']} s) of "
+                           f"{', '.join(report['games'])}.")
+            with self._ready:
+                job.state = "queued"
+                self._waiting.append(job.id)
+                self._ready.notify()
 
     def status(self, job_id: str | None) -> tuple[str, str | None]:
         """(Markdown: queue position, progress or result; the loss curve so far, or None)."""
         job = self._jobs.get(job_id or "")
         if job is None:
             return "Upload gameplay and press Fine-tune.", None
+        if job.state == "checking":
+            return "Checking your upload (frames, action log and limits).", None
+        if job.state == "refused":
+            return f"Not started: {job.message}", None
         if job.state == "queued":
             with self._ready:
                 ahead = list(self._waiting).index(job.id) + sum(j.state == "running" for j in self._jobs.values())
-            return f"Waiting: {ahead} fine-tune(s) ahead of yours (one runs at a time).", None
+            return f"{job.message} Waiting: {ahead} fine-tune(s) ahead of yours (one runs at a time).", None
         if job.state == "failed":
             return f"Failed: {job.message}", self._curve(job)
         if job.state == "running":
@@ -138,7 +172,9 @@ class FinetuneQueue:
         except (ValueError, FileNotFoundError) as err:  # unknown, or a variant whose weights are not here
             return str(err)
         for name, value, most in (("rank", rank, self.config.max_rank), ("steps", steps, self.config.max_steps)):
-            if value is None or int(value) != value or not 1 <= int(value) <= most:
+            whole = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value) \
+                and int(value) == value  # an API call may send NaN, infinity or text where the slider sends numbers
+            if not whole or not 1 <= int(value) <= most:
                 return f"{name} must be a whole number from 1 to {most}, got {value!r}"
         return ""
 
@@ -164,7 +200,29 @@ class FinetuneQueue:
                 job = self._jobs[self._waiting.popleft()]
                 job.state = "running"
             try:
-                job.result = self._run(job.config)
-                job.state = "done"
+                result, failure = self._run(job.config), None
             except Exception as err:  # one visitor's failed fine-tune must not stop the queue for the others
-                job.message, job.state = str(err), "failed"
+                shutil.rmtree(job.folder, ignore_errors=True)
+                result, failure = {}, _failure(err)
+            _release_memory()  # before the page hears the job ended, so the next one starts from a clean heap
+            if failure is None:
+                job.result, job.state = result, "done"
+            else:
+                job.message, job.state = failure, "failed"
+
+
+def _failure(err: Exception) -> str:
+    """A page's message for any exception: ours say what was wrong; others are named, not a stack trace."""
+    if isinstance(err, (ValueError, FileNotFoundError, FileExistsError)):
+        return str(err)
+    return f"an unexpected {type(err).__name__} ({err}); the job was removed. Check the upload and try again"
+
+
+def _release_memory() -> None:
+    """Collect what a job loaded (models hold reference cycles) and return freed heap to the system:
+    glibc keeps freed memory for reuse, so without malloc_trim the app's size stays at its peak."""
+    gc.collect()
+    try:
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):  # not glibc (macOS, musl): collecting is all there is
+        pass
