@@ -115,8 +115,13 @@ def build_app(player: Player, model: str | None = None, step_concurrency: int | 
             # one pair made at a time: a new pair is ~60 model steps, and players share the CPU
             deal.click(game_show.new_pair, [dream_model, dream_game], [pair_round, pair_clips, pair_note],
                        concurrency_limit=1)
+            def vote_for(side):
+                def vote(round_id, request: gr.Request):  # votes are rate-limited per Gradio session
+                    return game_show.vote(round_id, side, request.session_hash if request else None)
+                return vote
+
             for button, side in ((pick_a, "A"), (pick_b, "B")):
-                button.click(lambda round_id, side=side: game_show.vote(round_id, side), pair_round,
+                button.click(vote_for(side), pair_round,
                              [pair_round, pair_note]).then(game_show.scoreboard, None, scoreboard)
             dream_tab.select(game_show.scoreboard, None, scoreboard)
         with gr.Tab("Fine-tune"):

@@ -1,5 +1,7 @@
 """The "Real or dream?" tab without a browser: clip pairs, the recorded random order, votes, fooled rates."""
 
+import base64
+import io
 import random
 import re
 import threading
@@ -7,13 +9,14 @@ import threading
 import numpy as np
 import pytest
 import torch
-from PIL import Image
+from PIL import Image, ImageSequence
 
 from core.data.shards import split_of
 from core.play import dream_pairs
 from core.play.dream_pairs import ClipConfig, clip_pair
 from core.play.models import ModelCache
-from core.play.real_or_dream import RealOrDream, RealOrDreamConfig
+from core.play import real_or_dream
+from core.play.real_or_dream import RealOrDream, RealOrDreamConfig, jitter_palettes
 from core.play.votes import Tally, VoteError, VoteStore
 from core.world_model import WorldModel
 from tests.conftest import tiny_config
@@ -32,7 +35,7 @@ def game_show(tmp_path, monkeypatch, model):
     model.save_pretrained(tmp_path / "zoo" / "nano")
     monkeypatch.setenv("POCKETWORLD_ZOO", str(tmp_path / "zoo"))
     config = RealOrDreamConfig(votes_path=tmp_path / "votes.sqlite", clips_dir=tmp_path / "clips",
-                               levels_per_game=2, clip=ClipConfig(steps=STEPS))
+                               levels_per_game=2, clip=ClipConfig(steps=STEPS), min_watch_s=0.0)
     return RealOrDream(ModelCache(), config, rng=random.Random(0))
 
 
@@ -139,3 +142,54 @@ def test_an_unusable_votes_file_is_a_message(tmp_path):
     game_show = RealOrDream(ModelCache(), RealOrDreamConfig(votes_path=tmp_path / "file" / "votes.sqlite"))
     assert game_show.scoreboard().startswith(f"The votes file {tmp_path}/file/votes.sqlite cannot be used")
     assert game_show.vote("abc", "A")[0] == "abc"  # nothing was counted: the visitor can vote again
+
+
+def shown_gifs(html):
+    return [base64.b64decode(data) for data in re.findall(r'src="data:image/gif;base64,([^"]+)"', html)]
+
+
+def gif_pixels(data):
+    with Image.open(io.BytesIO(data)) as gif:
+        return np.stack([np.asarray(gif.convert("RGB"), np.int16) for _ in ImageSequence.Iterator(gif)])
+
+
+def test_a_cached_clip_never_reaches_the_page_twice_alike_and_no_vote_names_its_level(game_show):
+    """A script that votes once learns the answer; it must not recognise the same clip in the next round."""
+    game_show.levels = game_show.levels[:1]  # every round deals the same cached pair
+    first, second = (game_show.new_pair("nano", "platformer") for _ in range(2))
+    seen = [shown_gifs(first[1]), shown_gifs(second[1])]
+    rounds = [game_show.store.get_round(first[0]), game_show.store.get_round(second[0])]
+    by_side = [dict(zip("AB", gifs)) for gifs in seen]
+    real = [by_side[i][r.real_side] for i, r in enumerate(rounds)]
+    assert real[0] != real[1]                                                  # other bytes
+    pixels = [gif_pixels(clip) for clip in real]
+    assert not np.array_equal(*pixels) and np.abs(pixels[0] - pixels[1]).max() <= 2  # other pixels, same clip
+    message = game_show.vote(first[0], rounds[0].real_side, "session")[1]
+    assert "level" not in message and str(rounds[0].seed) not in message
+
+
+def test_votes_are_rate_limited_per_session_and_none_come_before_the_clip_plays(game_show, monkeypatch):
+    game_show.config.votes_per_session = 2
+    rounds = [game_show.new_pair("nano", "platformer")[0] for _ in range(4)]
+    assert game_show.vote(rounds[0], "A", "script")[0] is None
+    assert game_show.vote(rounds[1], "A", "script")[0] is None
+    open_round, message = game_show.vote(rounds[2], "A", "script")
+    assert open_round == rounds[2] and message.startswith("Too many votes from this session: at most 2 in 10 minutes")
+    assert game_show.vote(rounds[2], "A", "a person")[0] is None          # another session still votes
+    later = real_or_dream.time.monotonic() + game_show.config.vote_window_s + 1
+    monkeypatch.setattr(real_or_dream.time, "monotonic", lambda: later)  # the window has passed
+    assert game_show.vote(rounds[3], "A", "script")[0] is None
+
+    game_show.min_watch_s = 60.0
+    fresh = game_show.new_pair("nano", "platformer")[0]
+    assert game_show.vote(fresh, "A", "quick") == (fresh, "Watch both clips first: they play for 60 s.")
+    assert game_show.store.tallies()[0].votes == 4
+
+
+def test_jittered_gifs_stay_gifs_of_the_same_clip(model, tmp_path):
+    pair = clip_pair(model, "nano", "maze", 3, tmp_path, ClipConfig(steps=STEPS))
+    data = pair.real.read_bytes()
+    jittered = jitter_palettes(data, random.Random(1))
+    assert len(jittered) == len(data) and jittered != data
+    original, changed = gif_pixels(data), gif_pixels(jittered)
+    assert original.shape == changed.shape and np.abs(original - changed).max() <= 1

@@ -48,6 +48,7 @@ class Round:
     game: str
     seed: int
     real_side: str      # where the real clip was shown; the dream is on the other side
+    created_at: float = 0.0  # when the pair was dealt (time.time())
 
 
 @dataclass
@@ -86,15 +87,15 @@ class VoteStore:
     def new_round(self, model: str, game: str, seed: int, real_side: str) -> Round:
         if real_side not in SIDES:
             raise VoteError(f"the real clip goes on side A or B, not {real_side!r}")
-        round_ = Round(secrets.token_hex(8), model, game, int(seed), real_side)
+        round_ = Round(secrets.token_hex(8), model, game, int(seed), real_side, time.time())
         with closing(self._connect()) as db, db:
             db.execute("INSERT INTO rounds (id, model, game, seed, real_side, created_at) VALUES (?, ?, ?, ?, ?, ?)",
-                       (round_.id, model, game, round_.seed, real_side, time.time()))
+                       (round_.id, model, game, round_.seed, real_side, round_.created_at))
         return round_
 
     def get_round(self, round_id: str) -> Round:
         with closing(self._connect()) as db:
-            row = db.execute("SELECT id, model, game, seed, real_side FROM rounds WHERE id = ?",
+            row = db.execute("SELECT id, model, game, seed, real_side, created_at FROM rounds WHERE id = ?",
                              (round_id,)).fetchone()
         if row is None:
             raise VoteError(f"no clip pair {round_id!r} was shown here; press 'New pair' and vote on that one")
