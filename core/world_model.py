@@ -17,7 +17,6 @@ from safetensors, never unpickled.
 
 from __future__ import annotations
 
-import json
 import os
 from pathlib import Path
 
@@ -126,10 +125,9 @@ class WorldModel(nn.Module, PyTorchModelHubMixin, library_name="pocketworld",
 
 
 def load_config(path: str | Path) -> WorldModelConfig:
-    try:
-        data = json.loads(Path(path).read_text(encoding="utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as err:
-        raise ConfigError(f"{path}: not valid JSON ({err})") from None
+    from core.config_bounds import check_config_file
+
+    data = check_config_file(path)   # NaN, deep nesting, absurd sizes: refused before anything is built
     try:
         return WorldModelConfig.from_dict(data)
     except ConfigError as err:
