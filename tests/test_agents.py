@@ -45,5 +45,5 @@ def test_rl_agent_learns_to_cover_more_than_random(tmp_path):
 
 def test_unknown_or_unfit_agents_are_explained():
     game = make_game("maze", num_envs=1)
-    with pytest.raises(ValueError, match="valid agents for maze: random, scripted, rl"):
+    with pytest.raises(ValueError, match="valid agents for maze: random, held, scripted, rl"):
         make_agent("genius", game)

@@ -122,6 +122,7 @@ def test_keys_in_the_page_play_the_world_and_fps_is_shown(page):
     page.get_by_role("tab", name="Real or dream?").click()
     page.click("#pw-deal")
     page.wait_for_function("document.querySelectorAll('#pw-pair img').length == 2", timeout=120_000)
+    page.wait_for_timeout(2_000)   # a vote before both clips have played (1.8 s) is refused
     page.click("#pw-pick-a")
     page.wait_for_selector("#pw-scoreboard td:text-is('all')", timeout=60_000)  # the vote was counted
 
@@ -152,7 +153,6 @@ def test_an_upload_is_fine_tuned_pushed_and_shared_from_the_fine_tune_tab(page, 
     steps.fill("10")
     steps.press("Enter")
     page.click("#pw-ft-start")
-    page.wait_for_selector("#pw-ft-note :text('Checked: 40 frames')", timeout=60_000)   # validated first
     page.wait_for_selector("#pw-ft-status :text('Done in')", timeout=240_000)
     page.fill("#pw-ft-repo textarea, #pw-ft-repo input", "me/sprite-land")
     page.click("#pw-ft-push")

@@ -92,8 +92,8 @@ def test_bench_control_trains_an_arm_and_scores_it_and_the_baseline(tmp_path, ca
     original = lab.LabConfig
     monkeypatch.setattr(lab, "LabConfig", lambda **kw: original(clips=3, horizon=4, idm_steps=20, data=small, **kw))
     out = tmp_path / "control"
-    assert main(["bench", "control", "--arm", "film,nano-v1", "--games", "maze", "--minutes", "0.02",
-                 "--eval-every", "0.01", "--threads", "1", "--out", str(out), "--json", str(out / "all.json")]) == 0
+    assert main(["bench", "control", "--arm", "film,nano-v1", "--games", "maze", "--minutes", "0.08",
+                 "--eval-every", "0.03", "--threads", "1", "--out", str(out), "--json", str(out / "all.json")]) == 0
     printed = capsys.readouterr().out
     assert "| film |" in printed and "| nano-v1 |" in printed
     for arm in ("film", "nano-v1"):

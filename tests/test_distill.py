@@ -63,7 +63,7 @@ def test_a_distilled_student_gets_closer_to_the_teacher_than_one_trained_from_sc
     teacher = toy_dynamics(64, 0)
     optimizer = torch.optim.AdamW(teacher.parameters(), lr=3e-3, weight_decay=0.0)
     generator = torch.Generator().manual_seed(0)
-    for _ in range(150):
+    for _ in range(250):   # 150 steps left it at 0.79 on some CPUs, under the bar below
         tokens, actions = sprite_clips(16, 6, grid=GRID, generator=generator)
         loss = F.cross_entropy(teacher(tokens[:, :-1], actions[:, :-1]).reshape(-1, 4), tokens[:, 1:].reshape(-1))
         optimizer.zero_grad()
@@ -83,7 +83,7 @@ def test_a_distilled_student_gets_closer_to_the_teacher_than_one_trained_from_sc
         teacher_only.projection = labelled.projection
         optimizer = torch.optim.AdamW(labelled.parameters(), lr=1e-2, weight_decay=0.0)
         generator = torch.Generator().manual_seed(7)
-        for _ in range(60):
+        for _ in range(100):
             loss, _ = labelled(recorded)
             if mode == "distilled":
                 tokens, actions = sprite_clips(8, 6, grid=GRID, generator=generator)

@@ -135,12 +135,13 @@ class FinetuneQueue:
             lines = self._metrics(job)
             train = [line for line in lines if line["split"] == "train"]
             if not train:
-                return f"Running: preparing (tokenizing the gameplay, loading {job.config.base}).", None
+                return f"Running: preparing (reading the gameplay, loading {job.config.base}).", None
             return (f"Running: step {train[-1]['step']} of {job.config.steps}, loss {train[-1]['loss']:.4f}.",
                     self._curve(job))
         scores = job.result.get("held_out", {})
         summary = "; ".join(f"{name.replace('_', ' ')} {v['base']:.4f} -> {v['finetuned']:.4f}"
-                            for name, v in scores.items() if name in ("loss", "accuracy"))
+                            for name, v in scores.items()
+                            if name in ("loss", "accuracy", "dynamics_mse", "action_gap_relative"))
         return (f"Done in {job.result.get('seconds', '?')} s. Held-out clips, base -> fine-tune: "
                 f"{summary or 'no held-out clips'}. Push it to play it and share it.",
                 str(Path(job.config.out) / CURVE_FILE))
