@@ -56,7 +56,8 @@ class FrameUpsampler(nn.Module):
         skips = [F.silu(self.stem(prev_frames))]                              # (B, c0, H, W)
         for down in self.down:
             skips.append(F.silu(down(skips[-1])))                              # ... down to (B, c_last, r, r)
-        prev_small = F.interpolate(prev_frames, size=small.shape[-2:], mode="area")
+        # a fixed pooling factor, not area interpolation to the small frame's size: ONNX exports only the former
+        prev_small = F.avg_pool2d(prev_frames, self.config.image_size // self.config.resolution)
         x = self.mid(torch.cat([skips[-1], small, small - prev_small], dim=1))  # (B, c_last, r, r)
         for level, up_conv, fuse in zip(reversed(range(len(self.up_convs))), self.up_convs, self.fuse):
             x = up_conv(F.interpolate(x, scale_factor=2, mode="nearest"))

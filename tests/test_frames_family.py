@@ -129,3 +129,17 @@ def test_the_frames_stage_trains_and_exports_a_model_that_plays(tmp_path):
     with pytest.raises(ConfigError, match="clip_len"):
         run_stage(load_run_config(None, [f"model.variant={architecture}", f"out={tmp_path / 'run2'}",
                                          f"data.train=[{shards}]", "data.clip_len=3"], stage="frames"))
+
+
+def test_the_onnx_decoder_plays_a_frames_model_as_torch_does():
+    """The app's default engine exports the decoder to ONNX: the upsampler must export and agree."""
+    pytest.importorskip("onnxruntime")
+    from core.engine import EngineConfig, prepare
+
+    torch.manual_seed(0)
+    model = WorldModel(frames_config()).eval()
+    torch.nn.init.normal_(model.decoder.to_rgb.weight, std=0.1)   # zero-initialised output would hide a mismatch
+    prepared = prepare(model, EngineConfig("fp32", "onnx"))
+    small, prev = torch.rand(2, 3, 16, 16) * 2 - 1, torch.rand(2, 3, 256, 256) * 2 - 1
+    with torch.no_grad():
+        assert torch.allclose(prepared.decoder(small, prev), model.decoder(small, prev), atol=1e-4)
