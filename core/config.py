@@ -271,7 +271,7 @@ ZOO: dict[str, WorldModelConfig] = {
     "tiny": _variant("tiny", 640, 12, 10, d_state=16, expand=2, mlp_ratio=5,
                      tok=(64, 128, 256, 512), tok_blocks=2,
                      dec=(48, 96, 192, 384, 640), dec_blocks=2, token_dim=128),
-    # base: the design's hidden 768 x 12 layers; expand 3 and a wide MLP bring dynamics to ~200M
+    # base: hidden 768 x 12 layers; expand 3 and a wide MLP bring dynamics to ~200M
     "base": _variant("base", 768, 12, 12, d_state=16, expand=3, mlp_ratio=7,
                      tok=(128, 256, 384, 768), tok_blocks=3,
                      dec=(64, 128, 256, 512, 1024), dec_blocks=3, token_dim=256),

@@ -1,4 +1,4 @@
-"""The evaluation run: every measurement of issue 5 on held-out episodes, into one results dict.
+"""The evaluation run: every quality, control and drift measurement on held-out episodes, into one results dict.
 
 It drives the model through core/evaluation/rollouts.py (batched like a play session), and
 hands the frames to the metric modules: image_quality (PSNR/SSIM), drift (curves, Genie's
