@@ -15,9 +15,11 @@ from pathlib import Path
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
+from core.config import FramePoolConfig
 from core.data.recorder import CollectConfig, Collector
+from core.frame_codec import FramePool
+from core.frames import to_model
 from core.evaluation.episodes import Episode, load_episodes
 
 GAMES = ("maze", "platformer", "shooter")
@@ -53,11 +55,8 @@ def ensure_data(config: LabDataConfig, games=GAMES, policies=("held",), progress
 
 
 def pool(frames: np.ndarray, resolution: int) -> torch.Tensor:
-    """uint8 (T, H, W, 3) -> float (T, 3, r, r) in [-1, 1], area-pooled."""
-    x = torch.from_numpy(np.ascontiguousarray(frames)).permute(0, 3, 1, 2).float() / 127.5 - 1
-    if x.shape[-1] != resolution:
-        x = F.interpolate(x, size=(resolution, resolution), mode="area")
-    return x
+    """uint8 (T, H, W, 3) -> float (T, 3, r, r) in [-1, 1], area-pooled as the frames family's encoder does."""
+    return FramePool(FramePoolConfig(resolution)).encode(to_model(frames))
 
 
 @dataclass

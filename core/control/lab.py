@@ -20,7 +20,6 @@ from pathlib import Path
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from tqdm import tqdm
 
 from core.atomic import atomic_write
@@ -94,13 +93,13 @@ def game_idm(config: LabConfig, game: str, progress: bool = True):
     from core.evaluation.episodes import Episode
     from core.evaluation.idm import IDMConfig, load_idm, save_idm
     from core.evaluation.idm_train import IDMTrainConfig, fit_idm
+    from core.frames import to_uint8
 
     folder = Path(config.data.root) / f"idm-{game}"
     if (folder / "idm.json").is_file():
         return load_idm(folder)[0]
 
     def small(episodes):
-        from core.control.scores import to_uint8
         return [Episode(to_uint8(e.frames.float()), e.source.actions, e.source.state, e.source.meta) for e in episodes]
 
     data = replace(config.data, resolution=64)
@@ -132,24 +131,16 @@ class Batches:
 
 @torch.inference_mode()
 def predictor_frames(model: FrameDynamics, clips: ClipSet, actions: torch.Tensor, forced: bool) -> torch.Tensor:
-    """Frames C..C+H-1 of each clip under `actions`: teacher-forced (real context each step) or rolled
-    out (its own frames) -> (N, H, 3, r, r)."""
+    """Frames C..C+H-1 of each clip under `actions`: teacher-forced (real context each step: the clip
+    forward) or rolled out (its own frames fed back) -> (N, H, 3, r, r)."""
     c, k = model.config.context, model.config.action_context
-    frames = _resize(clips.frames, model.config.resolution)
-    context, out = frames[:, :c], []
+    if forced:
+        return model(clips.frames[:, :-1], actions[:, :-1])[:, c - 1:]
+    context, out = clips.frames[:, :c], []
     for h in range(clips.horizon):
-        predicted = model.predict(context, recent_actions(actions, c - 1 + h, k))
-        out.append(predicted)
-        following = frames[:, c + h:c + h + 1] if forced else predicted[:, None]
-        context = torch.cat([context[:, 1:], following], dim=1)
+        out.append(model.predict(context, recent_actions(actions, c - 1 + h, k)))
+        context = torch.cat([context[:, 1:], out[-1][:, None]], dim=1)
     return torch.stack(out, 1)
-
-
-def _resize(frames: torch.Tensor, size: int) -> torch.Tensor:
-    if frames.shape[-1] == size:
-        return frames
-    n, t = frames.shape[:2]
-    return F.interpolate(frames.flatten(0, 1), size=(size, size), mode="bilinear", align_corners=False).view(n, t, 3, size, size)
 
 
 def score_predictor(model: FrameDynamics, clip_sets: list[ClipSet], idms: dict) -> dict:
@@ -196,8 +187,8 @@ def run_arm(name: str, out: str | Path, config: LabConfig, games=GAMES, progress
     torch.manual_seed(config.seed)
     ensure_data(config.data, games, policies=(arm.policy,), progress=progress)
     idms = {game: game_idm(config, game, progress) for game in games}
-    clip_sets = [test_clips(config, game, arm.predictor.context) for game in games]
     data = replace(config.data, resolution=arm.predictor.resolution)
+    clip_sets = [test_clips(replace(config, data=data), game, arm.predictor.context) for game in games]
     episodes = [e for game in games for e in load_play(data, game, arm.policy, "train")]
     batches = Batches(episodes, arm.predictor.context + arm.unroll, arm.batch, config.seed)
     model = FrameDynamics(arm.predictor)
@@ -246,8 +237,12 @@ def _finish(out: Path, name: str, config: LabConfig, rows: list[dict], model, ex
     from core.control.plot import plot_rows
 
     _write_rows(out, rows)
-    arm = (asdict(ARMS[name]) if name in ARMS else {"description": f"the model in {name[len(MODEL_PREFIX):]}, not retrained"}
-           if name.startswith(MODEL_PREFIX) else {"description": "the shipped nano (zoo/nano), not retrained"})
+    if name in ARMS:
+        arm = asdict(ARMS[name])
+    elif name.startswith(MODEL_PREFIX):
+        arm = {"description": f"the model in {name[len(MODEL_PREFIX):]}, not retrained"}
+    else:
+        arm = {"description": "the shipped nano (zoo/nano), not retrained"}
     results = {"arm": name, "config": arm, "lab": asdict(config), "threads": config.threads,
                "last": rows[-1], **extra}
     atomic_write(out / "results.json", lambda path: Path(path).write_text(json.dumps(results, indent=2)))

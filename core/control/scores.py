@@ -26,6 +26,7 @@ import torch.nn.functional as F
 
 from core.evaluation.effects import visible_actions
 from core.evaluation.idm import score as idm_score
+from core.frames import to_uint8
 
 CONTROL_STEPS = (1, 4, 16)
 CHANGE = 0.1          # a pixel channel moving more than this (of [-1, 1]) counts as changed
@@ -34,7 +35,8 @@ SCORE_SIZE = 64
 
 @dataclass
 class ClipSet:
-    """Held-out clips of one game: frames (N, C+H, 3, 64, 64) in [-1, 1], actions (N, C+H), visible
+    """Held-out clips of one game: frames (N, C+H, 3, r, r) in [-1, 1] at the model's resolution (scored at
+    64x64), actions (N, C+H), visible
     key labels (N, H) for the H predicted transitions, and the clips' full-size frames when kept."""
 
     game: str
@@ -76,8 +78,9 @@ def score_clips(clips: ClipSet, forced_true: torch.Tensor, forced_shuffled: torc
                 rolled_true: torch.Tensor, rolled_shuffled: torch.Tensor, idm=None) -> dict:
     """Each prediction (N, H, 3, r, r) for frames C..C+H-1 of the clips -> the metrics of one game."""
     c = clips.context
-    real = clips.frames[:, c:].float()                                      # (N, H, 3, 64, 64)
-    previous = clips.frames[:, c - 1:-1].float()
+    frames = to_score_size(clips.frames)                                    # (N, C+H, 3, 64, 64)
+    real = frames[:, c:]                                                    # (N, H, 3, 64, 64)
+    previous = frames[:, c - 1:-1]
     forced_true, forced_shuffled = to_score_size(forced_true), to_score_size(forced_shuffled)
     rolled_true, rolled_shuffled = to_score_size(rolled_true), to_score_size(rolled_shuffled)
     mse = lambda a, b: (a - b).pow(2).mean().item()                          # noqa: E731
@@ -87,7 +90,7 @@ def score_clips(clips: ClipSet, forced_true: torch.Tensor, forced_shuffled: torc
     out["action_gap_relative"] = out["action_gap"] / max(out["mse_true"], 1e-12)
     changed = ((real - previous).abs() > CHANGE)
     out["changed_accuracy"] = (((forced_true - real).abs() < CHANGE) & changed).sum().item() / max(changed.sum().item(), 1)
-    start = clips.frames[:, c - 1:c].float()
+    start = frames[:, c - 1:c]
     moved = ((real - start).abs().amax(2, keepdim=True) > CHANGE).expand_as(real)   # (N, H, 3, 64, 64)
     for step in CONTROL_STEPS:
         if step > clips.horizon:
@@ -101,15 +104,9 @@ def score_clips(clips: ClipSet, forced_true: torch.Tensor, forced_shuffled: torc
         before = torch.cat([start, rolled_true[:, :-1]], dim=1)               # generated t -> t+1 pairs
         predicted, _ = idm.predict(to_uint8(before.flatten(0, 1)), to_uint8(rolled_true.flatten(0, 1)))
         out["idm_accuracy"] = idm_score(predicted, clips.labels.reshape(-1)).accuracy
-        real_before = clips.frames[:, c - 1:-1].float()
-        real_predicted, _ = idm.predict(to_uint8(real_before.flatten(0, 1)), to_uint8(real.flatten(0, 1)))
+        real_predicted, _ = idm.predict(to_uint8(previous.flatten(0, 1)), to_uint8(real.flatten(0, 1)))
         out["idm_accuracy_real"] = idm_score(real_predicted, clips.labels.reshape(-1)).accuracy
     return {k: round(v, 5) if isinstance(v, float) and math.isfinite(v) else v for k, v in out.items()}
-
-
-def to_uint8(frames: torch.Tensor) -> np.ndarray:
-    """(N, 3, h, w) in [-1, 1] -> (N, h, w, 3) uint8."""
-    return ((frames.float().clamp(-1, 1) + 1) * 127.5).round().byte().permute(0, 2, 3, 1).numpy()
 
 
 def visible_labels(game: str, actions: np.ndarray, state: np.ndarray, layout: dict) -> np.ndarray:

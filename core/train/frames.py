@@ -43,7 +43,8 @@ class FramesObjective(nn.Module):
         b, length = batch["frames"].shape[:2]
         flat = to_model(batch["frames"])                                             # (B*L, 3, H, W)
         full = flat.view(b, length, *flat.shape[1:])                                 # (B, L, 3, H, W)
-        small = self.pool.encode(flat).view(b, length, *flat.shape[1:2], *([self.pool.config.resolution] * 2))
+        small = self.pool.encode(flat)
+        small = small.view(b, length, *small.shape[1:])                              # (B, L, 3, r, r)
         return full, small, batch["actions"]
 
     def rollout_loss(self, small: torch.Tensor, actions: torch.Tensor, noise: float) -> torch.Tensor:
