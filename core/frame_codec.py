@@ -2,11 +2,14 @@
 dynamics works on: area pooling down (`FramePool`), and a U-Net up (`FrameUpsampler`).
 
 The upsampler gets the predicted small frame and the previous full-size frame, which holds
-most of a 2D scene's detail (tiles, text, sprites that did not move): the previous frame is
-encoded down to the small size, joined there by the small frame and the small previous frame
-(their difference is what moved), and the features go back up with the previous frame's
-skips, as in the token decoder (core/decoder.py). The output is the previous frame plus a
-predicted change, zero at initialisation.
+most of a 2D scene's detail (tiles, text, sprites that did not move). Its stem sees, at full
+size, the previous frame, the small frame scaled up and the scaled-up change from the previous
+frame's small version: where something moved is then visible to the finest layers, which
+otherwise learn to redraw the previous frame's sprite where it was (seen in nano v2's first
+run: the 64x64 dream moved the player, the 256x256 one did not). The features go down to the
+small size, are joined there by the small frame and its change again, and go back up with
+the skips, as in the token decoder (core/decoder.py). The output is the previous frame plus
+a predicted change, zero at initialisation.
 """
 
 from __future__ import annotations
@@ -39,7 +42,7 @@ class FrameUpsampler(nn.Module):
         super().__init__()
         self.config = config
         c = config.channels
-        self.stem = nn.Conv2d(3, c[0], 3, padding=1)
+        self.stem = nn.Conv2d(9, c[0], 3, padding=1)   # previous frame, small frame and its change, at full size
         self.down = nn.ModuleList(nn.Conv2d(c[i], c[i + 1], 3, stride=2, padding=1) for i in range(len(c) - 1))
         # the small frame and its change join the previous frame's features at the small size
         self.mid = nn.Sequential(nn.Conv2d(c[-1] + 6, c[-1], 3, padding=1), *[ResBlock(c[-1], c[-1]) for _ in range(config.blocks)])
@@ -53,11 +56,14 @@ class FrameUpsampler(nn.Module):
 
     def forward(self, small: torch.Tensor, prev_frames: torch.Tensor) -> torch.Tensor:
         """small (B, 3, r, r) the next frame, small; prev_frames (B, 3, H, W) in [-1, 1] -> (B, 3, H, W)."""
-        skips = [F.silu(self.stem(prev_frames))]                              # (B, c0, H, W)
+        # fixed scale factors, not sizes: ONNX exports only those
+        factor = self.config.image_size // self.config.resolution
+        prev_small = F.avg_pool2d(prev_frames, factor)                         # (B, 3, r, r)
+        big = F.interpolate(torch.cat([small, small - prev_small], dim=1), scale_factor=factor, mode="bilinear",
+                            align_corners=False)                              # (B, 6, H, W)
+        skips = [F.silu(self.stem(torch.cat([prev_frames, big], dim=1)))]     # (B, c0, H, W)
         for down in self.down:
             skips.append(F.silu(down(skips[-1])))                              # ... down to (B, c_last, r, r)
-        # a fixed pooling factor, not area interpolation to the small frame's size: ONNX exports only the former
-        prev_small = F.avg_pool2d(prev_frames, self.config.image_size // self.config.resolution)
         x = self.mid(torch.cat([skips[-1], small, small - prev_small], dim=1))  # (B, c_last, r, r)
         for level, up_conv, fuse in zip(reversed(range(len(self.up_convs))), self.up_convs, self.fuse):
             x = up_conv(F.interpolate(x, scale_factor=2, mode="nearest"))

@@ -28,6 +28,9 @@ from core.actions import NUM_ACTIONS
 from core.config import FrameDynamicsConfig
 
 
+MOVED_SMALL = 0.02   # a small-frame pixel moved if a channel changed by more ([-1, 1] units; pooling dims edges)
+
+
 @dataclass
 class FrameState:
     frames: torch.Tensor | None   # (B, C-1, 3, r, r) the frames before the current one; None before the first step
@@ -126,11 +129,13 @@ class FrameDynamics(nn.Module):
 
 
 def unrolled_loss(dynamics: FrameDynamics, frames: torch.Tensor, actions: torch.Tensor, unroll: int,
-                  context_noise: float = 0.0, generator: torch.Generator | None = None) -> torch.Tensor:
+                  context_noise: float = 0.0, generator: torch.Generator | None = None,
+                  changed_weight: float = 0.0) -> torch.Tensor:
     """Mean MSE of `unroll` small frames of clips frames (B, C+U, 3, r, r), each predicted from the C frames
     before it, its own predictions fed back as context; real context frames get Gaussian noise of a std
     drawn per clip up to `context_noise` (so that rollouts stay on the frames it makes, as GameNGen's
-    context noise does)."""
+    context noise does). changed_weight > 0 weighs the pixels that differ from the frame before 1 + this
+    (MOVED_SMALL): the moving sprites are well under 1% of a frame, and an unweighted MSE lets them blur."""
     c, k = dynamics.config.context, dynamics.config.action_context
     context = frames[:, :c]
     if context_noise:
@@ -139,7 +144,13 @@ def unrolled_loss(dynamics: FrameDynamics, frames: torch.Tensor, actions: torch.
     loss = 0.0
     for u in range(unroll):
         predicted = dynamics.predict(context, recent_actions(actions, c - 1 + u, k))       # (B, 3, r, r)
-        loss = loss + F.mse_loss(predicted, frames[:, c + u])
+        target = frames[:, c + u]
+        if changed_weight:
+            moved = (target - frames[:, c + u - 1]).abs().amax(1, keepdim=True) > MOVED_SMALL   # (B, 1, r, r)
+            weight = 1 + changed_weight * moved.to(target.dtype)
+            loss = loss + ((predicted - target).pow(2) * weight).sum() / (weight.sum() * target.shape[1])
+        else:
+            loss = loss + F.mse_loss(predicted, target)
         context = torch.cat([context[:, 1:], predicted[:, None]], dim=1)
     return loss / unroll
 

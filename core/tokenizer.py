@@ -141,14 +141,17 @@ def rare_colour_mask(frames: torch.Tensor, share: float = 0.02) -> torch.Tensor:
     return (counts[keys] < share * h * w).unsqueeze(1).to(frames.dtype)
 
 
-def reconstruction_loss(recon: torch.Tensor, frames: torch.Tensor, rare_weight: float = 0.0) -> torch.Tensor:
+def reconstruction_loss(recon: torch.Tensor, frames: torch.Tensor, rare_weight: float = 0.0,
+                        extra_weight: torch.Tensor | None = None) -> torch.Tensor:
     """L1 + MSE: L1 keeps flat 2D colours sharp, MSE punishes the rare large error.
 
     rare_weight > 0 weighs pixels of rare colours (rare_colour_mask) 1 + rare_weight times as
     much: sprites are 1-2% of a frame, so an unweighted loss is nearly blind to them, yet they
-    are what the actions move."""
-    if not rare_weight:
+    are what the actions move. extra_weight (N, 1, H, W), if given, is added to each pixel's weight."""
+    if not rare_weight and extra_weight is None:
         return F.l1_loss(recon, frames) + F.mse_loss(recon, frames)
     weight = 1 + rare_weight * rare_colour_mask(frames)
+    if extra_weight is not None:
+        weight = weight + extra_weight
     diff = recon - frames
     return ((diff.abs() + diff.pow(2)) * weight).sum() / (weight.sum() * frames.shape[1])

@@ -18,6 +18,7 @@ from safetensors, never unpickled.
 from __future__ import annotations
 
 import os
+from collections.abc import Iterable
 from pathlib import Path
 
 import torch
@@ -134,13 +135,18 @@ def load_config(path: str | Path) -> WorldModelConfig:
         raise ConfigError(f"{path}: {err}") from None
 
 
-def load_weights(model: nn.Module, path: str | Path) -> None:
-    """Copy the tensors of a safetensors file into `model`; any mismatch is a WeightsError naming the key."""
+def load_weights(model: nn.Module, path: str | Path, parts: Iterable[str] | None = None) -> None:
+    """Copy the tensors of a safetensors file into `model` (only those of the submodules named in `parts`,
+    if given); any mismatch is a WeightsError naming the key."""
     try:
         tensors = load_file(str(path))
     except (SafetensorError, OSError) as err:
         raise WeightsError(f"{path}: not a readable safetensors file ({err})") from None
     expected = model.state_dict()
+    if parts is not None:
+        prefixes = tuple(f"{part}." for part in parts)
+        tensors = {k: v for k, v in tensors.items() if k.startswith(prefixes)}
+        expected = {k: v for k, v in expected.items() if k.startswith(prefixes)}
     missing = sorted(set(expected) - set(tensors))
     unexpected = sorted(set(tensors) - set(expected))
     if missing or unexpected:
@@ -151,7 +157,7 @@ def load_weights(model: nn.Module, path: str | Path) -> None:
         if tensor.shape != expected[key].shape:
             raise WeightsError(f"{path}: tensor {key!r} has shape {tuple(tensor.shape)} but the config needs "
                                f"{tuple(expected[key].shape)} (are these the weights of another variant?)")
-    model.load_state_dict({k: v.to(expected[k].dtype) for k, v in tensors.items()}, strict=True)
+    model.load_state_dict({k: v.to(expected[k].dtype) for k, v in tensors.items()}, strict=parts is None)
 
 
 def _resolve(name_or_path, filename, revision, cache_dir, local_files_only, token) -> str:

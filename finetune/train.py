@@ -33,7 +33,7 @@ from core.train.config import (DataSection, FramesSection, LogSection, ModelSect
                                TokensSection, TrainSection)
 from core.train.data import GAMEPLAY, TOKENS, DataError, index_shards, validation_batches
 from core.train.dynamics import DynamicsStage
-from core.train.frames import DYNAMICS_WEIGHT, FramesObjective, FramesStage
+from core.train.frames import FramesObjective, FramesStage
 from core.train.loop import Stage
 from core.world_model import CONFIG_FILE, WorldModel, load_config
 from finetune.lora import LoraSettings, add_lora, load_adapter, save_adapter
@@ -107,17 +107,6 @@ def data_kind(data: str | Path) -> str:
                     "not PocketWorld shards; make them with pocketworld ingest")
 
 
-class DynamicsOnlyObjective(FramesObjective):
-    """The frames objective without the upsampler's term. LoRA adapts the dynamics only, so the frozen
-    upsampler's loss is a constant, and drawing full-size frames for it took most of a step's time."""
-
-    def forward(self, batch: dict) -> tuple[torch.Tensor, dict]:
-        _, small, actions = self.prepare(batch)
-        dynamics_loss = self.rollout_loss(small, actions, self.context_noise)
-        loss = DYNAMICS_WEIGHT * dynamics_loss
-        return loss, {"loss": loss.detach(), "dynamics_mse": dynamics_loss.detach()}
-
-
 def lora_stage(base: str, settings: LoraSettings, quantize: str = "none", family: str = "tokens") -> type[Stage]:
     """The stage that trains a `family` model's dynamics (FAMILY_STAGES), fine-tuning only LoRA layers on
     `base` and exporting only the adapter. (A class made per call: the loop builds its stage from
@@ -132,8 +121,9 @@ def lora_stage(base: str, settings: LoraSettings, quantize: str = "none", family
             add_lora(model, base, settings)       # freezes the base: the loop's optimizer sees the LoRA params only
             super().__init__(config, model)
             if isinstance(self.objective, FramesObjective):
-                o = self.objective
-                self.objective = DynamicsOnlyObjective(model, o.unroll, o.context_noise, o.small_noise, o.rare_weight)
+                # the adapter touches only the dynamics: the frozen upsampler's term would be a constant
+                # whose full-size frames took most of a step's time
+                self.objective = FramesObjective(model, config.frames, train_upsampler=False)
 
         def export(self, folder: Path) -> None:
             # the run's own product, as the loop's model/ export is: a resumed, finished run writes it again

@@ -107,3 +107,39 @@ def test_bench_control_trains_an_arm_and_scores_it_and_the_baseline(tmp_path, ca
     assert json.loads((out / "film" / "results.json").read_text())["play_fps"] > 0
     assert main(["bench", "control", "--arm", "nope", "--out", str(out)]) == 2
     assert "unknown arm" in capsys.readouterr().err
+
+
+def test_bench_keys_scores_a_dream_by_the_real_outcome_of_its_own_key(monkeypatch):
+    """An oracle dream (the real frames) follows the keys in every trial; a dream that ignores them scores 0 dB."""
+    from core.control import keys
+
+    def real_only(model, game, seed, key, steps):
+        frames = np.zeros((steps + 1, 32, 32, 3), np.uint8)
+        frames[:, 8:16, 12 + (4 if key == "RIGHT" else -4):20 + (4 if key == "RIGHT" else -4)] = 255
+        frames[0] = 0
+        return frames, (frames if model == "oracle" else np.zeros_like(frames))
+
+    monkeypatch.setattr(keys, "held_rollouts", real_only)
+    config = keys.KeysConfig(games=("maze",), seeds=(1, 2), steps=4, strip_every=2)
+    oracle, strips = keys.score_game("oracle", "maze", config)
+    assert oracle["follows"] == oracle["trials"] == 2 and oracle["margin_db"] > 20
+    assert strips[0].shape == (4 * 32, 3 * 32, 3)          # real/dream rows under each key; frames 0, 2, 4
+    blind, _ = keys.score_game("blind", "maze", config)
+    assert blind["follows"] == 0 and blind["margin_db"] == 0
+
+
+def test_bench_keys_runs_a_model_folder_and_writes_json_and_strips(tmp_path, capsys):
+    from core.cli import main
+    from core.world_model import WorldModel
+    from tests.test_frames_family import frames_config
+
+    WorldModel(frames_config()).save_pretrained(tmp_path / "model")      # untrained: its dreams ignore the keys
+    code = main(["bench", "keys", str(tmp_path / "model"), "--games", "maze", "--steps", "2", "--threads", "1",
+                 "--out", str(tmp_path / "strips"), "--json", str(tmp_path / "keys.json")])
+    assert code == 0
+    result = json.loads((tmp_path / "keys.json").read_text())
+    assert result["games"][0]["game"] == "maze" and result["games"][0]["follows"] == 0
+    assert len(list((tmp_path / "strips").glob("maze-*.png"))) == 3
+    assert "| maze |" in capsys.readouterr().out
+    assert main(["bench", "keys", str(tmp_path / "model"), "--games", "chess"]) == 2
+    assert "--games takes some of" in capsys.readouterr().err

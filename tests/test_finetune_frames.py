@@ -20,6 +20,7 @@ from core.data.shards import DATA_VERSION, Sample, ShardWriter
 from core.frame_dynamics import unrolled_loss
 from core.play.finetune_tab import FinetuneQueue, FinetuneTabConfig
 from core.train.config import load_run_config
+from core.train.frames import FramesStage
 from core.world_model import WorldModel
 from finetune.cards import check_card
 from finetune.lora import (CONFIG_FILE, FAMILY_TARGETS, WEIGHTS_FILE, AdapterError, LoraSettings, add_lora,
@@ -225,8 +226,7 @@ def test_cli_fine_tunes_a_frames_base_on_gameplay_shards(tmp_path, capsys):
     assert code == 0, printed.err
     result = json.loads(printed.out[printed.out.rindex("\n{") + 1:])
     assert result["steps"] == 2 and result["family"] == "frames"
-    assert set(result["held_out"]) == {"dynamics_mse", "dynamics_mse_shuffled_actions", "action_gap_relative",
-                                       "copy_last_mse", "decoder_psnr"}
+    assert set(result["held_out"]) == set(FramesStage.val_metrics)
     assert {CONFIG_FILE, WEIGHTS_FILE, "README.md", CURVE_FILE} <= {p.name for p in (tmp_path / "mine").iterdir()}
     config = json.loads((tmp_path / "mine" / CONFIG_FILE).read_text())
     assert config["r"] == 2 and config["base_model_name_or_path"] == base

@@ -143,3 +143,80 @@ def test_the_onnx_decoder_plays_a_frames_model_as_torch_does():
     small, prev = torch.rand(2, 3, 16, 16) * 2 - 1, torch.rand(2, 3, 256, 256) * 2 - 1
     with torch.no_grad():
         assert torch.allclose(prepared.decoder(small, prev), model.decoder(small, prev), atol=1e-4)
+
+
+def moving_squares(n: int, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+    """(prev, next) (n, 3, 32, 32) frames in [-1, 1]: an 8x8 white square on black, moved 4 px left or right."""
+    prev, nxt = torch.full((2, n, 3, 32, 32), -1.0)
+    xs = torch.randint(4, 20, (n,), generator=generator)
+    ys = torch.randint(0, 24, (n,), generator=generator)
+    moves = torch.randint(0, 2, (n,), generator=generator) * 8 - 4
+    for i, (x, y, m) in enumerate(zip(xs.tolist(), ys.tolist(), moves.tolist())):
+        prev[i, :, y:y + 8, x:x + 8] = 1
+        nxt[i, :, y:y + 8, x + m:x + m + 8] = 1
+    return prev, nxt
+
+
+def test_the_upsampler_draws_a_sprite_where_the_small_frame_moved_it():
+    """What the upsampler is for: the small frame says the sprite moved, the previous full frame has it where
+    it was; the upsampler must draw it at the new place (nano v2's first upsampler redrew the old one)."""
+    from core.config import UpsamplerConfig
+    from core.frame_codec import FramePool, FrameUpsampler
+    from core.config import FramePoolConfig
+    from core.tokenizer import reconstruction_loss
+    from core.train.frames import changed_mask, masked_psnr
+
+    torch.manual_seed(0)
+    generator = torch.Generator().manual_seed(0)
+    upsampler = FrameUpsampler(UpsamplerConfig(resolution=8, image_size=32, channels=(8, 8, 8), blocks=1))
+    pool = FramePool(FramePoolConfig(resolution=8))
+    optimizer = torch.optim.Adam(upsampler.parameters(), lr=3e-3)
+    for _ in range(150):
+        prev, nxt = moving_squares(16, generator)
+        loss = reconstruction_loss(upsampler(pool.encode(nxt), prev), nxt, extra_weight=10 * changed_mask(nxt, prev))
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+    prev, nxt = moving_squares(64, generator)
+    with torch.no_grad():
+        drawn = upsampler(pool.encode(nxt), prev)
+    moved = changed_mask(nxt, prev)
+    assert masked_psnr(drawn, nxt, moved) > masked_psnr(prev, nxt, moved) + 10
+
+
+def test_the_upsampler_trains_alone_on_a_dynamics_taken_from_another_model(tmp_path):
+    """model.init_parts takes the dynamics of an earlier model (its upsampler may differ); frames.freeze_dynamics
+    then trains the upsampler alone: the dynamics comes out exactly as it went in."""
+    from safetensors.torch import load_file
+
+    from core.train import run_stage
+    from core.train.config import load_run_config
+    from tests.train_fixtures import write_gameplay_shards
+
+    torch.manual_seed(0)
+    source = WorldModel(frames_config())
+    for p in source.dynamics.parameters():
+        p.data.add_(0.05 * torch.randn_like(p))
+    source.save_pretrained(tmp_path / "source")
+    wider = frames_config().to_dict()
+    wider["decoder"]["channels"] = [8, 8, 8, 8, 16]        # another upsampler: it cannot be loaded, only replaced
+    architecture = tmp_path / "architecture.json"
+    architecture.write_text(json.dumps(wider))
+    shards = write_gameplay_shards(tmp_path / "frames", samples=2, frames=8)
+    common = [f"model.variant={architecture}", f"model.init={tmp_path / 'source'}", f"data.train=[{shards}]",
+              "data.clip_len=5", "data.stride=1", "data.val_clips=2", "train.batch_size=2", "train.steps=2",
+              "log.every=1", "log.val_every=2", "log.sample_every=0", "log.progress=false",
+              "log.tensorboard=false", "optim.warmup_steps=1"]
+    run_stage(load_run_config(None, common + [f"out={tmp_path / 'run'}", "model.init_parts=[dynamics]",
+                                              "frames.freeze_dynamics=true", "frames.predicted_share=0.5",
+                                              "frames.changed_weight=10"], stage="frames"))
+    before, after = load_file(str(tmp_path / "source" / "model.safetensors")), load_file(
+        str(tmp_path / "run" / "model" / "model.safetensors"))
+    dynamics = [k for k in before if k.startswith("dynamics.")]
+    assert dynamics and all(torch.equal(before[k], after[k]) for k in dynamics)
+    assert after["decoder.to_rgb.weight"].abs().sum() > 0           # the upsampler learnt (from zero)
+    with pytest.raises(ConfigError, match="init_parts"):
+        load_run_config(None, common[:1] + [f"out={tmp_path / 'x'}", "model.init_parts=[dynamics]"], stage="frames")
+    with pytest.raises(ConfigError, match="init_parts"):
+        run_stage(load_run_config(None, common + [f"out={tmp_path / 'y'}", "model.init_parts=[decoder]"],
+                                  stage="frames"))

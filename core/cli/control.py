@@ -31,6 +31,17 @@ def register(commands, benches) -> None:
     bench.add_argument("--json", metavar="PATH", help="also write every arm's last scores to PATH")
     bench.set_defaults(func=run_bench_control)
 
+    keys = benches.add_parser("keys", help="hold RIGHT, then LEFT, from held-out levels in the real game and in the "
+                                           "dream: does the dream follow the keys? (a table, JSON, picture strips)")
+    keys.add_argument("model", help="a zoo variant (nano) or a model folder")
+    keys.add_argument("--games", default=",".join(GAMES), help=f"comma-separated games (default: {','.join(GAMES)})")
+    keys.add_argument("--steps", type=int, default=12, help="frames each key is held (default: 12)")
+    keys.add_argument("--threads", type=int, default=2, help="torch CPU threads (default: 2)")
+    keys.add_argument("--out", help="write one strip picture per game and level here (real above dreamed, RIGHT "
+                                    "rows then LEFT rows)")
+    keys.add_argument("--json", metavar="PATH", help="also write the scores to PATH")
+    keys.set_defaults(func=run_bench_keys)
+
 
 def run_bench_control(args) -> None:
     from core.cli import UsageError
@@ -55,6 +66,38 @@ def run_bench_control(args) -> None:
     if args.json:
         Path(args.json).parent.mkdir(parents=True, exist_ok=True)
         Path(args.json).write_text(json.dumps(results, indent=2))
+
+
+def run_bench_keys(args) -> None:
+    import numpy as np
+    import torch
+    from PIL import Image
+
+    from core.cli import UsageError
+    from core.control.data import GAMES
+    from core.control.keys import KeysConfig, score_game, table
+    from core.zoo import load
+
+    games = tuple(g.strip() for g in args.games.split(",") if g.strip())
+    if not games or set(games) - set(GAMES):
+        raise UsageError(f"--games takes some of {', '.join(GAMES)}, got {args.games!r}")
+    if args.steps < 1 or args.threads < 1:
+        raise UsageError("--steps and --threads must be at least 1")
+    torch.set_num_threads(args.threads)
+    model = load(args.model)
+    config = KeysConfig(games=games, steps=args.steps)
+    results = []
+    for game in games:
+        scores, strips = score_game(model, game, config)
+        results.append(scores)
+        if args.out:
+            Path(args.out).mkdir(parents=True, exist_ok=True)
+            for seed, picture in zip(config.seeds, strips):
+                Image.fromarray(np.ascontiguousarray(picture)).save(Path(args.out) / f"{game}-{seed}.png")
+    print(table(results))
+    if args.json:
+        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.json).write_text(json.dumps({"model": args.model, "steps": args.steps, "games": results}, indent=2))
 
 
 def _folder_name(arm: str) -> str:

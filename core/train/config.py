@@ -25,6 +25,8 @@ STAGES = ("tokenizer", "tokens", "dynamics", "decoder", "long_horizon", "distill
 class ModelSection:
     variant: str = "nano"          # zoo variant or path to a config.json: the architecture of fresh weights
     init: str | None = None        # a WorldModel folder (an earlier stage's run/model) to start from; its config wins
+    init_parts: list[str] | None = None  # only these parts of `init` (tokenizer, dynamics, decoder) over fresh
+                                   # weights of `variant`, whose config wins: e.g. a trained dynamics, a new upsampler
 
 
 @dataclass
@@ -100,6 +102,12 @@ class FramesSection:
     small_noise: float = 0.02      # std of the noise on the small frame the upsampler learns from
     decoder_clips: int = 4         # clips of each batch the upsampler learns from (it costs as much per clip as
                                    # the 3-step dynamics and learns faster: fewer clips keep a step cheap)
+    predicted_share: float = 0.0   # share of those clips whose small frame is the dynamics' own prediction (what
+                                   # the upsampler gets in play) rather than the real small frame + noise
+    changed_weight: float = 0.0    # pixels that differ from the previous frame weigh 1 + this, in the dynamics' and
+                                   # the upsampler's loss (motion is under 1% of a frame: unweighted, a blurred
+                                   # sprite, or the old frame redrawn, costs almost nothing)
+    freeze_dynamics: bool = False  # train the upsampler alone (the dynamics' loss is left out, its weights kept)
 
 
 @dataclass
@@ -138,6 +146,13 @@ class RunConfig:
         if (self.frames.unroll < 1 or self.frames.decoder_clips < 1 or self.frames.context_noise < 0
                 or self.frames.small_noise < 0):
             raise ConfigError("frames.unroll and frames.decoder_clips must be >= 1 and the noise levels >= 0")
+        if not 0 <= self.frames.predicted_share <= 1 or self.frames.changed_weight < 0:
+            raise ConfigError("frames.predicted_share must be in [0, 1] and frames.changed_weight >= 0")
+        if self.model.init_parts is not None:
+            unknown = set(self.model.init_parts) - {"tokenizer", "dynamics", "decoder"}
+            if unknown or not self.model.init:
+                raise ConfigError("model.init_parts takes tokenizer, dynamics and/or decoder from model.init "
+                                  f"(set it); got {self.model.init_parts} with init {self.model.init!r}")
         if self.stage in ("dynamics", "long_horizon", "distill", "frames") and self.data.clip_len < 2:
             raise ConfigError(f"the {self.stage} stage predicts the next frame: data.clip_len must be >= 2")
         if not 0 <= self.train.ema_decay < 1:

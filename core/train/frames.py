@@ -4,12 +4,15 @@ Both trained parts learn from the same clips of C + U frames (C context frames, 
 - the dynamics predicts each small frame from the C before it and the keys, feeding its own
   predictions back for U steps (a short unrolled loss, with noise on the real context frames,
   so that its rollouts stay on the frames it makes, as GameNGen's context noise does);
-- the upsampler draws the full-size frame C from the small real frame C (with a little noise:
-  at play time it gets predicted small frames) and the full-size frame C-1.
+- the upsampler draws the full-size frame C from a small frame C and the full-size frame C-1;
+  the small frame is the real one with a little noise, or, for a share of the clips, the
+  dynamics' own prediction (what it gets in play), and pixels that moved can weigh more.
 Loss: 100 x the dynamics' MSE (small frames change little, so their MSE is ~100x below the
 upsampler's reconstruction loss) + the upsampler's L1 + MSE. Validation on held-out levels:
 the dynamics' MSE with the true keys and with keys shuffled across clips (their gap is how much
-the keys matter), repeating the last frame as the baseline, and the upsampler's PSNR.
+the keys matter), repeating the last frame as the baseline, and the upsampler's PSNR from the
+real small frame, from the dynamics' prediction, and from it on the pixels that moved (against
+redrawing the previous frame there: an upsampler that ignores motion scores the same).
 """
 
 from __future__ import annotations
@@ -23,20 +26,41 @@ from core.frame_dynamics import recent_actions, unrolled_loss
 from core.frames import to_model
 from core.tokenizer import reconstruction_loss
 from core.train.dynamics import shuffled_actions
+from core.train.config import FramesSection
 from core.train.loop import Stage
 from core.train.tokenizer import psnr, save_grid
 
 DYNAMICS_WEIGHT = 100.0
 
 
+CHANGED = 0.05   # a pixel moved if a channel differs from the previous frame's by more than this ([-1, 1] units)
+
+
+def changed_mask(target: torch.Tensor, prev: torch.Tensor) -> torch.Tensor:
+    """(N, 3, H, W) frames and the frames before them -> (N, 1, H, W): 1 where something moved."""
+    return ((target - prev).abs().amax(1, keepdim=True) > CHANGED).to(target.dtype)
+
+
+def masked_psnr(x: torch.Tensor, target: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """PSNR (dB, frames in [-1, 1]) over the pixels where mask (N, 1, H, W) is 1, pooled over the batch."""
+    mse = ((x - target).pow(2) * mask).sum() / (mask.sum() * x.shape[1]).clamp_min(1)
+    return 10 * torch.log10(4 / mse.clamp_min(1e-10))
+
+
 class FramesObjective(nn.Module):
-    def __init__(self, model, unroll: int, context_noise: float, small_noise: float, rare_weight: float = 0.0,
-                 decoder_clips: int | None = None):
+    """The frames stage's loss. `train_dynamics`/`train_upsampler` leave a part's term out (its weights are
+    then frozen): the upsampler alone (frames.freeze_dynamics), or the dynamics alone (a LoRA fine-tune,
+    whose adapter touches only the dynamics: the upsampler's term would be a constant that costs most of a step)."""
+
+    def __init__(self, model, options: FramesSection, rare_weight: float = 0.0, *, train_dynamics: bool = True,
+                 train_upsampler: bool = True):
         super().__init__()
         self.dynamics, self.decoder = model.dynamics, model.decoder
         self.pool = model.tokenizer
-        self.unroll, self.context_noise, self.small_noise, self.rare_weight = unroll, context_noise, small_noise, rare_weight
-        self.decoder_clips = decoder_clips   # None: every clip of the batch
+        self.options, self.rare_weight = options, rare_weight
+        self.train_dynamics, self.train_upsampler = train_dynamics, train_upsampler
+        if not train_dynamics:
+            self.dynamics.requires_grad_(False)
 
     def prepare(self, batch: dict) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """uint8 clips (B, L, H, W, 3) -> full (B, L, 3, H, W), small (B, L, 3, r, r), actions (B, L)."""
@@ -47,32 +71,47 @@ class FramesObjective(nn.Module):
         small = small.view(b, length, *small.shape[1:])                              # (B, L, 3, r, r)
         return full, small, batch["actions"]
 
-    def rollout_loss(self, small: torch.Tensor, actions: torch.Tensor, noise: float) -> torch.Tensor:
-        return unrolled_loss(self.dynamics, small, actions, self.unroll, noise)
+    def rollout_loss(self, small: torch.Tensor, actions: torch.Tensor, noise: float,
+                     changed_weight: float = 0.0) -> torch.Tensor:
+        return unrolled_loss(self.dynamics, small, actions, self.options.unroll, noise, changed_weight=changed_weight)
 
-    def upsample(self, full: torch.Tensor, small: torch.Tensor, noise: float) -> tuple[torch.Tensor, torch.Tensor]:
-        """-> (the upsampler's frame C from small frame C and full frame C-1, the real frame C)."""
-        c = self.dynamics.config.context
-        full, small = full[:self.decoder_clips], small[:self.decoder_clips]
+    def upsample(self, full: torch.Tensor, small: torch.Tensor, actions: torch.Tensor, noise: float,
+                 predicted_share: float, clips: int | None = None) -> tuple[torch.Tensor, ...]:
+        """-> (the upsampler's frame C, the real frame C, the real frame C-1), for the first `clips` clips. The
+        upsampler gets frame C-1 and a small frame C: for the first `predicted_share` of the clips the
+        dynamics' prediction from the real context (what play gives it), for the rest the real one + noise."""
+        c, k = self.dynamics.config.context, self.dynamics.config.action_context
+        full, small, actions = full[:clips], small[:clips], actions[:clips]
         given = small[:, c]
         if noise:
             given = given + noise * torch.randn_like(given)
-        return self.decoder(given, full[:, c - 1]), full[:, c]
+        dreamed = round(predicted_share * len(given))
+        if dreamed:
+            with torch.no_grad():
+                predicted = self.dynamics.predict(small[:dreamed, :c], recent_actions(actions[:dreamed], c - 1, k))
+            given = torch.cat([predicted.clamp(-1, 1), given[dreamed:]])
+        return self.decoder(given, full[:, c - 1]), full[:, c], full[:, c - 1]
 
     def forward(self, batch: dict) -> tuple[torch.Tensor, dict]:
         full, small, actions = self.prepare(batch)
-        dynamics_loss = self.rollout_loss(small, actions, self.context_noise)
-        decoded, target = self.upsample(full, small, self.small_noise)
-        decoder_loss = reconstruction_loss(decoded, target, self.rare_weight)
-        loss = DYNAMICS_WEIGHT * dynamics_loss + decoder_loss
-        return loss, {"loss": loss.detach(), "dynamics_mse": dynamics_loss.detach(),
-                      "decoder_psnr": psnr(decoded.detach(), target).mean()}
+        options, loss, logs = self.options, 0.0, {}
+        if self.train_dynamics:
+            dynamics_loss = self.rollout_loss(small, actions, options.context_noise, options.changed_weight)
+            loss = DYNAMICS_WEIGHT * dynamics_loss
+            logs["dynamics_mse"] = dynamics_loss.detach()
+        if self.train_upsampler:
+            decoded, target, prev = self.upsample(full, small, actions, options.small_noise, options.predicted_share,
+                                                  options.decoder_clips)
+            extra = options.changed_weight * changed_mask(target, prev) if options.changed_weight else None
+            loss = loss + reconstruction_loss(decoded, target, self.rare_weight, extra)
+            logs["decoder_psnr"] = psnr(decoded.detach(), target).mean()
+        return loss, {"loss": loss.detach(), **logs}
 
 
 class FramesStage(Stage):
     data_kind = "gameplay"
     val_metrics = ("dynamics_mse", "dynamics_mse_shuffled_actions", "action_gap_relative", "copy_last_mse",
-                   "decoder_psnr")
+                   "decoder_psnr", "dream_psnr", "moved_psnr", "moved_psnr_copy_last")
 
     def __init__(self, config, model):
         super().__init__(config, model)
@@ -82,9 +121,8 @@ class FramesStage(Stage):
         needed = model.dynamics.config.context + config.frames.unroll
         if config.data.clip_len < needed:
             raise ConfigError(f"data.clip_len must be at least dynamics.context + frames.unroll = {needed}")
-        options = config.frames
-        self.objective = FramesObjective(model, options.unroll, options.context_noise, options.small_noise,
-                                         config.train.rare_colour_weight, options.decoder_clips)
+        self.objective = FramesObjective(model, config.frames, config.train.rare_colour_weight,
+                                         train_dynamics=not config.frames.freeze_dynamics)
 
     @torch.no_grad()
     def validate(self, batch):
@@ -93,21 +131,26 @@ class FramesStage(Stage):
         n = len(small)
         true = objective.rollout_loss(small, actions, 0.0).item()
         shuffled = objective.rollout_loss(small, shuffled_actions(actions), 0.0).item()
-        c, u = objective.dynamics.config.context, objective.unroll
+        c, u = objective.dynamics.config.context, objective.options.unroll
         copy = F.mse_loss(small[:, c - 1:c].expand(-1, u, -1, -1, -1), small[:, c:c + u]).item()
-        decoded, target = objective.upsample(full, small, 0.0)              # the first decoder_clips clips
+        decoded, target, _ = objective.upsample(full, small, actions, 0.0, 0.0)
+        dreamed, _, prev = objective.upsample(full, small, actions, 0.0, 1.0)
+        # the upsampler on what moved: redrawing the previous frame there scores moved_psnr_copy_last
+        moved = changed_mask(target, prev)
         return {"dynamics_mse": (true * n, n), "dynamics_mse_shuffled_actions": (shuffled * n, n),
                 "action_gap_relative": ((shuffled - true) / max(true, 1e-12) * n, n),
-                "copy_last_mse": (copy * n, n), "decoder_psnr": (psnr(decoded, target).sum().item(), len(decoded))}
+                "copy_last_mse": (copy * n, n), "decoder_psnr": (psnr(decoded, target).sum().item(), n),
+                "dream_psnr": (psnr(dreamed, target).sum().item(), n),
+                "moved_psnr": (masked_psnr(dreamed, target, moved).item() * n, n),
+                "moved_psnr_copy_last": (masked_psnr(prev, target, moved).item() * n, n)}
 
     @torch.no_grad()
     def write_samples(self, batch, path):
         """Rows: the real frame C-1, the real frame C, the dreamed frame C (dynamics, then upsampler)."""
         objective = self.objective
         full, small, actions = objective.prepare({k: v[:4] for k, v in batch.items()})
-        c, k = objective.dynamics.config.context, objective.dynamics.config.action_context
-        predicted = objective.dynamics.predict(small[:, :c], recent_actions(actions, c - 1, k)).clamp(-1, 1)
-        save_grid([full[:, c - 1], full[:, c], objective.decoder(predicted, full[:, c - 1]).clamp(-1, 1)], path)
+        dreamed, target, prev = objective.upsample(full, small, actions, 0.0, 1.0)
+        save_grid([prev, target, dreamed.clamp(-1, 1)], path)
 
 
 STAGE = FramesStage

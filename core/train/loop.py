@@ -68,15 +68,25 @@ class Stage:
 
 
 def build_model(config: RunConfig) -> WorldModel:
-    """The WorldModel a run starts from: an earlier stage's folder, or fresh weights of a variant."""
+    """The WorldModel a run starts from: an earlier stage's folder, fresh weights of a variant, or fresh
+    weights of a variant with some parts taken from an earlier folder (model.init_parts)."""
     from core.config import zoo_config
-    from core.world_model import load_config
+    from core.world_model import CONFIG_FILE, WEIGHTS_FILE, load_config, load_weights
 
-    if config.model.init:
+    parts = config.model.init_parts
+    if config.model.init and parts is None:
         return WorldModel.from_pretrained(config.model.init).train()
     variant = config.model.variant
     architecture = load_config(variant) if variant.endswith(".json") else zoo_config(variant)
-    return WorldModel(architecture)
+    model = WorldModel(architecture)
+    if parts:   # the rest of init may be of another architecture: only the named parts are read
+        source = load_config(Path(config.model.init) / CONFIG_FILE)
+        for part in parts:
+            if getattr(source, part) != getattr(architecture, part):
+                raise ConfigError(f"model.init_parts: {config.model.init}'s {part} is not the one {variant} "
+                                  f"describes ({getattr(source, part)} vs {getattr(architecture, part)})")
+        load_weights(model, Path(config.model.init) / WEIGHTS_FILE, parts)
+    return model.train()
 
 
 def prepare_run_dir(config: RunConfig, resume: bool) -> tuple[Path, Path | None]:
