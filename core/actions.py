@@ -7,15 +7,29 @@ app, the recorders and user action logs all agree on what a key means.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from numbers import Integral
-from typing import Iterable
 
 # Order follows the ALE's full action set, so Atari action ids need no remapping.
 ACTIONS: tuple[str, ...] = (
-    "NOOP", "FIRE", "UP", "RIGHT", "LEFT", "DOWN",
-    "UPRIGHT", "UPLEFT", "DOWNRIGHT", "DOWNLEFT",
-    "UPFIRE", "RIGHTFIRE", "LEFTFIRE", "DOWNFIRE",
-    "UPRIGHTFIRE", "UPLEFTFIRE", "DOWNRIGHTFIRE", "DOWNLEFTFIRE",
+    "NOOP",
+    "FIRE",
+    "UP",
+    "RIGHT",
+    "LEFT",
+    "DOWN",
+    "UPRIGHT",
+    "UPLEFT",
+    "DOWNRIGHT",
+    "DOWNLEFT",
+    "UPFIRE",
+    "RIGHTFIRE",
+    "LEFTFIRE",
+    "DOWNFIRE",
+    "UPRIGHTFIRE",
+    "UPLEFTFIRE",
+    "DOWNRIGHTFIRE",
+    "DOWNLEFTFIRE",
 )
 NUM_ACTIONS = len(ACTIONS)
 ACTION_IDS: dict[str, int] = {name: i for i, name in enumerate(ACTIONS)}
@@ -26,16 +40,31 @@ NOOP = ACTION_IDS["NOOP"]
 # "standard" gamepad layout.
 INPUT_BUTTONS: dict[str, str] = {
     # keyboard
-    "arrowup": "UP", "w": "UP",
-    "arrowdown": "DOWN", "s": "DOWN",
-    "arrowleft": "LEFT", "a": "LEFT",
-    "arrowright": "RIGHT", "d": "RIGHT",
-    " ": "FIRE", "space": "FIRE", "z": "FIRE", "j": "FIRE",
+    "arrowup": "UP",
+    "w": "UP",
+    "arrowdown": "DOWN",
+    "s": "DOWN",
+    "arrowleft": "LEFT",
+    "a": "LEFT",
+    "arrowright": "RIGHT",
+    "d": "RIGHT",
+    " ": "FIRE",
+    "space": "FIRE",
+    "z": "FIRE",
+    "j": "FIRE",
     # gamepad (standard mapping)
-    "dpad_up": "UP", "dpad_down": "DOWN", "dpad_left": "LEFT", "dpad_right": "RIGHT",
-    "button_a": "FIRE", "button_b": "FIRE",
+    "dpad_up": "UP",
+    "dpad_down": "DOWN",
+    "dpad_left": "LEFT",
+    "dpad_right": "RIGHT",
+    "button_a": "FIRE",
+    "button_b": "FIRE",
     # button names themselves, so logs may say "left+fire"
-    "up": "UP", "down": "DOWN", "left": "LEFT", "right": "RIGHT", "fire": "FIRE",
+    "up": "UP",
+    "down": "DOWN",
+    "left": "LEFT",
+    "right": "RIGHT",
+    "fire": "FIRE",
 }
 
 
@@ -67,8 +96,7 @@ def from_keys(keys: Iterable[str]) -> int:
         if name == "":
             continue
         if name not in INPUT_BUTTONS:
-            raise ValueError(
-                f"unknown key {key!r}; known keys: {', '.join(sorted(INPUT_BUTTONS))}")
+            raise ValueError(f"unknown key {key!r}; known keys: {', '.join(sorted(INPUT_BUTTONS))}")
         buttons.append(INPUT_BUTTONS[name])
     return from_buttons(buttons)
 
@@ -86,8 +114,8 @@ def parse(text: str | int) -> int:
         return from_keys(cleaned.split("+"))
     except ValueError:
         raise ValueError(
-            f"unknown action {text!r}; valid actions: {', '.join(ACTIONS)} "
-            f"(or keys joined by '+', e.g. 'LEFT+FIRE')") from None
+            f"unknown action {text!r}; valid actions: {', '.join(ACTIONS)} (or keys joined by '+', e.g. 'LEFT+FIRE')"
+        ) from None
 
 
 def validate(action: int) -> int:
@@ -96,4 +124,5 @@ def validate(action: int) -> int:
         return int(action)
     raise ValueError(
         f"invalid action {action!r}: expected an id in 0..{NUM_ACTIONS - 1} "
-        f"({', '.join(f'{i}={n}' for i, n in enumerate(ACTIONS))})")
+        f"({', '.join(f'{i}={n}' for i, n in enumerate(ACTIONS))})"
+    )

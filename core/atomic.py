@@ -7,9 +7,9 @@ from __future__ import annotations
 import os
 import shutil
 import tempfile
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Callable, Iterator
 
 
 def atomic_write(path: Path, write: Callable[[str], object]) -> None:
@@ -40,7 +40,9 @@ def staged_folder(out: Path, replace: bool = False, exists_message: str | None =
         # checked again here: something may have appeared at `out` while we worked
         if out.exists() and (not out.is_dir() or any(out.iterdir())):
             if not replace:
-                raise FileExistsError(exists_message or f"{out} already exists and is not empty; it is never overwritten")
+                raise FileExistsError(
+                    exists_message or f"{out} already exists and is not empty; it is never overwritten"
+                )
             old = out.with_name(f".{out.name}.old")
             shutil.rmtree(old, ignore_errors=True)
             os.replace(out, old)

@@ -38,19 +38,19 @@ CUDA_ENGINES = ("fp32", "bf16", "int8", "nf4")
 @dataclass
 class PlayBenchResult:
     variant: str
-    precision: str          # the engine: fp32, int8, int8+onnx, ... (core.engine.EngineConfig.name)
+    precision: str  # the engine: fp32, int8, int8+onnx, ... (core.engine.EngineConfig.name)
     threads: int
     device: str
-    weights: str            # "trained" (the zoo's) or "random"
+    weights: str  # "trained" (the zoo's) or "random"
     steps: int
-    fps: float              # frames per second over the timed steps (1 / mean step time)
-    latency_ms_p50: float   # time from step(action) to the returned frame, median
+    fps: float  # frames per second over the timed steps (1 / mean step time)
+    latency_ms_p50: float  # time from step(action) to the returned frame, median
     latency_ms_p95: float
-    peak_rss_mb: float      # peak resident memory of this process (one process per engine)
-    psnr_vs_fp32: float | None   # dB, frames of a rollout vs the plain fp32 path; None: identical
+    peak_rss_mb: float  # peak resident memory of this process (one process per engine)
+    psnr_vs_fp32: float | None  # dB, frames of a rollout vs the plain fp32 path; None: identical
     token_agreement: float  # share of the rollout's token ids equal to the fp32 path's
-    quality_steps: int      # length of that rollout
-    prepare_s: float        # time to prepare the engine (quantize, export): the wait before a first frame
+    quality_steps: int  # length of that rollout
+    prepare_s: float  # time to prepare the engine (quantize, export): the wait before a first frame
     cpu: str
 
 
@@ -67,8 +67,16 @@ def engines_for(precision: str, device: str = "cpu") -> list[str]:
     return names
 
 
-def bench_play(variant: str, steps: int = 100, threads: int = 2, precision: str = "fp32",
-               warmup: int = 5, device: str = "cpu", progress: bool = True, quality_steps: int = 30) -> PlayBenchResult:
+def bench_play(
+    variant: str,
+    steps: int = 100,
+    threads: int = 2,
+    precision: str = "fp32",
+    warmup: int = 5,
+    device: str = "cpu",
+    progress: bool = True,
+    quality_steps: int = 30,
+) -> PlayBenchResult:
     if steps < 1 or warmup < 0 or quality_steps < 1:
         raise ValueError("steps and quality_steps must be >= 1 and warmup >= 0")
     engine = EngineConfig.parse(precision)
@@ -81,6 +89,7 @@ def bench_play(variant: str, steps: int = 100, threads: int = 2, precision: str 
     session.reset(start)
     latencies = []
     from tqdm import tqdm
+
     for i in tqdm(range(warmup + steps), desc=f"bench play {variant} {precision}", disable=not progress, leave=False):
         begin = time.perf_counter()
         session.step(int(actions[i % len(actions)]))
@@ -90,13 +99,21 @@ def bench_play(variant: str, steps: int = 100, threads: int = 2, precision: str 
             latencies.append(time.perf_counter() - begin)
     latencies_ms = np.array(latencies) * 1000
     return PlayBenchResult(
-        variant=variant, precision=engine.name, threads=threads, device=device, weights=weights, steps=steps,
+        variant=variant,
+        precision=engine.name,
+        threads=threads,
+        device=device,
+        weights=weights,
+        steps=steps,
         fps=round(float(1000 / latencies_ms.mean()), 2),
         latency_ms_p50=round(float(np.percentile(latencies_ms, 50)), 2),
         latency_ms_p95=round(float(np.percentile(latencies_ms, 95)), 2),
         peak_rss_mb=round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
-        psnr_vs_fp32=psnr, token_agreement=round(agreement, 4), quality_steps=quality_steps,
-        prepare_s=round(prepare_s, 2), cpu=platform.processor() or platform.machine(),
+        psnr_vs_fp32=psnr,
+        token_agreement=round(agreement, 4),
+        quality_steps=quality_steps,
+        prepare_s=round(prepare_s, 2),
+        cpu=platform.processor() or platform.machine(),
     )
 
 
@@ -148,6 +165,7 @@ def _start_and_actions(model):
 
 def _quality(model, session, start, actions, device) -> tuple[float | None, float]:
     """PSNR (dB; None when identical) and token agreement of `session`'s rollout vs the plain fp32 path's."""
+
     def rollout(player):
         player.reset(start)
         frames, tokens = [], []
@@ -155,10 +173,11 @@ def _quality(model, session, start, actions, device) -> tuple[float | None, floa
             frames.append(player.step(int(action)))
             tokens.append(player._tokens.clone())
         return np.stack(frames).astype(np.float64), torch.stack(tokens)
+
     reference_frames, reference_tokens = rollout(WorldSession(model, device=device))
     frames, tokens = rollout(session)
     mse = float(((frames - reference_frames) ** 2).mean())
-    psnr = None if mse == 0 else round(10 * np.log10(255 ** 2 / mse), 2)
+    psnr = None if mse == 0 else round(10 * np.log10(255**2 / mse), 2)
     return psnr, (tokens == reference_tokens).float().mean().item()
 
 

@@ -23,16 +23,24 @@ class ConfigError(ValueError):
 
 @dataclass
 class TokenizerConfig:
-    image_size: int = 256                       # input frames are image_size x image_size RGB
+    image_size: int = 256  # input frames are image_size x image_size RGB
     channels: tuple[int, ...] = (32, 48, 64, 96)  # encoder width per stage at 64, 32, 16, 16 pixels (after a /4 stem)
-    blocks_per_stage: int = 1                   # extra inverted-residual blocks per encoder stage
-    expand_ratio: int = 4                       # MobileNetV2 inverted-residual expansion
-    decoder_channels: tuple[int, ...] = (96, 64, 48, 32)  # tokenizer's own decoder at 16, 32, 64, 64; then a x4 pixel shuffle
-    levels: tuple[int, ...] = (8, 8, 8)         # FSQ levels per latent dim; their product is the vocabulary
+    blocks_per_stage: int = 1  # extra inverted-residual blocks per encoder stage
+    expand_ratio: int = 4  # MobileNetV2 inverted-residual expansion
+    decoder_channels: tuple[int, ...] = (
+        96,
+        64,
+        48,
+        32,
+    )  # tokenizer's own decoder at 16, 32, 64, 64; then a x4 pixel shuffle
+    levels: tuple[int, ...] = (8, 8, 8)  # FSQ levels per latent dim; their product is the vocabulary
 
     def __post_init__(self):
         self.channels, self.decoder_channels, self.levels = (
-            tuple(self.channels), tuple(self.decoder_channels), tuple(self.levels))
+            tuple(self.channels),
+            tuple(self.decoder_channels),
+            tuple(self.levels),
+        )
         if len(self.channels) != 4 or len(self.decoder_channels) != 4:
             raise ConfigError("tokenizer channels and decoder_channels need 4 stages (256 -> 16)")
         if any(level < 2 for level in self.levels):
@@ -49,19 +57,19 @@ class TokenizerConfig:
 
 @dataclass
 class DynamicsConfig:
-    vocab_size: int = 512          # token ids per position (the tokenizer's vocabulary)
-    tokens_per_frame: int = 256    # 16 x 16 positions
+    vocab_size: int = 512  # token ids per position (the tokenizer's vocabulary)
+    tokens_per_frame: int = 256  # 16 x 16 positions
     num_actions: int = NUM_ACTIONS  # the shared 18-action vocabulary
-    d_model: int = 256             # hidden width
-    n_layers: int = 6              # blocks of spatial attention + temporal Mamba + action cross-attention + MLP
-    n_heads: int = 4               # attention heads (spatial and action cross-attention)
-    mlp_ratio: float = 4.0         # MLP hidden width / d_model
-    d_state: int = 16              # Mamba state size N per head channel
-    expand: int = 2                # Mamba inner width / d_model
-    headdim: int = 32              # Mamba head size P (nheads = expand * d_model / headdim)
-    chunk_size: int = 8            # Mamba chunked-scan length for training
-    action_dim: int = 64           # action embedding width
-    action_context: int = 4        # how many recent actions each frame attends to
+    d_model: int = 256  # hidden width
+    n_layers: int = 6  # blocks of spatial attention + temporal Mamba + action cross-attention + MLP
+    n_heads: int = 4  # attention heads (spatial and action cross-attention)
+    mlp_ratio: float = 4.0  # MLP hidden width / d_model
+    d_state: int = 16  # Mamba state size N per head channel
+    expand: int = 2  # Mamba inner width / d_model
+    headdim: int = 32  # Mamba head size P (nheads = expand * d_model / headdim)
+    chunk_size: int = 8  # Mamba chunked-scan length for training
+    action_dim: int = 64  # action embedding width
+    action_context: int = 4  # how many recent actions each frame attends to
 
     def __post_init__(self):
         if self.d_model % self.n_heads:
@@ -78,10 +86,10 @@ class DynamicsConfig:
 
 @dataclass
 class DecoderConfig:
-    vocab_size: int = 512                              # token ids it decodes
-    token_dim: int = 64                                # token embedding width at the 16x16 grid
+    vocab_size: int = 512  # token ids it decodes
+    token_dim: int = 64  # token embedding width at the 16x16 grid
     channels: tuple[int, ...] = (16, 24, 32, 64, 128)  # U-Net width at 256, 128, 64, 32, 16 pixels
-    blocks: int = 1                                    # residual blocks per level on the way up
+    blocks: int = 1  # residual blocks per level on the way up
 
     def __post_init__(self):
         self.channels = tuple(self.channels)
@@ -96,27 +104,28 @@ ACTION_MODES = ("film", "input")
 
 @dataclass
 class FramePoolConfig:
-    resolution: int = 64           # the small frame's size (the dynamics' resolution)
+    resolution: int = 64  # the small frame's size (the dynamics' resolution)
 
 
 @dataclass
 class FrameDynamicsConfig:
-    resolution: int = 64                  # internal frame size (frames are area-pooled to it)
-    context: int = 2                      # past frames it sees (2 give position and velocity)
+    resolution: int = 64  # internal frame size (frames are area-pooled to it)
+    context: int = 2  # past frames it sees (2 give position and velocity)
     channels: tuple[int, ...] = (32, 64, 128)  # U-Net width at resolution, /2, /4, ...
-    mid_blocks: int = 2                   # residual blocks at the coarsest level
-    action_mode: str = "film"             # film (every block) or input (first features only)
-    action_context: int = 4               # recent keys embedded (the current one first)
-    action_dim: int = 64                  # key embedding width
-    num_actions: int = NUM_ACTIONS        # the shared 18-action vocabulary
+    mid_blocks: int = 2  # residual blocks at the coarsest level
+    action_mode: str = "film"  # film (every block) or input (first features only)
+    action_context: int = 4  # recent keys embedded (the current one first)
+    action_dim: int = 64  # key embedding width
+    num_actions: int = NUM_ACTIONS  # the shared 18-action vocabulary
 
     def __post_init__(self):
         self.channels = tuple(self.channels)
         if self.action_mode not in ACTION_MODES:
             raise ConfigError(f"action_mode must be one of {ACTION_MODES}, got {self.action_mode!r}")
         if not self.channels or self.resolution % 2 ** (len(self.channels) - 1):
-            raise ConfigError(f"resolution {self.resolution} must divide by 2^(levels - 1) = "
-                              f"{2 ** max(len(self.channels) - 1, 0)}")
+            raise ConfigError(
+                f"resolution {self.resolution} must divide by 2^(levels - 1) = {2 ** max(len(self.channels) - 1, 0)}"
+            )
         if any(c % 8 for c in self.channels):
             raise ConfigError(f"channels must be multiples of 8 (group norm), got {self.channels}")
         if self.context < 1 or self.action_context < 1:
@@ -127,10 +136,10 @@ class FrameDynamicsConfig:
 
 @dataclass
 class UpsamplerConfig:
-    resolution: int = 64                     # size of the small frames it takes
-    image_size: int = 256                    # size of the frames it makes
+    resolution: int = 64  # size of the small frames it takes
+    image_size: int = 256  # size of the frames it makes
     channels: tuple[int, ...] = (16, 24, 48)  # width at image_size, /2, ... down to resolution
-    blocks: int = 2                          # residual blocks at the small resolution
+    blocks: int = 2  # residual blocks at the small resolution
 
     def __post_init__(self):
         self.channels = tuple(self.channels)
@@ -138,8 +147,10 @@ class UpsamplerConfig:
         if self.image_size % self.resolution or 2 ** int(math.log2(levels)) != levels:
             raise ConfigError(f"image_size {self.image_size} must be resolution {self.resolution} times a power of 2")
         if len(self.channels) != int(math.log2(levels)) + 1:
-            raise ConfigError(f"upsampler channels need {int(math.log2(levels)) + 1} levels "
-                              f"({self.image_size} down to {self.resolution}), got {len(self.channels)}")
+            raise ConfigError(
+                f"upsampler channels need {int(math.log2(levels)) + 1} levels "
+                f"({self.image_size} down to {self.resolution}), got {len(self.channels)}"
+            )
         if any(c % 8 for c in self.channels):
             raise ConfigError(f"upsampler channels must be multiples of 8 (group norm), got {self.channels}")
 
@@ -152,9 +163,9 @@ FAMILIES = {
 
 @dataclass
 class WorldModelConfig:
-    name: str = "custom"                                     # zoo variant or a user's name for it
-    image_size: int = 256                                    # frames are image_size x image_size RGB
-    fps: int = 30                                            # the logical frame rate the model was trained at
+    name: str = "custom"  # zoo variant or a user's name for it
+    image_size: int = 256  # frames are image_size x image_size RGB
+    fps: int = 30  # the logical frame rate the model was trained at
     # tokens: FSQ token ids, a Mamba dynamics over them and a token decoder (nano v1);
     # frames: area-pooled small frames, a FiLM U-Net dynamics and an upsampler (nano v2)
     family: str = "tokens"
@@ -171,13 +182,16 @@ class WorldModelConfig:
             if isinstance(value, dict):
                 setattr(self, name, build_dataclass(cls, value, name))
             elif not isinstance(value, cls):
-                raise ConfigError(f"{name}: a {self.family}-family model needs a {cls.__name__}, "
-                                  f"got {type(value).__name__}")
+                raise ConfigError(
+                    f"{name}: a {self.family}-family model needs a {cls.__name__}, got {type(value).__name__}"
+                )
         if self.family == "frames":
             sizes = {self.tokenizer.resolution, self.dynamics.resolution, self.decoder.resolution}
             if len(sizes) != 1:
-                raise ConfigError(f"the small frame's size differs between tokenizer, dynamics and decoder: "
-                                  f"{self.tokenizer.resolution}, {self.dynamics.resolution}, {self.decoder.resolution}")
+                raise ConfigError(
+                    f"the small frame's size differs between tokenizer, dynamics and decoder: "
+                    f"{self.tokenizer.resolution}, {self.dynamics.resolution}, {self.decoder.resolution}"
+                )
             if self.decoder.image_size != self.image_size:
                 raise ConfigError("decoder.image_size must equal image_size")
             return
@@ -185,19 +199,21 @@ class WorldModelConfig:
         if self.dynamics.vocab_size != vocab or self.decoder.vocab_size != vocab:
             raise ConfigError(
                 f"vocabulary sizes disagree: tokenizer {vocab}, dynamics {self.dynamics.vocab_size}, "
-                f"decoder {self.decoder.vocab_size}")
+                f"decoder {self.decoder.vocab_size}"
+            )
         if self.tokenizer.image_size != self.image_size:
             raise ConfigError("tokenizer.image_size must equal image_size")
-        if self.tokenizer.grid_size ** 2 != self.dynamics.tokens_per_frame:
+        if self.tokenizer.grid_size**2 != self.dynamics.tokens_per_frame:
             raise ConfigError(
                 f"tokens_per_frame {self.dynamics.tokens_per_frame} does not match the tokenizer's "
-                f"{self.tokenizer.grid_size}x{self.tokenizer.grid_size} grid")
+                f"{self.tokenizer.grid_size}x{self.tokenizer.grid_size} grid"
+            )
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
 
     @classmethod
-    def from_dict(cls, data: Any) -> "WorldModelConfig":
+    def from_dict(cls, data: Any) -> WorldModelConfig:
         return build_dataclass(cls, data)
 
 
@@ -212,8 +228,10 @@ def build_dataclass(cls, data: Any, where: str = "config"):
     if unknown:
         raise ConfigError(f"{where}: unknown field(s) {unknown}; expected {sorted(fields)}")
     hints = typing.get_type_hints(cls)
-    values = {name: _coerce(hints[name], value, name if where == "config" else f"{where}.{name}")
-              for name, value in data.items()}
+    values = {
+        name: _coerce(hints[name], value, name if where == "config" else f"{where}.{name}")
+        for name, value in data.items()
+    }
     try:
         return cls(**values)
     except TypeError as err:
@@ -224,22 +242,22 @@ def _coerce(hint, value, where: str):
     if dataclasses.is_dataclass(hint):
         return build_dataclass(hint, value, where)
     args = typing.get_args(hint)
-    if type(None) in args:                           # X | None
+    if type(None) in args:  # X | None
         if value is None:
             return None
         hint = next(a for a in args if a is not type(None))
         args = typing.get_args(hint)
     origin = typing.get_origin(hint)
     if origin is list:
-        items = value if isinstance(value, list) else [value]   # one path may be given bare
+        items = value if isinstance(value, list) else [value]  # one path may be given bare
         return [_coerce(args[0], item, where) for item in items]
-    if origin is tuple:                              # tuple[X, ...]: JSON and YAML hold it as a list
+    if origin is tuple:  # tuple[X, ...]: JSON and YAML hold it as a list
         if not isinstance(value, (list, tuple)):
             raise ConfigError(f"{where}: expected a list, got {value!r}")
         return tuple(_coerce(args[0], item, where) for item in value)
     if hint is float and isinstance(value, (int, float, str)) and not isinstance(value, bool):
         try:
-            return float(value)   # YAML 1.1 reads 3e-4 (no dot) as a string
+            return float(value)  # YAML 1.1 reads 3e-4 (no dot) as a string
         except ValueError:
             raise ConfigError(f"{where}: expected a number, got {value!r}") from None
     if hint is str and isinstance(value, (int, float)) and not isinstance(value, bool):
@@ -249,14 +267,34 @@ def _coerce(hint, value, where: str):
     return value
 
 
-def _variant(name: str, d_model: int, n_layers: int, n_heads: int, *, d_state: int, expand: int,
-             tok: tuple[int, ...], tok_blocks: int, dec: tuple[int, ...], dec_blocks: int,
-             token_dim: int, mlp_ratio: float = 4.0, headdim: int = 32) -> WorldModelConfig:
+def _variant(
+    name: str,
+    d_model: int,
+    n_layers: int,
+    n_heads: int,
+    *,
+    d_state: int,
+    expand: int,
+    tok: tuple[int, ...],
+    tok_blocks: int,
+    dec: tuple[int, ...],
+    dec_blocks: int,
+    token_dim: int,
+    mlp_ratio: float = 4.0,
+    headdim: int = 32,
+) -> WorldModelConfig:
     return WorldModelConfig(
         name=name,
         tokenizer=TokenizerConfig(channels=tok, decoder_channels=tuple(reversed(tok)), blocks_per_stage=tok_blocks),
-        dynamics=DynamicsConfig(d_model=d_model, n_layers=n_layers, n_heads=n_heads, d_state=d_state,
-                                expand=expand, headdim=headdim, mlp_ratio=mlp_ratio),
+        dynamics=DynamicsConfig(
+            d_model=d_model,
+            n_layers=n_layers,
+            n_heads=n_heads,
+            d_state=d_state,
+            expand=expand,
+            headdim=headdim,
+            mlp_ratio=mlp_ratio,
+        ),
         decoder=DecoderConfig(channels=dec, blocks=dec_blocks, token_dim=token_dim),
     )
 
@@ -265,19 +303,62 @@ def _variant(name: str, d_model: int, n_layers: int, n_heads: int, *, d_state: i
 ZOO: dict[str, WorldModelConfig] = {
     # nano: d192 x 6 with a 3x MLP, half the FLOPs of d256 x 6 x 4: on 2 CPU cores a training chunk
     # sees twice the frames, and a play step leaves room for the 15 FPS bar
-    "nano": _variant("nano", 192, 6, 4, d_state=16, expand=1, mlp_ratio=3,
-                     tok=(32, 48, 64, 96), tok_blocks=1,
-                     dec=(8, 16, 32, 64, 128), dec_blocks=1, token_dim=64),
-    "tiny": _variant("tiny", 640, 12, 10, d_state=16, expand=2, mlp_ratio=5,
-                     tok=(64, 128, 256, 512), tok_blocks=2,
-                     dec=(48, 96, 192, 384, 640), dec_blocks=2, token_dim=128),
+    "nano": _variant(
+        "nano",
+        192,
+        6,
+        4,
+        d_state=16,
+        expand=1,
+        mlp_ratio=3,
+        tok=(32, 48, 64, 96),
+        tok_blocks=1,
+        dec=(8, 16, 32, 64, 128),
+        dec_blocks=1,
+        token_dim=64,
+    ),
+    "tiny": _variant(
+        "tiny",
+        640,
+        12,
+        10,
+        d_state=16,
+        expand=2,
+        mlp_ratio=5,
+        tok=(64, 128, 256, 512),
+        tok_blocks=2,
+        dec=(48, 96, 192, 384, 640),
+        dec_blocks=2,
+        token_dim=128,
+    ),
     # base: hidden 768 x 12 layers; expand 3 and a wide MLP bring dynamics to ~200M
-    "base": _variant("base", 768, 12, 12, d_state=16, expand=3, mlp_ratio=7,
-                     tok=(128, 256, 384, 768), tok_blocks=3,
-                     dec=(64, 128, 256, 512, 1024), dec_blocks=3, token_dim=256),
-    "large": _variant("large", 1280, 20, 20, d_state=16, expand=2,
-                      tok=(128, 256, 384, 768), tok_blocks=3,
-                      dec=(64, 128, 256, 512, 1024), dec_blocks=3, token_dim=256),
+    "base": _variant(
+        "base",
+        768,
+        12,
+        12,
+        d_state=16,
+        expand=3,
+        mlp_ratio=7,
+        tok=(128, 256, 384, 768),
+        tok_blocks=3,
+        dec=(64, 128, 256, 512, 1024),
+        dec_blocks=3,
+        token_dim=256,
+    ),
+    "large": _variant(
+        "large",
+        1280,
+        20,
+        20,
+        d_state=16,
+        expand=2,
+        tok=(128, 256, 384, 768),
+        tok_blocks=3,
+        dec=(64, 128, 256, 512, 1024),
+        dec_blocks=3,
+        token_dim=256,
+    ),
 }
 
 

@@ -18,20 +18,38 @@ from typing import Any
 from core.config import ConfigError
 
 MAX_JSON_BYTES = 1 << 20  # a model or adapter config is a few hundred bytes
-MAX_DEPTH = 8             # a model config nests its sections two levels deep
+MAX_DEPTH = 8  # a model config nests its sections two levels deep
 
 # field (in any section): the least and most it may be. The zoo's largest variant has d_model 1280,
 # 20 layers, 20 heads and expand 3.
 SIZE_BOUNDS: dict[str, tuple[float, float]] = {
-    "image_size": (16, 1024), "resolution": (4, 1024), "fps": (1, 240),
-    "d_model": (4, 4096), "n_layers": (1, 64), "n_heads": (1, 64), "mlp_ratio": (0.25, 16),
-    "d_state": (1, 256), "expand": (1, 8), "headdim": (1, 1024), "chunk_size": (1, 1024),
-    "vocab_size": (2, 65536), "tokens_per_frame": (1, 16384), "num_actions": (1, 256),
-    "action_dim": (1, 4096), "action_context": (1, 64), "context": (1, 16), "token_dim": (1, 4096),
-    "blocks": (0, 32), "blocks_per_stage": (0, 32), "mid_blocks": (0, 32), "expand_ratio": (1, 16),
+    "image_size": (16, 1024),
+    "resolution": (4, 1024),
+    "fps": (1, 240),
+    "d_model": (4, 4096),
+    "n_layers": (1, 64),
+    "n_heads": (1, 64),
+    "mlp_ratio": (0.25, 16),
+    "d_state": (1, 256),
+    "expand": (1, 8),
+    "headdim": (1, 1024),
+    "chunk_size": (1, 1024),
+    "vocab_size": (2, 65536),
+    "tokens_per_frame": (1, 16384),
+    "num_actions": (1, 256),
+    "action_dim": (1, 4096),
+    "action_context": (1, 64),
+    "context": (1, 16),
+    "token_dim": (1, 4096),
+    "blocks": (0, 32),
+    "blocks_per_stage": (0, 32),
+    "mid_blocks": (0, 32),
+    "expand_ratio": (1, 16),
 }
 LIST_BOUNDS: dict[str, tuple[int, int, int]] = {  # field: (least entry, most entry, most entries)
-    "channels": (1, 2048, 8), "decoder_channels": (1, 2048, 8), "levels": (2, 256, 8),
+    "channels": (1, 2048, 8),
+    "decoder_channels": (1, 2048, 8),
+    "levels": (2, 256, 8),
 }
 
 

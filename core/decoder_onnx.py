@@ -30,6 +30,7 @@ class OnnxFrameDecoder(nn.Module):
             import onnxruntime as ort
         except ImportError:
             from core.engine import EngineError
+
             raise EngineError("the onnx decoder needs onnxruntime and onnx: pip install 'pocketworld[onnx]'") from None
         size = config.image_size
         if config.family == "frames":
@@ -41,9 +42,16 @@ class OnnxFrameDecoder(nn.Module):
         buffer = io.BytesIO()
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", category=DeprecationWarning)
-            torch.onnx.export(decoder.float().eval(), example, buffer, dynamo=False, opset_version=17,
-                              input_names=["tokens", "prev_frames"], output_names=["frames"],
-                              dynamic_axes={"tokens": {0: "batch"}, "prev_frames": {0: "batch"}, "frames": {0: "batch"}})
+            torch.onnx.export(
+                decoder.float().eval(),
+                example,
+                buffer,
+                dynamo=False,
+                opset_version=17,
+                input_names=["tokens", "prev_frames"],
+                output_names=["frames"],
+                dynamic_axes={"tokens": {0: "batch"}, "prev_frames": {0: "batch"}, "frames": {0: "batch"}},
+            )
         options = ort.SessionOptions()
         options.intra_op_num_threads = threads
         options.inter_op_num_threads = 1
@@ -54,6 +62,7 @@ class OnnxFrameDecoder(nn.Module):
 
     def forward(self, tokens: torch.Tensor, prev_frames: torch.Tensor) -> torch.Tensor:
         given = tokens.float().contiguous() if tokens.is_floating_point() else tokens
-        frames = self.session.run(None, {"tokens": given.cpu().numpy(),
-                                         "prev_frames": prev_frames.float().contiguous().numpy()})[0]
+        frames = self.session.run(
+            None, {"tokens": given.cpu().numpy(), "prev_frames": prev_frames.float().contiguous().numpy()}
+        )[0]
         return torch.from_numpy(frames).to(prev_frames.dtype)

@@ -15,10 +15,10 @@ Two routes, following knowledge distillation (Hinton et al. 2015) and FitNets' h
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 import torch
@@ -34,10 +34,10 @@ FrameTeacher = Callable[[np.ndarray, np.ndarray], np.ndarray]
 
 @dataclass
 class DistillConfig:
-    temperature: float = 2.0      # softens both distributions in the KL term
-    logit_weight: float = 1.0     # weight of KL(teacher || student) (scaled by temperature^2)
-    feature_weight: float = 0.1   # weight of the projected hidden-feature MSE
-    label_weight: float = 1.0     # weight of cross-entropy with the recorded next tokens
+    temperature: float = 2.0  # softens both distributions in the KL term
+    logit_weight: float = 1.0  # weight of KL(teacher || student) (scaled by temperature^2)
+    feature_weight: float = 0.1  # weight of the projected hidden-feature MSE
+    label_weight: float = 1.0  # weight of cross-entropy with the recorded next tokens
 
     def __post_init__(self):
         if self.temperature <= 0:
@@ -50,7 +50,7 @@ def logit_kl(student: torch.Tensor, teacher: torch.Tensor, temperature: float) -
     """Mean over positions of KL(softmax(teacher/T) || softmax(student/T)) x T^2; logits (..., V)."""
     teacher_logp = F.log_softmax(teacher.float() / temperature, dim=-1).flatten(0, -2)
     student_logp = F.log_softmax(student.float() / temperature, dim=-1).flatten(0, -2)
-    return F.kl_div(student_logp, teacher_logp, log_target=True, reduction="batchmean") * temperature ** 2
+    return F.kl_div(student_logp, teacher_logp, log_target=True, reduction="batchmean") * temperature**2
 
 
 @contextmanager
@@ -72,18 +72,20 @@ class DistillObjective(nn.Module):
         s, t = student.config, teacher.config
         for name in ("vocab_size", "tokens_per_frame", "num_actions"):
             if getattr(s, name) != getattr(t, name):
-                raise ValueError(f"teacher and student disagree on {name} ({getattr(t, name)} vs {getattr(s, name)}): "
-                                 "a PocketWorld teacher must share the student's tokens")
+                raise ValueError(
+                    f"teacher and student disagree on {name} ({getattr(t, name)} vs {getattr(s, name)}): "
+                    "a PocketWorld teacher must share the student's tokens"
+                )
         self.student = student
         self.projection = nn.Linear(s.d_model, t.d_model, bias=False)  # FitNets regressor: student width -> teacher's
         self.frozen = {"teacher": teacher.eval().requires_grad_(False)}  # a dict: not a submodule, never trained
         self.config = config
 
     def forward(self, batch: dict) -> tuple[torch.Tensor, dict]:
-        tokens, actions = batch["tokens"][:, :-1], batch["actions"][:, :-1]   # (B, T-1, S), (B, T-1)
+        tokens, actions = batch["tokens"][:, :-1], batch["actions"][:, :-1]  # (B, T-1, S), (B, T-1)
         target = batch["tokens"][:, 1:]
         with hidden_features(self.student) as student_features:
-            student_logits = self.student(tokens, actions)                       # (B, T-1, S, V)
+            student_logits = self.student(tokens, actions)  # (B, T-1, S, V)
         with torch.no_grad(), hidden_features(self.frozen["teacher"]) as teacher_features:
             teacher_logits = self.frozen["teacher"](tokens, actions)
         c = self.config
@@ -92,8 +94,13 @@ class DistillObjective(nn.Module):
         feature = F.mse_loss(self.projection(student_features[0]), teacher_features[0])
         loss = c.label_weight * label + c.logit_weight * kl + c.feature_weight * feature
         accuracy = (student_logits.detach().argmax(-1) == target).float().mean()
-        return loss, {"loss": loss.detach(), "label_loss": label.detach(), "kl": kl.detach(),
-                      "feature_mse": feature.detach(), "accuracy": accuracy}
+        return loss, {
+            "loss": loss.detach(),
+            "label_loss": label.detach(),
+            "kl": kl.detach(),
+            "feature_mse": feature.detach(),
+            "accuracy": accuracy,
+        }
 
 
 def session_teacher(model, temperature: float = 0.0) -> FrameTeacher:
@@ -114,9 +121,18 @@ def random_actions(length: int, rng: np.random.Generator, repeat: int = 4) -> np
     return np.repeat(rng.integers(0, NUM_ACTIONS, -(-length // repeat)), repeat)[:length]
 
 
-def record_teacher_rollouts(teacher: FrameTeacher, out: str | Path, *, name: str, seeds: list[int],
-                            frames: int = 128, game: str = "platformer", action_seed: int = 0,
-                            shard_mb: int = 256, progress: bool = True) -> dict:
+def record_teacher_rollouts(
+    teacher: FrameTeacher,
+    out: str | Path,
+    *,
+    name: str,
+    seeds: list[int],
+    frames: int = 128,
+    game: str = "platformer",
+    action_seed: int = 0,
+    shard_mb: int = 256,
+    progress: bool = True,
+) -> dict:
     """Roll the frame teacher out from the first frame of each level seed of `game` under random
     actions and write the rollouts as gameplay shards in `out` (one sample per seed)."""
     from core.data.shards import DATA_VERSION, Sample, ShardWriter, split_of
@@ -129,19 +145,33 @@ def record_teacher_rollouts(teacher: FrameTeacher, out: str | Path, *, name: str
     if frames < 2 or not seeds:
         raise ValueError("record at least 2 frames from at least one level seed")
     rng = np.random.default_rng(action_seed)
-    writer = ShardWriter(out, max_bytes=shard_mb * 2 ** 20)
+    writer = ShardWriter(out, max_bytes=shard_mb * 2**20)
     for seed in tqdm(seeds, desc=f"teacher {name}", unit="rollout", disable=not progress):
         start = first_frame(game, seed)
         actions = random_actions(frames - 1, rng)
         rollout = np.asarray(teacher(start, actions))
         if rollout.shape != (frames, *start.shape) or rollout.dtype != np.uint8:
-            raise ValueError(f"frame teacher {name!r} returned {rollout.dtype} {rollout.shape}; a frame teacher "
-                             f"maps (first frame, {frames - 1} actions) to uint8 frames {(frames, *start.shape)}")
+            raise ValueError(
+                f"frame teacher {name!r} returned {rollout.dtype} {rollout.shape}; a frame teacher "
+                f"maps (first frame, {frames - 1} actions) to uint8 frames {(frames, *start.shape)}"
+            )
         check_frame(rollout[0])
-        meta = {"game": f"teacher:{name}", "seed": int(seed), "agent": "random", "fps": 30, "version": DATA_VERSION,
-                "split": split_of(int(seed)), "start_frame": 0, "num_frames": frames, "ends_episode": True,
-                "state_layout": [], "teacher": name, "source_game": game}
-        writer.write(Sample(rollout, np.append(actions, NOOP).astype(np.uint8),
-                            np.zeros((frames, 0), np.float32), meta))
+        meta = {
+            "game": f"teacher:{name}",
+            "seed": int(seed),
+            "agent": "random",
+            "fps": 30,
+            "version": DATA_VERSION,
+            "split": split_of(int(seed)),
+            "start_frame": 0,
+            "num_frames": frames,
+            "ends_episode": True,
+            "state_layout": [],
+            "teacher": name,
+            "source_game": game,
+        }
+        writer.write(
+            Sample(rollout, np.append(actions, NOOP).astype(np.uint8), np.zeros((frames, 0), np.float32), meta)
+        )
     writer.close()
     return {"out": str(out), "rollouts": len(seeds), "frames": len(seeds) * frames}

@@ -28,7 +28,7 @@ from core.mamba import Mamba, MambaState
 
 @dataclass
 class DynamicsState:
-    layers: list[MambaState]   # the temporal Mamba state of every block
+    layers: list[MambaState]  # the temporal Mamba state of every block
     recent_actions: torch.Tensor  # (B, action_context) ids, oldest first; num_actions = "none yet"
 
 
@@ -42,7 +42,7 @@ def grid_rotary(grid: int, head_dim: int, base: float = 100.0) -> tuple[torch.Te
     freqs = base ** (-torch.arange(0, head_dim // 4, dtype=torch.float32) / (head_dim // 4))  # (D/4,)
     rows, cols = torch.meshgrid(torch.arange(grid), torch.arange(grid), indexing="ij")
     angles = torch.cat([rows.reshape(-1, 1) * freqs, cols.reshape(-1, 1) * freqs], dim=1)  # (S, D/2)
-    angles = torch.cat([angles, angles], dim=1)                                            # (S, D)
+    angles = torch.cat([angles, angles], dim=1)  # (S, D)
     return angles.cos(), angles.sin()
 
 
@@ -66,17 +66,21 @@ class Attention(nn.Module):
         self.to_v = nn.Linear(context_dim, d_model, bias=False)
         self.to_out = nn.Linear(d_model, d_model)
 
-    def forward(self, x: torch.Tensor, context: torch.Tensor | None = None,
-                rotary: tuple[torch.Tensor, torch.Tensor] | None = None) -> torch.Tensor:
+    def forward(
+        self,
+        x: torch.Tensor,
+        context: torch.Tensor | None = None,
+        rotary: tuple[torch.Tensor, torch.Tensor] | None = None,
+    ) -> torch.Tensor:
         """x (N, S, D), context (N, K, C) -> (N, S, D); `rotary` (cos, sin) rotates q and k by position."""
         context = x if context is None else context
         n, s, d = x.shape
-        q = self.to_q(x).view(n, s, self.n_heads, -1).transpose(1, 2)              # (N, H, S, D/H)
+        q = self.to_q(x).view(n, s, self.n_heads, -1).transpose(1, 2)  # (N, H, S, D/H)
         k = self.to_k(context).view(n, context.shape[1], self.n_heads, -1).transpose(1, 2)
         v = self.to_v(context).view(n, context.shape[1], self.n_heads, -1).transpose(1, 2)
         if rotary is not None:
             q, k = apply_rotary(q, *rotary), apply_rotary(k, *rotary)
-        out = F.scaled_dot_product_attention(q, k, v)                               # (N, H, S, D/H)
+        out = F.scaled_dot_product_attention(q, k, v)  # (N, H, S, D/H)
         return self.to_out(out.transpose(1, 2).reshape(n, s, d))
 
 
@@ -90,8 +94,9 @@ class DynamicsBlock(nn.Module):
         self.spatial_norm = nn.LayerNorm(d)
         self.spatial = Attention(d, config.n_heads)
         self.temporal_norm = nn.LayerNorm(d)
-        self.temporal = Mamba(d, d_state=config.d_state, expand=config.expand, headdim=config.headdim,
-                              chunk_size=config.chunk_size)
+        self.temporal = Mamba(
+            d, d_state=config.d_state, expand=config.expand, headdim=config.headdim, chunk_size=config.chunk_size
+        )
         self.mlp_norm = nn.LayerNorm(d)
         hidden = int(config.mlp_ratio * d)
         self.mlp = nn.Sequential(nn.Linear(d, hidden), nn.GELU(approximate="tanh"), nn.Linear(hidden, d))
@@ -105,12 +110,13 @@ class DynamicsBlock(nn.Module):
         """x (B, T, S, D), actions (B, T, K, A) embedded recent actions -> (B, T, S, D)."""
         b, t, s, d = x.shape
         x = self._within_frame(x.reshape(b * t, s, d), actions.flatten(0, 1), rotary).view(b, t, s, d)
-        seq = self.temporal_norm(x).transpose(1, 2).reshape(b * s, t, d)           # (B*S, T, D)
+        seq = self.temporal_norm(x).transpose(1, 2).reshape(b * s, t, d)  # (B*S, T, D)
         x = x + self.temporal(seq).view(b, s, t, d).transpose(1, 2)
         return x + self.mlp(self.mlp_norm(x))
 
-    def step(self, x: torch.Tensor, actions: torch.Tensor, rotary, state: MambaState, inplace: bool = False
-             ) -> tuple[torch.Tensor, MambaState]:
+    def step(
+        self, x: torch.Tensor, actions: torch.Tensor, rotary, state: MambaState, inplace: bool = False
+    ) -> tuple[torch.Tensor, MambaState]:
         """x (B, S, D) one frame, actions (B, K, A) -> (B, S, D), new state (`state` itself if `inplace`)."""
         b, s, d = x.shape
         x = self._within_frame(x, actions, rotary)
@@ -141,7 +147,7 @@ class Dynamics(nn.Module):
         return self.token_embedding(tokens) + self.position_embedding  # (..., S, D)
 
     def _embed_actions(self, recent):
-        return self.action_embedding(recent) + self.action_recency       # (..., K, A)
+        return self.action_embedding(recent) + self.action_recency  # (..., K, A)
 
     def forward(self, tokens: torch.Tensor, actions: torch.Tensor) -> torch.Tensor:
         """tokens (B, T, S) ids of frames 0..T-1, actions (B, T) ids taken after each frame
@@ -149,10 +155,10 @@ class Dynamics(nn.Module):
         b, t, s = tokens.shape
         assert s == self.config.tokens_per_frame, s
         k = self.config.action_context
-        padded = F.pad(actions, (k - 1, 0), value=self.config.num_actions)       # (B, T+K-1)
-        recent = padded.unfold(1, k, 1)                                           # (B, T, K), oldest first
+        padded = F.pad(actions, (k - 1, 0), value=self.config.num_actions)  # (B, T+K-1)
+        recent = padded.unfold(1, k, 1)  # (B, T, K), oldest first
         context = self._embed_actions(recent)
-        x = self._embed_tokens(tokens)                                            # (B, T, S, D)
+        x = self._embed_tokens(tokens)  # (B, T, S, D)
         rotary = (self.rotary_cos, self.rotary_sin)
         for block in self.blocks:
             x = block(x, context, rotary)
@@ -161,18 +167,20 @@ class Dynamics(nn.Module):
     def init_state(self, batch: int, device=None, dtype=None) -> DynamicsState:
         s = self.config.tokens_per_frame
         layers = [block.temporal.init_state(batch * s, device=device, dtype=dtype) for block in self.blocks]
-        recent = torch.full((batch, self.config.action_context), self.config.num_actions, dtype=torch.long,
-                            device=device)
+        recent = torch.full(
+            (batch, self.config.action_context), self.config.num_actions, dtype=torch.long, device=device
+        )
         return DynamicsState(layers=layers, recent_actions=recent)
 
-    def step(self, tokens: torch.Tensor, actions: torch.Tensor, state: DynamicsState, inplace: bool = False
-             ) -> tuple[torch.Tensor, DynamicsState]:
+    def step(
+        self, tokens: torch.Tensor, actions: torch.Tensor, state: DynamicsState, inplace: bool = False
+    ) -> tuple[torch.Tensor, DynamicsState]:
         """tokens (B, S) of the current frame, actions (B,) taken now -> logits (B, S, V) for the
         next frame, and the new state. The old state is not modified unless `inplace`: then its
         Mamba states are updated where they are (faster; for a caller that drops the old state)."""
-        recent = torch.cat([state.recent_actions[:, 1:], actions[:, None]], dim=1)   # (B, K)
+        recent = torch.cat([state.recent_actions[:, 1:], actions[:, None]], dim=1)  # (B, K)
         context = self._embed_actions(recent)
-        x = self._embed_tokens(tokens)                                               # (B, S, D)
+        x = self._embed_tokens(tokens)  # (B, S, D)
         rotary = (self.rotary_cos, self.rotary_sin)
         layers = []
         for block, layer_state in zip(self.blocks, state.layers):

@@ -34,7 +34,7 @@ class EngineError(ValueError):
 @dataclass(frozen=True)
 class EngineConfig:
     precision: str = "fp32"  # fp32 | bf16 | int8 (CPU: torch dynamic quantization; CUDA: bitsandbytes) | nf4 (CUDA)
-    decoder: str = "torch"   # torch (channels_last) | onnx (ONNX Runtime on CPU; the `onnx` extra)
+    decoder: str = "torch"  # torch (channels_last) | onnx (ONNX Runtime on CPU; the `onnx` extra)
 
     def __post_init__(self):
         if self.precision not in PRECISIONS:
@@ -47,8 +47,8 @@ class EngineConfig:
         return self.precision if self.decoder == "torch" else f"{self.precision}+{self.decoder}"
 
     @classmethod
-    def parse(cls, name: str) -> "EngineConfig":
-        """"int8+onnx" -> EngineConfig("int8", "onnx"); "fp32" -> EngineConfig("fp32", "torch")."""
+    def parse(cls, name: str) -> EngineConfig:
+        """ "int8+onnx" -> EngineConfig("int8", "onnx"); "fp32" -> EngineConfig("fp32", "torch")."""
         precision, _, decoder = name.partition("+")
         return cls(precision, decoder or "torch")
 
@@ -86,12 +86,15 @@ def _build(model: WorldModel, config: EngineConfig, device: torch.device) -> Wor
         model.to(torch.bfloat16)
     elif config.precision in ("int8", "nf4") and device.type == "cuda":
         if importlib.util.find_spec("bitsandbytes") is None:
-            raise EngineError(f"precision {config.precision} on CUDA needs bitsandbytes: pip install 'pocketworld[quant]'")
+            raise EngineError(
+                f"precision {config.precision} on CUDA needs bitsandbytes: pip install 'pocketworld[quant]'"
+            )
         bitsandbytes_linears(model.dynamics, 8 if config.precision == "int8" else 4, device)
     elif config.precision == "int8":
         model.dynamics = _dynamic_int8(model.dynamics)
     if config.decoder == "onnx":
         from core.decoder_onnx import OnnxFrameDecoder
+
         model.decoder = OnnxFrameDecoder(model.decoder, model.config, threads=torch.get_num_threads())
     else:
         # NHWC: ~1.3-1.8x faster mkldnn convs at 8-32 channels (the decoder's 256x256 levels)
@@ -102,13 +105,15 @@ def _build(model: WorldModel, config: EngineConfig, device: torch.device) -> Wor
 def _dynamic_int8(module: nn.Module) -> nn.Module:
     """Linear weights in int8 per output channel, activations quantized per call: fbgemm's int8 GEMM.
     Per channel, not per tensor: it keeps more of a rollout's tokens equal to fp32's, at the same
-    speed (`pocketworld bench play --precision int8` reports the agreement). torch.ao.quantization is deprecated in favour of
-    torchao but still ships with torch 2.13; its deprecation warnings are silenced here."""
+    speed (`pocketworld bench play --precision int8` reports the agreement). torch.ao.quantization is
+    deprecated in favour of torchao but still ships with torch 2.13; its deprecation warnings are silenced here."""
     try:
         from torch.ao.quantization import per_channel_dynamic_qconfig, quantize_dynamic
     except ImportError:
-        raise EngineError("this torch has no torch.ao.quantization.quantize_dynamic: precision int8 on CPU "
-                          "needs torch <= 2.13 (or use fp32)") from None
+        raise EngineError(
+            "this torch has no torch.ao.quantization.quantize_dynamic: precision int8 on CPU "
+            "needs torch <= 2.13 (or use fp32)"
+        ) from None
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", category=DeprecationWarning)
         warnings.simplefilter("ignore", category=UserWarning)
@@ -129,12 +134,14 @@ def bitsandbytes_linears(module: nn.Module, bits: int, device: str | torch.devic
             continue
         bias = child.bias is not None
         if bits == 8:
-            layer = bnb.nn.Linear8bitLt(child.in_features, child.out_features, bias=bias, has_fp16_weights=False,
-                                        threshold=threshold)
+            layer = bnb.nn.Linear8bitLt(
+                child.in_features, child.out_features, bias=bias, has_fp16_weights=False, threshold=threshold
+            )
             layer.weight = bnb.nn.Int8Params(child.weight.data.cpu(), requires_grad=False, has_fp16_weights=False)
         else:
-            layer = bnb.nn.Linear4bit(child.in_features, child.out_features, bias=bias,
-                                      compute_dtype=torch.bfloat16, quant_type="nf4")
+            layer = bnb.nn.Linear4bit(
+                child.in_features, child.out_features, bias=bias, compute_dtype=torch.bfloat16, quant_type="nf4"
+            )
             layer.weight = bnb.nn.Params4bit(child.weight.data.cpu(), requires_grad=False, quant_type="nf4")
         if bias:
             layer.bias = nn.Parameter(child.bias.data.cpu(), requires_grad=False)

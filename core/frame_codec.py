@@ -42,30 +42,36 @@ class FrameUpsampler(nn.Module):
         super().__init__()
         self.config = config
         c = config.channels
-        self.stem = nn.Conv2d(9, c[0], 3, padding=1)   # previous frame, small frame and its change, at full size
+        self.stem = nn.Conv2d(9, c[0], 3, padding=1)  # previous frame, small frame and its change, at full size
         self.down = nn.ModuleList(nn.Conv2d(c[i], c[i + 1], 3, stride=2, padding=1) for i in range(len(c) - 1))
         # the small frame and its change join the previous frame's features at the small size
-        self.mid = nn.Sequential(nn.Conv2d(c[-1] + 6, c[-1], 3, padding=1), *[ResBlock(c[-1], c[-1]) for _ in range(config.blocks)])
+        self.mid = nn.Sequential(
+            nn.Conv2d(c[-1] + 6, c[-1], 3, padding=1), *[ResBlock(c[-1], c[-1]) for _ in range(config.blocks)]
+        )
         self.up_convs = nn.ModuleList(nn.Conv2d(c[i + 1], c[i], 3, padding=1) for i in reversed(range(len(c) - 1)))
         self.fuse = nn.ModuleList(
-            nn.Sequential(nn.SiLU(), nn.Conv2d(2 * c[i], c[i], 3, padding=1), nn.SiLU()) if i == 0  # full size: one conv
-            else ResBlock(2 * c[i], c[i]) for i in reversed(range(len(c) - 1)))
+            nn.Sequential(nn.SiLU(), nn.Conv2d(2 * c[i], c[i], 3, padding=1), nn.SiLU())
+            if i == 0  # full size: one conv
+            else ResBlock(2 * c[i], c[i])
+            for i in reversed(range(len(c) - 1))
+        )
         self.to_rgb = nn.Conv2d(c[0], 3, 3, padding=1)
-        nn.init.zeros_(self.to_rgb.weight)   # starts as "nothing changed": the previous frame
+        nn.init.zeros_(self.to_rgb.weight)  # starts as "nothing changed": the previous frame
         nn.init.zeros_(self.to_rgb.bias)
 
     def forward(self, small: torch.Tensor, prev_frames: torch.Tensor) -> torch.Tensor:
         """small (B, 3, r, r) the next frame, small; prev_frames (B, 3, H, W) in [-1, 1] -> (B, 3, H, W)."""
         # fixed scale factors, not sizes: ONNX exports only those
         factor = self.config.image_size // self.config.resolution
-        prev_small = F.avg_pool2d(prev_frames, factor)                         # (B, 3, r, r)
-        big = F.interpolate(torch.cat([small, small - prev_small], dim=1), scale_factor=factor, mode="bilinear",
-                            align_corners=False)                              # (B, 6, H, W)
-        skips = [F.silu(self.stem(torch.cat([prev_frames, big], dim=1)))]     # (B, c0, H, W)
+        prev_small = F.avg_pool2d(prev_frames, factor)  # (B, 3, r, r)
+        big = F.interpolate(
+            torch.cat([small, small - prev_small], dim=1), scale_factor=factor, mode="bilinear", align_corners=False
+        )  # (B, 6, H, W)
+        skips = [F.silu(self.stem(torch.cat([prev_frames, big], dim=1)))]  # (B, c0, H, W)
         for down in self.down:
-            skips.append(F.silu(down(skips[-1])))                              # ... down to (B, c_last, r, r)
+            skips.append(F.silu(down(skips[-1])))  # ... down to (B, c_last, r, r)
         x = self.mid(torch.cat([skips[-1], small, small - prev_small], dim=1))  # (B, c_last, r, r)
         for level, up_conv, fuse in zip(reversed(range(len(self.up_convs))), self.up_convs, self.fuse):
             x = up_conv(F.interpolate(x, scale_factor=2, mode="nearest"))
-            x = fuse(torch.cat([x, skips[level]], dim=1))                      # (B, c_level, 2h, 2w)
+            x = fuse(torch.cat([x, skips[level]], dim=1))  # (B, c_level, 2h, 2w)
         return prev_frames + self.to_rgb(x)

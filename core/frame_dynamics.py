@@ -27,13 +27,12 @@ import torch.nn.functional as F
 from core.actions import NUM_ACTIONS
 from core.config import FrameDynamicsConfig
 
-
-MOVED_SMALL = 0.02   # a small-frame pixel moved if a channel changed by more ([-1, 1] units; pooling dims edges)
+MOVED_SMALL = 0.02  # a small-frame pixel moved if a channel changed by more ([-1, 1] units; pooling dims edges)
 
 
 @dataclass
 class FrameState:
-    frames: torch.Tensor | None   # (B, C-1, 3, r, r) the frames before the current one; None before the first step
+    frames: torch.Tensor | None  # (B, C-1, 3, r, r) the frames before the current one; None before the first step
     recent_actions: torch.Tensor  # (B, K) key ids, the newest first; num_actions = "none yet"
 
 
@@ -54,7 +53,7 @@ class FiLMBlock(nn.Module):
         """x (B, C, h, w), action (B, A) -> (B, C_out, h, w)."""
         h = self.norm2(self.conv1(F.silu(self.norm1(x))))
         if self.film is not None:
-            scale, shift = self.film(action)[:, :, None, None].chunk(2, dim=1)   # (B, C_out, 1, 1) each
+            scale, shift = self.film(action)[:, :, None, None].chunk(2, dim=1)  # (B, C_out, 1, 1) each
             h = h * (1 + scale) + shift
         return self.skip(x) + self.conv2(F.silu(h))
 
@@ -87,15 +86,15 @@ class FrameDynamics(nn.Module):
     def predict(self, context: torch.Tensor, recent: torch.Tensor) -> torch.Tensor:
         """context (B, C, 3, r, r) oldest first, in [-1, 1]; recent (B, K) keys, the one pressed at the
         last context frame first -> the next frame (B, 3, r, r)."""
-        action = self.embed_actions(recent)                                   # (B, A)
-        x = self.stem(context.flatten(1, 2))                                  # (B, c0, r, r)
+        action = self.embed_actions(recent)  # (B, A)
+        x = self.stem(context.flatten(1, 2))  # (B, c0, r, r)
         if self.action_in is not None:
             x = x + self.action_in(action)[:, :, None, None]
         skips = []
         for block, down in zip(self.down_blocks, self.downsample):
             x = block(x, action)
             skips.append(x)
-            x = down(x)                                                       # (B, c_i+1, h/2, w/2)
+            x = down(x)  # (B, c_i+1, h/2, w/2)
         for block in self.mid:
             x = block(x, action)
         for block in self.up_blocks:
@@ -107,30 +106,37 @@ class FrameDynamics(nn.Module):
         """frames (B, T, 3, r, r) of a clip, actions (B, T) pressed at each -> (B, T, 3, r, r): output t is the
         prediction of frame t+1 from the real frames up to t (the first frame stands in for those before it)."""
         c, k = self.config.context, self.config.action_context
-        padded = torch.cat([frames[:, :1].expand(-1, c - 1, -1, -1, -1), frames], dim=1)   # (B, C-1+T, ...)
+        padded = torch.cat([frames[:, :1].expand(-1, c - 1, -1, -1, -1), frames], dim=1)  # (B, C-1+T, ...)
         out = []
         for t in range(frames.shape[1]):
-            out.append(self.predict(padded[:, t:t + c], recent_actions(actions, t, k)))
+            out.append(self.predict(padded[:, t : t + c], recent_actions(actions, t, k)))
         return torch.stack(out, 1)
 
     def init_state(self, batch: int, device=None, dtype=None) -> FrameState:
         recent = torch.full((batch, self.config.action_context), NUM_ACTIONS, dtype=torch.long, device=device)
         return FrameState(frames=None, recent_actions=recent)
 
-    def step(self, frames: torch.Tensor, actions: torch.Tensor, state: FrameState, inplace: bool = False
-             ) -> tuple[torch.Tensor, FrameState]:
+    def step(
+        self, frames: torch.Tensor, actions: torch.Tensor, state: FrameState, inplace: bool = False
+    ) -> tuple[torch.Tensor, FrameState]:
         """frames (B, 3, r, r) the current frame, actions (B,) pressed now -> the next frame (B, 3, r, r)
         and the new state (the old one is never modified; `inplace` is accepted for the session's API)."""
         c = self.config.context
         history = state.frames if state.frames is not None else frames[:, None].expand(-1, c - 1, -1, -1, -1)
-        context = torch.cat([history, frames[:, None]], dim=1)                             # (B, C, 3, r, r)
-        recent = torch.cat([actions[:, None], state.recent_actions[:, :-1]], dim=1)         # (B, K), newest first
+        context = torch.cat([history, frames[:, None]], dim=1)  # (B, C, 3, r, r)
+        recent = torch.cat([actions[:, None], state.recent_actions[:, :-1]], dim=1)  # (B, K), newest first
         return self.predict(context, recent), FrameState(frames=context[:, 1:], recent_actions=recent)
 
 
-def unrolled_loss(dynamics: FrameDynamics, frames: torch.Tensor, actions: torch.Tensor, unroll: int,
-                  context_noise: float = 0.0, generator: torch.Generator | None = None,
-                  changed_weight: float = 0.0) -> torch.Tensor:
+def unrolled_loss(
+    dynamics: FrameDynamics,
+    frames: torch.Tensor,
+    actions: torch.Tensor,
+    unroll: int,
+    context_noise: float = 0.0,
+    generator: torch.Generator | None = None,
+    changed_weight: float = 0.0,
+) -> torch.Tensor:
     """Mean MSE of `unroll` small frames of clips frames (B, C+U, 3, r, r), each predicted from the C frames
     before it, its own predictions fed back as context; real context frames get Gaussian noise of a std
     drawn per clip up to `context_noise` (so that rollouts stay on the frames it makes, as GameNGen's
@@ -143,10 +149,10 @@ def unrolled_loss(dynamics: FrameDynamics, frames: torch.Tensor, actions: torch.
         context = context + sigma * torch.randn(context.shape, generator=generator).to(frames.device)
     loss = 0.0
     for u in range(unroll):
-        predicted = dynamics.predict(context, recent_actions(actions, c - 1 + u, k))       # (B, 3, r, r)
+        predicted = dynamics.predict(context, recent_actions(actions, c - 1 + u, k))  # (B, 3, r, r)
         target = frames[:, c + u]
         if changed_weight:
-            moved = (target - frames[:, c + u - 1]).abs().amax(1, keepdim=True) > MOVED_SMALL   # (B, 1, r, r)
+            moved = (target - frames[:, c + u - 1]).abs().amax(1, keepdim=True) > MOVED_SMALL  # (B, 1, r, r)
             weight = 1 + changed_weight * moved.to(target.dtype)
             loss = loss + ((predicted - target).pow(2) * weight).sum() / (weight.sum() * target.shape[1])
         else:

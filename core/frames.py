@@ -19,11 +19,14 @@ def check_frame(frame, size: int = 256) -> np.ndarray:
     if isinstance(frame, torch.Tensor):
         frame = frame.detach().cpu().numpy()
     if not isinstance(frame, np.ndarray):
-        raise FrameError(f"expected a frame as a numpy array of shape ({size}, {size}, 3) uint8, "
-                         f"got {type(frame).__name__}")
+        raise FrameError(
+            f"expected a frame as a numpy array of shape ({size}, {size}, 3) uint8, got {type(frame).__name__}"
+        )
     if frame.shape != (size, size, 3):
-        raise FrameError(f"expected a frame of shape ({size}, {size}, 3) (height, width, RGB), got {frame.shape}; "
-                         f"resize or letterbox it to {size}x{size} first")
+        raise FrameError(
+            f"expected a frame of shape ({size}, {size}, 3) (height, width, RGB), got {frame.shape}; "
+            f"resize or letterbox it to {size}x{size} first"
+        )
     if frame.dtype != np.uint8:
         raise FrameError(f"expected a uint8 frame (0..255), got dtype {frame.dtype}")
     return frame

@@ -29,14 +29,22 @@ import torch.nn.functional as F
 from torch import Tensor
 
 
-def ssd_step(x: Tensor, dt: Tensor, A: Tensor, B: Tensor, C: Tensor, state: Tensor,
-             D: Tensor | None = None, inplace: bool = False) -> tuple[Tensor, Tensor]:
+def ssd_step(
+    x: Tensor,
+    dt: Tensor,
+    A: Tensor,
+    B: Tensor,
+    C: Tensor,
+    state: Tensor,
+    D: Tensor | None = None,
+    inplace: bool = False,
+) -> tuple[Tensor, Tensor]:
     """One step of the recurrence. x (b, h, p), dt (b, h), A (h,), B and C (b, n),
     state (b, h, p, n) -> y (b, h, p), new state (b, h, p, n). `state` is not modified unless
     `inplace`, when the new state is written over it (and returned)."""
     b, h, p = x.shape
     n = B.shape[-1]
-    decay = torch.exp(dt * A)                                     # (b, h)
+    decay = torch.exp(dt * A)  # (b, h)
     # Two passes over the state (decay, then the rank-1 update in place on the fresh tensor):
     # the state is the largest tensor in play, so passes over it are what a step costs.
     # In place saves more than a pass: a fresh multi-MB tensor per layer and step is new memory
@@ -44,7 +52,7 @@ def ssd_step(x: Tensor, dt: Tensor, A: Tensor, B: Tensor, C: Tensor, state: Tens
     if inplace:
         new_state = state.mul_(decay[:, :, None, None])
     else:
-        new_state = state * decay[:, :, None, None]               # (b, h, p, n)
+        new_state = state * decay[:, :, None, None]  # (b, h, p, n)
     new_state.addcmul_((x * dt[:, :, None])[..., None], B[:, None, None, :])
     # The readout as (b, 1, n) @ (b, n, h*p): ~5x faster on CPU than the same product
     # written state @ C, which runs as b matrix-vector products.
@@ -54,9 +62,16 @@ def ssd_step(x: Tensor, dt: Tensor, A: Tensor, B: Tensor, C: Tensor, state: Tens
     return y, new_state
 
 
-def ssd_scan_sequential(x: Tensor, dt: Tensor, A: Tensor, B: Tensor, C: Tensor,
-                        D: Tensor | None = None, initial_state: Tensor | None = None,
-                        return_final_state: bool = False):
+def ssd_scan_sequential(
+    x: Tensor,
+    dt: Tensor,
+    A: Tensor,
+    B: Tensor,
+    C: Tensor,
+    D: Tensor | None = None,
+    initial_state: Tensor | None = None,
+    return_final_state: bool = False,
+):
     """The recurrence one timestep at a time (the test oracle). Same arguments as `ssd_scan`."""
     b, l, h, p = x.shape
     state = initial_state if initial_state is not None else x.new_zeros(b, h, p, B.shape[-1])
@@ -64,7 +79,7 @@ def ssd_scan_sequential(x: Tensor, dt: Tensor, A: Tensor, B: Tensor, C: Tensor,
     for t in range(l):
         y, state = ssd_step(x[:, t], dt[:, t], A, B[:, t], C[:, t], state, D)
         ys.append(y)
-    y = torch.stack(ys, dim=1)                                    # (b, l, h, p)
+    y = torch.stack(ys, dim=1)  # (b, l, h, p)
     return (y, state) if return_final_state else y
 
 
@@ -77,9 +92,17 @@ def _exp_segsum(cumulative: Tensor) -> Tensor:
     return torch.exp(segsum.masked_fill(~causal, -math.inf))
 
 
-def ssd_scan(x: Tensor, dt: Tensor, A: Tensor, B: Tensor, C: Tensor, chunk_size: int,
-             D: Tensor | None = None, initial_state: Tensor | None = None,
-             return_final_state: bool = False):
+def ssd_scan(
+    x: Tensor,
+    dt: Tensor,
+    A: Tensor,
+    B: Tensor,
+    C: Tensor,
+    chunk_size: int,
+    D: Tensor | None = None,
+    initial_state: Tensor | None = None,
+    return_final_state: bool = False,
+):
     """The chunked SSD scan (paper section 6), argument layout of mamba_ssm's
     `mamba_chunk_scan_combined` with one group.
 
@@ -95,7 +118,7 @@ def ssd_scan(x: Tensor, dt: Tensor, A: Tensor, B: Tensor, C: Tensor, chunk_size:
     b, l, h, p = x.shape
     n = B.shape[-1]
     Q = chunk_size
-    c = -(-l // Q)                                                # number of chunks
+    c = -(-l // Q)  # number of chunks
     pad = c * Q - l
     if pad:
         # dt = 0 on the padding makes those steps the identity: no decay, no input.
@@ -104,29 +127,29 @@ def ssd_scan(x: Tensor, dt: Tensor, A: Tensor, B: Tensor, C: Tensor, chunk_size:
         B = F.pad(B, (0, 0, 0, pad))
         C = F.pad(C, (0, 0, 0, pad))
     x = x.reshape(b, c, Q, h, p).permute(0, 3, 1, 2, 4).contiguous()  # (b, h, c, Q, p)
-    dt = dt.reshape(b, c, Q, h).permute(0, 3, 1, 2)               # (b, h, c, Q)
-    B = B.reshape(b, 1, c, Q, n)                                  # shared by all heads
+    dt = dt.reshape(b, c, Q, h).permute(0, 3, 1, 2)  # (b, h, c, Q)
+    B = B.reshape(b, 1, c, Q, n)  # shared by all heads
     C = C.reshape(b, 1, c, Q, n)
-    log_decay = torch.cumsum(dt * A[:, None, None], dim=-1)       # (b, h, c, Q) from chunk start
+    log_decay = torch.cumsum(dt * A[:, None, None], dim=-1)  # (b, h, c, Q) from chunk start
 
     # 1. Inside each chunk: y_i = sum_{j<=i} (C_i . B_j) exp(s_i - s_j) dt_j x_j  (+ D x_i,
     # which is one more diagonal term).
     scores = (C @ B.transpose(-1, -2)) * _exp_segsum(log_decay) * dt[..., None, :]  # (b, h, c, Q, Q)
     if D is not None:
         scores = scores + D[:, None, None, None] * torch.eye(Q, device=x.device, dtype=x.dtype)
-    y = scores @ x                                                # (b, h, c, Q, p)
+    y = scores @ x  # (b, h, c, Q, p)
 
     # 2. What each chunk adds to the state at its end: sum_j x_j (exp(s_Q - s_j) dt_j B_j)^T.
     B_to_end = B * (torch.exp(log_decay[..., -1:] - log_decay) * dt)[..., None]  # (b, h, c, Q, n)
-    chunk_states = x.mT @ B_to_end                                # (b, h, c, p, n)
+    chunk_states = x.mT @ B_to_end  # (b, h, c, p, n)
     chunk_decay = torch.exp(log_decay[..., -1])[..., None, None]  # (b, h, c, 1, 1)
 
     # 3. Carry the state across chunks; the state entering a chunk adds exp(s_i) C_i h^T there.
-    C_from_start = C * torch.exp(log_decay)[..., None]            # (b, h, c, Q, n)
+    C_from_start = C * torch.exp(log_decay)[..., None]  # (b, h, c, Q, n)
     state = initial_state if initial_state is not None else x.new_zeros(b, h, p, n)
     y_from_state = []
     for z in range(c):
-        y_from_state.append(C_from_start[:, :, z] @ state.mT)    # (b, h, Q, p)
+        y_from_state.append(C_from_start[:, :, z] @ state.mT)  # (b, h, Q, p)
         state = torch.addcmul(chunk_states[:, :, z], state, chunk_decay[:, :, z])  # (b, h, p, n)
     y = y + torch.stack(y_from_state, dim=2)
     y = y.permute(0, 2, 3, 1, 4).reshape(b, c * Q, h, p)[:, :l]  # (b, l, h, p)
@@ -146,7 +169,7 @@ def _fused_chunk_scan():
 @dataclass
 class MambaState:
     conv: Tensor  # (B, conv_dim, d_conv - 1) last inputs of the causal depthwise conv
-    ssm: Tensor   # (B, nheads, headdim, d_state)
+    ssm: Tensor  # (B, nheads, headdim, d_state)
 
 
 class RMSNormGated(nn.Module):
@@ -168,15 +191,23 @@ class Mamba(nn.Module):
     (play) in time and memory independent of how many steps came before.
     """
 
-    def __init__(self, d_model: int, d_state: int = 16, expand: int = 2, headdim: int = 32,
-                 d_conv: int = 4, chunk_size: int = 8, use_kernel: bool = True):
+    def __init__(
+        self,
+        d_model: int,
+        d_state: int = 16,
+        expand: int = 2,
+        headdim: int = 32,
+        d_conv: int = 4,
+        chunk_size: int = 8,
+        use_kernel: bool = True,
+    ):
         super().__init__()
         self.d_inner = expand * d_model
         assert self.d_inner % headdim == 0, f"expand * d_model = {self.d_inner} must be a multiple of headdim {headdim}"
         assert d_conv >= 2, "d_conv must be at least 2 (the conv state holds d_conv - 1 inputs)"
         self.d_state, self.headdim, self.d_conv = d_state, headdim, d_conv
         self.nheads = self.d_inner // headdim
-        self.conv_dim = self.d_inner + 2 * d_state                # x, B, C all go through the conv
+        self.conv_dim = self.d_inner + 2 * d_state  # x, B, C all go through the conv
         self.chunk_size = chunk_size  # the kernel wants a power of two; results don't depend on it
         self.use_kernel = use_kernel
 
@@ -209,8 +240,18 @@ class Mamba(nn.Module):
             return ssd_scan
 
         def fused(x, dt, A, B, C, chunk_size, D=None, initial_state=None, return_final_state=False):
-            return kernel(x, dt, A, B[:, :, None], C[:, :, None], chunk_size, D=D,
-                          initial_states=initial_state, return_final_states=return_final_state)
+            return kernel(
+                x,
+                dt,
+                A,
+                B[:, :, None],
+                C[:, :, None],
+                chunk_size,
+                D=D,
+                initial_states=initial_state,
+                return_final_states=return_final_state,
+            )
+
         return fused
 
     def forward(self, x: Tensor, initial_state: MambaState | None = None, return_state: bool = False):
@@ -218,21 +259,29 @@ class Mamba(nn.Module):
         batch, L, _ = x.shape
         z, xBC, dt = self.in_proj(x).split([self.d_inner, self.conv_dim, self.nheads], dim=-1)
 
-        xBC = xBC.transpose(1, 2)                                 # (B, conv_dim, L)
+        xBC = xBC.transpose(1, 2)  # (B, conv_dim, L)
         if initial_state is None:
             xBC = F.pad(xBC, (self.d_conv - 1, 0))
         else:
-            xBC = torch.cat([initial_state.conv, xBC], dim=-1)    # (B, conv_dim, d_conv-1 + L)
+            xBC = torch.cat([initial_state.conv, xBC], dim=-1)  # (B, conv_dim, d_conv-1 + L)
         # A copy, not a view: a view would keep the whole (B, conv_dim, L) input alive in the state.
-        conv_state = xBC[:, :, -(self.d_conv - 1):].clone()
-        xBC = F.silu(self.conv1d(xBC)).transpose(1, 2)            # (B, L, conv_dim)
+        conv_state = xBC[:, :, -(self.d_conv - 1) :].clone()
+        xBC = F.silu(self.conv1d(xBC)).transpose(1, 2)  # (B, L, conv_dim)
         xs, B, C = xBC.split([self.d_inner, self.d_state, self.d_state], dim=-1)
 
-        dt = F.softplus(dt + self.dt_bias)                        # (B, L, nheads)
-        A = -torch.exp(self.A_log)                                # (nheads,)
+        dt = F.softplus(dt + self.dt_bias)  # (B, L, nheads)
+        A = -torch.exp(self.A_log)  # (nheads,)
         y, ssm_state = self._scan(x)(
-            xs.reshape(batch, L, self.nheads, self.headdim), dt, A, B, C, self.chunk_size, D=self.D,
-            initial_state=None if initial_state is None else initial_state.ssm, return_final_state=True)
+            xs.reshape(batch, L, self.nheads, self.headdim),
+            dt,
+            A,
+            B,
+            C,
+            self.chunk_size,
+            D=self.D,
+            initial_state=None if initial_state is None else initial_state.ssm,
+            return_final_state=True,
+        )
         y = self.out_proj(self.norm(y.reshape(batch, L, self.d_inner), z))  # (B, L, d_model)
         return (y, MambaState(conv=conv_state, ssm=ssm_state)) if return_state else y
 
@@ -244,17 +293,18 @@ class Mamba(nn.Module):
 
         # The depthwise conv over the last d_conv inputs, as d_conv multiply-adds on (B, conv_dim)
         # slices: several times faster on CPU than conv1d or a product-sum over a (B, conv_dim, d_conv) window.
-        weight = self.conv1d.weight[:, 0]                         # (conv_dim, d_conv)
+        weight = self.conv1d.weight[:, 0]  # (conv_dim, d_conv)
         conv_state = torch.stack([*state.conv[:, :, 1:].unbind(-1), xBC], dim=-1)  # (B, conv_dim, d_conv-1)
         xBC = torch.addcmul(self.conv1d.bias, xBC, weight[:, -1])
         for k in range(self.d_conv - 1):
             xBC.addcmul_(state.conv[:, :, k], weight[:, k])
-        xBC = F.silu(xBC)                                         # (B, conv_dim)
+        xBC = F.silu(xBC)  # (B, conv_dim)
         xs, B, C = xBC.split([self.d_inner, self.d_state, self.d_state], dim=-1)
 
-        dt = F.softplus(dt + self.dt_bias)                        # (B, nheads)
+        dt = F.softplus(dt + self.dt_bias)  # (B, nheads)
         A = -torch.exp(self.A_log)
-        y, ssm_state = ssd_step(xs.view(batch, self.nheads, self.headdim), dt, A, B, C, state.ssm, self.D,
-                                 inplace=inplace)
+        y, ssm_state = ssd_step(
+            xs.view(batch, self.nheads, self.headdim), dt, A, B, C, state.ssm, self.D, inplace=inplace
+        )
         y = self.out_proj(self.norm(y.view(batch, self.d_inner), z))  # (B, d_model)
         return y, MambaState(conv=conv_state, ssm=ssm_state)

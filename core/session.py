@@ -21,9 +21,9 @@ from core.world_model import WorldModel
 
 @dataclass
 class SamplingConfig:
-    temperature: float = 0.0   # 0 = argmax (deterministic); > 0 samples from softmax(logits / T)
-    top_k: int | None = None   # sample only among the k likeliest ids per position
-    seed: int = 0              # seeds the sampler, so the same actions replay the same dream
+    temperature: float = 0.0  # 0 = argmax (deterministic); > 0 samples from softmax(logits / T)
+    top_k: int | None = None  # sample only among the k likeliest ids per position
+    seed: int = 0  # seeds the sampler, so the same actions replay the same dream
 
     def __post_init__(self):
         if self.temperature < 0:
@@ -33,21 +33,27 @@ class SamplingConfig:
 
 
 class WorldSession:
-    def __init__(self, model: WorldModel, sampling: SamplingConfig | None = None, device: str | torch.device = "cpu",
-                 engine: EngineConfig | None = None):
+    def __init__(
+        self,
+        model: WorldModel,
+        sampling: SamplingConfig | None = None,
+        device: str | torch.device = "cpu",
+        engine: EngineConfig | None = None,
+    ):
         """`engine` picks precision and decoder backend (core.engine); None plays `model` itself, as it is."""
         self.model = model.eval().to(device) if engine is None else prepare(model, engine, device)
         self.sampling = sampling or SamplingConfig()
         self.device = torch.device(device)
         self.frame_index = 0
         self._state = None
-        self._tokens = None   # what the dynamics reads of the current frame: (1, S) ids or (1, 3, r, r) small frame
-        self._frame = None    # (1, 3, H, W) current frame in [-1, 1]
+        self._tokens = None  # what the dynamics reads of the current frame: (1, S) ids or (1, 3, r, r) small frame
+        self._frame = None  # (1, 3, H, W) current frame in [-1, 1]
         self._generator = torch.Generator(device=self.device)
 
     @torch.inference_mode()
-    def reset(self, first_frame: np.ndarray | None = None, *, seed: int | None = None,
-              game: str = "platformer") -> np.ndarray:
+    def reset(
+        self, first_frame: np.ndarray | None = None, *, seed: int | None = None, game: str = "platformer"
+    ) -> np.ndarray:
         """Start a dream from `first_frame` ((256, 256, 3) uint8) or, given `seed`, from the first
         frame of that level of one of our games. Returns the starting frame."""
         size = self.model.config.image_size
@@ -55,6 +61,7 @@ class WorldSession:
             if seed is None:
                 raise ValueError("reset needs a first_frame or a level seed")
             from core.games import first_frame as game_first_frame
+
             first_frame = game_first_frame(game, seed)
         frame = check_frame(first_frame, size)
         self._generator.manual_seed(self.sampling.seed if seed is None else seed)
@@ -75,7 +82,8 @@ class WorldSession:
         with record_function("dynamics"):
             # in place: the session owns its state, and reusing its buffers saves fresh memory every step
             logits, self._state = self.model.dynamics.step(
-                self._tokens, torch.tensor([action_id], device=self.device), self._state, inplace=True)
+                self._tokens, torch.tensor([action_id], device=self.device), self._state, inplace=True
+            )
         with record_function("sampling"):
             self._tokens = self.model.choose(logits, self.sampling.temperature, self.sampling.top_k, self._generator)
         with record_function("decoder"):

@@ -31,8 +31,12 @@ SHIP_BARS = (
     ("tokenizer SSIM", ("reconstruction", "tokenizer_ssim"), ">= 0.9", lambda v: v >= 0.9),
     ("teacher-forced next-frame PSNR (dB)", ("prediction", "teacher_forced_psnr"), ">= 28", lambda v: v >= 28),
     ("repeat-last-frame PSNR (dB), the baseline", ("prediction", "copy_previous_psnr"), "(reference)", None),
-    ("action loss gap, shuffled - true actions (nats; 0 = keys ignored)", ("prediction", "action_loss_gap"),
-     "(reference)", None),
+    (
+        "action loss gap, shuffled - true actions (nats; 0 = keys ignored)",
+        ("prediction", "action_loss_gap"),
+        "(reference)",
+        None,
+    ),
     ("action accuracy (visible effect)", ("action_accuracy", "generated", "accuracy"), ">= 90%", lambda v: v >= 0.9),
     ("physics consistency (platformer rollouts)", ("physics", "generated", "score"), ">= 0.8", lambda v: v >= 0.8),
     ("drift-free horizon (s)", ("drift_free_horizon", "seconds_median"), ">= 30", lambda v: v >= 30),
@@ -42,15 +46,15 @@ REPORT_SUFFIXES = (".json", ".md", ".png", ".gif")  # what of a report folder is
 
 @dataclass
 class ShipConfig:
-    model: str                       # a trained model folder (a run's model/ export)
-    variant: str = "nano"            # the zoo variant it is; its architecture must match
-    report: str | None = None        # a `pocketworld evaluate --report` folder of this model
+    model: str  # a trained model folder (a run's model/ export)
+    variant: str = "nano"  # the zoo variant it is; its architecture must match
+    report: str | None = None  # a `pocketworld evaluate --report` folder of this model
     evaluate_command: str | None = None  # the command that made the report, quoted in the card
     runs: list[str] = field(default_factory=list)  # training run folders, for the budget and curves
-    bench: str | None = None         # a `pocketworld bench play --json` file of this model
-    out: str | None = None           # default: the zoo folder of the variant
-    dtype: str = "fp16"              # weight storage: fp16 or bf16 (fp32 only on request)
-    notes: str | None = None         # a markdown file appended to the card: limitations, how the test data was made
+    bench: str | None = None  # a `pocketworld bench play --json` file of this model
+    out: str | None = None  # default: the zoo folder of the variant
+    dtype: str = "fp16"  # weight storage: fp16 or bf16 (fp32 only on request)
+    notes: str | None = None  # a markdown file appended to the card: limitations, how the test data was made
 
 
 def bar_rows(results: dict) -> list[dict]:
@@ -74,8 +78,13 @@ def run_budget(run_dir: str | Path) -> dict:
     every = config["log"]["every"]
     seconds = sum(every * per_step / line["frames_per_second"] for line in lines if line.get("frames_per_second"))
     step = lines[-1]["step"]
-    return {"stage": config["stage"], "run": str(run_dir), "steps": step, "frames_seen": step * per_step,
-            "train_seconds": round(seconds)}
+    return {
+        "stage": config["stage"],
+        "run": str(run_dir),
+        "steps": step,
+        "frames_seen": step * per_step,
+        "train_seconds": round(seconds),
+    }
 
 
 def ship(config: ShipConfig) -> Path:
@@ -89,8 +98,10 @@ def ship(config: ShipConfig) -> Path:
     found = model.config.to_dict()
     differs = sorted(k for k in expected if k != "name" and expected[k] != found.get(k))
     if differs:
-        raise ConfigError(f"{config.model} is not a {config.variant} model: its {', '.join(differs)} differ from "
-                          f"the zoo's {config.variant} config")
+        raise ConfigError(
+            f"{config.model} is not a {config.variant} model: its {', '.join(differs)} differ from "
+            f"the zoo's {config.variant} config"
+        )
     model.config.name = config.variant
 
     results = _read_results(config.report) if config.report else None
@@ -114,11 +125,16 @@ def ship(config: ShipConfig) -> Path:
                 name = name.replace(".png", f"-{len(curves)}.png")
             plot_run(row["run"], folder / name)
             curves.append(name)
-        card = zoo_card(config.variant, repo_id=f"pocketworld/{config.variant}",
-                        parameters=model.parameter_counts(), metrics=metrics,
-                        measured_on="held-out level seeds (split test)" if results else None)
-        card = card.rstrip("\n") + "\n" + _training_section(budget, curves, previews, bars,
-                                  config.evaluate_command, bench)
+        card = zoo_card(
+            config.variant,
+            repo_id=f"pocketworld/{config.variant}",
+            parameters=model.parameter_counts(),
+            metrics=metrics,
+            measured_on="held-out level seeds (split test)" if results else None,
+        )
+        card = (
+            card.rstrip("\n") + "\n" + _training_section(budget, curves, previews, bars, config.evaluate_command, bench)
+        )
         if notes:
             card += "\n" + notes.strip() + "\n"
         (folder / "README.md").write_text(card)
@@ -171,15 +187,22 @@ def _training_section(budget, curves, previews, bars, evaluate_command, bench) -
     if bench:
         rows = bench if isinstance(bench, list) else [bench]
         parts += ["\n## Play speed\n", "| threads | precision | FPS | p50 ms | p95 ms |", "|---|---|---|---|---|"]
-        parts += [f"| {r.get('threads')} | {r.get('precision', 'fp32')} | {r.get('fps')} | {r.get('latency_ms_p50')} | "
-                  f"{r.get('latency_ms_p95')} |" for r in rows]
+        parts += [
+            f"| {r.get('threads')} | {r.get('precision', 'fp32')} | {r.get('fps')} | {r.get('latency_ms_p50')} | "
+            f"{r.get('latency_ms_p95')} |"
+            for r in rows
+        ]
     if budget:
         total = sum(r["train_seconds"] for r in budget)
         parts += ["\n## Training budget\n", "| stage | steps | frames seen | CPU minutes |", "|---|---|---|---|"]
-        parts += [f"| {r['stage']} | {r['steps']:,} | {r['frames_seen']:,} | {r['train_seconds'] / 60:.0f} |"
-                  for r in budget]
-        parts += ["", f"{total / 3600:.1f} optimiser hours in all, summed from the runs' logged throughput "
-                  "(validation and checkpoints excluded)."]
+        parts += [
+            f"| {r['stage']} | {r['steps']:,} | {r['frames_seen']:,} | {r['train_seconds'] / 60:.0f} |" for r in budget
+        ]
+        parts += [
+            "",
+            f"{total / 3600:.1f} optimiser hours in all, summed from the runs' logged throughput "
+            "(validation and checkpoints excluded).",
+        ]
     if curves or previews:
         parts += ["\n## Curves and previews\n"] + [f"![{name}]({name})" for name in previews + curves]
     return "\n".join(parts) + "\n"

@@ -29,9 +29,14 @@ class InvertedResidual(nn.Module):
         hidden = c_in * expand_ratio
         self.residual = stride == 1 and c_in == c_out
         self.block = nn.Sequential(
-            nn.Conv2d(c_in, hidden, 1, bias=False), nn.GroupNorm(8, hidden), nn.SiLU(),
-            nn.Conv2d(hidden, hidden, 3, stride, 1, groups=hidden, bias=False), nn.GroupNorm(8, hidden), nn.SiLU(),
-            nn.Conv2d(hidden, c_out, 1, bias=False), nn.GroupNorm(8, c_out),
+            nn.Conv2d(c_in, hidden, 1, bias=False),
+            nn.GroupNorm(8, hidden),
+            nn.SiLU(),
+            nn.Conv2d(hidden, hidden, 3, stride, 1, groups=hidden, bias=False),
+            nn.GroupNorm(8, hidden),
+            nn.SiLU(),
+            nn.Conv2d(hidden, c_out, 1, bias=False),
+            nn.GroupNorm(8, c_out),
         )
 
     def forward(self, x):
@@ -44,8 +49,12 @@ class ResBlock(nn.Module):
     def __init__(self, c_in: int, c_out: int):
         super().__init__()
         self.block = nn.Sequential(
-            nn.GroupNorm(8, c_in), nn.SiLU(), nn.Conv2d(c_in, c_out, 3, padding=1),
-            nn.GroupNorm(8, c_out), nn.SiLU(), nn.Conv2d(c_out, c_out, 3, padding=1),
+            nn.GroupNorm(8, c_in),
+            nn.SiLU(),
+            nn.Conv2d(c_in, c_out, 3, padding=1),
+            nn.GroupNorm(8, c_out),
+            nn.SiLU(),
+            nn.Conv2d(c_out, c_out, 3, padding=1),
         )
         self.skip = nn.Identity() if c_in == c_out else nn.Conv2d(c_in, c_out, 1)
 
@@ -65,9 +74,9 @@ class FSQ(nn.Module):
 
     def forward(self, latents: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         levels = self._levels.view(1, -1, 1, 1)
-        scaled = (torch.tanh(latents) + 1) / 2 * (levels - 1)   # (B, D, H, W) in [0, L-1]
+        scaled = (torch.tanh(latents) + 1) / 2 * (levels - 1)  # (B, D, H, W) in [0, L-1]
         rounded = scaled.round()
-        digits = scaled + (rounded - scaled).detach()            # straight-through rounding
+        digits = scaled + (rounded - scaled).detach()  # straight-through rounding
         ids = (rounded.long() * self._basis.view(1, -1, 1, 1)).sum(1)  # (B, H, W)
         return self._digits_to_codes(digits), ids
 
@@ -87,11 +96,11 @@ class Tokenizer(nn.Module):
         c, r = config.channels, config.expand_ratio
         # A 4x4 patchify stem goes straight to 64x64: at 256 and 128 pixels even thin convs cost
         # most of a CPU training step, and flat-coloured 2D art loses nothing to a linear patch map.
-        layers: list[nn.Module] = [nn.Conv2d(3, c[0], 4, 4), nn.SiLU()]                    # 256 -> 64
+        layers: list[nn.Module] = [nn.Conv2d(3, c[0], 4, 4), nn.SiLU()]  # 256 -> 64
         for i in range(4):
             if i > 0:
                 stride = 2 if i < 3 else 1
-                layers.append(InvertedResidual(c[i - 1], c[i], stride, r))                 # 64 -> 32 -> 16 -> 16
+                layers.append(InvertedResidual(c[i - 1], c[i], stride, r))  # 64 -> 32 -> 16 -> 16
             layers += [InvertedResidual(c[i], c[i], 1, r) for _ in range(config.blocks_per_stage)]
         layers += [nn.GroupNorm(8, c[3]), nn.SiLU(), nn.Conv2d(c[3], len(config.levels), 1)]
         self.encoder = nn.Sequential(*layers)
@@ -99,7 +108,7 @@ class Tokenizer(nn.Module):
 
         d = config.decoder_channels
         up: list[nn.Module] = [nn.Conv2d(len(config.levels), d[0], 3, padding=1), ResBlock(d[0], d[0])]
-        for i in range(3):                                                   # 16 -> 32 -> 64 -> 64
+        for i in range(3):  # 16 -> 32 -> 64 -> 64
             if i < 2:
                 up.append(nn.Upsample(scale_factor=2, mode="nearest"))
             up += [nn.Conv2d(d[i], d[i + 1], 3, padding=1), ResBlock(d[i + 1], d[i + 1])]
@@ -135,14 +144,15 @@ def rare_colour_mask(frames: torch.Tensor, share: float = 0.02) -> torch.Tensor:
     channel) covers less than `share` of its own frame: the player, coins and enemies of a 2D game."""
     n, _, h, w = frames.shape
     levels = ((frames.detach() + 1) * 3.999).clamp(0, 7).long()
-    keys = levels[:, 0] * 64 + levels[:, 1] * 8 + levels[:, 2]                     # (N, H, W) in 0..511
+    keys = levels[:, 0] * 64 + levels[:, 1] * 8 + levels[:, 2]  # (N, H, W) in 0..511
     keys = keys + 512 * torch.arange(n, device=frames.device).view(n, 1, 1)
     counts = torch.bincount(keys.flatten(), minlength=512 * n)
     return (counts[keys] < share * h * w).unsqueeze(1).to(frames.dtype)
 
 
-def reconstruction_loss(recon: torch.Tensor, frames: torch.Tensor, rare_weight: float = 0.0,
-                        extra_weight: torch.Tensor | None = None) -> torch.Tensor:
+def reconstruction_loss(
+    recon: torch.Tensor, frames: torch.Tensor, rare_weight: float = 0.0, extra_weight: torch.Tensor | None = None
+) -> torch.Tensor:
     """L1 + MSE: L1 keeps flat 2D colours sharp, MSE punishes the rare large error.
 
     rare_weight > 0 weighs pixels of rare colours (rare_colour_mask) 1 + rare_weight times as

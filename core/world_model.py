@@ -46,9 +46,14 @@ class WeightsError(ValueError):
     """Weights that do not fit the model described by the config (missing, unexpected, wrong shape)."""
 
 
-class WorldModel(nn.Module, PyTorchModelHubMixin, library_name="pocketworld",
-                 tags=["world-model", "pocketworld", "game"], license="mit",
-                 repo_url="https://github.com/pocketworld/pocketworld"):
+class WorldModel(
+    nn.Module,
+    PyTorchModelHubMixin,
+    library_name="pocketworld",
+    tags=["world-model", "pocketworld", "game"],
+    license="mit",
+    repo_url="https://github.com/pocketworld/pocketworld",
+):
     def __init__(self, config: WorldModelConfig):
         super().__init__()
         self.config = config
@@ -64,8 +69,13 @@ class WorldModel(nn.Module, PyTorchModelHubMixin, library_name="pocketworld",
             return self.tokenizer.encode(frames)
         return self.tokenizer.encode(frames).flatten(1)
 
-    def choose(self, output: torch.Tensor, temperature: float = 0.0, top_k: int | None = None,
-               generator: torch.Generator | None = None) -> torch.Tensor:
+    def choose(
+        self,
+        output: torch.Tensor,
+        temperature: float = 0.0,
+        top_k: int | None = None,
+        generator: torch.Generator | None = None,
+    ) -> torch.Tensor:
         """The dynamics' output for one frame -> the next frame's input: token logits (B, S, V) -> ids (B, S),
         the likeliest (temperature 0) or sampled; a predicted small frame is taken as it is (clamped)."""
         if self.config.family == "frames":
@@ -76,7 +86,7 @@ class WorldModel(nn.Module, PyTorchModelHubMixin, library_name="pocketworld",
         if top_k is not None:
             kth = logits.topk(min(top_k, logits.shape[-1]), dim=-1).values[..., -1:]
             logits = logits.masked_fill(logits < kth, float("-inf"))
-        probs = logits.softmax(-1).flatten(0, 1)                                      # (B*S, V)
+        probs = logits.softmax(-1).flatten(0, 1)  # (B*S, V)
         return torch.multinomial(probs, 1, generator=generator).view(output.shape[:2])
 
     def round_trip(self, inputs: torch.Tensor) -> torch.Tensor:
@@ -94,8 +104,10 @@ class WorldModel(nn.Module, PyTorchModelHubMixin, library_name="pocketworld",
         return self.decoder(inputs, prev_frames).clamp(-1, 1)
 
     def parameter_counts(self) -> dict[str, int]:
-        counts = {part: sum(p.numel() for p in getattr(self, part).parameters())
-                  for part in ("tokenizer", "dynamics", "decoder")}
+        counts = {
+            part: sum(p.numel() for p in getattr(self, part).parameters())
+            for part in ("tokenizer", "dynamics", "decoder")
+        }
         return {"total": sum(counts.values()), **counts}
 
     # -- saving --------------------------------------------------------------------------
@@ -108,18 +120,29 @@ class WorldModel(nn.Module, PyTorchModelHubMixin, library_name="pocketworld",
 
     def _save_pretrained(self, save_directory: Path) -> None:
         dtype = getattr(self, "_storage_dtype", torch.float32)
-        tensors = {k: v.detach().to("cpu", dtype if v.is_floating_point() else v.dtype).contiguous()
-                   for k, v in self.state_dict().items()}
+        tensors = {
+            k: v.detach().to("cpu", dtype if v.is_floating_point() else v.dtype).contiguous()
+            for k, v in self.state_dict().items()
+        }
         atomic_write(Path(save_directory) / WEIGHTS_FILE, lambda path: save_file(tensors, path))
 
     # -- loading -------------------------------------------------------------------------
     @classmethod
-    def from_pretrained(cls, pretrained_model_name_or_path: str | Path, *, revision: str | None = None,
-                        cache_dir: str | Path | None = None, local_files_only: bool = False,
-                        token: str | bool | None = None, map_location: str = "cpu") -> "WorldModel":
+    def from_pretrained(
+        cls,
+        pretrained_model_name_or_path: str | Path,
+        *,
+        revision: str | None = None,
+        cache_dir: str | Path | None = None,
+        local_files_only: bool = False,
+        token: str | bool | None = None,
+        map_location: str = "cpu",
+    ) -> WorldModel:
         """Load from a local folder or a Hub repo id, strictly; the model comes back in eval mode, fp32."""
         config_path = _resolve(pretrained_model_name_or_path, CONFIG_FILE, revision, cache_dir, local_files_only, token)
-        weights_path = _resolve(pretrained_model_name_or_path, WEIGHTS_FILE, revision, cache_dir, local_files_only, token)
+        weights_path = _resolve(
+            pretrained_model_name_or_path, WEIGHTS_FILE, revision, cache_dir, local_files_only, token
+        )
         model = cls(load_config(config_path))
         load_weights(model, weights_path)
         return model.to(map_location).eval()
@@ -128,7 +151,7 @@ class WorldModel(nn.Module, PyTorchModelHubMixin, library_name="pocketworld",
 def load_config(path: str | Path) -> WorldModelConfig:
     from core.config_bounds import check_config_file
 
-    data = check_config_file(path)   # NaN, deep nesting, absurd sizes: refused before anything is built
+    data = check_config_file(path)  # NaN, deep nesting, absurd sizes: refused before anything is built
     try:
         return WorldModelConfig.from_dict(data)
     except ConfigError as err:
@@ -150,13 +173,17 @@ def load_weights(model: nn.Module, path: str | Path, parts: Iterable[str] | None
     missing = sorted(set(expected) - set(tensors))
     unexpected = sorted(set(tensors) - set(expected))
     if missing or unexpected:
-        raise WeightsError(f"{path}: weights do not match the config: missing {missing[:5]}"
-                           f"{' ...' if len(missing) > 5 else ''}, unexpected {unexpected[:5]}"
-                           f"{' ...' if len(unexpected) > 5 else ''}")
+        raise WeightsError(
+            f"{path}: weights do not match the config: missing {missing[:5]}"
+            f"{' ...' if len(missing) > 5 else ''}, unexpected {unexpected[:5]}"
+            f"{' ...' if len(unexpected) > 5 else ''}"
+        )
     for key, tensor in tensors.items():
         if tensor.shape != expected[key].shape:
-            raise WeightsError(f"{path}: tensor {key!r} has shape {tuple(tensor.shape)} but the config needs "
-                               f"{tuple(expected[key].shape)} (are these the weights of another variant?)")
+            raise WeightsError(
+                f"{path}: tensor {key!r} has shape {tuple(tensor.shape)} but the config needs "
+                f"{tuple(expected[key].shape)} (are these the weights of another variant?)"
+            )
     model.load_state_dict({k: v.to(expected[k].dtype) for k, v in tensors.items()}, strict=parts is None)
 
 
@@ -164,9 +191,19 @@ def _resolve(name_or_path, filename, revision, cache_dir, local_files_only, toke
     if os.path.isdir(name_or_path):
         path = Path(name_or_path) / filename
         if not path.is_file():
-            raise FileNotFoundError(f"{path} not found: a PocketWorld model folder holds {CONFIG_FILE} and {WEIGHTS_FILE}")
+            raise FileNotFoundError(
+                f"{path} not found: a PocketWorld model folder holds {CONFIG_FILE} and {WEIGHTS_FILE}"
+            )
         return str(path)
     if os.path.exists(name_or_path):
-        raise FileNotFoundError(f"{name_or_path} is a file; pass the model's folder (with {CONFIG_FILE} and {WEIGHTS_FILE})")
-    return hf_hub_download(repo_id=str(name_or_path), filename=filename, revision=revision, cache_dir=cache_dir,
-                           local_files_only=local_files_only, token=token)
+        raise FileNotFoundError(
+            f"{name_or_path} is a file; pass the model's folder (with {CONFIG_FILE} and {WEIGHTS_FILE})"
+        )
+    return hf_hub_download(
+        repo_id=str(name_or_path),
+        filename=filename,
+        revision=revision,
+        cache_dir=cache_dir,
+        local_files_only=local_files_only,
+        token=token,
+    )

@@ -43,9 +43,11 @@ def weights_available(name: str) -> bool:
 
 def missing_weights_text(name: str) -> str:
     """What to do about a zoo variant whose weights are not here."""
-    return (f"no trained weights for {name!r} at {zoo_dir() / name}: train them with the pipeline "
-            f"(`pocketworld train ...`, see README) and save them there, or point POCKETWORLD_ZOO at a folder "
-            f"that holds {name}/{CONFIG_FILE} and {name}/{WEIGHTS_FILE}")
+    return (
+        f"no trained weights for {name!r} at {zoo_dir() / name}: train them with the pipeline "
+        f"(`pocketworld train ...`, see README) and save them there, or point POCKETWORLD_ZOO at a folder "
+        f"that holds {name}/{CONFIG_FILE} and {name}/{WEIGHTS_FILE}"
+    )
 
 
 def weights_dir(name: str) -> Path:
@@ -68,16 +70,20 @@ def model_dir(name_or_path: str | Path, role: str = "model") -> Path:
     if path.is_dir():
         missing = [name for name in (CONFIG_FILE, WEIGHTS_FILE) if not (path / name).is_file()]
         if missing:
-            raise FileNotFoundError(f"{role} {name_or_path}: the folder lacks {' and '.join(missing)}; a model folder "
-                                    f"holds {CONFIG_FILE} + {WEIGHTS_FILE} (a zoo variant or a training run's model/)")
+            raise FileNotFoundError(
+                f"{role} {name_or_path}: the folder lacks {' and '.join(missing)}; a model folder "
+                f"holds {CONFIG_FILE} + {WEIGHTS_FILE} (a zoo variant or a training run's model/)"
+            )
         check_config_file(path / CONFIG_FILE)
         return path
     if str(name_or_path) in ZOO:
         folder = weights_dir(str(name_or_path))
         check_config_file(folder / CONFIG_FILE)
         return folder
-    raise UnknownModelError(f"unknown {role} {str(name_or_path)!r}: name a zoo variant ({', '.join(ZOO)}) or a model "
-                            f"folder holding {CONFIG_FILE} + {WEIGHTS_FILE}")
+    raise UnknownModelError(
+        f"unknown {role} {str(name_or_path)!r}: name a zoo variant ({', '.join(ZOO)}) or a model "
+        f"folder holding {CONFIG_FILE} + {WEIGHTS_FILE}"
+    )
 
 
 def adapter_fits(base: str | None, name_or_path: str | Path, folder: Path, config_name: str) -> bool:
@@ -106,8 +112,10 @@ def load(name_or_path: str | Path, adapter: str | Path | None = None) -> WorldMo
     adapter = Path(adapter)
     base = read_adapter_config(adapter)["base_model_name_or_path"]
     if not adapter_fits(base, name_or_path, folder, model.config.name):
-        raise ValueError(f"the adapter at {adapter} was trained on base {base!r}, not on {str(name_or_path)!r} "
-                         f"({model.config.name}); load it onto its own base model")
+        raise ValueError(
+            f"the adapter at {adapter} was trained on base {base!r}, not on {str(name_or_path)!r} "
+            f"({model.config.name}); load it onto its own base model"
+        )
     return merge_adapter(load_adapter(model, adapter)).eval()
 
 
@@ -115,9 +123,14 @@ def describe(name: str) -> dict:
     """Parameter counts (counted on the meta device: nothing is allocated) and availability."""
     with torch.device("meta"):
         counts = WorldModel(zoo_config(name)).parameter_counts()
-    return {"name": name, "params_total": counts["total"], "params_tokenizer": counts["tokenizer"],
-            "params_dynamics": counts["dynamics"], "params_decoder": counts["decoder"],
-            "weights_available": weights_available(name)}
+    return {
+        "name": name,
+        "params_total": counts["total"],
+        "params_tokenizer": counts["tokenizer"],
+        "params_dynamics": counts["dynamics"],
+        "params_decoder": counts["decoder"],
+        "weights_available": weights_available(name),
+    }
 
 
 def describe_all() -> list[dict]:

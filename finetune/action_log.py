@@ -29,12 +29,12 @@ from finetune.sources import check_fps
 
 @dataclass
 class ActionLog:
-    actions: np.ndarray   # (N,) uint8 action ids, one per recorded frame
-    fps: float | None     # the frame rate the log declares, if it declares one
-    source: str           # file name, for messages and shard metadata
+    actions: np.ndarray  # (N,) uint8 action ids, one per recorded frame
+    fps: float | None  # the frame rate the log declares, if it declares one
+    source: str  # file name, for messages and shard metadata
 
 
-def read_action_log(path: str | Path, max_bytes: int = 64 * 2 ** 20) -> ActionLog:
+def read_action_log(path: str | Path, max_bytes: int = 64 * 2**20) -> ActionLog:
     """Parse a CSV or JSON action log (chosen by its suffix) into action ids, or raise ActionLogError."""
     path = Path(path)
     if not path.is_file():
@@ -56,8 +56,9 @@ def parse_action_log(data: bytes, name: str) -> ActionLog:
         return ActionLog(_parse_csv(text, name), None, name)
     if suffix == ".json":
         return _parse_json(text, name)
-    raise ActionLogError(f"{name}: unknown action log type {suffix or '(no suffix)'!r}; use a .csv (frame,keys) "
-                         "or .json log")
+    raise ActionLogError(
+        f"{name}: unknown action log type {suffix or '(no suffix)'!r}; use a .csv (frame,keys) or .json log"
+    )
 
 
 def _parse_csv(text: str, name: str) -> np.ndarray:
@@ -89,13 +90,18 @@ def _parse_json(text: str, name: str) -> ActionLog:
     except json.JSONDecodeError as err:
         raise ActionLogError(f"{name} line {err.lineno}: not valid JSON ({err.msg})") from None
     except RecursionError:  # json's parser on arrays nested thousands deep
-        raise ActionLogError(f"{name}: nested too deeply; a log is a list of actions (or an object holding one)") from None
+        raise ActionLogError(
+            f"{name}: nested too deeply; a log is a list of actions (or an object holding one)"
+        ) from None
     fps = None
     if isinstance(data, dict):
         unknown = sorted(set(data) - {"fps", "actions"})
         if unknown or "actions" not in data:
-            raise ActionLogError(f"{name}: a JSON object log needs an 'actions' list (and optionally 'fps'); "
-                                 f"unexpected keys {unknown}" if unknown else f"{name}: the object has no 'actions' list")
+            raise ActionLogError(
+                f"{name}: a JSON object log needs an 'actions' list (and optionally 'fps'); unexpected keys {unknown}"
+                if unknown
+                else f"{name}: the object has no 'actions' list"
+            )
         fps = data.get("fps")
         if fps is not None:
             try:
@@ -123,8 +129,10 @@ def _parse_json(text: str, name: str) -> ActionLog:
 def _check_frame_index(frame: int, expected: int, where: str) -> None:
     if frame != expected:
         problem = "repeats" if frame < expected else "skips to"
-        raise ActionLogError(f"{where}: {problem} frame {frame} where frame {expected} was expected; the log needs "
-                             "exactly one entry per frame, numbered from 0")
+        raise ActionLogError(
+            f"{where}: {problem} frame {frame} where frame {expected} was expected; the log needs "
+            "exactly one entry per frame, numbered from 0"
+        )
 
 
 def _action(entry, where: str) -> int:
@@ -138,8 +146,10 @@ def _action(entry, where: str) -> int:
             return vocab.validate(entry)
     except ValueError as err:
         raise ActionLogError(f"{where}: {err}") from None
-    raise ActionLogError(f"{where}: expected keys as a string ('LEFT+FIRE'), a list of key names or an action id, "
-                         f"got {type(entry).__name__} {entry!r}")
+    raise ActionLogError(
+        f"{where}: expected keys as a string ('LEFT+FIRE'), a list of key names or an action id, "
+        f"got {type(entry).__name__} {entry!r}"
+    )
 
 
 def _finish(actions: list[int], name: str) -> np.ndarray:

@@ -39,8 +39,10 @@ def game_tag(game: str) -> str:
 def _template(name: str) -> str:
     path = TEMPLATES / name
     if not path.is_file():
-        raise FileNotFoundError(f"card template {path} not found: model_cards/ ships with the PocketWorld source "
-                                "tree (install from a checkout with `pip install -e .`)")
+        raise FileNotFoundError(
+            f"card template {path} not found: model_cards/ ships with the PocketWorld source "
+            "tree (install from a checkout with `pip install -e .`)"
+        )
     return str(path)
 
 
@@ -50,37 +52,82 @@ def _number(name: str, value) -> float | int:
     return round(float(value), 4) if isinstance(value, float) else int(value)
 
 
-def zoo_card(variant: str, repo_id: str, parameters: dict[str, int], metrics: dict | None = None,
-             measured_on: str | None = None, fps: int = 30) -> str:
+def zoo_card(
+    variant: str,
+    repo_id: str,
+    parameters: dict[str, int],
+    metrics: dict | None = None,
+    measured_on: str | None = None,
+    fps: int = 30,
+) -> str:
     """The card of a zoo variant; `metrics` maps a metric name to its measured value."""
     metrics = {name: _number(name, value) for name, value in (metrics or {}).items()}
-    data = ModelCardData(library_name=LIBRARY, license=LICENSE, pipeline_tag=PIPELINE_TAG,
-                         tags=[LIBRARY, "world-model", "game", f"pocketworld-{variant}"])
-    card = ModelCard.from_template(data, template_path=_template("zoo.md"), variant=variant, repo_id=repo_id,
-                                   parameters=parameters, metrics=metrics, measured_on=measured_on, fps=fps,
-                                   license=LICENSE)
+    data = ModelCardData(
+        library_name=LIBRARY,
+        license=LICENSE,
+        pipeline_tag=PIPELINE_TAG,
+        tags=[LIBRARY, "world-model", "game", f"pocketworld-{variant}"],
+    )
+    card = ModelCard.from_template(
+        data,
+        template_path=_template("zoo.md"),
+        variant=variant,
+        repo_id=repo_id,
+        parameters=parameters,
+        metrics=metrics,
+        measured_on=measured_on,
+        fps=fps,
+        license=LICENSE,
+    )
     return check_card(str(card), finetune=False).content
 
 
-def finetune_card(repo_id: str, base_model: str, game: str, rank: int, alpha: float, targets: list[str],
-                  steps: int | None = None, data_frames: int | None = None, metrics: dict | None = None,
-                  preview: str | None = None) -> str:
+def finetune_card(
+    repo_id: str,
+    base_model: str,
+    game: str,
+    rank: int,
+    alpha: float,
+    targets: list[str],
+    steps: int | None = None,
+    data_frames: int | None = None,
+    metrics: dict | None = None,
+    preview: str | None = None,
+) -> str:
     """The card of a LoRA fine-tune; `metrics` maps a metric name to (base value, fine-tuned value)."""
     pairs = {}
     for name, pair in (metrics or {}).items():
         if not isinstance(pair, (tuple, list)) or len(pair) != 2:
             raise CardError(f"metric {name!r} must be a (base, fine-tuned) pair, got {pair!r}")
         pairs[name] = (_number(name, pair[0]), _number(name, pair[1]))
-    data = ModelCardData(library_name=LIBRARY, license=LICENSE, pipeline_tag=PIPELINE_TAG, base_model=base_model,
-                         base_model_relation="adapter", tags=[LIBRARY, "world-model", "game", "lora", game_tag(game)],
-                         pocketworld={"game": game, "rank": rank, "steps": steps, "data_frames": data_frames})
+    data = ModelCardData(
+        library_name=LIBRARY,
+        license=LICENSE,
+        pipeline_tag=PIPELINE_TAG,
+        base_model=base_model,
+        base_model_relation="adapter",
+        tags=[LIBRARY, "world-model", "game", "lora", game_tag(game)],
+        pocketworld={"game": game, "rank": rank, "steps": steps, "data_frames": data_frames},
+    )
     base_url = base_model if "://" in base_model else f"https://huggingface.co/{base_model}"
     card = ModelCard.from_template(
-        data, template_path=_template("finetune.md"), title=f"{repo_id.split('/')[-1]}: PocketWorld on {game}",
-        repo_id=repo_id, base_model=base_model, base_url=base_url, game=game, rank=rank, alpha=alpha,
-        targets=targets, steps=steps, data_frames=data_frames,
+        data,
+        template_path=_template("finetune.md"),
+        title=f"{repo_id.split('/')[-1]}: PocketWorld on {game}",
+        repo_id=repo_id,
+        base_model=base_model,
+        base_url=base_url,
+        game=game,
+        rank=rank,
+        alpha=alpha,
+        targets=targets,
+        steps=steps,
+        data_frames=data_frames,
         data_seconds=round(data_frames / 30, 1) if data_frames is not None else None,
-        metrics=pairs, preview=preview, license=LICENSE)
+        metrics=pairs,
+        preview=preview,
+        license=LICENSE,
+    )
     return check_card(str(card), finetune=True).content
 
 

@@ -7,57 +7,96 @@ import json
 
 def register(commands, benches) -> None:
     ingest = commands.add_parser("ingest", help="validate your gameplay and convert it into training shards")
-    ingest.add_argument("source", help="a video (mp4/webm/gif/mkv/mov/avi), a folder or .zip of PNG frames, "
-                                       "or .tar shards (a file or a folder)")
+    ingest.add_argument(
+        "source",
+        help="a video (mp4/webm/gif/mkv/mov/avi), a folder or .zip of PNG frames, or .tar shards (a file or a folder)",
+    )
     ingest.add_argument("--out", required=True, help="a new (or empty) folder for the shards")
-    ingest.add_argument("--actions", help="the action log: CSV 'frame,keys' or JSON, one entry per frame "
-                                          "(default: actions.csv/actions.json inside a frames folder or zip)")
+    ingest.add_argument(
+        "--actions",
+        help="the action log: CSV 'frame,keys' or JSON, one entry per frame "
+        "(default: actions.csv/actions.json inside a frames folder or zip)",
+    )
     ingest.add_argument("--game", help="the game's name stored with the data (default: the file's name)")
-    ingest.add_argument("--fps", type=float, help="the recording's frame rate, 1 to 240 (default: the video's, "
-                                                  "else the log's, else 30 for PNG frames)")
+    ingest.add_argument(
+        "--fps",
+        type=float,
+        help="the recording's frame rate, 1 to 240 (default: the video's, else the log's, else 30 for PNG frames)",
+    )
     ingest.add_argument("--chunk", type=int, default=128, help="frames per shard sample (default: 128)")
     ingest.add_argument("--max-mb", type=int, default=4096, help="refuse inputs larger than this (default: 4096)")
-    ingest.add_argument("--max-minutes", type=float, default=60.0,
-                        help="refuse recordings longer than this many minutes at 30 FPS (default: 60)")
+    ingest.add_argument(
+        "--max-minutes",
+        type=float,
+        default=60.0,
+        help="refuse recordings longer than this many minutes at 30 FPS (default: 60)",
+    )
     ingest.add_argument("--no-progress", action="store_true", help="no progress bar")
     ingest.set_defaults(func=cmd_ingest)
 
     finetune = commands.add_parser(
-        "finetune", help="LoRA fine-tune a model's dynamics on your gameplay (QLoRA on CUDA)",
+        "finetune",
+        help="LoRA fine-tune a model's dynamics on your gameplay (QLoRA on CUDA)",
         description="Trains LoRA layers on the base model's dynamics through the training loop (progress bar, "
-                    "checkpoints, --resume), scores held-out clips with the base and the fine-tune, and writes OUT "
-                    "as a standard peft adapter with a model card and a loss curve; share it with pocketworld push. "
-                    "Targets: a tokens-family base's attention and Mamba projections (to_q, to_k, to_v, to_out, "
-                    "in_proj, out_proj); a frames-family base's FiLM blocks (conv1, conv2, film).")
-    finetune.add_argument("--base", required=True, help="the model to adapt: a zoo variant (nano, tiny, base, large) "
-                                                        "or a model folder (config.json + model.safetensors)")
-    finetune.add_argument("--data", required=True, help="shards from `pocketworld ingest`: a tokens-family base has "
-                                                        "them encoded with its tokenizer first, into the run folder "
-                                                        "(or takes token shards of it); a frames-family base reads "
-                                                        "them as they are")
+        "checkpoints, --resume), scores held-out clips with the base and the fine-tune, and writes OUT "
+        "as a standard peft adapter with a model card and a loss curve; share it with pocketworld push. "
+        "Targets: a tokens-family base's attention and Mamba projections (to_q, to_k, to_v, to_out, "
+        "in_proj, out_proj); a frames-family base's FiLM blocks (conv1, conv2, film).",
+    )
+    finetune.add_argument(
+        "--base",
+        required=True,
+        help="the model to adapt: a zoo variant (nano, tiny, base, large) "
+        "or a model folder (config.json + model.safetensors)",
+    )
+    finetune.add_argument(
+        "--data",
+        required=True,
+        help="shards from `pocketworld ingest`: a tokens-family base has "
+        "them encoded with its tokenizer first, into the run folder "
+        "(or takes token shards of it); a frames-family base reads "
+        "them as they are",
+    )
     finetune.add_argument("--out", help="a new folder for the adapter (default: finetunes/DATA's name)")
-    finetune.add_argument("--run-dir", help="working folder for tokens (tokens-family bases), checkpoints and "
-                                            "metrics (default: OUT.run)")
+    finetune.add_argument(
+        "--run-dir", help="working folder for tokens (tokens-family bases), checkpoints and metrics (default: OUT.run)"
+    )
     finetune.add_argument("--rank", type=int, default=8, help="LoRA rank r (default: 8)")
-    finetune.add_argument("--alpha", type=float, default=16.0, help="LoRA alpha; updates scale by alpha/rank "
-                                                                    "(default: 16)")
+    finetune.add_argument(
+        "--alpha", type=float, default=16.0, help="LoRA alpha; updates scale by alpha/rank (default: 16)"
+    )
     finetune.add_argument("--dropout", type=float, default=0.0, help="dropout on the LoRA branch (default: 0)")
     finetune.add_argument("--steps", type=int, default=300, help="optimizer steps (default: 300)")
     finetune.add_argument("--lr", type=float, default=1e-3, help="peak learning rate (default: 1e-3)")
-    finetune.add_argument("--minutes", type=float, default=0.0,
-                          help="time budget for encoding + training: training stops with a checkpoint when it is "
-                               "spent, before --steps (default: 0, no budget)")
+    finetune.add_argument(
+        "--minutes",
+        type=float,
+        default=0.0,
+        help="time budget for encoding + training: training stops with a checkpoint when it is "
+        "spent, before --steps (default: 0, no budget)",
+    )
     finetune.add_argument("--batch-size", type=int, default=4, help="clips per step (default: 4)")
-    finetune.add_argument("--clip-len", type=int, default=16,
-                          help="tokens-family bases: frames per clip (default: 16); a frames-family base's clips are "
-                               "its context frames + --unroll")
-    finetune.add_argument("--unroll", type=int, default=3,
-                          help="frames-family bases: frames predicted per clip, each fed back as context, as the "
-                               "frames stage trains (default: 3)")
+    finetune.add_argument(
+        "--clip-len",
+        type=int,
+        default=16,
+        help="tokens-family bases: frames per clip (default: 16); a frames-family base's clips are "
+        "its context frames + --unroll",
+    )
+    finetune.add_argument(
+        "--unroll",
+        type=int,
+        default=3,
+        help="frames-family bases: frames predicted per clip, each fed back as context, as the "
+        "frames stage trains (default: 3)",
+    )
     finetune.add_argument("--threads", type=int, default=0, help="torch threads (default: torch's choice)")
-    finetune.add_argument("--quantize", choices=("none", "8bit", "4bit"), default="none",
-                          help="hold the frozen base in 8 or 4 bits through bitsandbytes (QLoRA; CUDA only; "
-                               "default: none)")
+    finetune.add_argument(
+        "--quantize",
+        choices=("none", "8bit", "4bit"),
+        default="none",
+        help="hold the frozen base in 8 or 4 bits through bitsandbytes (QLoRA; CUDA only; default: none)",
+    )
     finetune.add_argument("--game", help="the game's name on the card (default: the name stored in the shards)")
     finetune.add_argument("--seed", type=int, default=0, help="seeds the LoRA init and the data order (default: 0)")
     finetune.add_argument("--resume", action="store_true", help="continue the fine-tune in the run folder")
@@ -65,8 +104,11 @@ def register(commands, benches) -> None:
     finetune.set_defaults(func=cmd_finetune)
 
     push = commands.add_parser("push", help="share a fine-tuned adapter in a registry")
-    push.add_argument("adapter", metavar="ADAPTER_DIR", help="folder with adapter_model.safetensors + "
-                                                             "adapter_config.json (+ README.md card)")
+    push.add_argument(
+        "adapter",
+        metavar="ADAPTER_DIR",
+        help="folder with adapter_model.safetensors + adapter_config.json (+ README.md card)",
+    )
     push.add_argument("--repo", required=True, help="repo name, 'owner/name' or 'name' (your own namespace)")
     _registry_option(push)
     push.add_argument("--game", help="the game it learned; writes a card for a folder that has none")
@@ -93,10 +135,14 @@ def register(commands, benches) -> None:
 
 
 def _registry_option(parser) -> None:
-    parser.add_argument("--registry", choices=("local", "hub"), default="local",
-                        help="local: a folder ($POCKETWORLD_REGISTRY or ~/.cache/pocketworld/registry), no account; "
-                             "hub: Hugging Face ($HF_ENDPOINT; token from HF_TOKEN or `huggingface-cli login`). "
-                             "Default: local")
+    parser.add_argument(
+        "--registry",
+        choices=("local", "hub"),
+        default="local",
+        help="local: a folder ($POCKETWORLD_REGISTRY or ~/.cache/pocketworld/registry), no account; "
+        "hub: Hugging Face ($HF_ENDPOINT; token from HF_TOKEN or `huggingface-cli login`). "
+        "Default: local",
+    )
 
 
 def cmd_ingest(args) -> int:
@@ -106,12 +152,14 @@ def cmd_ingest(args) -> int:
     for name in ("chunk", "max_mb", "max_minutes"):
         if getattr(args, name) <= 0:
             raise ValueError(f"--{name.replace('_', '-')} must be positive, got {getattr(args, name)}")
-    limits = Limits(max_input_bytes=args.max_mb * 2 ** 20, max_frames=round(args.max_minutes * 60 * 30))
+    limits = Limits(max_input_bytes=args.max_mb * 2**20, max_frames=round(args.max_minutes * 60 * 30))
     config = IngestConfig(game=args.game, fps=args.fps, chunk=args.chunk, limits=limits)
     report = ingest(args.source, args.out, args.actions, config, progress=not args.no_progress)
     splits = ", ".join(f"{split} {frames}" for split, frames in sorted(report["split_frames"].items()))
-    print(f"wrote {report['frames']} frames ({report['seconds']} s at {report['target_fps']} FPS) of "
-          f"{', '.join(report['games'])} in {report['shards']} shard(s) to {args.out}; frames per split: {splits}")
+    print(
+        f"wrote {report['frames']} frames ({report['seconds']} s at {report['target_fps']} FPS) of "
+        f"{', '.join(report['games'])} in {report['shards']} shard(s) to {args.out}; frames per split: {splits}"
+    )
     return 0
 
 
@@ -122,12 +170,23 @@ def cmd_finetune(args) -> int:
     from finetune.train import FinetuneConfig, finetune
 
     config = FinetuneConfig(
-        base=args.base, data=args.data, out=args.out or str(Path("finetunes") / Path(args.data).resolve().name),
-        run_dir=args.run_dir or "", lora=LoraSettings(rank=args.rank, alpha=args.alpha, dropout=args.dropout),
-        steps=args.steps, lr=args.lr, batch_size=args.batch_size, clip_len=args.clip_len, unroll=args.unroll,
+        base=args.base,
+        data=args.data,
+        out=args.out or str(Path("finetunes") / Path(args.data).resolve().name),
+        run_dir=args.run_dir or "",
+        lora=LoraSettings(rank=args.rank, alpha=args.alpha, dropout=args.dropout),
+        steps=args.steps,
+        lr=args.lr,
+        batch_size=args.batch_size,
+        clip_len=args.clip_len,
+        unroll=args.unroll,
         threads=args.threads,
-        quantize=args.quantize, seed=args.seed, game=args.game, minutes=args.minutes,
-        progress=not args.no_progress)
+        quantize=args.quantize,
+        seed=args.seed,
+        game=args.game,
+        minutes=args.minutes,
+        progress=not args.no_progress,
+    )
     print(json.dumps(finetune(config, resume=args.resume), indent=2))
     return 0
 
@@ -135,8 +194,13 @@ def cmd_finetune(args) -> int:
 def cmd_push(args) -> int:
     from finetune.registry import make_registry
 
-    where = make_registry(args.registry).push(args.adapter, args.repo, game=args.game, update=args.update,
-                                              **({"private": args.private} if args.registry == "hub" else {}))
+    where = make_registry(args.registry).push(
+        args.adapter,
+        args.repo,
+        game=args.game,
+        update=args.update,
+        **({"private": args.private} if args.registry == "hub" else {}),
+    )
     print(f"pushed {args.adapter} to {where}")
     return 0
 

@@ -18,9 +18,9 @@ folder with content is never touched.
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterator
 
 import numpy as np
 from tqdm import tqdm
@@ -31,8 +31,16 @@ from core.data.shards import DATA_VERSION, Sample, ShardWriter
 from core.games.gym_adapter import letterbox
 from finetune.action_log import ActionLog, parse_action_log, read_action_log
 from finetune.errors import IngestError, LengthMismatchError, LimitError
-from finetune.sources import VIDEO_SUFFIXES, FrameSource, Limits, check_fps, open_png_folder, open_png_zip, \
-    open_video, read_shards_strict
+from finetune.sources import (
+    VIDEO_SUFFIXES,
+    FrameSource,
+    Limits,
+    check_fps,
+    open_png_folder,
+    open_png_zip,
+    open_video,
+    read_shards_strict,
+)
 
 TIME_TOLERANCE = 1e-3  # seconds: container timestamps are rounded to their time base
 REPORT_FILE = "ingest.json"
@@ -40,13 +48,13 @@ REPORT_FILE = "ingest.json"
 
 @dataclass
 class IngestConfig:
-    game: str | None = None        # game name stored in the shards; None: the file's stem (or the shards' own)
-    fps: float | None = None       # the recording's frame rate; None: the video's, else the log's, else 30 for PNGs
-    target_fps: int = 30           # the model's frame rate (every game runs at 30 FPS)
-    min_frames: int = 33           # fewer frames after resampling cannot make one 32-frame training clip + target
-    chunk: int = 128               # frames per shard sample, as `pocketworld collect` writes
-    val_every: int = 10            # every val_every-th chunk (and the last, if none was) is held out as split "val"
-    shard_mb: int = 256            # shard size in MB
+    game: str | None = None  # game name stored in the shards; None: the file's stem (or the shards' own)
+    fps: float | None = None  # the recording's frame rate; None: the video's, else the log's, else 30 for PNGs
+    target_fps: int = 30  # the model's frame rate (every game runs at 30 FPS)
+    min_frames: int = 33  # fewer frames after resampling cannot make one 32-frame training clip + target
+    chunk: int = 128  # frames per shard sample, as `pocketworld collect` writes
+    val_every: int = 10  # every val_every-th chunk (and the last, if none was) is held out as split "val"
+    shard_mb: int = 256  # shard size in MB
     limits: Limits = field(default_factory=Limits)  # input size, length and resolution limits
 
     def __post_init__(self):
@@ -58,8 +66,13 @@ class IngestConfig:
             raise ValueError("target_fps, min_frames, chunk, val_every and shard_mb must be positive")
 
 
-def ingest(source: str | Path, out: str | Path, actions: str | Path | None = None,
-           config: IngestConfig | None = None, progress: bool = True) -> dict:
+def ingest(
+    source: str | Path,
+    out: str | Path,
+    actions: str | Path | None = None,
+    config: IngestConfig | None = None,
+    progress: bool = True,
+) -> dict:
     """Validate and convert `source` (+ its action log) into shards in the new folder `out`; returns the report."""
     config = config or IngestConfig()
     source, out = Path(source), Path(out)
@@ -105,32 +118,40 @@ def _open(source: Path, limits: Limits) -> FrameSource:
         return open_png_zip(source, limits)
     if suffix in VIDEO_SUFFIXES:
         return open_video(source, limits)
-    raise IngestError(f"{source.name}: unsupported input type {suffix or '(no suffix)'!r}; give a video "
-                      f"({', '.join(VIDEO_SUFFIXES)}), a folder or .zip of PNG frames, or .tar shards")
+    raise IngestError(
+        f"{source.name}: unsupported input type {suffix or '(no suffix)'!r}; give a video "
+        f"({', '.join(VIDEO_SUFFIXES)}), a folder or .zip of PNG frames, or .tar shards"
+    )
 
 
 def _embedded_log(recording: FrameSource) -> ActionLog:
     if recording.log_bytes is not None:
         return parse_action_log(recording.log_bytes, recording.log_name)
     # Labelling unlogged play would need an inverse-dynamics model trained on the game: ingest says so instead.
-    raise IngestError(f"{recording.name}: no action log; pass --actions FILE (CSV 'frame,keys' or JSON, one entry "
-                      "per frame). Labelling unlogged play with an inverse-dynamics model is not available yet")
+    raise IngestError(
+        f"{recording.name}: no action log; pass --actions FILE (CSV 'frame,keys' or JSON, one entry "
+        "per frame). Labelling unlogged play with an inverse-dynamics model is not available yet"
+    )
 
 
 def _source_fps(recording: FrameSource, log: ActionLog, config: IngestConfig) -> float:
     if config.fps is not None:
         return config.fps
     if log.fps and recording.fps and abs(log.fps - recording.fps) > 0.01 * recording.fps:
-        raise IngestError(f"{log.source} says {log.fps:g} FPS but {recording.name} is {recording.fps:g} FPS; "
-                          "pass --fps to say which is right")
+        raise IngestError(
+            f"{log.source} says {log.fps:g} FPS but {recording.name} is {recording.fps:g} FPS; "
+            "pass --fps to say which is right"
+        )
     if recording.fps:
-        return check_fps(recording.fps, f"{recording.name}: its declared frame rate",
-                         "; pass --fps to give the right one")
+        return check_fps(
+            recording.fps, f"{recording.name}: its declared frame rate", "; pass --fps to give the right one"
+        )
     return log.fps or 30.0
 
 
-def _from_recording(recording: FrameSource, log: ActionLog, source_fps: float, config: IngestConfig,
-                    progress: bool) -> Iterator[Sample]:
+def _from_recording(
+    recording: FrameSource, log: ActionLog, source_fps: float, config: IngestConfig, progress: bool
+) -> Iterator[Sample]:
     """Samples of a recording checked frame by frame against its log."""
     count = len(log.actions)
     use_timestamps = config.fps is None  # a given --fps overrides the container's clock
@@ -140,12 +161,16 @@ def _from_recording(recording: FrameSource, log: ActionLog, source_fps: float, c
         previous, decoded = None, 0
         for index, (time, frame) in enumerate(recording.frames):
             if index >= count:
-                raise LengthMismatchError(f"{recording.name} has more frames than {log.source} has entries ({count}): "
-                                          f"frame {index} has no action")
+                raise LengthMismatchError(
+                    f"{recording.name} has more frames than {log.source} has entries ({count}): "
+                    f"frame {index} has no action"
+                )
             time = time if use_timestamps and time is not None else index / source_fps
             if previous is not None and time <= previous:
-                raise IngestError(f"{recording.name} frame {index}: timestamp {time:.3f}s is not after the previous "
-                                  f"frame's {previous:.3f}s; pass --fps to ignore the file's timestamps")
+                raise IngestError(
+                    f"{recording.name} frame {index}: timestamp {time:.3f}s is not after the previous "
+                    f"frame's {previous:.3f}s; pass --fps to ignore the file's timestamps"
+                )
             previous, decoded = time, index + 1
             bar.update()
             yield time, frame
@@ -153,12 +178,20 @@ def _from_recording(recording: FrameSource, log: ActionLog, source_fps: float, c
         if decoded == 0:
             raise LengthMismatchError(f"{recording.name} holds no frames (an empty video?)")
         if decoded < count:
-            raise LengthMismatchError(f"{recording.name} has {decoded} frames but {log.source} has {count} entries; "
-                                      "they must match one to one")
+            raise LengthMismatchError(
+                f"{recording.name} has {decoded} frames but {log.source} has {count} entries; "
+                "they must match one to one"
+            )
 
     aligned = _align(_resample(timed_frames(), source_fps, config, recording.name), log.actions)
-    meta = {"game": config.game or Path(recording.name).stem, "seed": 0, "agent": "human",
-            "source": recording.name, "source_fps": source_fps, "pseudo_labelled": False}
+    meta = {
+        "game": config.game or Path(recording.name).stem,
+        "seed": 0,
+        "agent": "human",
+        "source": recording.name,
+        "source_fps": source_fps,
+        "pseudo_labelled": False,
+    }
     held_out = False
     for index, (start, frames, actions, last) in enumerate(_chunks(aligned, config.chunk)):
         # every val_every-th chunk is held out; a short recording holds out its last chunk
@@ -174,25 +207,31 @@ def _from_shards(source: Path, config: IngestConfig) -> Iterator[Sample]:
         timed = ((index / fps, frame) for index, frame in enumerate(sample.frames))
         aligned = _align(_resample(timed, fps, config, source.name), sample.actions)
         first = round(sample.meta.get("start_frame", 0) * config.target_fps / fps)
-        meta = {"game": config.game or sample.meta["game"], "seed": sample.meta.get("seed", 0),
-                "agent": sample.meta.get("agent", "unknown"), "source": source.name, "source_fps": fps,
-                "pseudo_labelled": bool(sample.meta.get("pseudo_labelled", False)),
-                "split": sample.meta.get("split", "train")}
+        meta = {
+            "game": config.game or sample.meta["game"],
+            "seed": sample.meta.get("seed", 0),
+            "agent": sample.meta.get("agent", "unknown"),
+            "source": source.name,
+            "source_fps": fps,
+            "pseudo_labelled": bool(sample.meta.get("pseudo_labelled", False)),
+            "split": sample.meta.get("split", "train"),
+        }
         for start, frames, actions, last in _chunks(aligned, config.chunk):
             ends = last and bool(sample.meta.get("ends_episode", True))
             yield _sample(frames, actions, dict(meta, start_frame=first + start), ends, config)
 
 
-def _resample(timed: Iterator, source_fps: float, config: IngestConfig,
-              name: str) -> Iterator[tuple[int, np.ndarray]]:
+def _resample(timed: Iterator, source_fps: float, config: IngestConfig, name: str) -> Iterator[tuple[int, np.ndarray]]:
     """(source index, frame) shown at each output time k / target_fps: the latest frame at or before it.
     The output is held to the length limit too: timestamps far apart would otherwise repeat a frame without end."""
     step, k, index, frame, start = 1.0 / config.target_fps, 0, -1, None, None
 
     def shown(index: int, frame: np.ndarray):
         if k >= config.limits.max_frames:
-            raise LimitError(f"{name} lasts longer than {config.limits.max_frames} frames at {config.target_fps} FPS "
-                             "(the length limit); check its timestamps, or pass --fps to ignore them")
+            raise LimitError(
+                f"{name} lasts longer than {config.limits.max_frames} frames at {config.target_fps} FPS "
+                "(the length limit); check its timestamps, or pass --fps to ignore them"
+            )
         return index, frame
 
     for index, (time, frame_next) in enumerate(timed):
@@ -221,7 +260,7 @@ def _align(shown: Iterator, actions: np.ndarray) -> Iterator[tuple[np.ndarray, i
 
 def _span_action(actions: np.ndarray, start: int, stop: int) -> int:
     # a repeated frame (upsampling) covers no recorded step of its own: the key was held through it
-    span = actions[start:max(stop, start + 1)]
+    span = actions[start : max(stop, start + 1)]
     counts = np.bincount(span, minlength=vocab.NUM_ACTIONS)
     if counts.sum() > counts[vocab.NOOP]:
         counts[vocab.NOOP] = 0  # any press beats NOOP, so a short tap survives downsampling
@@ -246,13 +285,14 @@ def _sample(frames: list, actions: list, meta: dict, ends: bool, config: IngestC
     actions = np.asarray(actions, dtype=np.uint8)
     if ends:
         actions[-1] = vocab.NOOP  # the shard format's pad: the last action of an episode leads nowhere
-    meta = dict(meta, fps=config.target_fps, version=DATA_VERSION, num_frames=len(frames), ends_episode=ends,
-                state_layout={})
+    meta = dict(
+        meta, fps=config.target_fps, version=DATA_VERSION, num_frames=len(frames), ends_episode=ends, state_layout={}
+    )
     return Sample(np.stack(frames), actions, np.zeros((len(frames), 0), np.float32), meta)
 
 
 def _write(samples: Iterator[Sample], stage: Path, config: IngestConfig) -> dict:
-    writer = ShardWriter(stage, max_bytes=config.shard_mb * 2 ** 20)
+    writer = ShardWriter(stage, max_bytes=config.shard_mb * 2**20)
     frames, splits, histogram, games = 0, {}, np.zeros(vocab.NUM_ACTIONS, np.int64), set()
     for sample in samples:
         writer.write(sample)
@@ -262,8 +302,15 @@ def _write(samples: Iterator[Sample], stage: Path, config: IngestConfig) -> dict
         games.add(sample.meta["game"])
     writer.close()
     if frames < config.min_frames:
-        raise LengthMismatchError(f"the recording gives {frames} frames at {config.target_fps} FPS; at least "
-                                  f"{config.min_frames} are needed to make one training clip")
-    return {"frames": frames, "seconds": round(frames / config.target_fps, 2), "games": sorted(games),
-            "split_frames": splits, "shards": writer.index,
-            "action_counts": {vocab.ACTIONS[i]: int(n) for i, n in enumerate(histogram) if n}}
+        raise LengthMismatchError(
+            f"the recording gives {frames} frames at {config.target_fps} FPS; at least "
+            f"{config.min_frames} are needed to make one training clip"
+        )
+    return {
+        "frames": frames,
+        "seconds": round(frames / config.target_fps, 2),
+        "games": sorted(games),
+        "split_frames": splits,
+        "shards": writer.index,
+        "action_counts": {vocab.ACTIONS[i]: int(n) for i, n in enumerate(histogram) if n},
+    }

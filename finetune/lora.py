@@ -40,7 +40,7 @@ FAMILY_TARGETS = {
     "tokens": ("to_q", "to_k", "to_v", "to_out", "in_proj", "out_proj"),
     "frames": ("conv1", "conv2", "film"),
 }
-DEFAULT_TARGETS = FAMILY_TARGETS["tokens"]   # the tokens family's list, under the name it had before frames
+DEFAULT_TARGETS = FAMILY_TARGETS["tokens"]  # the tokens family's list, under the name it had before frames
 CONFIG_FILE = "adapter_config.json"
 WEIGHTS_FILE = "adapter_model.safetensors"
 PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".pkl", ".pickle", ".ckpt")
@@ -53,11 +53,11 @@ class AdapterError(ValueError):
 
 @dataclass
 class LoraSettings:
-    rank: int = 8                                # r: width of the low-rank update
-    alpha: float = 16.0                          # the update is scaled by alpha / rank
-    dropout: float = 0.0                         # dropout on the LoRA branch's input while training
-    targets: tuple[str, ...] = ()                # dynamics layer names to adapt (Linear or plain Conv2d);
-                                                 # empty: the base family's default (FAMILY_TARGETS)
+    rank: int = 8  # r: width of the low-rank update
+    alpha: float = 16.0  # the update is scaled by alpha / rank
+    dropout: float = 0.0  # dropout on the LoRA branch's input while training
+    targets: tuple[str, ...] = ()  # dynamics layer names to adapt (Linear or plain Conv2d);
+    # empty: the base family's default (FAMILY_TARGETS)
 
     def __post_init__(self):
         self.targets = tuple(self.targets)
@@ -68,7 +68,7 @@ class LoraSettings:
         if not 0 <= self.dropout < 1:
             raise ValueError(f"LoRA dropout must be in [0, 1), got {self.dropout}")
 
-    def for_model(self, config: WorldModelConfig) -> "LoraSettings":
+    def for_model(self, config: WorldModelConfig) -> LoraSettings:
         """These settings with the targets filled in: the family's default list unless targets were given."""
         return self if self.targets else dataclasses.replace(self, targets=default_targets(config))
 
@@ -77,7 +77,7 @@ def default_targets(config: WorldModelConfig) -> tuple[str, ...]:
     """The family's default target list for a model of `config`."""
     targets = FAMILY_TARGETS[config.family]
     if config.family == "frames" and config.dynamics.action_mode != "film":
-        targets = tuple(t for t in targets if t != "film")   # "input" mode has no film layers
+        targets = tuple(t for t in targets if t != "film")  # "input" mode has no film layers
     return targets
 
 
@@ -94,24 +94,40 @@ def _check_targets(dynamics: nn.Module, targets) -> None:
     found = _targeted(dynamics, targets)
     for target in targets:
         if not any(name.rsplit(".", 1)[-1] == target for name in found):
-            usable = sorted({n.rsplit(".", 1)[-1] for n, m in dynamics.named_modules()
-                             if (isinstance(m, nn.Linear) or _plain_conv(m)) and not n.rsplit(".", 1)[-1].isdigit()})
-            raise AdapterError(f"LoRA target {target!r} names no layer of the dynamics; layers that can be targeted: "
-                               f"{', '.join(usable)}")
+            usable = sorted(
+                {
+                    n.rsplit(".", 1)[-1]
+                    for n, m in dynamics.named_modules()
+                    if (isinstance(m, nn.Linear) or _plain_conv(m)) and not n.rsplit(".", 1)[-1].isdigit()
+                }
+            )
+            raise AdapterError(
+                f"LoRA target {target!r} names no layer of the dynamics; layers that can be targeted: "
+                f"{', '.join(usable)}"
+            )
     for name, module in found.items():
         if isinstance(module, nn.Conv2d) and not _plain_conv(module):
-            raise AdapterError(f"LoRA target {name!r} is a Conv2d with groups={module.groups}, dilation="
-                               f"{module.dilation}; only Conv2d layers without groups or dilation are targeted (peft "
-                               "cannot merge LoRA into grouped or depthwise convolutions, and leaves the dilation out "
-                               "of its LoRA branch): name other layers")
+            raise AdapterError(
+                f"LoRA target {name!r} is a Conv2d with groups={module.groups}, dilation="
+                f"{module.dilation}; only Conv2d layers without groups or dilation are targeted (peft "
+                "cannot merge LoRA into grouped or depthwise convolutions, and leaves the dilation out "
+                "of its LoRA branch): name other layers"
+            )
         if not (isinstance(module, nn.Linear) or _plain_conv(module)):
-            raise AdapterError(f"LoRA target {name!r} is a {type(module).__name__}; only Linear layers and plain "
-                               "Conv2d layers are targeted (peft cannot merge depthwise convolutions)")
+            raise AdapterError(
+                f"LoRA target {name!r} is a {type(module).__name__}; only Linear layers and plain "
+                "Conv2d layers are targeted (peft cannot merge depthwise convolutions)"
+            )
 
 
 def lora_config(settings: LoraSettings) -> LoraConfig:
-    return LoraConfig(r=settings.rank, lora_alpha=settings.alpha, lora_dropout=settings.dropout,
-                      target_modules=list(settings.targets), bias="none")
+    return LoraConfig(
+        r=settings.rank,
+        lora_alpha=settings.alpha,
+        lora_dropout=settings.dropout,
+        target_modules=list(settings.targets),
+        bias="none",
+    )
 
 
 def add_lora(model: WorldModel, base: str, settings: LoraSettings | None = None) -> WorldModel:
@@ -129,8 +145,9 @@ def trainable_parameters(model: WorldModel) -> int:
     return sum(p.numel() for p in model.parameters() if p.requires_grad)
 
 
-def save_adapter(model: WorldModel, out: str | Path, card: str | None = None,
-                 files: dict[str, Path] | None = None) -> Path:
+def save_adapter(
+    model: WorldModel, out: str | Path, card: str | None = None, files: dict[str, Path] | None = None
+) -> Path:
     """Write the adapter (adapter_model.safetensors + adapter_config.json, `card` as README.md, and
     copies of `files`, {name in the folder: source}, e.g. a loss curve) into the new folder `out`,
     atomically: it appears complete or not at all, and an existing folder with content is refused."""
@@ -159,8 +176,10 @@ def read_adapter_config(folder: str | Path) -> dict:
         raise FileNotFoundError(f"no adapter folder at {folder}")
     pickles = sorted(p.name for p in folder.iterdir() if p.suffix.lower() in PICKLE_SUFFIXES)
     if pickles:
-        raise AdapterError(f"{folder} holds pickle files ({', '.join(pickles)}); PocketWorld loads adapters from "
-                           "safetensors only, never pickle. Re-save the adapter with safe_serialization=True")
+        raise AdapterError(
+            f"{folder} holds pickle files ({', '.join(pickles)}); PocketWorld loads adapters from "
+            "safetensors only, never pickle. Re-save the adapter with safe_serialization=True"
+        )
     for name in (CONFIG_FILE, WEIGHTS_FILE):
         if not (folder / name).is_file():
             raise AdapterError(f"{folder} lacks {name}: an adapter folder holds {CONFIG_FILE} and {WEIGHTS_FILE}")
@@ -184,10 +203,17 @@ def read_adapter_config(folder: str | Path) -> dict:
     targets = config.get("target_modules")
     if not (isinstance(targets, list) and targets and all(isinstance(t, str) for t in targets)):
         problems.append(f"target_modules must be a list of layer names, got {targets!r}")
-    if config.get("bias", "none") != "none" or config.get("modules_to_save") or config.get("rank_pattern") \
-            or config.get("alpha_pattern") or config.get("use_dora"):
-        problems.append("only plain LoRA on the targeted layers is supported (bias 'none', no modules_to_save, "
-                        "rank/alpha patterns or DoRA)")
+    if (
+        config.get("bias", "none") != "none"
+        or config.get("modules_to_save")
+        or config.get("rank_pattern")
+        or config.get("alpha_pattern")
+        or config.get("use_dora")
+    ):
+        problems.append(
+            "only plain LoRA on the targeted layers is supported (bias 'none', no modules_to_save, "
+            "rank/alpha patterns or DoRA)"
+        )
     if not isinstance(config.get("base_model_name_or_path"), str) or not config["base_model_name_or_path"]:
         problems.append("base_model_name_or_path is not set, so the adapter's base model is unknown")
     if problems:
@@ -201,15 +227,17 @@ def validate_adapter(folder: str | Path, model: WorldModel, base: str | None = N
     folder = Path(folder)
     config = read_adapter_config(folder)
     if base is not None and config["base_model_name_or_path"] != base:
-        raise AdapterError(f"{folder} was trained on {config['base_model_name_or_path']!r}, not on {base!r}; "
-                           f"load it onto {config['base_model_name_or_path']!r}")
+        raise AdapterError(
+            f"{folder} was trained on {config['base_model_name_or_path']!r}, not on {base!r}; "
+            f"load it onto {config['base_model_name_or_path']!r}"
+        )
     if isinstance(model.dynamics, PeftModel):
         raise AdapterError("this model already carries an adapter; load a fresh base model first")
     _check_targets(model.dynamics, config["target_modules"])
     rank = config["r"]
     expected = {}
     for name, layer in _targeted(model.dynamics, config["target_modules"]).items():
-        if isinstance(layer, nn.Conv2d):   # peft: A is the layer's kernel with `rank` outputs, B a 1x1 conv
+        if isinstance(layer, nn.Conv2d):  # peft: A is the layer's kernel with `rank` outputs, B a 1x1 conv
             a, b = (rank, layer.in_channels, *layer.kernel_size), (layer.out_channels, rank, 1, 1)
         else:
             a, b = (rank, layer.in_features), (layer.out_features, rank)
@@ -221,15 +249,19 @@ def validate_adapter(folder: str | Path, model: WorldModel, base: str | None = N
             names = set(tensors.keys())
             missing, unexpected = sorted(set(expected) - names), sorted(names - set(expected))
             if missing or unexpected:
-                raise AdapterError(f"{path}: tensors do not match the model's targeted layers: missing "
-                                   f"{missing[:4]}{' ...' if len(missing) > 4 else ''}, unexpected "
-                                   f"{unexpected[:4]}{' ...' if len(unexpected) > 4 else ''} (an adapter for another "
-                                   "base model?)")
+                raise AdapterError(
+                    f"{path}: tensors do not match the model's targeted layers: missing "
+                    f"{missing[:4]}{' ...' if len(missing) > 4 else ''}, unexpected "
+                    f"{unexpected[:4]}{' ...' if len(unexpected) > 4 else ''} (an adapter for another "
+                    "base model?)"
+                )
             for name, shape in expected.items():
                 tensor = tensors.get_tensor(name)
                 if tuple(tensor.shape) != shape:
-                    raise AdapterError(f"{path}: tensor {name!r} has shape {tuple(tensor.shape)}, the model needs "
-                                       f"{shape} (an adapter for another variant?)")
+                    raise AdapterError(
+                        f"{path}: tensor {name!r} has shape {tuple(tensor.shape)}, the model needs "
+                        f"{shape} (an adapter for another variant?)"
+                    )
                 if not tensor.is_floating_point() or not torch.isfinite(tensor).all():
                     raise AdapterError(f"{path}: tensor {name!r} is not finite floating point")
     except SafetensorError as err:
@@ -250,4 +282,3 @@ def merge_adapter(model: WorldModel) -> WorldModel:
         raise AdapterError("this model has no LoRA adapter to merge")
     model.dynamics = model.dynamics.merge_and_unload()
     return model
-

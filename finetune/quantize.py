@@ -30,13 +30,15 @@ def check_quantization(mode: str) -> None:
     if not torch.cuda.is_available():
         raise QuantizationUnavailable(
             f"--quantize {mode} (QLoRA) needs a CUDA GPU, and none is visible to torch here; "
-            "on CPU fine-tune with --quantize none (the default)")
+            "on CPU fine-tune with --quantize none (the default)"
+        )
     try:
         import bitsandbytes  # noqa: F401
     except ImportError:
         raise QuantizationUnavailable(
             f"--quantize {mode} needs bitsandbytes: pip install 'pocketworld[quant]' "
-            "(or fine-tune with --quantize none)") from None
+            "(or fine-tune with --quantize none)"
+        ) from None
 
 
 def quantize_dynamics(dynamics: nn.Module, mode: str, device: str | torch.device = "cuda") -> nn.Module:

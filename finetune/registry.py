@@ -27,9 +27,9 @@ from core.atomic import staged_folder
 from finetune.cards import LIBRARY, CardError, check_card, finetune_card
 from finetune.lora import read_adapter_config
 
-LOCAL_OWNER = "local"        # the namespace of a repo pushed to the local registry without one
+LOCAL_OWNER = "local"  # the namespace of a repo pushed to the local registry without one
 PUSHED = ("*.json", "*.safetensors", "*.md", "*.gif", "*.png")  # what a repo may hold; never pickles
-STALE_STAGE_S = 3600         # a push stages its copy in seconds: a staging folder this old was left by a killed one
+STALE_STAGE_S = 3600  # a push stages its copy in seconds: a staging folder this old was left by a killed one
 
 
 class RegistryError(ValueError):
@@ -46,23 +46,34 @@ class AuthError(RegistryError):
 
 @dataclass
 class ModelEntry:
-    repo: str                     # "owner/name"
-    location: str                 # a URL or a local folder
-    base_model: str | None        # the model the adapter loads onto (from the card)
-    game: str | None              # the game it learned (from the card)
+    repo: str  # "owner/name"
+    location: str  # a URL or a local folder
+    base_model: str | None  # the model the adapter loads onto (from the card)
+    game: str | None  # the game it learned (from the card)
     tags: list[str] = field(default_factory=list)
     card: dict = field(default_factory=dict)  # the card's whole YAML metadata
 
     @classmethod
-    def from_card_data(cls, repo: str, location: str, data: dict, tags=None) -> "ModelEntry":
+    def from_card_data(cls, repo: str, location: str, data: dict, tags=None) -> ModelEntry:
         extra = data.get("pocketworld") if isinstance(data.get("pocketworld"), dict) else {}
         base = data.get("base_model")
-        return cls(repo, location, base if isinstance(base, str) else None, extra.get("game"),
-                   list(tags if tags is not None else data.get("tags") or []), data)
+        return cls(
+            repo,
+            location,
+            base if isinstance(base, str) else None,
+            extra.get("game"),
+            list(tags if tags is not None else data.get("tags") or []),
+            data,
+        )
 
     def to_dict(self) -> dict:
-        return {"repo": self.repo, "location": self.location, "base_model": self.base_model, "game": self.game,
-                "tags": self.tags}
+        return {
+            "repo": self.repo,
+            "location": self.location,
+            "base_model": self.base_model,
+            "game": self.game,
+            "tags": self.tags,
+        }
 
 
 def _check_repo_name(repo: str) -> None:
@@ -85,14 +96,26 @@ def _staged_upload(folder: Path, repo: str, game: str | None, stage: Path) -> Pa
         try:
             check_card(card.read_text(encoding="utf-8"), finetune=True)
         except CardError as err:
-            raise RegistryError(f"{folder / 'README.md'}: {err}; fix the card or delete it and push with --game") \
-                from None
+            raise RegistryError(
+                f"{folder / 'README.md'}: {err}; fix the card or delete it and push with --game"
+            ) from None
     elif game is None:
-        raise RegistryError(f"{folder} has no README.md model card; pass --game NAME to write one, so that others "
-                            "can find the fine-tune by its game and base model")
+        raise RegistryError(
+            f"{folder} has no README.md model card; pass --game NAME to write one, so that others "
+            "can find the fine-tune by its game and base model"
+        )
     else:
-        card.write_text(finetune_card(repo, config["base_model_name_or_path"], game, config["r"],
-                                      config["lora_alpha"], config["target_modules"]), encoding="utf-8")
+        card.write_text(
+            finetune_card(
+                repo,
+                config["base_model_name_or_path"],
+                game,
+                config["r"],
+                config["lora_alpha"],
+                config["target_modules"],
+            ),
+            encoding="utf-8",
+        )
     return stage
 
 
@@ -136,16 +159,19 @@ class LocalRegistry:
     def _path(self, repo: str) -> Path:
         _check_repo_name(repo)
         if "/" not in repo:
-            raise RegistryError(f"repo {repo!r} needs an owner: 'owner/{repo}' (pushes without one use "
-                                f"'{LOCAL_OWNER}/')")
+            raise RegistryError(
+                f"repo {repo!r} needs an owner: 'owner/{repo}' (pushes without one use '{LOCAL_OWNER}/')"
+            )
         return self.root / repo  # validate_repo_id allows no '..', slashes beyond one, or absolute paths
 
     def push(self, folder: str | Path, repo: str, *, game: str | None = None, update: bool = False) -> str:
         repo = repo if "/" in repo else f"{LOCAL_OWNER}/{repo}"
         target = self._path(repo)
         if target.exists() and not update:
-            raise RepoTakenError(f"{repo} already exists in the local registry {self.root}; choose another --repo "
-                                 "or pass --update to replace it")
+            raise RepoTakenError(
+                f"{repo} already exists in the local registry {self.root}; choose another --repo "
+                "or pass --update to replace it"
+            )
         _remove_stale_stages(target.parent)
         with staged_folder(target, replace=True) as stage:  # --update swaps only once the new files are whole
             _staged_upload(Path(folder), repo, game, stage)
@@ -204,8 +230,10 @@ class HubRegistry:
 
         token = self._token or get_token()
         if not token:
-            raise AuthError("pushing to the Hub needs a Hugging Face token: run `huggingface-cli login` or set "
-                            "HF_TOKEN (a token with write access); nothing was uploaded")
+            raise AuthError(
+                "pushing to the Hub needs a Hugging Face token: run `huggingface-cli login` or set "
+                "HF_TOKEN (a token with write access); nothing was uploaded"
+            )
         return token
 
     def _call(self, what: str, repo: str | None, call):
@@ -216,25 +244,29 @@ class HubRegistry:
         try:
             return call()
         except RepositoryNotFoundError:
-            raise RegistryError(f"{repo} was not found on {self.endpoint} (or it is private and your token "
-                                "cannot read it)") from None
+            raise RegistryError(
+                f"{repo} was not found on {self.endpoint} (or it is private and your token cannot read it)"
+            ) from None
         except HfHubHTTPError as err:
             status = err.response.status_code if err.response is not None else None
             if status == 401:
-                raise AuthError(f"{what}: the Hub rejected the token (401); run `huggingface-cli login` again") \
-                    from None
+                raise AuthError(
+                    f"{what}: the Hub rejected the token (401); run `huggingface-cli login` again"
+                ) from None
             if status == 403:
-                raise AuthError(f"{what}: your token may not write to {repo} (403); push under your own name") \
-                    from None
+                raise AuthError(f"{what}: your token may not write to {repo} (403); push under your own name") from None
             if status == 409:
-                raise RepoTakenError(f"{repo} already exists on {self.endpoint}; choose another --repo, or pass "
-                                     "--update to push a new revision to your own repo") from None
+                raise RepoTakenError(
+                    f"{repo} already exists on {self.endpoint}; choose another --repo, or pass "
+                    "--update to push a new revision to your own repo"
+                ) from None
             raise RegistryError(f"{what} failed ({status}): {err}") from None
         except (httpx.TransportError, OSError) as err:  # connection refused, DNS, timeouts
             raise RegistryError(f"{what}: cannot reach {self.endpoint}: {err}") from None
 
-    def push(self, folder: str | Path, repo: str, *, game: str | None = None, update: bool = False,
-             private: bool = False) -> str:
+    def push(
+        self, folder: str | Path, repo: str, *, game: str | None = None, update: bool = False, private: bool = False
+    ) -> str:
         folder = Path(folder)
         read_adapter_config(folder)  # before asking for a token: a broken adapter fails the same way offline
         token = self._write_token()
@@ -243,24 +275,40 @@ class HubRegistry:
         _check_repo_name(repo)
         with tempfile.TemporaryDirectory(prefix="pocketworld-push-") as stage:
             _staged_upload(folder, repo, game, Path(stage))
-            self._call("create repo", repo, lambda: self.api.create_repo(repo, token=token, private=private,
-                                                                         exist_ok=update))
-            self._call("upload", repo, lambda: self.api.upload_folder(
-                repo_id=repo, folder_path=stage, token=token, allow_patterns=list(PUSHED),
-                commit_message="Upload PocketWorld fine-tune"))
+            self._call(
+                "create repo", repo, lambda: self.api.create_repo(repo, token=token, private=private, exist_ok=update)
+            )
+            self._call(
+                "upload",
+                repo,
+                lambda: self.api.upload_folder(
+                    repo_id=repo,
+                    folder_path=stage,
+                    token=token,
+                    allow_patterns=list(PUSHED),
+                    commit_message="Upload PocketWorld fine-tune",
+                ),
+            )
         return f"{self.endpoint}/{repo}"
 
     def list(self, search: str | None = None, limit: int = 100) -> list[ModelEntry]:
-        models = self._call("list models", None, lambda: list(self.api.list_models(
-            filter=LIBRARY, search=search, cardData=True, limit=limit, token=self._token)))
-        return [ModelEntry.from_card_data(m.id, f"{self.endpoint}/{m.id}", _card_dict(m.card_data), m.tags)
-                for m in models]
+        models = self._call(
+            "list models",
+            None,
+            lambda: list(
+                self.api.list_models(filter=LIBRARY, search=search, cardData=True, limit=limit, token=self._token)
+            ),
+        )
+        return [
+            ModelEntry.from_card_data(m.id, f"{self.endpoint}/{m.id}", _card_dict(m.card_data), m.tags) for m in models
+        ]
 
     def info(self, repo: str) -> ModelEntry:
         _check_repo_name(repo)
         model = self._call("model info", repo, lambda: self.api.model_info(repo, token=self._token))
-        return ModelEntry.from_card_data(model.id, f"{self.endpoint}/{model.id}", _card_dict(model.card_data),
-                                         model.tags)
+        return ModelEntry.from_card_data(
+            model.id, f"{self.endpoint}/{model.id}", _card_dict(model.card_data), model.tags
+        )
 
     def pull(self, repo: str, dest: str | Path | None = None) -> Path:
         """Download the repo (only the file kinds an adapter has; never pickles) and check it.

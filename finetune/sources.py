@@ -15,9 +15,9 @@ import re
 import stat
 import tarfile
 import zipfile
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
-from typing import Iterator
 
 import numpy as np
 
@@ -33,17 +33,27 @@ MAX_ZIP_RATIO = 200  # a PNG barely compresses further; a member expanding 200x 
 
 @dataclass
 class Limits:
-    max_input_bytes: int = 4 * 2 ** 30      # a video, zip or folder of frames larger than this is refused
-    max_unpacked_bytes: int = 8 * 2 ** 30   # a zip may declare at most this much content in all
-    max_files: int = 200_000                # at most this many files in a zip or frames folder
-    max_frames: int = 108_000               # recorded frames at most (an hour at 30 FPS)
-    max_side: int = 4096                    # frame width and height at most, in pixels
-    max_member_bytes: int = 256 * 2 ** 20   # one file inside a shard at most (a shard is ~256 MB in all)
-    max_sample_frames: int = 1024           # frames in one shard sample (collect and ingest write 128)
+    max_input_bytes: int = 4 * 2**30  # a video, zip or folder of frames larger than this is refused
+    max_unpacked_bytes: int = 8 * 2**30  # a zip may declare at most this much content in all
+    max_files: int = 200_000  # at most this many files in a zip or frames folder
+    max_frames: int = 108_000  # recorded frames at most (an hour at 30 FPS)
+    max_side: int = 4096  # frame width and height at most, in pixels
+    max_member_bytes: int = 256 * 2**20  # one file inside a shard at most (a shard is ~256 MB in all)
+    max_sample_frames: int = 1024  # frames in one shard sample (collect and ingest write 128)
 
     def __post_init__(self):
-        if min(self.max_input_bytes, self.max_unpacked_bytes, self.max_files, self.max_frames, self.max_side,
-               self.max_member_bytes, self.max_sample_frames) <= 0:
+        if (
+            min(
+                self.max_input_bytes,
+                self.max_unpacked_bytes,
+                self.max_files,
+                self.max_frames,
+                self.max_side,
+                self.max_member_bytes,
+                self.max_sample_frames,
+            )
+            <= 0
+        ):
             raise ValueError("every ingest limit must be positive")
 
 
@@ -63,15 +73,15 @@ def check_fps(fps, where: str, hint: str = "") -> float:
 class FrameSource:
     """Frames of one recording, decoded lazily: iterate for (time in seconds or None, (H, W, 3) uint8)."""
 
-    name: str                  # the file or folder, for messages and shard metadata
-    fps: float | None          # the frame rate the container declares (None for PNG frames)
-    frames: Iterator            # yields (time, frame)
-    log_bytes: bytes | None = None   # an action log found inside a folder or zip
+    name: str  # the file or folder, for messages and shard metadata
+    fps: float | None  # the frame rate the container declares (None for PNG frames)
+    frames: Iterator  # yields (time, frame)
+    log_bytes: bytes | None = None  # an action log found inside a folder or zip
     log_name: str | None = None
 
 
 def _size(count: int) -> str:
-    return f"{count / 2 ** 20:.1f} MiB" if count >= 2 ** 20 else f"{count} bytes"
+    return f"{count / 2**20:.1f} MiB" if count >= 2**20 else f"{count} bytes"
 
 
 def _check_size(path: Path, limits: Limits) -> None:
@@ -79,8 +89,10 @@ def _check_size(path: Path, limits: Limits) -> None:
     if size == 0:
         raise CorruptInputError(f"{path.name} is empty (0 bytes)")
     if size > limits.max_input_bytes:
-        raise LimitError(f"{path.name} is {_size(size)}, over the {_size(limits.max_input_bytes)} "
-                         "input limit; trim the recording or raise the limit")
+        raise LimitError(
+            f"{path.name} is {_size(size)}, over the {_size(limits.max_input_bytes)} "
+            "input limit; trim the recording or raise the limit"
+        )
 
 
 def _check_frame(frame: np.ndarray, index: int, name: str, limits: Limits, shape: tuple | None) -> tuple:
@@ -89,8 +101,10 @@ def _check_frame(frame: np.ndarray, index: int, name: str, limits: Limits, shape
     if max(height, width) > limits.max_side:
         raise LimitError(f"{name} frame {index} is {width}x{height}, over the {limits.max_side}-pixel limit per side")
     if shape is not None and frame.shape != shape:
-        raise IngestError(f"{name} frame {index} is {width}x{height} but frame 0 is {shape[1]}x{shape[0]}; all frames "
-                          "of a recording must have one size")
+        raise IngestError(
+            f"{name} frame {index} is {width}x{height} but frame 0 is {shape[1]}x{shape[0]}; all frames "
+            "of a recording must have one size"
+        )
     if index >= limits.max_frames:
         raise LimitError(f"{name} has more than {limits.max_frames} frames (the length limit); split the recording")
     return frame.shape
@@ -104,19 +118,21 @@ def open_video(path: Path, limits: Limits) -> FrameSource:
     try:
         container = av.open(str(path))
     except (av.FFmpegError, OSError) as err:
-        raise CorruptInputError(f"{path.name}: not a readable video (corrupt, truncated or not a "
-                                f"{path.suffix} file): {err}") from None
+        raise CorruptInputError(
+            f"{path.name}: not a readable video (corrupt, truncated or not a {path.suffix} file): {err}"
+        ) from None
     if not container.streams.video:
         container.close()
         raise IngestError(f"{path.name} has no video stream")
     stream = container.streams.video[0]
     rate = stream.average_rate or stream.guessed_rate
-    declared = stream.frames or None   # 0 when the container does not say (webm)
+    declared = stream.frames or None  # 0 when the container does not say (webm)
     if declared and declared > limits.max_frames:
         container.close()
         raise LimitError(f"{path.name} has {declared} frames, over the {limits.max_frames}-frame length limit")
-    return FrameSource(path.name, float(rate) if rate else None, _decode_video(container, stream, path.name,
-                                                                              declared, limits))
+    return FrameSource(
+        path.name, float(rate) if rate else None, _decode_video(container, stream, path.name, declared, limits)
+    )
 
 
 def _decode_video(container, stream, name: str, declared: int | None, limits: Limits):
@@ -134,8 +150,9 @@ def _decode_video(container, stream, name: str, declared: int | None, limits: Li
             raise CorruptInputError(f"{name}: video data is corrupt or truncated after frame {index}: {err}") from None
     # a truncated file with its index intact decodes quietly; the declared count gives it away
     if declared and index < declared:
-        raise CorruptInputError(f"{name}: the video declares {declared} frames but only {index} decode; "
-                                "the file looks truncated")
+        raise CorruptInputError(
+            f"{name}: the video declares {declared} frames but only {index} decode; the file looks truncated"
+        )
 
 
 # -- PNG frames ----------------------------------------------------------------------------
@@ -152,8 +169,10 @@ def _decode_png(data: bytes, index: int, name: str, limits: Limits) -> np.ndarra
         if image.format != "PNG":
             raise IngestError(f"frame {index} ({name}) is a {image.format} image; frames must be PNG")
         if max(image.size) > limits.max_side:
-            raise LimitError(f"frame {index} ({name}) is {image.width}x{image.height}, over the "
-                             f"{limits.max_side}-pixel limit per side")
+            raise LimitError(
+                f"frame {index} ({name}) is {image.width}x{image.height}, over the "
+                f"{limits.max_side}-pixel limit per side"
+            )
         return np.asarray(image.convert("RGB"))
     except IngestError:
         raise
@@ -183,8 +202,10 @@ def _split_members(names: list[str], label: str, limits: Limits) -> tuple[list[s
         elif base.lower().endswith(".png"):
             frames.append(name)
         else:
-            raise IngestError(f"{label} holds {name!r}, which is neither a PNG frame nor an action log "
-                              f"({' or '.join(LOG_NAMES)}); remove it")
+            raise IngestError(
+                f"{label} holds {name!r}, which is neither a PNG frame nor an action log "
+                f"({' or '.join(LOG_NAMES)}); remove it"
+            )
     if not frames:
         raise LengthMismatchError(f"{label} holds no PNG frames")
     if len(frames) > limits.max_frames:
@@ -201,8 +222,13 @@ def open_png_folder(path: Path, limits: Limits) -> FrameSource:
         raise LimitError(f"{path.name} holds {_size(total)}, over the {_size(limits.max_input_bytes)} input limit")
     names = [p.relative_to(path).as_posix() for p in files]
     frames, log = _split_members(names, path.name, limits)
-    return FrameSource(path.name, None, _png_frames(frames, lambda m: (path / m).read_bytes(), path.name, limits),
-                       (path / log).read_bytes() if log else None, log)
+    return FrameSource(
+        path.name,
+        None,
+        _png_frames(frames, lambda m: (path / m).read_bytes(), path.name, limits),
+        (path / log).read_bytes() if log else None,
+        log,
+    )
 
 
 def open_png_zip(path: Path, limits: Limits) -> FrameSource:
@@ -218,12 +244,15 @@ def open_png_zip(path: Path, limits: Limits) -> FrameSource:
     for info in members:
         _check_member(info, path.name)
         total += info.file_size
-        if info.file_size > MAX_ZIP_RATIO * max(info.compress_size, 1) and info.file_size > 2 ** 20:
-            raise UnsafeArchiveError(f"{path.name}: {info.filename!r} expands {info.file_size // max(info.compress_size, 1)}x "
-                                     "(a zip bomb?); PNG frames do not compress like that")
+        if info.file_size > MAX_ZIP_RATIO * max(info.compress_size, 1) and info.file_size > 2**20:
+            raise UnsafeArchiveError(
+                f"{path.name}: {info.filename!r} expands {info.file_size // max(info.compress_size, 1)}x "
+                "(a zip bomb?); PNG frames do not compress like that"
+            )
     if total > limits.max_unpacked_bytes:
-        raise UnsafeArchiveError(f"{path.name} expands to {_size(total)}, over the "
-                                 f"{_size(limits.max_unpacked_bytes)} limit")
+        raise UnsafeArchiveError(
+            f"{path.name} expands to {_size(total)}, over the {_size(limits.max_unpacked_bytes)} limit"
+        )
     frames, log = _split_members([info.filename for info in members], path.name, limits)
 
     def read(member: str) -> bytes:
@@ -233,8 +262,7 @@ def open_png_zip(path: Path, limits: Limits) -> FrameSource:
         except (zipfile.BadZipFile, OSError, EOFError) as err:
             raise CorruptInputError(f"{path.name}: member {member!r} is corrupt or truncated: {err}") from None
 
-    return FrameSource(path.name, None, _png_frames(frames, read, path.name, limits),
-                       read(log) if log else None, log)
+    return FrameSource(path.name, None, _png_frames(frames, read, path.name, limits), read(log) if log else None, log)
 
 
 def _check_member(info: zipfile.ZipInfo, label: str) -> None:
@@ -269,8 +297,10 @@ def read_shards_strict(path: Path, limits: Limits) -> Iterator[Sample]:
                     _check_tar_member(member, shard.name, limits)
                     stored -= member.size  # what a plain tar holds is inside the file; only sparse data is not
                     if stored < 0:
-                        raise UnsafeArchiveError(f"shard {shard.name}: its members declare more bytes than the "
-                                                 "file holds (sparse or forged sizes); refusing it")
+                        raise UnsafeArchiveError(
+                            f"shard {shard.name}: its members declare more bytes than the "
+                            "file holds (sparse or forged sizes); refusing it"
+                        )
                     member_key, _, ext = PurePosixPath(member.name).name.partition(".")
                     if member_key != key and files:
                         samples.append((key, files))
@@ -293,8 +323,10 @@ def _check_tar_member(member: tarfile.TarInfo, shard: str, limits: Limits) -> No
     if member.issparse():
         raise UnsafeArchiveError(f"shard {shard}: member {member.name!r} is a sparse file; shards hold plain files")
     if member.size > limits.max_member_bytes:
-        raise LimitError(f"shard {shard}: member {member.name!r} is {_size(member.size)}, over the "
-                         f"{_size(limits.max_member_bytes)} limit for one file in a shard")
+        raise LimitError(
+            f"shard {shard}: member {member.name!r} is {_size(member.size)}, over the "
+            f"{_size(limits.max_member_bytes)} limit for one file in a shard"
+        )
 
 
 def _sample_frames(files: dict, key: str, shard: str, limits: Limits) -> int:
@@ -306,8 +338,10 @@ def _sample_frames(files: dict, key: str, shard: str, limits: Limits) -> int:
     except (ValueError, OSError, SyntaxError) as err:
         raise CorruptInputError(f"shard {shard} sample {key!r}: {err}") from None
     if count > limits.max_sample_frames:
-        raise LimitError(f"shard {shard} sample {key!r} holds {count} frames in one image (256x{count * 256}), over "
-                         f"the {limits.max_sample_frames}-frame limit per sample")
+        raise LimitError(
+            f"shard {shard} sample {key!r} holds {count} frames in one image (256x{count * 256}), over "
+            f"the {limits.max_sample_frames}-frame limit per sample"
+        )
     return count
 
 
@@ -319,10 +353,15 @@ def _checked_sample(files: dict, key: str, shard: str) -> Sample:
     except (ValueError, KeyError, OSError, SyntaxError) as err:
         raise CorruptInputError(f"shard {shard} sample {key!r}: {err}") from None
     actions = sample.actions
-    if actions.ndim != 1 or actions.dtype.kind not in "iu" or (len(actions) and (
-            actions.min() < 0 or actions.max() >= vocab.NUM_ACTIONS)):
-        raise IngestError(f"shard {shard} sample {key!r}: actions must be whole action ids 0..{vocab.NUM_ACTIONS - 1}, "
-                          f"got a {actions.ndim}-d {actions.dtype} array")
+    if (
+        actions.ndim != 1
+        or actions.dtype.kind not in "iu"
+        or (len(actions) and (actions.min() < 0 or actions.max() >= vocab.NUM_ACTIONS))
+    ):
+        raise IngestError(
+            f"shard {shard} sample {key!r}: actions must be whole action ids 0..{vocab.NUM_ACTIONS - 1}, "
+            f"got a {actions.ndim}-d {actions.dtype} array"
+        )
     if not isinstance(sample.meta, dict) or not {"game", "fps"} <= set(sample.meta):
         raise IngestError(f"shard {shard} sample {key!r}: meta.json lacks 'game' or 'fps'")
     check_fps(sample.meta["fps"], f"shard {shard} sample {key!r}: meta.json's 'fps'")

@@ -29,8 +29,16 @@ import torch
 
 from core import zoo
 from core.data.shards import list_shards
-from core.train.config import (DataSection, FramesSection, LogSection, ModelSection, OptimSection, RunConfig,
-                               TokensSection, TrainSection)
+from core.train.config import (
+    DataSection,
+    FramesSection,
+    LogSection,
+    ModelSection,
+    OptimSection,
+    RunConfig,
+    TokensSection,
+    TrainSection,
+)
 from core.train.data import GAMEPLAY, TOKENS, DataError, index_shards, validation_batches
 from core.train.dynamics import DynamicsStage
 from core.train.frames import FramesObjective, FramesStage
@@ -39,38 +47,42 @@ from core.world_model import CONFIG_FILE, WorldModel, load_config
 from finetune.lora import LoraSettings, add_lora, load_adapter, save_adapter
 from finetune.quantize import check_quantization, quantize_dynamics
 
-ADAPTER_DIR = "adapter"       # inside the run folder: what the loop exports
+ADAPTER_DIR = "adapter"  # inside the run folder: what the loop exports
 CURVE_FILE = "loss_curve.png"
 # the stage that trains each family's dynamics: (the run config's stage name, its class)
 FAMILY_STAGES = {"tokens": ("dynamics", DynamicsStage), "frames": ("frames", FramesStage)}
 # card labels of the frames stage's validation metrics (the tokens stage's read well as they are)
-METRIC_LABELS = {"dynamics_mse": "dynamics MSE", "dynamics_mse_shuffled_actions": "dynamics MSE, keys shuffled",
-                 "action_gap_relative": "key gap (shuffled / true MSE - 1)",
-                 "copy_last_mse": "MSE of repeating the last frame", "decoder_psnr": "decoder PSNR (dB)"}
+METRIC_LABELS = {
+    "dynamics_mse": "dynamics MSE",
+    "dynamics_mse_shuffled_actions": "dynamics MSE, keys shuffled",
+    "action_gap_relative": "key gap (shuffled / true MSE - 1)",
+    "copy_last_mse": "MSE of repeating the last frame",
+    "decoder_psnr": "decoder PSNR (dB)",
+}
 
 
 @dataclass
 class FinetuneConfig:
-    base: str                      # zoo variant (nano, ...) or a WorldModel folder (config.json + model.safetensors)
-    data: str                      # gameplay shards from `pocketworld ingest`, or token shards of the base's tokenizer
-    out: str                       # new folder for the adapter, its card and loss curve
-    run_dir: str = ""              # working folder: tokens, checkpoints, metrics (default: OUT.run)
+    base: str  # zoo variant (nano, ...) or a WorldModel folder (config.json + model.safetensors)
+    data: str  # gameplay shards from `pocketworld ingest`, or token shards of the base's tokenizer
+    out: str  # new folder for the adapter, its card and loss curve
+    run_dir: str = ""  # working folder: tokens, checkpoints, metrics (default: OUT.run)
     lora: LoraSettings = field(default_factory=LoraSettings)
-    steps: int = 300               # optimizer steps
-    lr: float = 1e-3               # peak learning rate (LoRA takes larger steps than full training)
-    batch_size: int = 4            # clips per step
-    clip_len: int = 16             # tokens bases: frames per clip. A frames base's clips are always its
-                                   # dynamics.context + unroll frames: the frames stage uses no more
-    unroll: int = 3                # frames bases: frames predicted per clip, each fed back as context (as
-                                   # the frames stage trains them; ignored for a tokens base)
-    val_every: int = 0             # steps between validations (0: four times a run)
-    threads: int = 0               # torch threads (0: torch's default)
-    quantize: str = "none"         # none, 8bit or 4bit (a bitsandbytes base: CUDA only)
-    seed: int = 0                  # seeds the LoRA init and the data order
-    minutes: float = 0.0           # time budget for encoding + training; training stops with a checkpoint
-                                   # when it is spent (0: none). Scoring the held-out clips comes after it.
-    game: str | None = None        # the game's name on the card (default: the one stored in the shards)
-    progress: bool = True          # progress bars
+    steps: int = 300  # optimizer steps
+    lr: float = 1e-3  # peak learning rate (LoRA takes larger steps than full training)
+    batch_size: int = 4  # clips per step
+    clip_len: int = 16  # tokens bases: frames per clip. A frames base's clips are always its
+    # dynamics.context + unroll frames: the frames stage uses no more
+    unroll: int = 3  # frames bases: frames predicted per clip, each fed back as context (as
+    # the frames stage trains them; ignored for a tokens base)
+    val_every: int = 0  # steps between validations (0: four times a run)
+    threads: int = 0  # torch threads (0: torch's default)
+    quantize: str = "none"  # none, 8bit or 4bit (a bitsandbytes base: CUDA only)
+    seed: int = 0  # seeds the LoRA init and the data order
+    minutes: float = 0.0  # time budget for encoding + training; training stops with a checkpoint
+    # when it is spent (0: none). Scoring the held-out clips comes after it.
+    game: str | None = None  # the game's name on the card (default: the one stored in the shards)
+    progress: bool = True  # progress bars
 
     def __post_init__(self):
         for name in ("steps", "batch_size", "clip_len", "unroll"):
@@ -103,8 +115,10 @@ def data_kind(data: str | Path) -> str:
         return TOKENS
     if any(name.endswith(".frames.png") for name in names):
         return GAMEPLAY
-    raise DataError(f"{shard} holds neither gameplay (frames.png) nor token (tokens.npy) samples: "
-                    "not PocketWorld shards; make them with pocketworld ingest")
+    raise DataError(
+        f"{shard} holds neither gameplay (frames.png) nor token (tokens.npy) samples: "
+        "not PocketWorld shards; make them with pocketworld ingest"
+    )
 
 
 def lora_stage(base: str, settings: LoraSettings, quantize: str = "none", family: str = "tokens") -> type[Stage]:
@@ -118,7 +132,7 @@ def lora_stage(base: str, settings: LoraSettings, quantize: str = "none", family
         def __init__(self, config, model):
             if quantize != "none":
                 model.dynamics = quantize_dynamics(model.dynamics, quantize)
-            add_lora(model, base, settings)       # freezes the base: the loop's optimizer sees the LoRA params only
+            add_lora(model, base, settings)  # freezes the base: the loop's optimizer sees the LoRA params only
             super().__init__(config, model)
             if isinstance(self.objective, FramesObjective):
                 # the adapter touches only the dynamics: the frozen upsampler's term would be a constant
@@ -145,16 +159,29 @@ def run_config(config: FinetuneConfig, base_dir: Path, shards: Path, time_limit_
         # as each start is another example and a fine-tune's recording is short
         clip_len, stride = architecture.dynamics.context + config.unroll, 1
     return RunConfig(
-        stage=stage, out=config.run_dir,
+        stage=stage,
+        out=config.run_dir,
         model=ModelSection(init=str(base_dir)),
         data=DataSection(train=[str(shards)], clip_len=clip_len, stride=stride),
         frames=FramesSection(unroll=config.unroll),
         optim=OptimSection(lr=config.lr, warmup_steps=max(1, min(100, steps // 10))),
-        train=TrainSection(steps=steps, batch_size=config.batch_size, seed=config.seed, threads=config.threads,
-                           time_limit_minutes=time_limit_minutes),
-        log=LogSection(every=max(1, min(10, steps // 50)), val_every=config.val_every or max(1, steps // 4),
-                       save_every=max(1, steps // 4), keep=1, sample_every=0, progress=config.progress,
-                       tensorboard=False))
+        train=TrainSection(
+            steps=steps,
+            batch_size=config.batch_size,
+            seed=config.seed,
+            threads=config.threads,
+            time_limit_minutes=time_limit_minutes,
+        ),
+        log=LogSection(
+            every=max(1, min(10, steps // 50)),
+            val_every=config.val_every or max(1, steps // 4),
+            save_every=max(1, steps // 4),
+            keep=1,
+            sample_every=0,
+            progress=config.progress,
+            tensorboard=False,
+        ),
+    )
 
 
 @torch.no_grad()
@@ -181,36 +208,50 @@ def finetune(config: FinetuneConfig, resume: bool = False) -> dict:
     from finetune.cards import finetune_card
 
     started = time.monotonic()
-    check_quantization(config.quantize)            # before any work: a QLoRA request fails at once off CUDA
+    check_quantization(config.quantize)  # before any work: a QLoRA request fails at once off CUDA
     out, run_dir = Path(config.out), Path(config.run_dir)
     if out.exists() and (not out.is_dir() or any(out.iterdir())):
-        raise FileExistsError(f"--out {out} already exists and is not empty; adapters are never overwritten, "
-                              "choose a new folder")
+        raise FileExistsError(
+            f"--out {out} already exists and is not empty; adapters are never overwritten, choose a new folder"
+        )
     base_dir = zoo.model_dir(config.base, role="base model")  # the resolver evaluate and play use
     kind = data_kind(config.data)
     architecture = load_config(Path(base_dir) / CONFIG_FILE)
     family = architecture.family
     if family == "frames" and kind == TOKENS:
-        raise DataError(f"--data {config.data} holds token shards, but {config.base} is a frames-family model: it "
-                        "reads gameplay directly and has no tokenizer. Pass the gameplay shards `pocketworld ingest` "
-                        "wrote")
+        raise DataError(
+            f"--data {config.data} holds token shards, but {config.base} is a frames-family model: it "
+            "reads gameplay directly and has no tokenizer. Pass the gameplay shards `pocketworld ingest` "
+            "wrote"
+        )
     if family == "frames" and config.quantize != "none":
-        raise ValueError(f"--quantize {config.quantize} holds a tokens-family base's Linear layers in k bits; "
-                         f"{config.base} is a frames-family model (convolutions): fine-tune it with --quantize none")
-    lora = config.lora.for_model(architecture)   # the family's default targets unless some were named
+        raise ValueError(
+            f"--quantize {config.quantize} holds a tokens-family base's Linear layers in k bits; "
+            f"{config.base} is a frames-family model (convolutions): fine-tune it with --quantize none"
+        )
+    lora = config.lora.for_model(architecture)  # the family's default targets unless some were named
     if not resume and run_dir.exists() and any(run_dir.iterdir()):
-        raise FileExistsError(f"the run folder {run_dir} is not empty (an earlier fine-tune?); pass --resume to "
-                              "continue it, or choose another --run-dir (nothing was overwritten)")
+        raise FileExistsError(
+            f"the run folder {run_dir} is not empty (an earlier fine-tune?); pass --resume to "
+            "continue it, or choose another --run-dir (nothing was overwritten)"
+        )
 
-    shards, read = Path(config.data), kind          # what the stage trains on, and their kind
+    shards, read = Path(config.data), kind  # what the stage trains on, and their kind
     if family == "tokens" and kind == GAMEPLAY:
         shards, read = run_dir / "tokens", TOKENS
         if not (resume and shards.is_dir()):
-            encode_shards(RunConfig(stage="tokens", model=ModelSection(init=str(base_dir)),
-                                    data=DataSection(train=[config.data]), tokens=TokensSection(out=str(shards)),
-                                    train=TrainSection(threads=config.threads),
-                                    log=LogSection(progress=config.progress)))
-    # what the encode left of the budget; a spent one (a limit no step can meet) takes exactly one step, so there is an adapter
+            encode_shards(
+                RunConfig(
+                    stage="tokens",
+                    model=ModelSection(init=str(base_dir)),
+                    data=DataSection(train=[config.data]),
+                    tokens=TokensSection(out=str(shards)),
+                    train=TrainSection(threads=config.threads),
+                    log=LogSection(progress=config.progress),
+                )
+            )
+    # what the encode left of the budget; a spent one (a limit no step can meet) takes exactly one step,
+    # so there is an adapter
     left = config.minutes - (time.monotonic() - started) / 60 if config.minutes else 0.0
     loop_config = run_config(config, base_dir, shards, time_limit_minutes=max(left, 1e-9) if config.minutes else 0.0)
     summary = train(loop_config, lora_stage(config.base, lora, config.quantize, family), resume=resume)
@@ -230,18 +271,35 @@ def finetune(config: FinetuneConfig, resume: bool = False) -> dict:
     games = sorted({str(ref.meta.get("game", "unknown")) for ref in train_refs})
     game = config.game or ", ".join(games)
     frames = sum(ref.length for ref in train_refs)
-    card = finetune_card(out.name, config.base, game, lora.rank, lora.alpha, list(lora.targets),
-                         steps=summary["step"], data_frames=frames,
-                         metrics={f"held-out {METRIC_LABELS.get(name, name.replace('_', ' '))}": pair
-                                  for name, pair in metrics.items()})
+    card = finetune_card(
+        out.name,
+        config.base,
+        game,
+        lora.rank,
+        lora.alpha,
+        list(lora.targets),
+        steps=summary["step"],
+        data_frames=frames,
+        metrics={f"held-out {METRIC_LABELS.get(name, name.replace('_', ' '))}": pair for name, pair in metrics.items()},
+    )
     save_adapter(tuned, out, card=card, files={CURVE_FILE: curve})
-    result = {"adapter": str(out), "run_dir": str(run_dir), "base": config.base, "family": family, "game": game,
-              "steps": summary["step"], "stopped": summary["stopped"], "data_frames": frames,
-              "targets": list(lora.targets),
-              "adapter_parameters": sum(p.numel() for name, p in tuned.named_parameters() if "lora_" in name),
-              "held_out": {name: {"base": b, "finetuned": t} for name, (b, t) in metrics.items()},
-              "seconds": round(time.monotonic() - started, 1)}
+    result = {
+        "adapter": str(out),
+        "run_dir": str(run_dir),
+        "base": config.base,
+        "family": family,
+        "game": game,
+        "steps": summary["step"],
+        "stopped": summary["stopped"],
+        "data_frames": frames,
+        "targets": list(lora.targets),
+        "adapter_parameters": sum(p.numel() for name, p in tuned.named_parameters() if "lora_" in name),
+        "held_out": {name: {"base": b, "finetuned": t} for name, (b, t) in metrics.items()},
+        "seconds": round(time.monotonic() - started, 1),
+    }
     record = {"config": asdict(config), **result}
-    atomic_write(run_dir / "finetune.json",
-                 lambda path: Path(path).write_text(json.dumps(record, indent=2, default=str), encoding="utf-8"))
+    atomic_write(
+        run_dir / "finetune.json",
+        lambda path: Path(path).write_text(json.dumps(record, indent=2, default=str), encoding="utf-8"),
+    )
     return result

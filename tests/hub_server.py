@@ -25,8 +25,8 @@ def front_matter(text: str) -> dict:
 
 class FakeHub:
     def __init__(self, users: dict[str, str]):
-        self.users = users          # token -> user name
-        self.repos: dict[str, dict[str, bytes]] = {}   # repo id -> {path: bytes}
+        self.users = users  # token -> user name
+        self.repos: dict[str, dict[str, bytes]] = {}  # repo id -> {path: bytes}
         self.requests: list[tuple[str, str, dict]] = []  # (method, path, headers)
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
         self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
@@ -42,17 +42,25 @@ class FakeHub:
 
     def sha(self, repo: str) -> str:
         files = self.repos[repo]
-        return hashlib.sha1(json.dumps(sorted((p, hashlib.sha1(b).hexdigest()) for p, b in files.items()))
-                            .encode()).hexdigest()
+        return hashlib.sha1(
+            json.dumps(sorted((p, hashlib.sha1(b).hexdigest()) for p, b in files.items())).encode()
+        ).hexdigest()
 
     def info(self, repo: str) -> dict:
         card = front_matter(self.repos[repo].get("README.md", b"").decode())
         tags = list(card.get("tags") or [])
         if card.get("library_name"):
             tags.append(card["library_name"])
-        return {"id": repo, "modelId": repo, "sha": self.sha(repo), "private": False, "tags": tags,
-                "library_name": card.get("library_name"), "cardData": card or None,
-                "siblings": [{"rfilename": path} for path in sorted(self.repos[repo])]}
+        return {
+            "id": repo,
+            "modelId": repo,
+            "sha": self.sha(repo),
+            "private": False,
+            "tags": tags,
+            "library_name": card.get("library_name"),
+            "cardData": card or None,
+            "siblings": [{"rfilename": path} for path in sorted(self.repos[repo])],
+        }
 
     def _handler(self):
         hub = self
@@ -91,7 +99,9 @@ class FakeHub:
                 head = method == "HEAD"
                 if parts[:2] == ["api", "whoami-v2"]:
                     user = self._user()
-                    return self._send(200, {"name": user, "type": "user"}) if user else self._error(401, "Invalid token")
+                    return (
+                        self._send(200, {"name": user, "type": "user"}) if user else self._error(401, "Invalid token")
+                    )
                 if parts == ["api", "validate-yaml"]:
                     self._body()
                     return self._send(200, {"errors": [], "warnings": []})
@@ -109,20 +119,31 @@ class FakeHub:
                     hub.repos[repo] = {}
                     return self._send(200, {"url": f"{hub.url}/{repo}"})
                 if parts == ["api", "models"] and method == "GET":
-                    found = [hub.info(r) for r in sorted(hub.repos)
-                             if query.get("filter") in hub.info(r)["tags"]
-                             and query.get("search", "").lower() in r.lower()]
+                    found = [
+                        hub.info(r)
+                        for r in sorted(hub.repos)
+                        if query.get("filter") in hub.info(r)["tags"] and query.get("search", "").lower() in r.lower()
+                    ]
                     return self._send(200, found[: int(query.get("limit", 1000))])
                 if parts[:2] == ["api", "models"] and len(parts) >= 4:
                     repo = "/".join(parts[2:4])
                     if repo not in hub.repos:
-                        return self._send(404, {"error": "Repository not found"},
-                                          {"X-Error-Code": "RepoNotFound", "X-Error-Message": "Repository not found"})
+                        return self._send(
+                            404,
+                            {"error": "Repository not found"},
+                            {"X-Error-Code": "RepoNotFound", "X-Error-Message": "Repository not found"},
+                        )
                     rest = parts[4:]
                     if rest[:1] == ["preupload"]:
                         files = json.loads(self._body())["files"]
-                        return self._send(200, {"files": [{"path": f["path"], "uploadMode": "regular",
-                                                           "shouldIgnore": False} for f in files]})
+                        return self._send(
+                            200,
+                            {
+                                "files": [
+                                    {"path": f["path"], "uploadMode": "regular", "shouldIgnore": False} for f in files
+                                ]
+                            },
+                        )
                     if rest[:1] == ["commit"]:
                         if self._user() != repo.split("/")[0]:
                             return self._error(403, "not allowed")
@@ -130,23 +151,38 @@ class FakeHub:
                             item = json.loads(line)
                             if item["key"] == "file":
                                 hub.repos[repo][item["value"]["path"]] = base64.b64decode(item["value"]["content"])
-                        return self._send(200, {"commitUrl": f"{hub.url}/{repo}/commit/{hub.sha(repo)}",
-                                                "commitOid": hub.sha(repo), "pullRequestUrl": None})
+                        return self._send(
+                            200,
+                            {
+                                "commitUrl": f"{hub.url}/{repo}/commit/{hub.sha(repo)}",
+                                "commitOid": hub.sha(repo),
+                                "pullRequestUrl": None,
+                            },
+                        )
                     if rest[:1] == ["tree"]:
-                        return self._send(200, [{"type": "file", "path": path, "size": len(data),
-                                                 "oid": hashlib.sha1(data).hexdigest()}
-                                                for path, data in sorted(hub.repos[repo].items())])
+                        return self._send(
+                            200,
+                            [
+                                {"type": "file", "path": path, "size": len(data), "oid": hashlib.sha1(data).hexdigest()}
+                                for path, data in sorted(hub.repos[repo].items())
+                            ],
+                        )
                     if rest == [] or rest[:1] == ["revision"]:
                         return self._send(200, hub.info(repo))
                 if len(parts) >= 5 and parts[2] == "resolve":
                     repo, path = "/".join(parts[:2]), "/".join(parts[4:])
                     data = hub.repos.get(repo, {}).get(path)
                     if data is None:
-                        return self._send(404, {"error": "Entry not found"}, {"X-Error-Code": "EntryNotFound"},
-                                          head=head)
+                        return self._send(
+                            404, {"error": "Entry not found"}, {"X-Error-Code": "EntryNotFound"}, head=head
+                        )
                     etag = f'"{hashlib.sha1(data).hexdigest()}"'
-                    return self._send(200, data, {"X-Repo-Commit": hub.sha(repo), "ETag": etag,
-                                                  "Content-Type": "application/octet-stream"}, head=head)
+                    return self._send(
+                        200,
+                        data,
+                        {"X-Repo-Commit": hub.sha(repo), "ETag": etag, "Content-Type": "application/octet-stream"},
+                        head=head,
+                    )
                 return self._error(404, f"fixture has no route for {method} {url.path}")
 
             def do_GET(self):

@@ -12,10 +12,10 @@ def sprite_frames(count: int, size: int = 256, seed: int = 0) -> np.ndarray:
         for _ in range(3):
             h, w = rng.integers(size // 8, size // 3, 2)
             y, x = rng.integers(0, size - h), rng.integers(0, size - w)
-            frame[y:y + h, x:x + w] = rng.integers(0, 256, 3)
+            frame[y : y + h, x : x + w] = rng.integers(0, 256, 3)
     return frames
 
 
 def psnr(a: np.ndarray, b: np.ndarray) -> float:
     mse = np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2)
-    return float(10 * np.log10(255.0 ** 2 / max(mse, 1e-10)))
+    return float(10 * np.log10(255.0**2 / max(mse, 1e-10)))

@@ -66,9 +66,9 @@ def assert_actions_explain_moves(actions: np.ndarray, moves: np.ndarray) -> None
     """actions[t] must be the key behind moves[t]; a shift by one frame breaks this on PLAN."""
     right, left = moves > 0.5, moves < -0.5
     assert right.sum() >= 5 and left.sum() >= 5, "the player hardly moved: the test proves nothing"
-    assert (actions[:len(moves)][right] == RIGHT).all()
-    assert (actions[:len(moves)][left] == LEFT).all()
-    assert (np.abs(moves[actions[:len(moves)] == NOOP]) < 0.5).all()
+    assert (actions[: len(moves)][right] == RIGHT).all()
+    assert (actions[: len(moves)][left] == LEFT).all()
+    assert (np.abs(moves[actions[: len(moves)] == NOOP]) < 0.5).all()
 
 
 def test_the_recorded_action_at_frame_t_is_what_moved_the_player_to_t_plus_1(maze_shards):
@@ -78,7 +78,7 @@ def test_the_recorded_action_at_frame_t_is_what_moved_the_player_to_t_plus_1(maz
     assert samples
     for sample in samples:
         assert_actions_explain_moves(sample.actions, horizontal_moves(sample.state, sample.meta["state_layout"]))
-        if sample.meta["start_frame"] == 0:       # frame 0 is the level's first frame, not the one after it
+        if sample.meta["start_frame"] == 0:  # frame 0 is the level's first frame, not the one after it
             assert np.array_equal(sample.frames[0], first_frame("maze", sample.meta["seed"]))
 
 
@@ -94,8 +94,10 @@ def test_both_clip_readers_keep_actions_aligned_with_frames(maze_shards):
     # the training reader: its frames must be the same frames, with the same actions, as the shard's
     refs = index_shards([str(maze_shards)], GAMEPLAY, split=None)
     batch = next(iter(ClipBatches(refs, clip_len=16, stride=16, window=4, batch_size=4, seed=0)))
-    by_frames = {clip["frames"].numpy().tobytes(): clip["actions"].numpy() for clip in
-                 ClipDataset(maze_shards, clip_len=16, stride=1, splits=("train", "val", "test"), shuffle=False)}
+    by_frames = {
+        clip["frames"].numpy().tobytes(): clip["actions"].numpy()
+        for clip in ClipDataset(maze_shards, clip_len=16, stride=1, splits=("train", "val", "test"), shuffle=False)
+    }
     for frames, actions in zip(batch["frames"].numpy(), batch["actions"].numpy()):
         assert np.array_equal(by_frames[frames.tobytes()], actions)
 
@@ -106,8 +108,16 @@ def test_token_shards_and_the_dynamics_batch_pair_frame_t_with_action_t(maze_sha
     from tests.train_fixtures import save_tiny_model
 
     save_tiny_model(tmp_path / "model")
-    config = load_run_config(None, [f"model.init={tmp_path / 'model'}", f"tokens.out={tmp_path / 'tokens'}",
-                                    f"data.train=[{maze_shards}]", "log.progress=false"], stage="tokens")
+    config = load_run_config(
+        None,
+        [
+            f"model.init={tmp_path / 'model'}",
+            f"tokens.out={tmp_path / 'tokens'}",
+            f"data.train=[{maze_shards}]",
+            "log.progress=false",
+        ],
+        stage="tokens",
+    )
     encode_shards(config)
     gameplay = {r.key: r for r in index_shards([str(maze_shards)], GAMEPLAY, split=None)}
     token_refs = index_shards([str(tmp_path / "tokens")], TOKENS, split=None)
@@ -129,6 +139,7 @@ def test_token_shards_and_the_dynamics_batch_pair_frame_t_with_action_t(maze_sha
     # and action t of a token clip is the recorded action t of its gameplay sample
     for ref in token_refs:
         from core.train.data import load_sample
+
         assert np.array_equal(load_sample(ref)["actions"], load_sample(gameplay[ref.key])["actions"])
 
 
@@ -143,7 +154,7 @@ def test_a_play_session_conditions_the_next_frame_on_the_key_just_pressed():
     start = first_frame("maze", 3)
     session = WorldSession(model)
     session.reset(start)
-    tokens0 = session._tokens.clone()                       # (1, S)
+    tokens0 = session._tokens.clone()  # (1, S)
     recorded = {}
     original = model.dynamics.step
 
@@ -157,7 +168,7 @@ def test_a_play_session_conditions_the_next_frame_on_the_key_just_pressed():
     session.step("RIGHT")
     assert torch.equal(recorded["tokens"], tokens0) and recorded["actions"].tolist() == [RIGHT]
     with torch.no_grad():
-        clip = model.dynamics(tokens0[:, None], torch.tensor([[RIGHT]]))[:, 0]      # (1, S, V)
+        clip = model.dynamics(tokens0[:, None], torch.tensor([[RIGHT]]))[:, 0]  # (1, S, V)
     assert torch.allclose(clip, recorded["logits"], atol=1e-5)
 
 
@@ -179,15 +190,15 @@ def test_the_shuffled_action_gap_is_large_for_a_model_that_follows_its_actions()
 
         def forward(self, frames, keys):
             from tests.toy import _DELTAS
+
             b, t, s = frames.shape
-            grid = int(s ** 0.5)
-            cell = frames.argmax(-1)                                                   # (B, T)
+            grid = int(s**0.5)
+            cell = frames.argmax(-1)  # (B, T)
             row, col = cell // grid, cell % grid
             moved = (row + _DELTAS[keys][..., 0]) % grid * grid + (col + _DELTAS[keys][..., 1]) % grid
             logits = torch.zeros(b, t, s, 2)
             logits[..., 0] = 5.0
-            logits.scatter_(2, moved[..., None, None].expand(b, t, 1, 2),
-                            torch.tensor([0.0, 5.0]).expand(b, t, 1, 2))
+            logits.scatter_(2, moved[..., None, None].expand(b, t, 1, 2), torch.tensor([0.0, 5.0]).expand(b, t, 1, 2))
             return logits
 
     true, shuffled = action_loss_gap(Oracle(), tokens, actions)

@@ -14,17 +14,31 @@ def test_buttons_round_trip_for_every_action(action):
     assert actions.from_buttons(actions.to_buttons(action)) == action
 
 
-@pytest.mark.parametrize("text, expected", [
-    ("LEFT+FIRE", "LEFTFIRE"), ("left+fire", "LEFTFIRE"), ("a+space", "LEFTFIRE"), ("ArrowUp+ArrowRight", "UPRIGHT"),
-    ("w+d+j", "UPRIGHTFIRE"), ("z", "FIRE"), ("DOWNLEFT", "DOWNLEFT"), ("", "NOOP"), ("7", "UPLEFT"),
-    ("left+right", "NOOP"),  # opposite directions cancel, as on a joystick
-])
+@pytest.mark.parametrize(
+    "text, expected",
+    [
+        ("LEFT+FIRE", "LEFTFIRE"),
+        ("left+fire", "LEFTFIRE"),
+        ("a+space", "LEFTFIRE"),
+        ("ArrowUp+ArrowRight", "UPRIGHT"),
+        ("w+d+j", "UPRIGHTFIRE"),
+        ("z", "FIRE"),
+        ("DOWNLEFT", "DOWNLEFT"),
+        ("", "NOOP"),
+        ("7", "UPLEFT"),
+        ("left+right", "NOOP"),  # opposite directions cancel, as on a joystick
+    ],
+)
 def test_parse_names_and_key_sets(text, expected):
     assert actions.ACTIONS[actions.parse(text)] == expected
 
 
 def test_keyboard_and_gamepad_share_one_table():
-    assert actions.from_keys({"ArrowLeft", " "}) == actions.from_keys({"dpad_left", "button_a"}) == actions.ACTION_IDS["LEFTFIRE"]
+    assert (
+        actions.from_keys({"ArrowLeft", " "})
+        == actions.from_keys({"dpad_left", "button_a"})
+        == actions.ACTION_IDS["LEFTFIRE"]
+    )
 
 
 def test_unknown_name_lists_the_valid_ones():

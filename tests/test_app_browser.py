@@ -16,15 +16,22 @@ import torch
 
 from core.play.browser_bench import free_port, stop, wait_until_served
 from core.world_model import WorldModel
-from finetune.registry import LocalRegistry
 from finetune.lora import add_lora, save_adapter
+from finetune.registry import LocalRegistry
 from tests.conftest import tiny_config
 from tests.train_fixtures import write_gameplay_shards
 
 REPO = Path(__file__).resolve().parent.parent
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync", "--no-first-run"]
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
 SCREENSHOT = REPO / "runs" / "app_browser" / "play.png"
 
 pytestmark = pytest.mark.slow
@@ -43,11 +50,21 @@ def app_url(tmp_path, request):
     adapter = save_adapter(add_lora(WorldModel(tiny_config()), "nano"), tmp_path / "adapter")
     LocalRegistry(tmp_path / "registry").push(adapter, "local/jumpy", game="platformer")
     port = free_port()
-    env = {**os.environ, "POCKETWORLD_ZOO": str(tmp_path / "zoo"), "POCKETWORLD_DATA": str(tmp_path / "data"),
-           "POCKETWORLD_REGISTRY": str(tmp_path / "registry"), "GRADIO_ANALYTICS_ENABLED": "False"}
+    env = {
+        **os.environ,
+        "POCKETWORLD_ZOO": str(tmp_path / "zoo"),
+        "POCKETWORLD_DATA": str(tmp_path / "data"),
+        "POCKETWORLD_REGISTRY": str(tmp_path / "registry"),
+        "GRADIO_ANALYTICS_ENABLED": "False",
+    }
     log = open(tmp_path / "app.log", "w")
-    app = subprocess.Popen([sys.executable, "app.py", "--port", str(port), "--threads", "1", "--loop", request.param],
-                           cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT)
+    app = subprocess.Popen(
+        [sys.executable, "app.py", "--port", str(port), "--threads", "1", "--loop", request.param],
+        cwd=REPO,
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
     url = f"http://127.0.0.1:{port}/"
     try:
         try:
@@ -100,15 +117,18 @@ def test_keys_in_the_page_play_the_world_and_fps_is_shown(page):
     page.keyboard.up("z")
     page.locator('#pw-controls button[data-key="arrowleft"]').dispatch_event("pointerdown")
     page.wait_for_function("window.__pocketworld.report().key_samples >= 3", timeout=60_000)
-    page.wait_for_function("/LEFT · nano/.test(document.querySelector('#pw-surface .pw-hud').innerText)",
-                           timeout=60_000)  # the on-screen button reached the model
+    page.wait_for_function(
+        "/LEFT · nano/.test(document.querySelector('#pw-surface .pw-hud').innerText)", timeout=60_000
+    )  # the on-screen button reached the model
     page.wait_for_function("window.__pocketworld.report().frames >= 8", timeout=60_000)
 
     assert page.evaluate("window.__seen.size") >= 2, "the frame never changed"
     # each frame re-renders the HUD with "starting…", and the page writes its FPS on the next animation frame
-    hud = page.wait_for_function(r"""() => { const text = document.querySelector('#pw-surface .pw-hud').innerText;
+    hud = page.wait_for_function(
+        r"""() => { const text = document.querySelector('#pw-surface .pw-hud').innerText;
                                               return /\d+\.\d FPS/.test(text) && text; }""",
-                                 timeout=60_000).json_value()
+        timeout=60_000,
+    ).json_value()
     assert re.search(r"\d+\.\d FPS", hud) and re.search(r"frame \d+", hud), hud
     assert int(re.search(r"frame (\d+)", hud).group(1)) >= 4
     report = page.evaluate("window.__pocketworld.report()")
@@ -122,7 +142,7 @@ def test_keys_in_the_page_play_the_world_and_fps_is_shown(page):
     page.get_by_role("tab", name="Real or dream?").click()
     page.click("#pw-deal")
     page.wait_for_function("document.querySelectorAll('#pw-pair img').length == 2", timeout=120_000)
-    page.wait_for_timeout(2_000)   # a vote before both clips have played (1.8 s) is refused
+    page.wait_for_timeout(2_000)  # a vote before both clips have played (1.8 s) is refused
     page.click("#pw-pick-a")
     page.wait_for_selector("#pw-scoreboard td:text-is('all')", timeout=60_000)  # the vote was counted
 
@@ -132,14 +152,14 @@ def test_a_shared_fine_tune_is_found_read_and_played_from_the_community_tab(page
     page.get_by_role("tab", name="Community").click()
     page.wait_for_selector("#pw-cm-note :text('1 of 1 shared fine-tune')", timeout=60_000)
     page.locator("#pw-cm-table span:text-is('local/jumpy')").first.click()
-    page.wait_for_selector("#pw-cm-card :text('platformer')", timeout=60_000)   # its card, from the registry
+    page.wait_for_selector("#pw-cm-card :text('platformer')", timeout=60_000)  # its card, from the registry
     page.click("#pw-cm-play")
     page.wait_for_selector("#pw-cm-note :text('is picked in the Play tab')", timeout=60_000)
     page.get_by_role("tab", name="Play").click()
     page.click("#pw-start")
     page.wait_for_function("window.__pocketworld.report().frames >= 3", timeout=60_000)
     hud = page.inner_text("#pw-surface .pw-server")
-    assert "local/jumpy" in hud, hud                   # the fine-tune plays, not the base
+    assert "local/jumpy" in hud, hud  # the fine-tune plays, not the base
 
 
 @pytest.mark.parametrize("app_url", ["websocket"], indirect=True)
@@ -147,7 +167,7 @@ def test_an_upload_is_fine_tuned_pushed_and_shared_from_the_fine_tune_tab(page, 
     shard = next(write_gameplay_shards(tmp_path / "play", samples=1, frames=40).glob("*.tar"))
     page.get_by_role("tab", name="Fine-tune").click()
     page.locator("#pw-ft-gameplay input[type=file]").set_input_files(str(shard))
-    page.wait_for_selector(f"#pw-ft-gameplay :text('{shard.name}')", timeout=60_000)   # uploaded
+    page.wait_for_selector(f"#pw-ft-gameplay :text('{shard.name}')", timeout=60_000)  # uploaded
     page.fill("#pw-ft-game textarea, #pw-ft-game input", "Sprite Land")
     steps = page.locator("#pw-ft-steps input[type=number]")
     steps.fill("10")

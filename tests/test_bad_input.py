@@ -18,18 +18,18 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from conftest import tiny_config
 from PIL import Image
 
-from conftest import tiny_config
 from core.cli import main
 from core.data.shards import Sample, ShardWriter
 from core.play.recording import Recording
 from core.world_model import WorldModel
-from finetune.registry import STALE_STAGE_S, LocalRegistry
 from finetune.action_log import read_action_log
 from finetune.errors import ActionLogError, CorruptInputError, IngestError, LimitError, UnsafeArchiveError
 from finetune.ingest import IngestConfig, ingest
 from finetune.lora import add_lora, save_adapter
+from finetune.registry import STALE_STAGE_S, LocalRegistry
 from finetune.sources import Limits
 
 
@@ -118,8 +118,9 @@ def test_a_shard_whose_meta_frame_rate_is_absurd_is_refused(tmp_path, fps):
 
 
 def test_timestamps_far_apart_cannot_repeat_a_frame_past_the_length_limit(tmp_path):
-    import av
     from fractions import Fraction
+
+    import av
 
     with av.open(str(tmp_path / "gap.mkv"), "w") as container:  # two frames, ten minutes apart
         stream = container.add_stream("libx264", rate=30)
@@ -205,8 +206,9 @@ def test_a_taken_port_is_named_with_how_to_choose_another(no_serving, busy_port,
 
 def write_report(folder, psnr: float) -> None:
     folder.mkdir(parents=True, exist_ok=True)
-    (folder / "results.json").write_text(json.dumps({"metrics": {"reconstruction": {"tokenizer_psnr": psnr}},
-                                                     "info": {"model": "nano", "game": "maze"}}))
+    (folder / "results.json").write_text(
+        json.dumps({"metrics": {"reconstruction": {"tokenizer_psnr": psnr}}, "info": {"model": "nano", "game": "maze"}})
+    )
     Image.new("RGB", (8, 8)).save(folder / "drift_curve.png")
 
 
@@ -262,11 +264,17 @@ def test_evaluate_checks_an_adapter_as_finetune_does(tmp_path, adapter):
 def png_claiming(width: int, height: int) -> bytes:
     """A PNG whose header claims width x height grey pixels, holding one row of data: a few hundred
     bytes to make, gigabytes to decode for a reader that trusts the header."""
+
     def chunk(kind: bytes, data: bytes) -> bytes:
         return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
     header = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)  # 8-bit greyscale, no interlace
-    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(bytes(1 + min(width, 4096))))
-            + chunk(b"IEND", b""))
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", header)
+        + chunk(b"IDAT", zlib.compress(bytes(1 + min(width, 4096))))
+        + chunk(b"IEND", b"")
+    )
 
 
 def npy(array: np.ndarray) -> bytes:
@@ -289,12 +297,17 @@ def write_shard(path, samples: dict[str, dict[str, bytes]]) -> None:
 def sample_files(frames_png: bytes, frames: int, actions=None, meta: bytes | None = None) -> dict[str, bytes]:
     actions = np.ones(frames, np.uint8) if actions is None else actions
     meta = meta or json.dumps({"game": "maze", "seed": 1, "fps": 30, "split": "train", "start_frame": 0}).encode()
-    return {"frames.png": frames_png, "actions.npy": npy(actions), "state.npy": npy(np.zeros((frames, 0), np.float32)),
-            "meta.json": meta}
+    return {
+        "frames.png": frames_png,
+        "actions.npy": npy(actions),
+        "state.npy": npy(np.zeros((frames, 0), np.float32)),
+        "meta.json": meta,
+    }
 
 
 def real_frames_png(frames: int) -> bytes:
     from core.data.encoding import encode_frames
+
     return encode_frames(np.zeros((frames, 256, 256, 3), np.uint8), level=1)
 
 
@@ -306,10 +319,21 @@ def test_a_sparse_member_in_a_shard_is_refused_before_it_is_read(tmp_path):
     staging = tmp_path / "staging"
     staging.mkdir()
     with open(staging / "000000.frames.png", "wb") as sparse:  # 4 GiB declared, nothing stored
-        sparse.truncate(4 * 2 ** 30)
+        sparse.truncate(4 * 2**30)
     (tmp_path / "shards").mkdir()
-    subprocess.run(["tar", "--sparse", "--format=gnu", "-cf", str(tmp_path / "shards" / "shard-000000.tar"),
-                    "-C", str(staging), "000000.frames.png"], check=True)
+    subprocess.run(
+        [
+            "tar",
+            "--sparse",
+            "--format=gnu",
+            "-cf",
+            str(tmp_path / "shards" / "shard-000000.tar"),
+            "-C",
+            str(staging),
+            "000000.frames.png",
+        ],
+        check=True,
+    )
     assert (tmp_path / "shards" / "shard-000000.tar").stat().st_size < 64 * 1024
     with pytest.raises(UnsafeArchiveError, match="'000000.frames.png' is a sparse file"):
         ingest(tmp_path / "shards", tmp_path / "out", progress=False)
@@ -336,25 +360,30 @@ def test_a_tall_frames_image_in_a_shard_is_refused_from_its_header(tmp_path):
 
 def test_a_shard_over_the_length_limit_is_refused_before_any_frame_is_decoded(tmp_path, monkeypatch):
     frames = real_frames_png(8)
-    write_shard(tmp_path / "shards" / "shard-000000.tar",
-                {"000000": sample_files(frames, 8), "000001": sample_files(frames, 8)})
+    write_shard(
+        tmp_path / "shards" / "shard-000000.tar", {"000000": sample_files(frames, 8), "000001": sample_files(frames, 8)}
+    )
 
     def no_decoding(files):
         raise AssertionError("a sample was decoded before the shard's frames were counted")
 
     monkeypatch.setattr("finetune.sources.decode_sample", no_decoding)
     with pytest.raises(LimitError, match="more than 10 frames"):
-        ingest(tmp_path / "shards", tmp_path / "out", config=IngestConfig(limits=Limits(max_frames=10)),
-               progress=False)
+        ingest(tmp_path / "shards", tmp_path / "out", config=IngestConfig(limits=Limits(max_frames=10)), progress=False)
 
 
-@pytest.mark.parametrize("actions, meta, message", [
-    (np.full(4, 1.5), None, "actions must be whole action ids 0..17, got a 1-d float64 array"),
-    (np.full(4, -1, np.int64), None, "actions must be whole action ids"),
-    (None, b"[" * 100_000 + b"]" * 100_000, "meta.json is nested too deeply"),
-])
+@pytest.mark.parametrize(
+    "actions, meta, message",
+    [
+        (np.full(4, 1.5), None, "actions must be whole action ids 0..17, got a 1-d float64 array"),
+        (np.full(4, -1, np.int64), None, "actions must be whole action ids"),
+        (None, b"[" * 100_000 + b"]" * 100_000, "meta.json is nested too deeply"),
+    ],
+)
 def test_a_shard_sample_with_hostile_actions_or_meta_is_a_message(tmp_path, actions, meta, message):
-    write_shard(tmp_path / "shards" / "shard-000000.tar", {"000000": sample_files(real_frames_png(4), 4, actions, meta)})
+    write_shard(
+        tmp_path / "shards" / "shard-000000.tar", {"000000": sample_files(real_frames_png(4), 4, actions, meta)}
+    )
     with pytest.raises(IngestError, match=message):
         ingest(tmp_path / "shards", tmp_path / "out", progress=False)
     assert not (tmp_path / "out").exists()
@@ -366,11 +395,14 @@ def test_an_action_log_nested_thousands_deep_is_a_message(tmp_path):
         read_action_log(tmp_path / "log.json")
 
 
-@pytest.mark.parametrize("width, height, message", [
-    (1, 40_000_000, "is 1x40000000 pixels; the limit is 25 megapixels and 8192 pixels a side"),
-    (10_000, 10_000, "is 10000x10000 pixels; the limit is 25 megapixels"),  # was "not an image"
-    (20_000, 20_000, "is far too large to decode"),  # PIL itself refuses the header
-])
+@pytest.mark.parametrize(
+    "width, height, message",
+    [
+        (1, 40_000_000, "is 1x40000000 pixels; the limit is 25 megapixels and 8192 pixels a side"),
+        (10_000, 10_000, "is 10000x10000 pixels; the limit is 25 megapixels"),  # was "not an image"
+        (20_000, 20_000, "is far too large to decode"),  # PIL itself refuses the header
+    ],
+)
 def test_a_start_image_is_refused_by_its_size_before_decoding(tmp_path, width, height, message):
     from core.play.upload import StartImageError, load_start_image
 
@@ -399,8 +431,9 @@ def wait_for_job(queue, job_id, state):
     raise AssertionError(f"job {job_id} never reached {state}: {queue._jobs[job_id].state}")
 
 
-def test_a_fine_tune_job_keeps_nothing_it_loaded_and_checks_uploads_off_the_request_thread(tmp_path, tab_upload,
-                                                                                            monkeypatch):
+def test_a_fine_tune_job_keeps_nothing_it_loaded_and_checks_uploads_off_the_request_thread(
+    tmp_path, tab_upload, monkeypatch
+):
     import gc
     import weakref
 
@@ -419,7 +452,7 @@ def test_a_fine_tune_job_keeps_nothing_it_loaded_and_checks_uploads_off_the_requ
 
     class Model:  # what a fine-tune loads: a model whose modules point back at it (a reference cycle)
         def __init__(self):
-            self.weights, self.myself = bytearray(2 ** 20), self
+            self.weights, self.myself = bytearray(2**20), self
 
     def run(config):
         model = Model()
@@ -474,16 +507,19 @@ def test_every_failure_of_a_fine_tune_job_is_a_message_and_leaves_no_folder(tmp_
 
 
 # -- config.json sizes -----------------------------------------------------------------------
-@pytest.mark.parametrize("change, message", [
-    ({"dynamics": {"n_heads": 0}}, "dynamics.n_heads is 0; it must be from 1 to 64"),
-    ({"dynamics": {"d_model": 1048576}}, "dynamics.d_model is 1048576; it must be from 4 to 4096"),
-    ({"dynamics": {"d_model": 96, "n_heads": 5}}, "dynamics.d_model 96 is not divisible by n_heads 5"),
-    ({"decoder": {"channels": [8, 8, 8, 16, 1 << 20]}}, "decoder.channels is .*; it must list at most 8 numbers"),
-    ({"dynamics": {"mlp_ratio": float("nan")}}, "NaN is not a number JSON allows"),
-    ({"dynamics": {"mlp_ratio": float("inf")}}, "Infinity is not a number JSON allows"),
-    ({"extra": json.loads("[" * 50 + "]" * 50)}, "nested deeper than any config needs"),
-    ("deep", "nested deeper than any config needs"),
-])
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        ({"dynamics": {"n_heads": 0}}, "dynamics.n_heads is 0; it must be from 1 to 64"),
+        ({"dynamics": {"d_model": 1048576}}, "dynamics.d_model is 1048576; it must be from 4 to 4096"),
+        ({"dynamics": {"d_model": 96, "n_heads": 5}}, "dynamics.d_model 96 is not divisible by n_heads 5"),
+        ({"decoder": {"channels": [8, 8, 8, 16, 1 << 20]}}, "decoder.channels is .*; it must list at most 8 numbers"),
+        ({"dynamics": {"mlp_ratio": float("nan")}}, "NaN is not a number JSON allows"),
+        ({"dynamics": {"mlp_ratio": float("inf")}}, "Infinity is not a number JSON allows"),
+        ({"extra": json.loads("[" * 50 + "]" * 50)}, "nested deeper than any config needs"),
+        ("deep", "nested deeper than any config needs"),
+    ],
+)
 def test_a_config_json_with_absurd_sizes_is_refused_before_a_model_is_built(tmp_path, monkeypatch, change, message):
     from core.config import ConfigError
     from core.zoo import model_dir

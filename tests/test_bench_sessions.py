@@ -10,8 +10,7 @@ from tests.conftest import tiny_config
 def test_the_load_script_reports_every_session_of_every_count(tmp_path, monkeypatch, capsys):
     monkeypatch.setattr(sessions_bench, "zoo_config", lambda variant: tiny_config())  # the nano code path, tiny widths
     out = tmp_path / "sessions.json"
-    assert cli.main(["bench", "sessions", "--n", "1,2", "--seconds", "0.3", "--threads", "1",
-                     "--json", str(out)]) == 0
+    assert cli.main(["bench", "sessions", "--n", "1,2", "--seconds", "0.3", "--threads", "1", "--json", str(out)]) == 0
     results = json.loads(out.read_text())
     assert [r["sessions"] for r in results] == [1, 2]
     assert [len(r["fps_per_session"]) for r in results] == [1, 2]
@@ -27,5 +26,7 @@ def test_a_bad_session_count_is_one_line_not_a_traceback(capsys):
 
 def test_bench_browser_names_its_loops_and_refuses_an_unknown_one(capsys):
     assert cli.main(["bench", "browser", "--loop", "websocket,polling"]) == 2
-    assert "--loop takes websocket or timer (comma-separated for several), got 'websocket,polling'" \
+    assert (
+        "--loop takes websocket or timer (comma-separated for several), got 'websocket,polling'"
         in capsys.readouterr().err
+    )

@@ -13,8 +13,10 @@ from finetune.registry import ModelEntry, RegistryError
 
 def write_report(folder, psnr, game="platformer", plot=True):
     """A report as `pocketworld evaluate --report` leaves it: results.json (with targets) and PNG plots."""
-    results = {"metrics": {"reconstruction": {"tokenizer_psnr": psnr, "tokenizer_ssim": 0.95}},
-               "info": {"model": "nano", "game": game, "split": "test", "episodes": 4, "frames": 1092}}
+    results = {
+        "metrics": {"reconstruction": {"tokenizer_psnr": psnr, "tokenizer_ssim": 0.95}},
+        "info": {"model": "nano", "game": game, "split": "test", "episodes": 4, "frames": 1092},
+    }
     write_json(results, folder / "results.json")
     if plot:
         Image.fromarray(np.zeros((20, 30, 3), np.uint8)).save(folder / "drift_curve.png")
@@ -45,9 +47,17 @@ def test_a_model_shows_every_report_in_its_eval_folder_with_plots_and_the_play_b
 
 
 def test_the_speed_table_has_readable_headers_and_a_dash_for_what_was_not_measured(zoo):
-    rows = [{"variant": "nano", "precision": "fp32", "fps": 13.55, "psnr_vs_fp32": None, "token_agreement": 1.0},
-            {"variant": "nano", "precision": "int8", "fps": None, "psnr_vs_fp32": 31.2, "token_agreement": 0.875,
-             "new_field": 2}]
+    rows = [
+        {"variant": "nano", "precision": "fp32", "fps": 13.55, "psnr_vs_fp32": None, "token_agreement": 1.0},
+        {
+            "variant": "nano",
+            "precision": "int8",
+            "fps": None,
+            "psnr_vs_fp32": 31.2,
+            "token_agreement": 0.875,
+            "new_field": 2,
+        },
+    ]
     (zoo / "nano" / EVAL_DIR).mkdir()
     (zoo / "nano" / EVAL_DIR / BENCH_PLAY_FILE).write_text(json.dumps(rows))
     text, _ = show_benchmarks("nano", "")
@@ -70,8 +80,12 @@ def test_a_report_opens_by_folder_or_file_and_an_old_json_gets_its_targets_recom
     by_folder, by_file = read_report(tmp_path), read_report(tmp_path / "results.json")
     assert by_folder.targets == by_file.targets and by_folder.targets[0]["status"] == "fail"
     (tmp_path / "old.json").write_text(json.dumps({"metrics": {"reconstruction": {"tokenizer_psnr": 33.0}}}))
-    assert read_report(tmp_path / "old.json").targets[0] == {"metric": "tokenizer PSNR (dB)", "value": 33.0,
-                                                             "target": "> 30", "status": "pass"}
+    assert read_report(tmp_path / "old.json").targets[0] == {
+        "metric": "tokenizer PSNR (dB)",
+        "value": 33.0,
+        "target": "> 30",
+        "status": "pass",
+    }
     text, _ = show_benchmarks("nano", f"  {tmp_path}  ")  # a pasted path wins over the picked model
     assert "tokenizer PSNR (dB) | 12" in text
 

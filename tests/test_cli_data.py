@@ -18,8 +18,27 @@ def test_collect_writes_exactly_the_frames_asked_for_then_preview(tmp_path, caps
     from core.data.shards import list_shards, read_shard
 
     out = tmp_path / "shards"
-    assert main(["collect", "--game", "maze", "--agent", "scripted", "--frames", "100", "--out", str(out),
-                 "--num-envs", "2", "--chunk", "64", "--no-progress"]) == 0
+    assert (
+        main(
+            [
+                "collect",
+                "--game",
+                "maze",
+                "--agent",
+                "scripted",
+                "--frames",
+                "100",
+                "--out",
+                str(out),
+                "--num-envs",
+                "2",
+                "--chunk",
+                "64",
+                "--no-progress",
+            ]
+        )
+        == 0
+    )
     printed = capsys.readouterr().out
     assert "wrote 100 frames" in printed and "passed the filter" in printed
     samples = [sample for shard in list_shards(out) for sample in read_shard(shard)]
@@ -30,13 +49,22 @@ def test_collect_writes_exactly_the_frames_asked_for_then_preview(tmp_path, caps
     assert (tmp_path / "p.gif").stat().st_size > 0
 
 
-@pytest.mark.parametrize("argv, message", [
-    (["collect", "--game", "tetris", "--agent", "random", "--frames", "10", "--out", "X"], "valid games: platformer"),
-    (["collect", "--game", "maze", "--agent", "genius", "--frames", "10", "--out", "X"], "valid agents: random"),
-    (["collect", "--game", "maze", "--agent", "random", "--frames", "0", "--out", "X"], "--frames must be positive"),
-    (["collect", "--game", "gym:CartPole-v1", "--agent", "scripted", "--frames", "5", "--out", "X"], "cannot play"),
-    (["preview", "missing-folder", "--out", "x.gif"], "no shard or folder"),
-])
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (
+            ["collect", "--game", "tetris", "--agent", "random", "--frames", "10", "--out", "X"],
+            "valid games: platformer",
+        ),
+        (["collect", "--game", "maze", "--agent", "genius", "--frames", "10", "--out", "X"], "valid agents: random"),
+        (
+            ["collect", "--game", "maze", "--agent", "random", "--frames", "0", "--out", "X"],
+            "--frames must be positive",
+        ),
+        (["collect", "--game", "gym:CartPole-v1", "--agent", "scripted", "--frames", "5", "--out", "X"], "cannot play"),
+        (["preview", "missing-folder", "--out", "x.gif"], "no shard or folder"),
+    ],
+)
 def test_bad_input_exits_2_with_a_reason(tmp_path, monkeypatch, capsys, argv, message):
     monkeypatch.chdir(tmp_path)
     assert main(argv) == 2
@@ -52,4 +80,6 @@ def test_collect_refuses_a_non_empty_folder(tmp_path, capsys):
 def test_bench_games_writes_json(tmp_path, capsys):
     assert main(["bench", "games", "--num-envs", "2", "--steps", "3", "--json", str(tmp_path / "b.json")]) == 0
     rows = json.loads((tmp_path / "b.json").read_text())
-    assert [r["game"] for r in rows] == ["platformer", "maze", "shooter"] and all(r["frames_per_second"] > 0 for r in rows)
+    assert [r["game"] for r in rows] == ["platformer", "maze", "shooter"] and all(
+        r["frames_per_second"] > 0 for r in rows
+    )

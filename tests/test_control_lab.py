@@ -15,17 +15,22 @@ from core.agents.random_play import HeldRandomAgent
 from core.config import FrameDynamicsConfig
 from core.frame_dynamics import FrameDynamics, recent_actions
 
-MOVES = {ACTION_IDS["RIGHT"]: (0, 1), ACTION_IDS["LEFT"]: (0, -1), ACTION_IDS["UP"]: (-1, 0),
-         ACTION_IDS["DOWN"]: (1, 0), ACTION_IDS["NOOP"]: (0, 0)}
+MOVES = {
+    ACTION_IDS["RIGHT"]: (0, 1),
+    ACTION_IDS["LEFT"]: (0, -1),
+    ACTION_IDS["UP"]: (-1, 0),
+    ACTION_IDS["DOWN"]: (1, 0),
+    ACTION_IDS["NOOP"]: (0, 0),
+}
 
 
 def test_held_agent_holds_each_random_key_for_one_to_eight_frames_whatever_the_game_shows():
     agent, other = HeldRandomAgent(4, seed=1), HeldRandomAgent(4, seed=1)
-    played = np.stack([agent.act(game=None) for _ in range(400)])                   # (T, 4)
+    played = np.stack([agent.act(game=None) for _ in range(400)])  # (T, 4)
     assert np.array_equal(played, np.stack([other.act(game="anything") for _ in range(400)]))
     for column in played.T:
         runs = np.diff(np.flatnonzero(np.diff(column, prepend=-1, append=-1)))
-        assert runs.max() <= 16 and np.mean(runs) > 2   # two draws of the same key may join
+        assert runs.max() <= 16 and np.mean(runs) > 2  # two draws of the same key may join
     assert len(np.unique(played)) == NUM_ACTIONS
 
 
@@ -68,8 +73,8 @@ def test_film_predictor_learns_which_way_the_key_moves_the_square():
         shuffled = F.mse_loss(model.predict(video[:, :2], recent_actions(mixed, 1, 4)), video[:, 2]).item()
         copy = F.mse_loss(video[:, 1], video[:, 2]).item()
     print(f"square toy: mse true {true:.4f}, shuffled {shuffled:.4f}, copy {copy:.4f}")
-    assert true < 0.5 * copy            # it predicts motion, not the last frame
-    assert shuffled > 2 * true          # and the motion it predicts is the key's
+    assert true < 0.5 * copy  # it predicts motion, not the last frame
+    assert shuffled > 2 * true  # and the motion it predicts is the key's
 
 
 def test_an_untrained_film_block_ignores_the_keys_and_starts_as_copying():
@@ -92,15 +97,44 @@ def test_bench_control_trains_an_arm_and_scores_it_and_the_baseline(tmp_path, ca
     original = lab.LabConfig
     monkeypatch.setattr(lab, "LabConfig", lambda **kw: original(clips=3, horizon=4, idm_steps=20, data=small, **kw))
     out = tmp_path / "control"
-    assert main(["bench", "control", "--arm", "film,nano-v1", "--games", "maze", "--minutes", "0.08",
-                 "--eval-every", "0.03", "--threads", "1", "--out", str(out), "--json", str(out / "all.json")]) == 0
+    assert (
+        main(
+            [
+                "bench",
+                "control",
+                "--arm",
+                "film,nano-v1",
+                "--games",
+                "maze",
+                "--minutes",
+                "0.08",
+                "--eval-every",
+                "0.03",
+                "--threads",
+                "1",
+                "--out",
+                str(out),
+                "--json",
+                str(out / "all.json"),
+            ]
+        )
+        == 0
+    )
     printed = capsys.readouterr().out
     assert "| film |" in printed and "| nano-v1 |" in printed
     for arm in ("film", "nano-v1"):
         results = json.loads((out / arm / "results.json").read_text())
         scores = results["last"]["games"]["maze"]
-        assert {"mse_true", "mse_shuffled", "action_gap", "changed_accuracy", "delta_psnr_t1", "delta_psnr_t4",
-                "idm_accuracy", "idm_accuracy_real"} <= set(scores)
+        assert {
+            "mse_true",
+            "mse_shuffled",
+            "action_gap",
+            "changed_accuracy",
+            "delta_psnr_t1",
+            "delta_psnr_t4",
+            "idm_accuracy",
+            "idm_accuracy_real",
+        } <= set(scores)
         assert (out / arm / "curves.png").is_file()
     rows = [json.loads(line) for line in (out / "film" / "metrics.jsonl").read_text().splitlines()]
     assert len(rows) >= 2 and rows[-1]["frame_views"] > rows[0]["frame_views"]
@@ -115,7 +149,7 @@ def test_bench_keys_scores_a_dream_by_the_real_outcome_of_its_own_key(monkeypatc
 
     def real_only(model, game, seed, key, steps):
         frames = np.zeros((steps + 1, 32, 32, 3), np.uint8)
-        frames[:, 8:16, 12 + (4 if key == "RIGHT" else -4):20 + (4 if key == "RIGHT" else -4)] = 255
+        frames[:, 8:16, 12 + (4 if key == "RIGHT" else -4) : 20 + (4 if key == "RIGHT" else -4)] = 255
         frames[0] = 0
         return frames, (frames if model == "oracle" else np.zeros_like(frames))
 
@@ -123,7 +157,7 @@ def test_bench_keys_scores_a_dream_by_the_real_outcome_of_its_own_key(monkeypatc
     config = keys.KeysConfig(games=("maze",), seeds=(1, 2), steps=4, strip_every=2)
     oracle, strips = keys.score_game("oracle", "maze", config)
     assert oracle["follows"] == oracle["trials"] == 2 and oracle["margin_db"] > 20
-    assert strips[0].shape == (4 * 32, 3 * 32, 3)          # real/dream rows under each key; frames 0, 2, 4
+    assert strips[0].shape == (4 * 32, 3 * 32, 3)  # real/dream rows under each key; frames 0, 2, 4
     blind, _ = keys.score_game("blind", "maze", config)
     assert blind["follows"] == 0 and blind["margin_db"] == 0
 
@@ -133,9 +167,24 @@ def test_bench_keys_runs_a_model_folder_and_writes_json_and_strips(tmp_path, cap
     from core.world_model import WorldModel
     from tests.test_frames_family import frames_config
 
-    WorldModel(frames_config()).save_pretrained(tmp_path / "model")      # untrained: its dreams ignore the keys
-    code = main(["bench", "keys", str(tmp_path / "model"), "--games", "maze", "--steps", "2", "--threads", "1",
-                 "--out", str(tmp_path / "strips"), "--json", str(tmp_path / "keys.json")])
+    WorldModel(frames_config()).save_pretrained(tmp_path / "model")  # untrained: its dreams ignore the keys
+    code = main(
+        [
+            "bench",
+            "keys",
+            str(tmp_path / "model"),
+            "--games",
+            "maze",
+            "--steps",
+            "2",
+            "--threads",
+            "1",
+            "--out",
+            str(tmp_path / "strips"),
+            "--json",
+            str(tmp_path / "keys.json"),
+        ]
+    )
     assert code == 0
     result = json.loads((tmp_path / "keys.json").read_text())
     assert result["games"][0]["game"] == "maze" and result["games"][0]["follows"] == 0

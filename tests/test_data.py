@@ -20,18 +20,18 @@ def moving_frames(count, seed=0):
     background = rng.integers(0, 255, (256, 256, 3), dtype=np.uint8)
     frames = np.repeat(background[None], count, axis=0)
     for t in range(count):
-        frames[t, 100:120, t % 230:(t % 230) + 20] = (255, 0, 0)
+        frames[t, 100:120, t % 230 : (t % 230) + 20] = (255, 0, 0)
     return frames
 
 
 def test_filter_drops_planted_stuck_blank_corrupt_and_duplicate_frames():
     frames = moving_frames(300)
-    frames[100:150] = frames[100]                      # stuck: 50 identical frames
-    frames[200] = 0                                    # blank
+    frames[100:150] = frames[100]  # stuck: 50 identical frames
+    frames[200] = 0  # blank
     frames[230] = np.random.default_rng(1).integers(0, 255, (256, 256, 3))  # corrupt one-frame spike
     positions = np.arange(300)[:, None].astype(float)  # the player kept moving...
-    positions[100:150] = 100                           # (except while stuck)
-    frames[260] = frames[259]                          # ...but this frame repeats the last: duplicate
+    positions[100:150] = 100  # (except while stuck)
+    frames[260] = frames[259]  # ...but this frame repeats the last: duplicate
     labels = label_frames(frames, positions, QualityConfig(stuck_frames=30, min_segment=8))
     assert (labels[101:149] == "stuck").all() and labels[100] == "ok" and labels[149] == "ok"
     assert labels[200] == "blank" and labels[230] == "corrupt" and labels[260] == "duplicate"
@@ -45,7 +45,7 @@ def test_filter_drops_planted_stuck_blank_corrupt_and_duplicate_frames():
 def test_filter_drops_short_segments_and_keeps_short_pauses():
     frames = moving_frames(100)
     frames[40:50] = frames[40]  # a 10-frame pause is play, not a stuck stretch
-    frames[95] = 0              # leaves a 4-frame tail: too short for a clip
+    frames[95] = 0  # leaves a 4-frame tail: too short for a clip
     labels = label_frames(frames, config=QualityConfig(stuck_frames=30, min_segment=32))
     assert (labels[:95] == "ok").all() and (labels[96:] == "short").all()
 
@@ -54,8 +54,12 @@ def write_samples(folder, count=3, frames=40, split_seed=0):
     writer = ShardWriter(folder, max_bytes=1)  # one sample per shard
     samples = []
     for k in range(count):
-        sample = Sample(moving_frames(frames, seed=k), np.arange(frames) % 18, np.random.rand(frames, 5).astype(np.float32),
-                        {"game": "platformer", "seed": split_seed + k, "split": "train", "start_frame": 0, "agent": "random"})
+        sample = Sample(
+            moving_frames(frames, seed=k),
+            np.arange(frames) % 18,
+            np.random.rand(frames, 5).astype(np.float32),
+            {"game": "platformer", "seed": split_seed + k, "split": "train", "start_frame": 0, "agent": "random"},
+        )
         writer.write(sample)
         samples.append(sample)
     writer.close()
@@ -82,6 +86,7 @@ def test_shards_round_trip_through_both_readers(tmp_path):
     assert len(seen) == len(set(seen)) and {seed for seed, _ in seen} == {0, 1, 2}  # each shard read once
 
     from core.data.hf_datasets import load_gameplay, to_arrays
+
     dataset = load_gameplay(tmp_path, split="train", cache_dir=str(tmp_path / "cache"))
     assert len(dataset) == 3
     rows = {to_arrays(row)["meta"]["seed"]: to_arrays(row) for row in dataset}
@@ -134,6 +139,7 @@ def test_preview_draws_actions(tmp_path):
     from PIL import Image
 
     from core.data.preview import write_preview
+
     write_samples(tmp_path / "s", count=1)
     result = write_preview(tmp_path / "s", tmp_path / "p.gif", max_frames=10)
     assert result["frames"] == 10 and Image.open(tmp_path / "p.gif").n_frames == 10
@@ -144,7 +150,7 @@ def test_preview_draws_actions(tmp_path):
 
 
 def test_writer_leaves_only_complete_shards(tmp_path):
-    writer = ShardWriter(tmp_path, max_bytes=10 ** 9)
+    writer = ShardWriter(tmp_path, max_bytes=10**9)
     writer.write(Sample(moving_frames(4), np.zeros(4), np.zeros((4, 0)), {"game": "maze", "seed": 1, "start_frame": 0}))
     assert [p.name for p in tmp_path.iterdir()] == ["shard-000000.tar.partial"]
     writer.close()
@@ -154,6 +160,7 @@ def test_writer_leaves_only_complete_shards(tmp_path):
 
 def test_reading_shards_as_a_dataset_without_the_extra_says_which_to_install(tmp_path, monkeypatch):
     from core.data.hf_datasets import load_gameplay
+
     monkeypatch.setitem(sys.modules, "datasets", None)  # as if the `datasets` extra were not installed
     with pytest.raises(ImportError, match=r"pip install 'pocketworld\[datasets\]'"):
         load_gameplay(tmp_path)

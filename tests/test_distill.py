@@ -17,8 +17,20 @@ GRID = 4
 
 def toy_dynamics(d_model: int, seed: int) -> Dynamics:
     torch.manual_seed(seed)
-    return Dynamics(DynamicsConfig(vocab_size=4, tokens_per_frame=GRID * GRID, d_model=d_model, n_layers=2,
-                                   n_heads=4, d_state=8, expand=1, headdim=16, mlp_ratio=2.0, chunk_size=4))
+    return Dynamics(
+        DynamicsConfig(
+            vocab_size=4,
+            tokens_per_frame=GRID * GRID,
+            d_model=d_model,
+            n_layers=2,
+            n_heads=4,
+            d_state=8,
+            expand=1,
+            headdim=16,
+            mlp_ratio=2.0,
+            chunk_size=4,
+        )
+    )
 
 
 def sprite_accuracy(model: Dynamics, tokens, actions) -> float:
@@ -63,7 +75,7 @@ def test_a_distilled_student_gets_closer_to_the_teacher_than_one_trained_from_sc
     teacher = toy_dynamics(64, 0)
     optimizer = torch.optim.AdamW(teacher.parameters(), lr=3e-3, weight_decay=0.0)
     generator = torch.Generator().manual_seed(0)
-    for _ in range(250):   # 150 steps left it at 0.79 on some CPUs, under the bar below
+    for _ in range(250):  # 150 steps left it at 0.79 on some CPUs, under the bar below
         tokens, actions = sprite_clips(16, 6, grid=GRID, generator=generator)
         loss = F.cross_entropy(teacher(tokens[:, :-1], actions[:, :-1]).reshape(-1, 4), tokens[:, 1:].reshape(-1))
         optimizer.zero_grad()
@@ -76,7 +88,7 @@ def test_a_distilled_student_gets_closer_to_the_teacher_than_one_trained_from_sc
     recorded = {"tokens": tokens, "actions": actions}
     gaps = {}
     for mode in ("scratch", "distilled"):
-        student = toy_dynamics(32, 1)                      # the same student, the same recorded clips and steps
+        student = toy_dynamics(32, 1)  # the same student, the same recorded clips and steps
         on = 1.0 if mode == "distilled" else 0.0
         labelled = DistillObjective(student, teacher, DistillConfig(logit_weight=on, feature_weight=on))
         teacher_only = DistillObjective(student, teacher, DistillConfig(label_weight=0.0, feature_weight=1.0))
@@ -96,11 +108,12 @@ def test_a_distilled_student_gets_closer_to_the_teacher_than_one_trained_from_sc
 
 
 def test_frame_teacher_rollouts_become_gameplay_shards(tmp_path):
-    def teacher(first_frame, actions):          # a stand-in video model: the scene scrolls one pixel a frame
+    def teacher(first_frame, actions):  # a stand-in video model: the scene scrolls one pixel a frame
         return np.stack([np.roll(first_frame, t, axis=1) for t in range(len(actions) + 1)])
 
-    summary = record_teacher_rollouts(teacher, tmp_path / "rollouts", name="scroller", seeds=[3, 4], frames=5,
-                                      progress=False)
+    summary = record_teacher_rollouts(
+        teacher, tmp_path / "rollouts", name="scroller", seeds=[3, 4], frames=5, progress=False
+    )
     assert summary["frames"] == 10
     refs = index_shards([str(tmp_path / "rollouts")], "gameplay", split=None)
     assert [ref.meta["seed"] for ref in refs] == [3, 4] and refs[0].meta["game"] == "teacher:scroller"
@@ -108,7 +121,8 @@ def test_frame_teacher_rollouts_become_gameplay_shards(tmp_path):
     assert np.array_equal(sample["frames"][2], np.roll(sample["frames"][0], 2, axis=1))
     assert sample["actions"].shape == (5,)
     with pytest.raises(ValueError, match="frame teacher 'bad'"):
-        record_teacher_rollouts(lambda frame, actions: frame, tmp_path / "bad", name="bad", seeds=[1], frames=4,
-                                progress=False)
+        record_teacher_rollouts(
+            lambda frame, actions: frame, tmp_path / "bad", name="bad", seeds=[1], frames=4, progress=False
+        )
     with pytest.raises(FileExistsError):
         record_teacher_rollouts(teacher, tmp_path / "rollouts", name="again", seeds=[1], frames=4, progress=False)

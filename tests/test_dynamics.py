@@ -7,8 +7,18 @@ from tests.toy import SPRITE, sprite_clips
 
 
 def toy_dynamics(**overrides) -> Dynamics:
-    config = dict(vocab_size=4, tokens_per_frame=64, d_model=64, n_layers=2, n_heads=4, d_state=8,
-                  expand=1, headdim=16, mlp_ratio=2.0, chunk_size=4)
+    config = dict(
+        vocab_size=4,
+        tokens_per_frame=64,
+        d_model=64,
+        n_layers=2,
+        n_heads=4,
+        d_state=8,
+        expand=1,
+        headdim=16,
+        mlp_ratio=2.0,
+        chunk_size=4,
+    )
     config.update(overrides)
     return Dynamics(DynamicsConfig(**config))
 
@@ -76,8 +86,10 @@ def test_dynamics_learns_the_sprite_toy_and_follows_the_action():
     token_accuracy = (predicted == target).float().mean().item()
     sprite_accuracy = (predicted[target == SPRITE] == SPRITE).float().mean().item()
     frame_accuracy = (predicted == target).all(-1).float().mean().item()
-    print(f"toy dynamics: token acc {token_accuracy:.4f}, sprite-cell acc {sprite_accuracy:.4f}, "
-          f"exact frames {frame_accuracy:.4f}")
+    print(
+        f"toy dynamics: token acc {token_accuracy:.4f}, sprite-cell acc {sprite_accuracy:.4f}, "
+        f"exact frames {frame_accuracy:.4f}"
+    )
     assert token_accuracy >= 0.95
     # the background alone would score 15/16 per token: the sprite itself must be placed right
     assert sprite_accuracy >= 0.95

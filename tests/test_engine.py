@@ -45,16 +45,19 @@ def rollout(model, engine):
 
 def psnr(a, b):
     mse = ((a - b) ** 2).mean()
-    return float("inf") if mse == 0 else 10 * np.log10(255 ** 2 / mse)
+    return float("inf") if mse == 0 else 10 * np.log10(255**2 / mse)
 
 
-@pytest.mark.parametrize("name, min_psnr, min_agreement", [
-    ("fp32", 60, 1.0),
-    ("bf16", 30, 0.9),
-    ("int8", 30, 0.9),
-    pytest.param("fp32+onnx", 60, 1.0, marks=needs_onnx),
-    pytest.param("int8+onnx", 30, 0.9, marks=needs_onnx),
-])
+@pytest.mark.parametrize(
+    "name, min_psnr, min_agreement",
+    [
+        ("fp32", 60, 1.0),
+        ("bf16", 30, 0.9),
+        ("int8", 30, 0.9),
+        pytest.param("fp32+onnx", 60, 1.0, marks=needs_onnx),
+        pytest.param("int8+onnx", 30, 0.9, marks=needs_onnx),
+    ],
+)
 def test_each_engine_runs_and_stays_close_to_fp32(model, name, min_psnr, min_agreement):
     reference_frames, reference_tokens = rollout(model, None)
     frames, tokens = rollout(model, EngineConfig.parse(name))
@@ -84,10 +87,13 @@ def test_in_place_steps_equal_fresh_state_steps(model):
     assert all(torch.equal(a.ssm, b.ssm) for a, b in zip(fresh.layers, owned.layers))
 
 
-@pytest.mark.parametrize("name, message", [
-    ("fp16", r"unknown precision 'fp16'; choose one of fp32, bf16, int8, nf4"),
-    ("int8+tensorrt", r"unknown decoder backend 'tensorrt'; choose one of torch, onnx"),
-])
+@pytest.mark.parametrize(
+    "name, message",
+    [
+        ("fp16", r"unknown precision 'fp16'; choose one of fp32, bf16, int8, nf4"),
+        ("int8+tensorrt", r"unknown decoder backend 'tensorrt'; choose one of torch, onnx"),
+    ],
+)
 def test_unknown_engine_names_are_clear_errors(name, message):
     with pytest.raises(EngineError, match=message):
         EngineConfig.parse(name)
@@ -101,6 +107,7 @@ def test_nf4_without_cuda_says_it_needs_cuda(model):
 
 def test_onnx_decoder_without_onnxruntime_says_what_to_install(model, monkeypatch):
     from core.decoder_onnx import OnnxFrameDecoder
+
     monkeypatch.setitem(sys.modules, "onnxruntime", None)  # import fails as if not installed
     with pytest.raises(EngineError, match=r"pip install 'pocketworld\[onnx\]'"):
         OnnxFrameDecoder(model.decoder, model.config, threads=1)
@@ -108,14 +115,48 @@ def test_onnx_decoder_without_onnxruntime_says_what_to_install(model, monkeypatc
 
 def test_bench_play_reports_speed_and_quality_per_engine(tmp_path, capsys):
     from core.cli import main
+
     out = tmp_path / "bench.json"
-    assert main(["bench", "play", "--variant", "nano", "--precision", "fp32,int8", "--steps", "2", "--warmup", "0",
-                 "--quality-steps", "2", "--threads", "1", "--json", str(out)]) == 0
+    assert (
+        main(
+            [
+                "bench",
+                "play",
+                "--variant",
+                "nano",
+                "--precision",
+                "fp32,int8",
+                "--steps",
+                "2",
+                "--warmup",
+                "0",
+                "--quality-steps",
+                "2",
+                "--threads",
+                "1",
+                "--json",
+                str(out),
+            ]
+        )
+        == 0
+    )
     results = json.loads(out.read_text())
     assert [r["precision"] for r in results] == ["fp32", "int8"]
     for result in results:
-        assert set(result) >= {"variant", "precision", "threads", "fps", "latency_ms_p50", "latency_ms_p95",
-                               "peak_rss_mb", "psnr_vs_fp32", "token_agreement", "quality_steps", "prepare_s", "weights"}
+        assert set(result) >= {
+            "variant",
+            "precision",
+            "threads",
+            "fps",
+            "latency_ms_p50",
+            "latency_ms_p95",
+            "peak_rss_mb",
+            "psnr_vs_fp32",
+            "token_agreement",
+            "quality_steps",
+            "prepare_s",
+            "weights",
+        }
         assert result["fps"] > 0 and result["peak_rss_mb"] > 0 and 0 <= result["token_agreement"] <= 1
     table = capsys.readouterr().out
     assert "PSNR vs fp32" in table and "int8" in table
@@ -123,6 +164,7 @@ def test_bench_play_reports_speed_and_quality_per_engine(tmp_path, capsys):
 
 def test_bench_play_unknown_precision_is_a_one_line_error(capsys):
     from core.cli import main
+
     assert main(["bench", "play", "--precision", "fp16"]) == 2
     assert "unknown precision 'fp16'" in capsys.readouterr().err
 

@@ -5,15 +5,15 @@ import json
 import numpy as np
 import pytest
 import torch
-
 from conftest import tiny_config
+from evaluation_play import play_platformer
+
 from core.cli import main
 from core.data.shards import Sample, ShardWriter
 from core.evaluation.episodes import Episode
 from core.evaluation.loading import check_compatible
-from core.zoo import load as load_model
 from core.world_model import WorldModel
-from evaluation_play import play_platformer
+from core.zoo import load as load_model
 
 
 @pytest.fixture(scope="module")
@@ -22,8 +22,15 @@ def workspace(tmp_path_factory):
     writer = ShardWriter(root / "shards")
     for seed, split in ((11, "test"), (63, "test"), (3, "train")):
         frames, actions, state, layout = play_platformer(seed, 40)
-        meta = {"game": "platformer", "seed": seed, "agent": "scripted", "split": split, "start_frame": 0,
-                "state_layout": layout, "tileset": None}
+        meta = {
+            "game": "platformer",
+            "seed": seed,
+            "agent": "scripted",
+            "split": split,
+            "start_frame": 0,
+            "state_layout": layout,
+            "tileset": None,
+        }
         writer.write(Sample(frames, actions, state, meta))
     writer.close()
     torch.manual_seed(0)
@@ -32,17 +39,61 @@ def workspace(tmp_path_factory):
 
 
 def _evaluate(root, *extra):
-    return main(["evaluate", str(root / "model"), "--data", str(root / "shards"), "--episodes", "2", "--horizon", "1",
-                 "--recon-frames", "4", "--keep-frames", "20", "--ssim-every", "5", "--no-progress", *extra])
+    return main(
+        [
+            "evaluate",
+            str(root / "model"),
+            "--data",
+            str(root / "shards"),
+            "--episodes",
+            "2",
+            "--horizon",
+            "1",
+            "--recon-frames",
+            "4",
+            "--keep-frames",
+            "20",
+            "--ssim-every",
+            "5",
+            "--no-progress",
+            *extra,
+        ]
+    )
 
 
 def test_idm_train_then_evaluate_writes_the_report(workspace, capsys):
-    assert main(["idm", "train", "--data", str(workspace / "shards"), "--out", str(workspace / "idm"),
-                 "--steps", "3", "--batch", "4", "--no-progress"]) == 0
+    assert (
+        main(
+            [
+                "idm",
+                "train",
+                "--data",
+                str(workspace / "shards"),
+                "--out",
+                str(workspace / "idm"),
+                "--steps",
+                "3",
+                "--batch",
+                "4",
+                "--no-progress",
+            ]
+        )
+        == 0
+    )
     assert "held-out accuracy" in capsys.readouterr().out
     report = workspace / "report"
-    assert _evaluate(workspace, "--idm", str(workspace / "idm"), "--report", str(report),
-                     "--json", str(workspace / "results.json")) == 0
+    assert (
+        _evaluate(
+            workspace,
+            "--idm",
+            str(workspace / "idm"),
+            "--report",
+            str(report),
+            "--json",
+            str(workspace / "results.json"),
+        )
+        == 0
+    )
     for name in ("results.json", "report.md", "drift_curve.png", "confusion.png", "real_vs_generated.gif"):
         assert (report / name).stat().st_size > 0, name
     results = json.loads((workspace / "results.json").read_text())
@@ -65,9 +116,17 @@ def test_errors_come_before_any_work(workspace, tmp_path, capsys):
     assert "no trained weights" in capsys.readouterr().err
     adapter = tmp_path / "adapter"
     adapter.mkdir()
-    (adapter / "adapter_config.json").write_text(json.dumps({"base_model_name_or_path": "someone/else",
-                                                             "peft_type": "LORA", "r": 2, "lora_alpha": 4,
-                                                             "target_modules": ["to_q"]}))
+    (adapter / "adapter_config.json").write_text(
+        json.dumps(
+            {
+                "base_model_name_or_path": "someone/else",
+                "peft_type": "LORA",
+                "r": 2,
+                "lora_alpha": 4,
+                "target_modules": ["to_q"],
+            }
+        )
+    )
     (adapter / "adapter_model.safetensors").write_bytes(b"")
     assert _evaluate(workspace, "--adapter", str(adapter)) == 2
     assert "trained on base 'someone/else'" in capsys.readouterr().err

@@ -2,11 +2,11 @@
 
 import numpy as np
 import pytest
+from evaluation_play import play_platformer
 from skimage.metrics import peak_signal_noise_ratio, structural_similarity
 
 from core.evaluation import drift
 from core.evaluation.image_quality import PSNR_CAP, psnr, ssim
-from evaluation_play import play_platformer
 
 
 def _pair(seed=0, size=48):
@@ -23,8 +23,15 @@ def test_psnr_ssim_match_scikit_image():
         ours_p, ours_s = psnr(real, other), ssim(real, other)
         for i in range(len(real)):
             assert ours_p[i] == pytest.approx(peak_signal_noise_ratio(real[i], other[i], data_range=255), abs=1e-4)
-            reference = structural_similarity(real[i], other[i], gaussian_weights=True, sigma=1.5,
-                                              use_sample_covariance=False, data_range=255, channel_axis=-1)
+            reference = structural_similarity(
+                real[i],
+                other[i],
+                gaussian_weights=True,
+                sigma=1.5,
+                use_sample_covariance=False,
+                data_range=255,
+                channel_axis=-1,
+            )
             assert ours_s[i] == pytest.approx(reference, abs=1e-5)
 
 
@@ -55,9 +62,9 @@ def test_palette_fidelity_separates_real_from_drifted_frames():
 
 def test_drift_free_horizon_needs_a_lasting_departure():
     fidelity = np.ones(200)
-    fidelity[[10, 40, 41]] = 0.2                      # isolated odd frames: not drift
+    fidelity[[10, 40, 41]] = 0.2  # isolated odd frames: not drift
     assert drift.drift_free_frames(fidelity, 0.99) == (200, False)
-    fidelity[90:] = 0.5                               # a lasting departure from frame 90
+    fidelity[90:] = 0.5  # a lasting departure from frame 90
     frames, drifted = drift.drift_free_frames(fidelity, 0.99)
     assert drifted and 70 <= frames <= 90
 

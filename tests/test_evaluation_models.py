@@ -5,6 +5,7 @@ import json
 import numpy as np
 import pytest
 import torch
+from evaluation_play import play_platformer
 from safetensors.torch import save_file
 
 from core.actions import ACTION_IDS
@@ -16,14 +17,13 @@ from core.evaluation.idm import IDMConfig, InverseDynamics, load_idm, save_idm, 
 from core.evaluation.idm_train import IDMTrainConfig, train_idm
 from core.evaluation.lpips import LPIPS, load_lpips
 from core.world_model import WeightsError
-from evaluation_play import play_platformer
 
 
 def test_platformer_presses_without_visible_effect_are_relabelled():
     frames, actions, state, layout = play_platformer(seed=3, frames=60)
     labels = visible_actions("platformer", actions[:-1], state, layout)
     fire_alone = actions[:-1] == ACTION_IDS["FIRE"]
-    assert (labels[fire_alone] == ACTION_IDS["NOOP"]).all()         # FIRE only sprints: alone it shows nothing
+    assert (labels[fire_alone] == ACTION_IDS["NOOP"]).all()  # FIRE only sprints: alone it shows nothing
     down = np.isin(actions[:-1], [ACTION_IDS["DOWN"]])
     assert (labels[down] == ACTION_IDS["NOOP"]).all()
     # a game without a rule keeps the commanded actions
@@ -46,7 +46,7 @@ def _toy_shards(path, seeds_and_splits):
         x, frames = 120, []
         for action in actions:
             frame = np.full((256, 256, 3), 40, np.uint8)
-            frame[100:140, x:x + 40] = (250, 200, 30)
+            frame[100:140, x : x + 40] = (250, 200, 30)
             frames.append(frame)
             x += {ACTION_IDS["LEFT"]: -6, ACTION_IDS["RIGHT"]: 6}.get(int(action), 0)
             x = int(np.clip(x, 0, 216))
@@ -57,8 +57,12 @@ def _toy_shards(path, seeds_and_splits):
 
 def test_idm_learns_actions_and_round_trips(tmp_path):
     _toy_shards(tmp_path / "shards", [(1, "train"), (2, "train"), (3, "train"), (4, "test")])
-    model, info = train_idm(tmp_path / "shards", config=IDMTrainConfig(steps=60, batch=16, lr=3e-3),
-                            idm_config=IDMConfig(game="toy", channels=(8, 16, 16, 16)), progress=False)
+    model, info = train_idm(
+        tmp_path / "shards",
+        config=IDMTrainConfig(steps=60, batch=16, lr=3e-3),
+        idm_config=IDMConfig(game="toy", channels=(8, 16, 16, 16)),
+        progress=False,
+    )
     assert info["heldout"]["accuracy"] > 0.8, info["heldout"]
     assert info["eval_seeds"] == [4] and "commanded" in info["labels"]
     save_idm(model, tmp_path / "idm", info)

@@ -2,10 +2,10 @@
 
 import numpy as np
 import pytest
+from evaluation_play import play_platformer
 
 from core.evaluation.physics import Level, find_camera, locate, physics_score
 from core.games.base import unflatten_state
-from evaluation_play import play_platformer
 
 SEEDS = (3, 11)
 

@@ -42,8 +42,9 @@ def test_one_fine_tune_at_a_time_and_the_others_see_their_place(tmp_path, upload
     wait_for(queue, first, "running")
     assert queue.status(first)[0].startswith("Running: preparing")
     wait_for(queue, second, "queued")
-    assert queue.status(second)[0] == ("Checked: 40 frames (1.33 s) of synthetic. "
-                                       "Waiting: 1 fine-tune(s) ahead of yours (one runs at a time).")
+    assert queue.status(second)[0] == (
+        "Checked: 40 frames (1.33 s) of synthetic. Waiting: 1 fine-tune(s) ahead of yours (one runs at a time)."
+    )
     release.set()
     wait_for(queue, second, "done")
     assert [c.lora.rank for c in started] == [4, 2] and queue.status(first)[0].startswith("Done")
@@ -69,8 +70,9 @@ def test_bad_uploads_and_options_are_refused_before_queueing(tmp_path, upload):
 def test_fine_tune_push_browse_filter_and_open(tmp_path, upload):
     base, play = upload
     registry = LocalRegistry(tmp_path / "registry")
-    queue = FinetuneQueue(FinetuneTabConfig(work_dir=tmp_path / "jobs", clip_len=4, batch_size=1, threads=1),
-                          registry=registry)
+    queue = FinetuneQueue(
+        FinetuneTabConfig(work_dir=tmp_path / "jobs", clip_len=4, batch_size=1, threads=1), registry=registry
+    )
     job, _ = queue.submit(str(base), str(play), None, "Sprite Land", 2, 2)
     wait_for(queue, job, "done")
     text, curve = queue.status(job)

@@ -10,8 +10,13 @@ from finetune.cards import CardError, check_card, finetune_card, game_tag, zoo_c
 
 
 def test_zoo_card_carries_hub_metadata_and_the_measured_numbers():
-    text = zoo_card("nano", "pocketworld/pocketworld-nano", {"total": 12_345_678, "dynamics": 9_000_000},
-                    {"tokenizer_psnr_db": 31.23456, "play_fps_cpu": 41}, measured_on="2 CPU cores")
+    text = zoo_card(
+        "nano",
+        "pocketworld/pocketworld-nano",
+        {"total": 12_345_678, "dynamics": 9_000_000},
+        {"tokenizer_psnr_db": 31.23456, "play_fps_cpu": 41},
+        measured_on="2 CPU cores",
+    )
     card = ModelCard(text)
     assert card.data.library_name == "pocketworld" and card.data.pipeline_tag == "image-to-video"
     assert card.data.license == "mit" and {"pocketworld", "pocketworld-nano"} <= set(card.data.tags)
@@ -25,10 +30,18 @@ def test_zoo_card_without_numbers_says_so():
 
 
 def test_finetune_card():
-    text = finetune_card("alice/jumpy", "pocketworld/pocketworld-nano", "Jumpy Jim!", rank=8, alpha=16.0,
-                         targets=["to_q", "in_proj"], steps=600, data_frames=18_000,
-                         metrics={"next_frame_psnr_db": (21.5, 24.25), "action_accuracy": (0.41, 0.63)},
-                         preview="preview.gif")
+    text = finetune_card(
+        "alice/jumpy",
+        "pocketworld/pocketworld-nano",
+        "Jumpy Jim!",
+        rank=8,
+        alpha=16.0,
+        targets=["to_q", "in_proj"],
+        steps=600,
+        data_frames=18_000,
+        metrics={"next_frame_psnr_db": (21.5, 24.25), "action_accuracy": (0.41, 0.63)},
+        preview="preview.gif",
+    )
     card = check_card(text, finetune=True)
     assert card.data.base_model == "pocketworld/pocketworld-nano" and card.data.base_model_relation == "adapter"
     assert card.data.pocketworld == {"game": "Jumpy Jim!", "rank": 8, "steps": 600, "data_frames": 18_000}
@@ -37,11 +50,14 @@ def test_finetune_card():
     assert "![preview](preview.gif)" in text
 
 
-@pytest.mark.parametrize("metrics, message", [
-    ({"psnr": (1.0, math.nan)}, "'psnr' must be a finite number"),
-    ({"psnr": ("high", 2.0)}, "'psnr' must be a finite number"),
-    ({"psnr": 3.0}, "must be a \\(base, fine-tuned\\) pair"),
-])
+@pytest.mark.parametrize(
+    "metrics, message",
+    [
+        ({"psnr": (1.0, math.nan)}, "'psnr' must be a finite number"),
+        ({"psnr": ("high", 2.0)}, "'psnr' must be a finite number"),
+        ({"psnr": 3.0}, "must be a \\(base, fine-tuned\\) pair"),
+    ],
+)
 def test_bad_metrics_are_refused(metrics, message):
     with pytest.raises(CardError, match=message):
         finetune_card("alice/x", "base", "g", 4, 8.0, ["to_q"], metrics=metrics)

@@ -23,8 +23,19 @@ from core.train.config import load_run_config
 from core.train.frames import FramesStage
 from core.world_model import WorldModel
 from finetune.cards import check_card
-from finetune.lora import (CONFIG_FILE, FAMILY_TARGETS, WEIGHTS_FILE, AdapterError, LoraSettings, add_lora,
-                           load_adapter, merge_adapter, save_adapter, trainable_parameters, validate_adapter)
+from finetune.lora import (
+    CONFIG_FILE,
+    FAMILY_TARGETS,
+    WEIGHTS_FILE,
+    AdapterError,
+    LoraSettings,
+    add_lora,
+    load_adapter,
+    merge_adapter,
+    save_adapter,
+    trainable_parameters,
+    validate_adapter,
+)
 from finetune.train import CURVE_FILE, FinetuneConfig, finetune
 from tests.conftest import tiny_config
 from tests.test_finetune_app import wait_for
@@ -33,8 +44,13 @@ from tests.train_fixtures import save_tiny_model, write_gameplay_shards, write_t
 
 BASE = "test-frames"
 KEYS = [ACTION_IDS[name] for name in ("NOOP", "UP", "DOWN", "LEFT", "RIGHT")]
-MOVES = {ACTION_IDS["UP"]: (-1, 0), ACTION_IDS["DOWN"]: (1, 0), ACTION_IDS["LEFT"]: (0, -1), ACTION_IDS["RIGHT"]: (0, 1)}
-SMALL, SIDE = 16, 3   # the game is drawn on the dynamics' 16x16 grid; the square is 3 cells wide
+MOVES = {
+    ACTION_IDS["UP"]: (-1, 0),
+    ACTION_IDS["DOWN"]: (1, 0),
+    ACTION_IDS["LEFT"]: (0, -1),
+    ACTION_IDS["RIGHT"]: (0, 1),
+}
+SMALL, SIDE = 16, 3  # the game is drawn on the dynamics' 16x16 grid; the square is 3 cells wide
 
 
 def square_game(clips: int, length: int, seed: int, mirrored: bool = False) -> tuple[np.ndarray, np.ndarray]:
@@ -47,7 +63,7 @@ def square_game(clips: int, length: int, seed: int, mirrored: bool = False) -> t
     for clip in range(clips):
         y, x = rng.integers(0, SMALL - SIDE, 2)
         for t in range(length):
-            frames[clip, t, y:y + SIDE, x:x + SIDE] = (250, 220, 40)
+            frames[clip, t, y : y + SIDE, x : x + SIDE] = (250, 220, 40)
             dy, dx = MOVES.get(int(actions[clip, t]), (0, 0))
             sign = -1 if mirrored else 1
             y, x = np.clip(y + sign * dy, 0, SMALL - SIDE), np.clip(x + sign * dx, 0, SMALL - SIDE)
@@ -61,9 +77,15 @@ def write_square_shards(folder, splits: dict[str, tuple[int, int, int]], mirrore
     for split, (clips, length, seed) in splits.items():
         frames, actions = square_game(clips, length, seed, mirrored)
         for i in range(clips):
-            meta = {"game": "mirrored-square" if mirrored else "square", "seed": seed * 100 + i, "split": split,
-                    "start_frame": 0, "fps": 30, "version": DATA_VERSION}
-            full = frames[i].repeat(256 // SMALL, axis=1).repeat(256 // SMALL, axis=2)   # (T, 256, 256, 3)
+            meta = {
+                "game": "mirrored-square" if mirrored else "square",
+                "seed": seed * 100 + i,
+                "split": split,
+                "start_frame": 0,
+                "fps": 30,
+                "version": DATA_VERSION,
+            }
+            full = frames[i].repeat(256 // SMALL, axis=1).repeat(256 // SMALL, axis=2)  # (T, 256, 256, 3)
             writer.write(Sample(full, actions[i], np.zeros((length, 0), np.float32), meta))
     writer.close()
     return folder
@@ -116,8 +138,10 @@ def perturbed_base(seed: int = 0, **dynamics) -> WorldModel:
 
 def clip(seed: int = 1):
     generator = torch.Generator().manual_seed(seed)
-    return (torch.rand(2, 4, 3, SMALL, SMALL, generator=generator) * 2 - 1,
-            torch.randint(0, 18, (2, 4), generator=generator))
+    return (
+        torch.rand(2, 4, 3, SMALL, SMALL, generator=generator) * 2 - 1,
+        torch.randint(0, 18, (2, 4), generator=generator),
+    )
 
 
 def test_frames_defaults_target_the_film_blocks_and_freeze_the_rest():
@@ -129,8 +153,10 @@ def test_frames_defaults_target_the_film_blocks_and_freeze_the_rest():
     assert trainable_parameters(model) < 0.25 * sum(p.numel() for p in model.parameters())
     # keys at the input only: no film layers, so the default is the convolutions
     no_film = add_lora(perturbed_base(action_mode="input"), BASE)
-    assert {n.split(".lora_A")[0].rsplit(".", 1)[-1] for n, _ in no_film.named_parameters() if "lora_A" in n} \
-        == {"conv1", "conv2"}
+    assert {n.split(".lora_A")[0].rsplit(".", 1)[-1] for n, _ in no_film.named_parameters() if "lora_A" in n} == {
+        "conv1",
+        "conv2",
+    }
 
 
 def test_conv_adapters_reload_exactly_and_merge_into_the_same_function(tmp_path):
@@ -142,21 +168,27 @@ def test_conv_adapters_reload_exactly_and_merge_into_the_same_function(tmp_path)
     save_adapter(trained, tmp_path / "adapter")
     config = json.loads((tmp_path / "adapter" / CONFIG_FILE).read_text())
     assert config["base_model_name_or_path"] == BASE and sorted(config["target_modules"]) == [
-        "conv1", "conv2", "film", "stem"]
+        "conv1",
+        "conv2",
+        "film",
+        "stem",
+    ]
     assert load_file(tmp_path / "adapter" / WEIGHTS_FILE)["base_model.model.stem.lora_A.weight"].shape == (4, 6, 3, 3)
 
     frames, actions = clip()
     with torch.no_grad():
         expected = trained.eval().dynamics(frames, actions)
         plain = perturbed_base().dynamics(frames, actions)
-        standard = PeftModel.from_pretrained(perturbed_base().dynamics, str(tmp_path / "adapter")).eval()(frames, actions)
+        standard = PeftModel.from_pretrained(perturbed_base().dynamics, str(tmp_path / "adapter")).eval()(
+            frames, actions
+        )
         loaded = load_adapter(perturbed_base(), tmp_path / "adapter", base=BASE)
         unmerged = loaded.dynamics(frames, actions)
         merged = merge_adapter(loaded).dynamics(frames, actions)
-    assert (expected - plain).abs().max() > 1e-2                           # the adapter changes the model...
-    torch.testing.assert_close(standard, expected, atol=1e-5, rtol=1e-5)   # ...is standard peft...
-    torch.testing.assert_close(unmerged, expected, atol=1e-5, rtol=1e-5)   # ...reloads exactly through ours...
-    torch.testing.assert_close(merged, unmerged, atol=1e-4, rtol=1e-4)     # ...and merges into the same function
+    assert (expected - plain).abs().max() > 1e-2  # the adapter changes the model...
+    torch.testing.assert_close(standard, expected, atol=1e-5, rtol=1e-5)  # ...is standard peft...
+    torch.testing.assert_close(unmerged, expected, atol=1e-5, rtol=1e-5)  # ...reloads exactly through ours...
+    torch.testing.assert_close(merged, unmerged, atol=1e-4, rtol=1e-4)  # ...and merges into the same function
     assert not any("lora" in name for name, _ in loaded.named_parameters())
 
     # a conv tensor of the wrong kernel, and an adapter of the other family, are refused by name
@@ -167,8 +199,10 @@ def test_conv_adapters_reload_exactly_and_merge_into_the_same_function(tmp_path)
         validate_adapter(tmp_path / "adapter", perturbed_base())
     tokens_model = add_lora(WorldModel(tiny_config()), BASE, LoraSettings(rank=2))
     save_adapter(tokens_model, tmp_path / "tokens-adapter")
-    with pytest.raises(AdapterError, match="names no layer of the dynamics; layers that can be targeted: "
-                                           "conv1, conv2, film, skip, stem, to_rgb$"):
+    with pytest.raises(
+        AdapterError,
+        match="names no layer of the dynamics; layers that can be targeted: conv1, conv2, film, skip, stem, to_rgb$",
+    ):
         load_adapter(perturbed_base(), tmp_path / "tokens-adapter")
 
 
@@ -177,10 +211,12 @@ def targeting(*targets) -> LoraSettings:
 
 
 def test_grouped_convs_and_names_that_are_no_layer_are_refused():
-    with pytest.raises(AdapterError, match="'conv3' names no layer of the dynamics; layers that can be targeted: .*conv1"):
+    with pytest.raises(
+        AdapterError, match="'conv3' names no layer of the dynamics; layers that can be targeted: .*conv1"
+    ):
         add_lora(perturbed_base(), BASE, targeting("conv3"))
     grouped = perturbed_base()
-    grouped.dynamics.stem = nn.Conv2d(6, 8, 3, padding=1, groups=2)   # 2 context frames x RGB in, 8 channels out
+    grouped.dynamics.stem = nn.Conv2d(6, 8, 3, padding=1, groups=2)  # 2 context frames x RGB in, 8 channels out
     with pytest.raises(AdapterError, match="'stem' is a Conv2d with groups=2.*grouped or depthwise"):
         add_lora(grouped, BASE, targeting("stem"))
     with pytest.raises(AdapterError, match="'downsample' is a ModuleList; only Linear layers and plain Conv2d"):
@@ -190,24 +226,37 @@ def test_grouped_convs_and_names_that_are_no_layer_are_refused():
 @pytest.mark.slow
 def test_a_fine_tune_learns_mirrored_controls_from_gameplay_shards(square_base, tmp_path):
     data = write_square_shards(tmp_path / "mirrored", {"train": (4, 24, 1), "val": (2, 25, 2)}, mirrored=True)
-    result = finetune(FinetuneConfig(base=str(square_base), data=str(data), out=str(tmp_path / "adapter"),
-                                     lora=LoraSettings(rank=4), steps=60, lr=1e-2, batch_size=8, threads=1,
-                                     progress=False))
+    result = finetune(
+        FinetuneConfig(
+            base=str(square_base),
+            data=str(data),
+            out=str(tmp_path / "adapter"),
+            lora=LoraSettings(rank=4),
+            steps=60,
+            lr=1e-2,
+            batch_size=8,
+            threads=1,
+            progress=False,
+        )
+    )
     held_out = result["held_out"]
-    print("\nmirrored square, held-out base -> LoRA: " + ", ".join(
-        f"{name} {v['base']:.4f} -> {v['finetuned']:.4f}" for name, v in held_out.items())
-        + f"; {result['seconds']} s, {result['adapter_parameters']} adapter parameters", file=sys.stderr)
+    print(
+        "\nmirrored square, held-out base -> LoRA: "
+        + ", ".join(f"{name} {v['base']:.4f} -> {v['finetuned']:.4f}" for name, v in held_out.items())
+        + f"; {result['seconds']} s, {result['adapter_parameters']} adapter parameters",
+        file=sys.stderr,
+    )
     mse, copy = held_out["dynamics_mse"], held_out["copy_last_mse"]["base"]
-    assert mse["base"] > copy                          # the base moves the square the wrong way
+    assert mse["base"] > copy  # the base moves the square the wrong way
     assert mse["finetuned"] < 0.5 * mse["base"] and mse["finetuned"] < 0.75 * copy  # the fine-tune follows the keys
     assert held_out["action_gap_relative"]["base"] < 0 < 0.4 < held_out["action_gap_relative"]["finetuned"]
-    assert held_out["decoder_psnr"]["base"] == held_out["decoder_psnr"]["finetuned"]   # the upsampler is not adapted
+    assert held_out["decoder_psnr"]["base"] == held_out["decoder_psnr"]["finetuned"]  # the upsampler is not adapted
     assert result["family"] == "frames" and result["targets"] == ["conv1", "conv2", "film"]
     assert result["game"] == "mirrored-square" and result["data_frames"] == 4 * 24
 
     run = load_run_config(tmp_path / "adapter.run" / "config.yaml")
     assert run.stage == "frames" and run.data.clip_len == 2 + run.frames.unroll == 5 and run.data.stride == 1
-    assert not (tmp_path / "adapter.run" / "tokens").exists()            # no tokenizer, no encode step
+    assert not (tmp_path / "adapter.run" / "tokens").exists()  # no tokenizer, no encode step
     card = check_card((tmp_path / "adapter" / "README.md").read_text(), finetune=True)
     assert "held-out dynamics MSE, keys shuffled" in card.text and "conv1, conv2, film" in card.text
 
@@ -220,11 +269,29 @@ def frames_base(folder) -> str:
 def test_cli_fine_tunes_a_frames_base_on_gameplay_shards(tmp_path, capsys):
     base = frames_base(tmp_path / "base")
     play = write_square_shards(tmp_path / "play", {"train": (2, 8, 1), "val": (1, 10, 2)})
-    code = main(["finetune", "--base", base, "--data", str(play), "--out", str(tmp_path / "mine"), "--steps", "2",
-                 "--batch-size", "2", "--threads", "1", "--rank", "2", "--no-progress"])
+    code = main(
+        [
+            "finetune",
+            "--base",
+            base,
+            "--data",
+            str(play),
+            "--out",
+            str(tmp_path / "mine"),
+            "--steps",
+            "2",
+            "--batch-size",
+            "2",
+            "--threads",
+            "1",
+            "--rank",
+            "2",
+            "--no-progress",
+        ]
+    )
     printed = capsys.readouterr()
     assert code == 0, printed.err
-    result = json.loads(printed.out[printed.out.rindex("\n{") + 1:])
+    result = json.loads(printed.out[printed.out.rindex("\n{") + 1 :])
     assert result["steps"] == 2 and result["family"] == "frames"
     assert set(result["held_out"]) == set(FramesStage.val_metrics)
     assert {CONFIG_FILE, WEIGHTS_FILE, "README.md", CURVE_FILE} <= {p.name for p in (tmp_path / "mine").iterdir()}
@@ -240,18 +307,35 @@ def test_token_shards_and_qlora_for_a_frames_base_are_refused_before_any_work(tm
     assert main(["finetune", "--base", base, "--data", str(tokens), "--out", str(tmp_path / "a"), "--no-progress"]) == 2
     err = capsys.readouterr().err
     assert "holds token shards, but" in err and "frames-family model" in err and "pocketworld ingest" in err
-    monkeypatch.setattr("finetune.train.check_quantization", lambda mode: None)   # as if on CUDA with bitsandbytes
+    monkeypatch.setattr("finetune.train.check_quantization", lambda mode: None)  # as if on CUDA with bitsandbytes
     play = write_gameplay_shards(tmp_path / "play", samples=1, frames=8)
-    assert main(["finetune", "--base", base, "--data", str(play), "--out", str(tmp_path / "a"), "--quantize", "4bit",
-                 "--no-progress"]) == 2
+    assert (
+        main(
+            [
+                "finetune",
+                "--base",
+                base,
+                "--data",
+                str(play),
+                "--out",
+                str(tmp_path / "a"),
+                "--quantize",
+                "4bit",
+                "--no-progress",
+            ]
+        )
+        == 2
+    )
     assert "is a frames-family model (convolutions): fine-tune it with --quantize none" in capsys.readouterr().err
     assert not (tmp_path / "a").exists() and not (tmp_path / "a.run").exists()
 
 
 def test_the_fine_tune_tab_runs_a_frames_base(tmp_path):
     base = frames_base(tmp_path / "base")
-    play = write_gameplay_shards(tmp_path / "play", samples=1, frames=40)   # ingest asks for 33 or more
-    queue = FinetuneQueue(FinetuneTabConfig(work_dir=tmp_path / "jobs", batch_size=1, threads=1))  # clip_len 16: tokens only
+    play = write_gameplay_shards(tmp_path / "play", samples=1, frames=40)  # ingest asks for 33 or more
+    queue = FinetuneQueue(
+        FinetuneTabConfig(work_dir=tmp_path / "jobs", batch_size=1, threads=1)
+    )  # clip_len 16: tokens only
     job, note = queue.submit(base, str(play), None, "Squares", 2, 2)
     assert job, note
     wait_for(queue, job, "done")

@@ -13,8 +13,14 @@ from PIL import Image
 
 from core import actions as vocab
 from core.data.shards import Sample, ShardWriter, list_shards, read_shard
-from finetune.errors import (ActionLogError, CorruptInputError, IngestError, LengthMismatchError, LimitError,
-                             UnsafeArchiveError)
+from finetune.errors import (
+    ActionLogError,
+    CorruptInputError,
+    IngestError,
+    LengthMismatchError,
+    LimitError,
+    UnsafeArchiveError,
+)
 from finetune.ingest import IngestConfig, ingest
 from finetune.sources import Limits
 
@@ -105,19 +111,23 @@ def test_png_folder_and_our_own_shards(tmp_path):
     ingest(folder, tmp_path / "out", config=SMALL, progress=False)
     ingest(tmp_path / "out", tmp_path / "again", config=SMALL, progress=False)  # shards in, shards out
     first, second = samples(tmp_path / "out"), samples(tmp_path / "again")
-    assert all(np.array_equal(a.frames, b.frames) and np.array_equal(a.actions, b.actions)
-               for a, b in zip(first, second))
+    assert all(
+        np.array_equal(a.frames, b.frames) and np.array_equal(a.actions, b.actions) for a, b in zip(first, second)
+    )
 
 
-@pytest.mark.parametrize("log, error, message", [
-    ("frame,keys\n0,LEFT\n1,JUMP\n", ActionLogError, "line 3: unknown action 'JUMP'"),
-    ("frame,keys\n0,LEFT\n2,LEFT\n", ActionLogError, "line 3: skips to frame 2"),
-    ("frame,keys\n0,LEFT\n0,LEFT\n", ActionLogError, "line 3: repeats frame 0"),
-    ("frame,keys\nx,LEFT\n", ActionLogError, "line 2: frame 'x' is not a whole number"),
-    ("time,action\n0,LEFT\n", ActionLogError, "line 1: expected the header 'frame,keys'"),
-    ("frame,keys\n0,LEFT,FIRE\n", ActionLogError, "line 2: expected 2 columns"),
-    ("frame,keys\n", ActionLogError, "has no frames"),
-])
+@pytest.mark.parametrize(
+    "log, error, message",
+    [
+        ("frame,keys\n0,LEFT\n1,JUMP\n", ActionLogError, "line 3: unknown action 'JUMP'"),
+        ("frame,keys\n0,LEFT\n2,LEFT\n", ActionLogError, "line 3: skips to frame 2"),
+        ("frame,keys\n0,LEFT\n0,LEFT\n", ActionLogError, "line 3: repeats frame 0"),
+        ("frame,keys\nx,LEFT\n", ActionLogError, "line 2: frame 'x' is not a whole number"),
+        ("time,action\n0,LEFT\n", ActionLogError, "line 1: expected the header 'frame,keys'"),
+        ("frame,keys\n0,LEFT,FIRE\n", ActionLogError, "line 2: expected 2 columns"),
+        ("frame,keys\n", ActionLogError, "has no frames"),
+    ],
+)
 def test_bad_csv_logs(tmp_path, log, error, message):
     write_video(tmp_path / "run.mp4", 10)
     (tmp_path / "log.csv").write_text(log)
@@ -126,17 +136,20 @@ def test_bad_csv_logs(tmp_path, log, error, message):
     assert not (tmp_path / "out").exists()
 
 
-@pytest.mark.parametrize("log, message", [
-    ('{"actions": ["LEFT", 3, true]}', "entry 2: expected keys as a string"),
-    ('{"actions": ["LEFT", {"frame": 1}]}', "entry 1: expected {'frame': N, 'keys': ...}"),
-    ('{"actions": [{"frame": "0", "keys": "UP"}]}', "entry 0: 'frame' must be a whole number"),
-    ('{"actions": ["LEFT", 99]}', "entry 1: invalid action 99"),
-    ('{"actions": [["ArrowLeft", "q"]]}', "entry 0: unknown key 'q'"),
-    ('{"fps": "fast", "actions": ["UP"]}', "'fps' must be a number"),
-    ('{"keys": ["UP"]}', "unexpected keys"),
-    ('"UP"', "got a JSON str"),
-    ('[\n"UP",\n', "line 3: not valid JSON"),
-])
+@pytest.mark.parametrize(
+    "log, message",
+    [
+        ('{"actions": ["LEFT", 3, true]}', "entry 2: expected keys as a string"),
+        ('{"actions": ["LEFT", {"frame": 1}]}', "entry 1: expected {'frame': N, 'keys': ...}"),
+        ('{"actions": [{"frame": "0", "keys": "UP"}]}', "entry 0: 'frame' must be a whole number"),
+        ('{"actions": ["LEFT", 99]}', "entry 1: invalid action 99"),
+        ('{"actions": [["ArrowLeft", "q"]]}', "entry 0: unknown key 'q'"),
+        ('{"fps": "fast", "actions": ["UP"]}', "'fps' must be a number"),
+        ('{"keys": ["UP"]}', "unexpected keys"),
+        ('"UP"', "got a JSON str"),
+        ('[\n"UP",\n', "line 3: not valid JSON"),
+    ],
+)
 def test_bad_json_logs(tmp_path, log, message):
     write_video(tmp_path / "run.mp4", 10)
     (tmp_path / "log.json").write_text(log)
@@ -166,9 +179,12 @@ def test_corrupt_truncated_empty_and_wrong_type_files(tmp_path):
     data = (tmp_path / "run.gif").read_bytes()
     (tmp_path / "cut.gif").write_bytes(data[: len(data) // 2])
     (tmp_path / "notes.txt").write_text("hello")
-    cases = [("text.mp4", CorruptInputError, "not a readable video"), ("empty.webm", CorruptInputError, "is empty"),
-             ("cut.gif", CorruptInputError, "corrupt or truncated after frame"),
-             ("notes.txt", IngestError, "unsupported input type '.txt'")]
+    cases = [
+        ("text.mp4", CorruptInputError, "not a readable video"),
+        ("empty.webm", CorruptInputError, "is empty"),
+        ("cut.gif", CorruptInputError, "corrupt or truncated after frame"),
+        ("notes.txt", IngestError, "unsupported input type '.txt'"),
+    ]
     for name, error, message in cases:
         with pytest.raises(error, match=message):
             ingest(tmp_path / name, tmp_path / "out", tmp_path / "log.csv", SMALL, progress=False)
@@ -207,7 +223,7 @@ def test_unsafe_and_oversized_zips(tmp_path):
     with pytest.raises(UnsafeArchiveError, match="'../../evil.png' has a path that escapes"):
         ingest(tmp_path / "slip.zip", tmp_path / "out", config=SMALL, progress=False)
     with zipfile.ZipFile(tmp_path / "bomb.zip", "w", compression=zipfile.ZIP_DEFLATED) as archive:
-        archive.writestr("0.png", bytes(8 * 2 ** 20))  # 8 MiB of zeros deflates ~1000x
+        archive.writestr("0.png", bytes(8 * 2**20))  # 8 MiB of zeros deflates ~1000x
     with pytest.raises(UnsafeArchiveError, match="expands .*x \\(a zip bomb\\?\\)"):
         ingest(tmp_path / "bomb.zip", tmp_path / "out", config=SMALL, progress=False)
     with zipfile.ZipFile(tmp_path / "big.zip", "w") as archive:
@@ -224,12 +240,19 @@ def test_unsafe_and_oversized_zips(tmp_path):
 def test_size_length_and_resolution_limits(tmp_path):
     write_video(tmp_path / "run.mp4", 10)
     write_log(tmp_path / "log.csv", ["UP"] * 10)
-    for limits, message in [(Limits(max_input_bytes=100), "over the 100 bytes input limit"),
-                            (Limits(max_frames=5), "over the 5-frame length limit"),
-                            (Limits(max_side=32), "64x48, over the 32-pixel limit")]:
+    for limits, message in [
+        (Limits(max_input_bytes=100), "over the 100 bytes input limit"),
+        (Limits(max_frames=5), "over the 5-frame length limit"),
+        (Limits(max_side=32), "64x48, over the 32-pixel limit"),
+    ]:
         with pytest.raises(LimitError, match=message):
-            ingest(tmp_path / "run.mp4", tmp_path / "out", tmp_path / "log.csv",
-                   IngestConfig(chunk=8, min_frames=8, limits=limits), progress=False)
+            ingest(
+                tmp_path / "run.mp4",
+                tmp_path / "out",
+                tmp_path / "log.csv",
+                IngestConfig(chunk=8, min_frames=8, limits=limits),
+                progress=False,
+            )
 
 
 def test_existing_data_is_never_overwritten(tmp_path):
@@ -259,11 +282,39 @@ def test_cli_ingest(tmp_path, capsys):
 
     write_video(tmp_path / "run.webm", 40, codec="libvpx-vp9")
     write_log(tmp_path / "run.csv", ["RIGHT"] * 40)
-    assert main(["ingest", str(tmp_path / "run.webm"), "--out", str(tmp_path / "out"), "--actions",
-                 str(tmp_path / "run.csv"), "--game", "mine", "--chunk", "16", "--no-progress"]) == 0
+    assert (
+        main(
+            [
+                "ingest",
+                str(tmp_path / "run.webm"),
+                "--out",
+                str(tmp_path / "out"),
+                "--actions",
+                str(tmp_path / "run.csv"),
+                "--game",
+                "mine",
+                "--chunk",
+                "16",
+                "--no-progress",
+            ]
+        )
+        == 0
+    )
     assert "wrote 40 frames (1.33 s at 30 FPS) of mine in 1 shard(s)" in capsys.readouterr().out
     assert json.loads((tmp_path / "out" / "ingest.json").read_text())["split_frames"] == {"train": 32, "val": 8}
     write_log(tmp_path / "bad.csv", ["RIGHT"] * 39 + ["KICK"])
-    assert main(["ingest", str(tmp_path / "run.webm"), "--out", str(tmp_path / "out2"), "--actions",
-                 str(tmp_path / "bad.csv"), "--no-progress"]) == 2
+    assert (
+        main(
+            [
+                "ingest",
+                str(tmp_path / "run.webm"),
+                "--out",
+                str(tmp_path / "out2"),
+                "--actions",
+                str(tmp_path / "bad.csv"),
+                "--no-progress",
+            ]
+        )
+        == 2
+    )
     assert "bad.csv line 41: unknown action 'KICK'" in capsys.readouterr().err

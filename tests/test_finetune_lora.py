@@ -6,13 +6,24 @@ import json
 import numpy as np
 import pytest
 import torch
+from conftest import tiny_config
 from safetensors.torch import load_file, save_file
 
-from conftest import tiny_config
 from core.session import WorldSession
 from core.world_model import WorldModel
-from finetune.lora import (CONFIG_FILE, DEFAULT_TARGETS, WEIGHTS_FILE, AdapterError, LoraSettings, add_lora,
-                           load_adapter, merge_adapter, save_adapter, trainable_parameters, validate_adapter)
+from finetune.lora import (
+    CONFIG_FILE,
+    DEFAULT_TARGETS,
+    WEIGHTS_FILE,
+    AdapterError,
+    LoraSettings,
+    add_lora,
+    load_adapter,
+    merge_adapter,
+    save_adapter,
+    trainable_parameters,
+    validate_adapter,
+)
 
 BASE = "test-tiny"
 
@@ -23,7 +34,8 @@ def base_model(seed: int = 0, **dynamics) -> WorldModel:
 
 
 def adapted(tmp_path, rank: int = 4):
-    """A base model, and an adapter for it with non-zero updates (peft starts lora_B at zero) saved to tmp_path/adapter."""
+    """A base model, and an adapter for it with non-zero updates (peft starts lora_B at zero), saved to
+    tmp_path/adapter."""
     model = add_lora(base_model(), BASE, LoraSettings(rank=rank))
     with torch.no_grad():
         for name, parameter in model.named_parameters():
@@ -77,7 +89,7 @@ def test_load_matches_trained_and_merged_matches_unmerged(tmp_path):
         merged = merge_adapter(loaded).dynamics(tokens, actions)
     assert (expected - plain).abs().max() > 1e-2  # the adapter changes the model...
     torch.testing.assert_close(unmerged, expected, atol=1e-5, rtol=1e-5)  # ...reloads exactly...
-    torch.testing.assert_close(merged, unmerged, atol=1e-4, rtol=1e-4)    # ...and merges into the same function
+    torch.testing.assert_close(merged, unmerged, atol=1e-4, rtol=1e-4)  # ...and merges into the same function
     assert not any("lora" in name for name, _ in loaded.named_parameters())
 
 
@@ -109,11 +121,13 @@ def test_modified_adapters_are_rejected(tmp_path):
     save_file(tensors, folder / WEIGHTS_FILE)
 
     config = json.loads((folder / CONFIG_FILE).read_text())
-    for change, message in [({"r": "4"}, "r must be a positive whole number"),
-                            ({"peft_type": "IA3"}, "peft_type is 'IA3'"),
-                            ({"base_model_name_or_path": None}, "base model is unknown"),
-                            ({"use_dora": True}, "only plain LoRA"),
-                            ({"secret_field": 1}, r"unknown field\(s\) \['secret_field'\]")]:
+    for change, message in [
+        ({"r": "4"}, "r must be a positive whole number"),
+        ({"peft_type": "IA3"}, "peft_type is 'IA3'"),
+        ({"base_model_name_or_path": None}, "base model is unknown"),
+        ({"use_dora": True}, "only plain LoRA"),
+        ({"secret_field": 1}, r"unknown field\(s\) \['secret_field'\]"),
+    ]:
         (folder / CONFIG_FILE).write_text(json.dumps({**config, **change}))
         expect(message)
     (folder / CONFIG_FILE).write_text(json.dumps(config))

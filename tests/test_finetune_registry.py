@@ -8,15 +8,15 @@ import json
 import numpy as np
 import pytest
 import torch
+from conftest import tiny_config
+from hub_server import FakeHub
 from huggingface_hub import constants
 
-from conftest import tiny_config
 from core.cli import main
 from core.session import WorldSession
 from core.world_model import WorldModel
-from finetune.registry import AuthError, HubRegistry, LocalRegistry, RegistryError, RepoTakenError
 from finetune.lora import WEIGHTS_FILE, AdapterError, add_lora, load_adapter, save_adapter
-from hub_server import FakeHub
+from finetune.registry import AuthError, HubRegistry, LocalRegistry, RegistryError, RepoTakenError
 
 BASE = "test-tiny"
 TOKEN = "hf_secret_alice_token"
@@ -144,5 +144,6 @@ def test_cli_push_list_pull(tmp_path, adapter, hub, monkeypatch, capsys):
     assert main(["push", str(adapter), "--repo", "jumpy", "--registry", "hub", "--game", "Jumpy"]) == 2
     out, err = capsys.readouterr()
     assert "already exists" in err and TOKEN not in out + err
-    assert TOKEN not in "".join(p.read_text(errors="ignore") for p in tmp_path.rglob("*") if p.is_file()
-                                and "hf-home" not in p.parts)
+    assert TOKEN not in "".join(
+        p.read_text(errors="ignore") for p in tmp_path.rglob("*") if p.is_file() and "hf-home" not in p.parts
+    )

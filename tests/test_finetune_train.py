@@ -31,9 +31,26 @@ def toy_base(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("base")
     init = save_tiny_model(tmp / "init", n_layers=1)
     toy = write_token_shards(tmp / "toy", init, samples=6, frames=16)
-    run_stage(load_run_config(None, run_overrides(tmp, tmp / "init", toy, "run", steps=30, **{
-        "data.clip_len": 8, "data.stride": 8, "optim.lr": 1e-2, "optim.warmup_steps": 3, "log.save_every": 30}),
-        stage="dynamics"))
+    run_stage(
+        load_run_config(
+            None,
+            run_overrides(
+                tmp,
+                tmp / "init",
+                toy,
+                "run",
+                steps=30,
+                **{
+                    "data.clip_len": 8,
+                    "data.stride": 8,
+                    "optim.lr": 1e-2,
+                    "optim.warmup_steps": 3,
+                    "log.save_every": 30,
+                },
+            ),
+            stage="dynamics",
+        )
+    )
     return tmp / "run" / "model", toy
 
 
@@ -43,9 +60,18 @@ def test_lora_learns_a_reskinned_game_and_exports_a_standard_adapter(toy_base, t
     base_dir, toy = toy_base
     base = WorldModel.from_pretrained(base_dir)
     changed = write_token_shards(tmp_path / "reskin", base, samples=6, frames=16, seed=1, game="toy-reskin", **RESKIN)
-    config = FinetuneConfig(base=str(base_dir), data=str(changed), out=str(tmp_path / "adapter"),
-                            lora=LoraSettings(rank=4), steps=40, lr=1e-2, batch_size=2, clip_len=8, threads=1,
-                            progress=False)
+    config = FinetuneConfig(
+        base=str(base_dir),
+        data=str(changed),
+        out=str(tmp_path / "adapter"),
+        lora=LoraSettings(rank=4),
+        steps=40,
+        lr=1e-2,
+        batch_size=2,
+        clip_len=8,
+        threads=1,
+        progress=False,
+    )
     started = time.monotonic()
     result = finetune(config)
     seconds = time.monotonic() - started
@@ -53,9 +79,13 @@ def test_lora_learns_a_reskinned_game_and_exports_a_standard_adapter(toy_base, t
     # the base knows its own game, fails on the reskinned one, and the fine-tune learns it
     own = held_out_metrics(base, index_shards([str(toy)], TOKENS, "val"), run_config(config, base_dir, toy))
     held_out = result["held_out"]
-    print(f"\nbase on the toy: loss {own['loss']:.4f}, accuracy {own['accuracy']:.4f}; on the reskinned toy, base -> LoRA: "
-          + ", ".join(f"{name} {v['base']:.4f} -> {v['finetuned']:.4f}" for name, v in held_out.items())
-          + f"; fine-tune {seconds:.1f} s, {result['adapter_parameters']} adapter parameters", file=sys.stderr)
+    print(
+        f"\nbase on the toy: loss {own['loss']:.4f}, accuracy {own['accuracy']:.4f}; "
+        "on the reskinned toy, base -> LoRA: "
+        + ", ".join(f"{name} {v['base']:.4f} -> {v['finetuned']:.4f}" for name, v in held_out.items())
+        + f"; fine-tune {seconds:.1f} s, {result['adapter_parameters']} adapter parameters",
+        file=sys.stderr,
+    )
     assert own["accuracy"] > 0.95
     assert held_out["accuracy"]["base"] < 0.05 and held_out["accuracy"]["finetuned"] > 0.95
     assert held_out["loss"]["finetuned"] < 0.5 * held_out["loss"]["base"]
@@ -86,22 +116,63 @@ def test_lora_learns_a_reskinned_game_and_exports_a_standard_adapter(toy_base, t
 def test_cli_tokenizes_gameplay_shards_then_fine_tunes(tmp_path, capsys):
     save_tiny_model(tmp_path / "base")
     play = write_gameplay_shards(tmp_path / "play", samples=2, frames=6)
-    code = main(["finetune", "--base", str(tmp_path / "base"), "--data", str(play), "--out", str(tmp_path / "mine"),
-                 "--steps", "2", "--batch-size", "1", "--clip-len", "4", "--threads", "1", "--rank", "2",
-                 "--no-progress"])
+    code = main(
+        [
+            "finetune",
+            "--base",
+            str(tmp_path / "base"),
+            "--data",
+            str(play),
+            "--out",
+            str(tmp_path / "mine"),
+            "--steps",
+            "2",
+            "--batch-size",
+            "1",
+            "--clip-len",
+            "4",
+            "--threads",
+            "1",
+            "--rank",
+            "2",
+            "--no-progress",
+        ]
+    )
     printed = capsys.readouterr()
     assert code == 0, printed.err
-    result = json.loads(printed.out[printed.out.rindex("\n{") + 1:])   # the summary, after the loop's own lines
-    assert result["steps"] == 2 and result["held_out"] == {}             # all of this data is split "train"
-    assert (tmp_path / "mine.run" / "tokens" / "tokens.json").is_file()   # encoded with the base's tokenizer
+    result = json.loads(printed.out[printed.out.rindex("\n{") + 1 :])  # the summary, after the loop's own lines
+    assert result["steps"] == 2 and result["held_out"] == {}  # all of this data is split "train"
+    assert (tmp_path / "mine.run" / "tokens" / "tokens.json").is_file()  # encoded with the base's tokenizer
     assert {CONFIG_FILE, WEIGHTS_FILE, "README.md", CURVE_FILE} <= {p.name for p in (tmp_path / "mine").iterdir()}
     assert json.loads((tmp_path / "mine" / CONFIG_FILE).read_text())["r"] == 2
     assert "synthetic" in (tmp_path / "mine" / "README.md").read_text()
 
     # a finished run resumed (e.g. after a crash while writing OUT): no new steps, the same adapter again
-    code = main(["finetune", "--base", str(tmp_path / "base"), "--data", str(play), "--out", str(tmp_path / "again"),
-                 "--run-dir", str(tmp_path / "mine.run"), "--steps", "2", "--batch-size", "1", "--clip-len", "4",
-                 "--threads", "1", "--rank", "2", "--no-progress", "--resume"])
+    code = main(
+        [
+            "finetune",
+            "--base",
+            str(tmp_path / "base"),
+            "--data",
+            str(play),
+            "--out",
+            str(tmp_path / "again"),
+            "--run-dir",
+            str(tmp_path / "mine.run"),
+            "--steps",
+            "2",
+            "--batch-size",
+            "1",
+            "--clip-len",
+            "4",
+            "--threads",
+            "1",
+            "--rank",
+            "2",
+            "--no-progress",
+            "--resume",
+        ]
+    )
     assert code == 0, capsys.readouterr().err
     assert (tmp_path / "again" / WEIGHTS_FILE).read_bytes() == (tmp_path / "mine" / WEIGHTS_FILE).read_bytes()
 
@@ -109,13 +180,34 @@ def test_cli_tokenizes_gameplay_shards_then_fine_tunes(tmp_path, capsys):
 def test_a_spent_time_budget_stops_training_after_one_step_and_still_saves_the_adapter(tmp_path, capsys):
     save_tiny_model(tmp_path / "base")
     play = write_gameplay_shards(tmp_path / "play", samples=2, frames=6)
-    code = main(["finetune", "--base", str(tmp_path / "base"), "--data", str(play), "--out", str(tmp_path / "mine"),
-                 "--steps", "50", "--minutes", "0.00001", "--batch-size", "1", "--clip-len", "4", "--threads", "1",
-                 "--rank", "2", "--no-progress"])
+    code = main(
+        [
+            "finetune",
+            "--base",
+            str(tmp_path / "base"),
+            "--data",
+            str(play),
+            "--out",
+            str(tmp_path / "mine"),
+            "--steps",
+            "50",
+            "--minutes",
+            "0.00001",
+            "--batch-size",
+            "1",
+            "--clip-len",
+            "4",
+            "--threads",
+            "1",
+            "--rank",
+            "2",
+            "--no-progress",
+        ]
+    )
     printed = capsys.readouterr()
     assert code == 0, printed.err
-    result = json.loads(printed.out[printed.out.rindex("\n{") + 1:])
-    assert result["stopped"] == "time_limit" and result["steps"] == 1   # the encode spent the budget
+    result = json.loads(printed.out[printed.out.rindex("\n{") + 1 :])
+    assert result["stopped"] == "time_limit" and result["steps"] == 1  # the encode spent the budget
     assert (tmp_path / "mine" / WEIGHTS_FILE).is_file()
 
 
@@ -133,12 +225,14 @@ def test_cli_refuses_bad_input_with_one_line(tmp_path, capsys, monkeypatch):
     assert "minutes must be >= 0" in finetune_error(capsys, *ok, "--minutes", "-1")
     assert "unknown base model 'giant'" in finetune_error(capsys, "--base", "giant", "--data", str(tokens))
     monkeypatch.setenv("POCKETWORLD_ZOO", str(tmp_path / "empty-zoo"))
-    assert "no trained weights for 'nano'" in finetune_error(capsys, "--base", "nano", "--data", str(tokens),
-                                                             "--out", str(tmp_path / "a"))
+    assert "no trained weights for 'nano'" in finetune_error(
+        capsys, "--base", "nano", "--data", str(tokens), "--out", str(tmp_path / "a")
+    )
     (tmp_path / "adapter-folder").mkdir()
     (tmp_path / "adapter-folder" / "adapter_config.json").write_text("{}")
     assert "lacks config.json and model.safetensors" in finetune_error(
-        capsys, "--base", str(tmp_path / "adapter-folder"), "--data", str(tokens), "--out", str(tmp_path / "a"))
+        capsys, "--base", str(tmp_path / "adapter-folder"), "--data", str(tokens), "--out", str(tmp_path / "a")
+    )
 
     assert "no such file or folder" in finetune_error(capsys, "--base", str(base), "--data", str(tmp_path / "nope"))
     (tmp_path / "empty").mkdir()
@@ -162,8 +256,9 @@ def test_cli_refuses_bad_input_with_one_line(tmp_path, capsys, monkeypatch):
     # token shards of another tokenizer: refused by the dynamics stage before any step
     other = save_tiny_model(tmp_path / "other", seed=1)
     foreign = write_token_shards(tmp_path / "foreign", other)
-    assert "encoded by tokenizer(s)" in finetune_error(capsys, "--base", str(base), "--data", str(foreign),
-                                                      "--out", str(tmp_path / "b"))
+    assert "encoded by tokenizer(s)" in finetune_error(
+        capsys, "--base", str(base), "--data", str(foreign), "--out", str(tmp_path / "b")
+    )
     assert not (tmp_path / "b").exists()
 
 
@@ -173,6 +268,6 @@ def test_qlora_needs_cuda_and_bitsandbytes(tmp_path, capsys, monkeypatch):
     if not torch.cuda.is_available():
         assert "needs a CUDA GPU" in finetune_error(capsys, *args, "--quantize", "4bit")
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
-    monkeypatch.setitem(sys.modules, "bitsandbytes", None)   # as if it were not installed
+    monkeypatch.setitem(sys.modules, "bitsandbytes", None)  # as if it were not installed
     assert "needs bitsandbytes: pip install 'pocketworld[quant]'" in finetune_error(capsys, *args, "--quantize", "8bit")
     assert not (tmp_path / "q").exists()

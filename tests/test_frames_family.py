@@ -16,8 +16,13 @@ from core.world_model import WeightsError, WorldModel
 def frames_config(**dynamics) -> WorldModelConfig:
     dyn = dict(resolution=16, channels=(8, 16), mid_blocks=1, action_dim=8)
     dyn.update(dynamics)
-    return WorldModelConfig(name="test-frames", family="frames", tokenizer={"resolution": 16}, dynamics=dyn,
-                            decoder={"resolution": 16, "channels": (8, 8, 8, 8, 8)})
+    return WorldModelConfig(
+        name="test-frames",
+        family="frames",
+        tokenizer={"resolution": 16},
+        dynamics=dyn,
+        decoder={"resolution": 16, "channels": (8, 8, 8, 8, 8)},
+    )
 
 
 def test_a_frames_config_builds_its_own_parts_and_round_trips():
@@ -28,13 +33,16 @@ def test_a_frames_config_builds_its_own_parts_and_round_trips():
     assert type(model.dynamics).__name__ == "FrameDynamics" and model.parameter_counts()["tokenizer"] == 0
 
 
-@pytest.mark.parametrize("change, message", [
-    ({"family": "pixels"}, "unknown model family"),
-    ({"tokenizer": {"resolution": 32}}, "small frame's size differs"),
-    ({"dynamics": {"resolution": 16, "action_mode": "cross"}}, "action_mode"),
-    ({"decoder": {"resolution": 16, "channels": (8, 8)}}, "levels"),
-    ({"dynamics": {"resolution": 16, "vocab_size": 512}}, "unknown field"),
-])
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        ({"family": "pixels"}, "unknown model family"),
+        ({"tokenizer": {"resolution": 32}}, "small frame's size differs"),
+        ({"dynamics": {"resolution": 16, "action_mode": "cross"}}, "action_mode"),
+        ({"decoder": {"resolution": 16, "channels": (8, 8)}}, "levels"),
+        ({"dynamics": {"resolution": 16, "vocab_size": 512}}, "unknown field"),
+    ],
+)
 def test_bad_frames_configs_are_named(change, message):
     data = frames_config().to_dict()
     data.update(change)
@@ -45,7 +53,7 @@ def test_bad_frames_configs_are_named(change, message):
 def test_stepping_frame_by_frame_equals_the_clip_forward():
     torch.manual_seed(0)
     model = WorldModel(frames_config(context=3)).dynamics.eval()
-    for p in model.parameters():                      # zero-initialised outputs would make the test trivial
+    for p in model.parameters():  # zero-initialised outputs would make the test trivial
         p.data.add_(0.05 * torch.randn_like(p))
     frames = torch.rand(2, 6, 3, 16, 16) * 2 - 1
     actions = torch.randint(0, 18, (2, 6))
@@ -101,9 +109,12 @@ def test_evaluation_drives_a_frames_model(tmp_path):
     assert teacher_forced(model, frames, actions, inputs).shape == (4, 256, 256, 3)
     steps = list(rollout(model, frames[:2], np.zeros((2, 3), np.int64)))
     assert len(steps) == 3 and steps[0].shape == (2, 256, 256, 3)
-    true, shuffled = action_loss_gap(model.dynamics, torch.stack([inputs, inputs]), torch.stack(
-        [torch.as_tensor(actions), torch.as_tensor(actions[::-1].copy())]))
-    assert true == pytest.approx(shuffled)       # untrained: the keys are not used yet
+    true, shuffled = action_loss_gap(
+        model.dynamics,
+        torch.stack([inputs, inputs]),
+        torch.stack([torch.as_tensor(actions), torch.as_tensor(actions[::-1].copy())]),
+    )
+    assert true == pytest.approx(shuffled)  # untrained: the keys are not used yet
 
 
 def test_the_frames_stage_trains_and_exports_a_model_that_plays(tmp_path):
@@ -116,19 +127,46 @@ def test_the_frames_stage_trains_and_exports_a_model_that_plays(tmp_path):
     architecture.write_text(json.dumps(frames_config().to_dict()))
     shards = write_gameplay_shards(tmp_path / "frames", samples=2, frames=8)
     write_gameplay_shards(tmp_path / "frames-val", samples=1, frames=8, split="val")
-    config = load_run_config(None, [
-        f"model.variant={architecture}", f"out={tmp_path / 'run'}", f"data.train=[{shards}]",
-        f"data.val=[{tmp_path / 'frames-val'}]", "data.clip_len=5", "data.stride=1", "data.val_clips=2",
-        "train.batch_size=2", "train.steps=3", "log.every=1", "log.val_every=3", "log.save_every=3",
-        "log.sample_every=3", "log.progress=false", "log.tensorboard=false", "optim.warmup_steps=1"], stage="frames")
+    config = load_run_config(
+        None,
+        [
+            f"model.variant={architecture}",
+            f"out={tmp_path / 'run'}",
+            f"data.train=[{shards}]",
+            f"data.val=[{tmp_path / 'frames-val'}]",
+            "data.clip_len=5",
+            "data.stride=1",
+            "data.val_clips=2",
+            "train.batch_size=2",
+            "train.steps=3",
+            "log.every=1",
+            "log.val_every=3",
+            "log.save_every=3",
+            "log.sample_every=3",
+            "log.progress=false",
+            "log.tensorboard=false",
+            "optim.warmup_steps=1",
+        ],
+        stage="frames",
+    )
     run_stage(config)
     val = [line for line in read_metrics(tmp_path / "run" / "metrics.jsonl") if line["split"] == "val"][-1]
     assert val["dynamics_mse"] >= 0 and val["decoder_psnr"] > 0 and "action_gap_relative" in val
     model = WorldModel.from_pretrained(tmp_path / "run" / "model")
     assert model.config.family == "frames"
     with pytest.raises(ConfigError, match="clip_len"):
-        run_stage(load_run_config(None, [f"model.variant={architecture}", f"out={tmp_path / 'run2'}",
-                                         f"data.train=[{shards}]", "data.clip_len=3"], stage="frames"))
+        run_stage(
+            load_run_config(
+                None,
+                [
+                    f"model.variant={architecture}",
+                    f"out={tmp_path / 'run2'}",
+                    f"data.train=[{shards}]",
+                    "data.clip_len=3",
+                ],
+                stage="frames",
+            )
+        )
 
 
 def test_the_onnx_decoder_plays_a_frames_model_as_torch_does():
@@ -138,7 +176,7 @@ def test_the_onnx_decoder_plays_a_frames_model_as_torch_does():
 
     torch.manual_seed(0)
     model = WorldModel(frames_config()).eval()
-    torch.nn.init.normal_(model.decoder.to_rgb.weight, std=0.1)   # zero-initialised output would hide a mismatch
+    torch.nn.init.normal_(model.decoder.to_rgb.weight, std=0.1)  # zero-initialised output would hide a mismatch
     prepared = prepare(model, EngineConfig("fp32", "onnx"))
     small, prev = torch.rand(2, 3, 16, 16) * 2 - 1, torch.rand(2, 3, 256, 256) * 2 - 1
     with torch.no_grad():
@@ -152,17 +190,16 @@ def moving_squares(n: int, generator: torch.Generator) -> tuple[torch.Tensor, to
     ys = torch.randint(0, 24, (n,), generator=generator)
     moves = torch.randint(0, 2, (n,), generator=generator) * 8 - 4
     for i, (x, y, m) in enumerate(zip(xs.tolist(), ys.tolist(), moves.tolist())):
-        prev[i, :, y:y + 8, x:x + 8] = 1
-        nxt[i, :, y:y + 8, x + m:x + m + 8] = 1
+        prev[i, :, y : y + 8, x : x + 8] = 1
+        nxt[i, :, y : y + 8, x + m : x + m + 8] = 1
     return prev, nxt
 
 
 def test_the_upsampler_draws_a_sprite_where_the_small_frame_moved_it():
     """What the upsampler is for: the small frame says the sprite moved, the previous full frame has it where
     it was; the upsampler must draw it at the new place (nano v2's first upsampler redrew the old one)."""
-    from core.config import UpsamplerConfig
+    from core.config import FramePoolConfig, UpsamplerConfig
     from core.frame_codec import FramePool, FrameUpsampler
-    from core.config import FramePoolConfig
     from core.tokenizer import reconstruction_loss
     from core.train.frames import changed_mask, masked_psnr
 
@@ -199,24 +236,50 @@ def test_the_upsampler_trains_alone_on_a_dynamics_taken_from_another_model(tmp_p
         p.data.add_(0.05 * torch.randn_like(p))
     source.save_pretrained(tmp_path / "source")
     wider = frames_config().to_dict()
-    wider["decoder"]["channels"] = [8, 8, 8, 8, 16]        # another upsampler: it cannot be loaded, only replaced
+    wider["decoder"]["channels"] = [8, 8, 8, 8, 16]  # another upsampler: it cannot be loaded, only replaced
     architecture = tmp_path / "architecture.json"
     architecture.write_text(json.dumps(wider))
     shards = write_gameplay_shards(tmp_path / "frames", samples=2, frames=8)
-    common = [f"model.variant={architecture}", f"model.init={tmp_path / 'source'}", f"data.train=[{shards}]",
-              "data.clip_len=5", "data.stride=1", "data.val_clips=2", "train.batch_size=2", "train.steps=2",
-              "log.every=1", "log.val_every=2", "log.sample_every=0", "log.progress=false",
-              "log.tensorboard=false", "optim.warmup_steps=1"]
-    run_stage(load_run_config(None, common + [f"out={tmp_path / 'run'}", "model.init_parts=[dynamics]",
-                                              "frames.freeze_dynamics=true", "frames.predicted_share=0.5",
-                                              "frames.changed_weight=10"], stage="frames"))
-    before, after = load_file(str(tmp_path / "source" / "model.safetensors")), load_file(
-        str(tmp_path / "run" / "model" / "model.safetensors"))
+    common = [
+        f"model.variant={architecture}",
+        f"model.init={tmp_path / 'source'}",
+        f"data.train=[{shards}]",
+        "data.clip_len=5",
+        "data.stride=1",
+        "data.val_clips=2",
+        "train.batch_size=2",
+        "train.steps=2",
+        "log.every=1",
+        "log.val_every=2",
+        "log.sample_every=0",
+        "log.progress=false",
+        "log.tensorboard=false",
+        "optim.warmup_steps=1",
+    ]
+    run_stage(
+        load_run_config(
+            None,
+            common
+            + [
+                f"out={tmp_path / 'run'}",
+                "model.init_parts=[dynamics]",
+                "frames.freeze_dynamics=true",
+                "frames.predicted_share=0.5",
+                "frames.changed_weight=10",
+            ],
+            stage="frames",
+        )
+    )
+    before, after = (
+        load_file(str(tmp_path / "source" / "model.safetensors")),
+        load_file(str(tmp_path / "run" / "model" / "model.safetensors")),
+    )
     dynamics = [k for k in before if k.startswith("dynamics.")]
     assert dynamics and all(torch.equal(before[k], after[k]) for k in dynamics)
-    assert after["decoder.to_rgb.weight"].abs().sum() > 0           # the upsampler learnt (from zero)
+    assert after["decoder.to_rgb.weight"].abs().sum() > 0  # the upsampler learnt (from zero)
     with pytest.raises(ConfigError, match="init_parts"):
         load_run_config(None, common[:1] + [f"out={tmp_path / 'x'}", "model.init_parts=[dynamics]"], stage="frames")
     with pytest.raises(ConfigError, match="init_parts"):
-        run_stage(load_run_config(None, common + [f"out={tmp_path / 'y'}", "model.init_parts=[decoder]"],
-                                  stage="frames"))
+        run_stage(
+            load_run_config(None, common + [f"out={tmp_path / 'y'}", "model.init_parts=[decoder]"], stage="frames")
+        )

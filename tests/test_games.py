@@ -3,8 +3,7 @@
 import numpy as np
 import pytest
 
-from core.games import GAMES, first_frame, make_game, unflatten_state
-from core.games import maze, platformer, shooter
+from core.games import GAMES, first_frame, make_game, maze, platformer, shooter, unflatten_state
 from core.games.art import TILE, TilesetError
 from core.games.base import GameConfig
 
@@ -57,8 +56,13 @@ def test_platformer_gravity_and_ground_on_state():
     assert velocities[0] < 0 and game.pos[0, 1] == y0  # jumped up, landed back on the same ground
 
 
-@pytest.mark.parametrize("name, solid_tiles, box", [("platformer", (platformer.GROUND, platformer.BRICK), (platformer.PLAYER_W, platformer.PLAYER_H)),
-                                                    ("maze", (maze.WALL,), (maze.BOX, maze.BOX))])
+@pytest.mark.parametrize(
+    "name, solid_tiles, box",
+    [
+        ("platformer", (platformer.GROUND, platformer.BRICK), (platformer.PLAYER_W, platformer.PLAYER_H)),
+        ("maze", (maze.WALL,), (maze.BOX, maze.BOX)),
+    ],
+)
 def test_player_never_overlaps_walls(name, solid_tiles, box):
     game = make_game(name, num_envs=8, render=False)
     game.reset(np.arange(8))

@@ -35,8 +35,11 @@ def test_cartpole_through_the_adapter(tmp_path):
     assert state.shape == (2, 4) and state[0, 1] < 0 < state[1, 1]  # cart velocity follows the push
     assert (frames[0] != frames[1]).any() and not done.any()
 
-    summary = Collector(CollectConfig(game="gym:CartPole-v1", agent="random", frames=64, num_envs=2, chunk=32),
-                        tmp_path / "cartpole", progress=False).run()
+    summary = Collector(
+        CollectConfig(game="gym:CartPole-v1", agent="random", frames=64, num_envs=2, chunk=32),
+        tmp_path / "cartpole",
+        progress=False,
+    ).run()
     sample = next(read_shard(list_shards(tmp_path / "cartpole")[0]))
     assert summary["frames_written"] >= 64 and sample.meta["state_layout"] == {"observation": [0, 4, 4]}
 

@@ -160,8 +160,9 @@ def test_cuda_kernel_equals_reference():
     x, dt, A, B, C, D, h0 = (inputs[k] for k in ("x", "dt", "A", "B", "C", "D", "initial_state"))
     y_ref, final_ref = ssd_scan(x, dt, A, B, C, 8, D=D, initial_state=h0, return_final_state=True)
     for chunk_size in (8, 16, 64):
-        y, final = _fused_chunk_scan()(x, dt, A, B[:, :, None], C[:, :, None], chunk_size, D=D,
-                                       initial_states=h0, return_final_states=True)
+        y, final = _fused_chunk_scan()(
+            x, dt, A, B[:, :, None], C[:, :, None], chunk_size, D=D, initial_states=h0, return_final_states=True
+        )
         assert rel_err(y, y_ref) < 5e-3
         assert rel_err(final, final_ref) < 5e-3
 

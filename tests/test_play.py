@@ -14,13 +14,13 @@ from PIL import Image
 
 from core import actions
 from core.play.controller import START_GAME, START_UPLOAD, WELCOME, Player, PlayerConfig
-from core.play.sessions_bench import bench_sessions
 from core.play.models import ModelChoice, registry_choices
 from core.play.page import PLAY_JS, hud_line, message_html
-from core.play.recording import Recording, RecordingConfig, RecordingError
-from core.play.stream import MAX_IN_FLIGHT, STREAM_PATH, unpack_frame
 from core.play.play_session import PlaySession, PlaySessionConfig, SessionExpired, keys_to_action, parse_key_state
+from core.play.recording import Recording, RecordingConfig, RecordingError
+from core.play.sessions_bench import bench_sessions
 from core.play.stats import FrameStats
+from core.play.stream import MAX_IN_FLIGHT, STREAM_PATH, unpack_frame
 from core.play.upload import StartImageError, UploadConfig, load_start_image
 from core.world_model import WorldModel
 from finetune.registry import ModelEntry
@@ -78,9 +78,12 @@ def test_the_hud_shows_a_dash_not_zero_before_anything_was_measured():
     node = shutil.which("node")
     if node is None:
         pytest.skip("the page's half of the HUD is JavaScript: node runs it")
-    script = ("const window = {}; const performance = { now: () => 0 };" + PLAY_JS.read_text(encoding="utf-8") +
-              "const pw = window.__pocketworld; console.log(pw.hudText(pw.report())); pw.keyLatencies.push(164.4, 241);"
-              "console.log(pw.hudText(pw.report()));")
+    script = (
+        "const window = {}; const performance = { now: () => 0 };"
+        + PLAY_JS.read_text(encoding="utf-8")
+        + "const pw = window.__pocketworld; console.log(pw.hudText(pw.report())); pw.keyLatencies.push(164.4, 241);"
+        "console.log(pw.hudText(pw.report()));"
+    )
     before, after = subprocess.run([node, "-e", script], capture_output=True, text=True, check=True).stdout.splitlines()
     assert before == "0.0 FPS · key→frame p50 – p95 –"
     assert after == "0.0 FPS · key→frame p50 241 ms p95 241 ms"
@@ -94,14 +97,17 @@ def test_an_uploaded_image_is_letterboxed_to_the_frame_size(tmp_path):
     assert (frame[0, 0] == 0).all() and (frame[128, 128] == (255, 0, 0)).all()  # black bars, red middle
 
 
-@pytest.mark.parametrize("case, message", [
-    ("missing", "no image uploaded"),
-    ("empty", "is empty"),
-    ("text", "not an image"),
-    ("truncated", "could not be decoded"),
-    ("big_file", "the limit is"),
-    ("many_pixels", "megapixels"),
-])
+@pytest.mark.parametrize(
+    "case, message",
+    [
+        ("missing", "no image uploaded"),
+        ("empty", "is empty"),
+        ("text", "not an image"),
+        ("truncated", "could not be decoded"),
+        ("big_file", "the limit is"),
+        ("many_pixels", "megapixels"),
+    ],
+)
 def test_bad_uploads_say_what_is_wrong(tmp_path, case, message):
     config = UploadConfig(max_bytes=50_000, max_pixels=1_000_000)
     path = tmp_path / f"{case}.png"
@@ -125,6 +131,7 @@ def test_bad_uploads_say_what_is_wrong(tmp_path, case, message):
 
 def test_recordings_save_as_gif_and_mp4_and_keep_only_the_last_frames(tmp_path):
     import av
+
     recording = Recording(RecordingConfig(max_frames=5))
     with pytest.raises(RecordingError, match="nothing to save"):
         recording.save(tmp_path / "x.gif", "gif")
@@ -177,14 +184,26 @@ def test_the_picker_marks_models_without_weights_and_says_how_to_get_them(zoo_wi
 
 
 def test_registry_fine_tunes_are_playable_when_their_base_is(zoo_with_nano):
-    registry = type("Registry", (), {"list": lambda self: [
-        ModelEntry("alice/mario", "/x", "pocketworld/nano", "platformer"),
-        ModelEntry("bob/zelda", "/y", "pocketworld/base", "maze"),
-        ModelEntry("eve/odd", "/z", "gpt2", None)]})()
+    registry = type(
+        "Registry",
+        (),
+        {
+            "list": lambda self: [
+                ModelEntry("alice/mario", "/x", "pocketworld/nano", "platformer"),
+                ModelEntry("bob/zelda", "/y", "pocketworld/base", "maze"),
+                ModelEntry("eve/odd", "/z", "gpt2", None),
+            ]
+        },
+    )()
     choices = {c.value: c for c in registry_choices(registry)}
     assert choices["registry:alice/mario"].playable
-    assert not choices["registry:bob/zelda"].playable and "no trained weights" in choices["registry:bob/zelda"].how_to_get
-    assert isinstance(choices["registry:eve/odd"], ModelChoice) and "not one of the zoo" in choices["registry:eve/odd"].how_to_get
+    assert (
+        not choices["registry:bob/zelda"].playable and "no trained weights" in choices["registry:bob/zelda"].how_to_get
+    )
+    assert (
+        isinstance(choices["registry:eve/odd"], ModelChoice)
+        and "not one of the zoo" in choices["registry:eve/odd"].how_to_get
+    )
 
 
 def test_the_controller_plays_a_level_and_saves_what_was_played(zoo_with_nano, tmp_path):
@@ -227,7 +246,8 @@ def test_an_uploaded_image_starts_a_session(zoo_with_nano, tmp_path):
     path = tmp_path / "shot.png"
     Image.fromarray(sprite_frames(1)[0]).save(path)
     session, html, running = Player(PlayerConfig(recordings_dir=tmp_path, loop="timer")).start(
-        None, "nano", START_UPLOAD, "", 0, str(path))
+        None, "nano", START_UPLOAD, "", 0, str(path)
+    )
     assert running and session.start_label == "uploaded image shot.png" and "data:image/jpeg" in html
 
 
@@ -235,7 +255,7 @@ def test_the_frame_stream_plays_a_session_over_a_websocket(zoo_with_nano, tmp_pa
     from fastapi import FastAPI
     from fastapi.testclient import TestClient
 
-    player = Player(PlayerConfig(recordings_dir=tmp_path))       # the default loop: the WebSocket stream
+    player = Player(PlayerConfig(recordings_dir=tmp_path))  # the default loop: the WebSocket stream
     session, html, running = player.start(None, "nano", START_GAME, "maze", 3, None)
     assert not running, "the timer must stay off while frames stream"
     token = re.search(r'data-pw-stream="([^"]+)"', html).group(1)
@@ -253,14 +273,14 @@ def test_the_frame_stream_plays_a_session_over_a_websocket(zoo_with_nano, tmp_pa
                 ws.send_text("ack")
             assert headers[-1]["key_seq"] == 5 and "UPFIRE" in headers[-1]["hud"]
             assert [h["start_id"] for h in headers] == [session.start_id] * 4
-            assert session.frame_index >= 4 and len(session.recording) >= 5   # streamed frames are recorded
-            session.close()                                                  # the tab went away
+            assert session.frame_index >= 4 and len(session.recording) >= 5  # streamed frames are recorded
+            session.close()  # the tab went away
             ended = ws.receive()
-            while "text" not in ended:                                       # frames already on their way
+            while "text" not in ended:  # frames already on their way
                 ws.send_text("ack")
                 ended = ws.receive()
             assert "press Start" in unescape(ended["text"])
-        with client.websocket_connect(f"{STREAM_PATH}/not-a-token") as ws:   # a guessed or stale token
+        with client.websocket_connect(f"{STREAM_PATH}/not-a-token") as ws:  # a guessed or stale token
             assert "press Start to play again" in ws.receive_text()
 
 
@@ -275,7 +295,7 @@ def test_the_stream_waits_for_the_page_instead_of_piling_up_frames(zoo_with_nano
     with TestClient(app) as client, client.websocket_connect(f"{STREAM_PATH}/{session.stream_token}") as ws:
         for _ in range(MAX_IN_FLIGHT):
             ws.receive_bytes()
-        time.sleep(0.5)                  # ~15 frames' time at 30 FPS, with no acknowledgement
+        time.sleep(0.5)  # ~15 frames' time at 30 FPS, with no acknowledgement
         assert session.frame_index == MAX_IN_FLIGHT
         ws.send_text("ack")
         ws.receive_bytes()

@@ -12,10 +12,9 @@ import torch
 from PIL import Image, ImageSequence
 
 from core.data.shards import split_of
-from core.play import dream_pairs
+from core.play import dream_pairs, real_or_dream
 from core.play.dream_pairs import ClipConfig, clip_pair
 from core.play.models import ModelCache
-from core.play import real_or_dream
 from core.play.real_or_dream import RealOrDream, RealOrDreamConfig, jitter_palettes
 from core.play.votes import Tally, VoteError, VoteStore
 from core.world_model import WorldModel
@@ -34,8 +33,13 @@ def model():
 def game_show(tmp_path, monkeypatch, model):
     model.save_pretrained(tmp_path / "zoo" / "nano")
     monkeypatch.setenv("POCKETWORLD_ZOO", str(tmp_path / "zoo"))
-    config = RealOrDreamConfig(votes_path=tmp_path / "votes.sqlite", clips_dir=tmp_path / "clips",
-                               levels_per_game=2, clip=ClipConfig(steps=STEPS), min_watch_s=0.0)
+    config = RealOrDreamConfig(
+        votes_path=tmp_path / "votes.sqlite",
+        clips_dir=tmp_path / "clips",
+        levels_per_game=2,
+        clip=ClipConfig(steps=STEPS),
+        min_watch_s=0.0,
+    )
     return RealOrDream(ModelCache(), config, rng=random.Random(0))
 
 
@@ -57,6 +61,7 @@ def test_a_clip_pair_shares_start_and_actions_and_is_made_once(model, tmp_path, 
 
     def no_second_play(*args):
         raise AssertionError("a cached pair was made again")
+
     monkeypatch.setattr(dream_pairs, "play_real", no_second_play)
     assert clip_pair(model, "nano", "platformer", 11, tmp_path, ClipConfig(steps=STEPS)) == pair
 
@@ -65,7 +70,7 @@ def test_votes_are_scored_against_the_recorded_side_and_counted_once(tmp_path):
     store = VoteStore(tmp_path / "data" / "votes.sqlite")  # the folder is created on first use
     first = store.new_round("nano", "platformer", 11, "A")
     assert store.get_round(first.id) == first
-    assert store.vote(first.id, "B") == (first, True)      # B was the dream: fooled
+    assert store.vote(first.id, "B") == (first, True)  # B was the dream: fooled
     with pytest.raises(VoteError, match="already has your vote"):
         store.vote(first.id, "A")
     with pytest.raises(VoteError, match="no clip pair 'nope'"):
@@ -77,7 +82,10 @@ def test_votes_are_scored_against_the_recorded_side_and_counted_once(tmp_path):
     second = store.new_round("nano", "maze", 63, "B")
     assert store.vote(second.id, "B") == (second, False)
     assert VoteStore(tmp_path / "data" / "votes.sqlite").tallies() == [  # the file keeps them
-        Tally("all", 2, 1), Tally("nano / maze", 1, 0), Tally("nano / platformer", 1, 1)]
+        Tally("all", 2, 1),
+        Tally("nano / maze", 1, 0),
+        Tally("nano / platformer", 1, 1),
+    ]
 
 
 def test_fooled_rates_and_their_intervals():
@@ -95,6 +103,7 @@ def test_concurrent_voters_all_count(tmp_path):
     def vote(share):
         for round_ in share:
             store.vote(round_.id, "A")
+
     voters = [threading.Thread(target=vote, args=(rounds[i::4],)) for i in range(4)]
     for voter in voters:
         voter.start()
@@ -161,7 +170,7 @@ def test_a_cached_clip_never_reaches_the_page_twice_alike_and_no_vote_names_its_
     rounds = [game_show.store.get_round(first[0]), game_show.store.get_round(second[0])]
     by_side = [dict(zip("AB", gifs)) for gifs in seen]
     real = [by_side[i][r.real_side] for i, r in enumerate(rounds)]
-    assert real[0] != real[1]                                                  # other bytes
+    assert real[0] != real[1]  # other bytes
     pixels = [gif_pixels(clip) for clip in real]
     assert not np.array_equal(*pixels) and np.abs(pixels[0] - pixels[1]).max() <= 2  # other pixels, same clip
     message = game_show.vote(first[0], rounds[0].real_side, "session")[1]
@@ -175,7 +184,7 @@ def test_votes_are_rate_limited_per_session_and_none_come_before_the_clip_plays(
     assert game_show.vote(rounds[1], "A", "script")[0] is None
     open_round, message = game_show.vote(rounds[2], "A", "script")
     assert open_round == rounds[2] and message.startswith("Too many votes from this session: at most 2 in 10 minutes")
-    assert game_show.vote(rounds[2], "A", "a person")[0] is None          # another session still votes
+    assert game_show.vote(rounds[2], "A", "a person")[0] is None  # another session still votes
     later = real_or_dream.time.monotonic() + game_show.config.vote_window_s + 1
     monkeypatch.setattr(real_or_dream.time, "monotonic", lambda: later)  # the window has passed
     assert game_show.vote(rounds[3], "A", "script")[0] is None

@@ -28,6 +28,7 @@ def test_reset_and_step_give_uint8_frames(model):
 
 def test_reset_from_a_level_seed_starts_on_that_levels_first_frame(model):
     from core.games import first_frame
+
     session = WorldSession(model)
     assert np.array_equal(session.reset(seed=7, game="maze"), first_frame("maze", 7))
 
@@ -88,6 +89,7 @@ def test_argmax_is_deterministic_and_seeded_sampling_replays(model):
             session.step(action)
             dreamt.append(session._tokens.clone())
         return torch.stack(dreamt)
+
     seeded = SamplingConfig(temperature=1.0, top_k=50, seed=3)
     assert torch.equal(play(SamplingConfig()), play(SamplingConfig()))
     assert torch.equal(play(seeded), play(seeded))
@@ -105,12 +107,15 @@ def test_session_steps_match_the_batched_dynamics(model):
     assert torch.equal(session._tokens, logits.argmax(-1))
 
 
-@pytest.mark.parametrize("bad, message", [
-    (np.zeros((128, 128, 3), np.uint8), r"shape \(256, 256, 3\).*got \(128, 128, 3\)"),
-    (np.zeros((256, 256, 4), np.uint8), r"got \(256, 256, 4\)"),
-    (np.zeros((256, 256, 3), np.float32), "uint8 frame"),
-    ([[0]], "numpy array"),
-])
+@pytest.mark.parametrize(
+    "bad, message",
+    [
+        (np.zeros((128, 128, 3), np.uint8), r"shape \(256, 256, 3\).*got \(128, 128, 3\)"),
+        (np.zeros((256, 256, 4), np.uint8), r"got \(256, 256, 4\)"),
+        (np.zeros((256, 256, 3), np.float32), "uint8 frame"),
+        ([[0]], "numpy array"),
+    ],
+)
 def test_reset_rejects_wrong_frames(model, bad, message):
     with pytest.raises(FrameError, match=message):
         WorldSession(model).reset(bad)

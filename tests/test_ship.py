@@ -2,30 +2,38 @@ import json
 
 import pytest
 import yaml
+from conftest import tiny_config
 from huggingface_hub import ModelCard
 from safetensors import safe_open
 
-from conftest import tiny_config
 from core.cli import main
 from core.config import ConfigError, zoo_config
 from core.ship import ShipConfig, bar_rows, run_budget, ship
 from core.world_model import WorldModel
 from core.zoo import weights_available
 
-RESULTS = {"reconstruction": {"tokenizer_psnr": 31.2, "tokenizer_ssim": 0.93},
-           "prediction": {"teacher_forced_psnr": 27.5, "copy_previous_psnr": 24.0},
-           "action_accuracy": "not computed (no IDM)",
-           "physics": {"generated": {"score": 0.85}},
-           "drift_free_horizon": {"seconds_median": 12.0}}
+RESULTS = {
+    "reconstruction": {"tokenizer_psnr": 31.2, "tokenizer_ssim": 0.93},
+    "prediction": {"teacher_forced_psnr": 27.5, "copy_previous_psnr": 24.0},
+    "action_accuracy": "not computed (no IDM)",
+    "physics": {"generated": {"score": 0.85}},
+    "drift_free_horizon": {"seconds_median": 12.0},
+}
 
 
 def make_run(folder, stage="dynamics", steps=40, fps=4.0):
     folder.mkdir()
-    config = {"stage": stage, "data": {"clip_len": 8}, "train": {"batch_size": 2, "accumulation": 1},
-              "log": {"every": 20}}
+    config = {
+        "stage": stage,
+        "data": {"clip_len": 8},
+        "train": {"batch_size": 2, "accumulation": 1},
+        "log": {"every": 20},
+    }
     (folder / "config.yaml").write_text(yaml.safe_dump(config))
-    lines = [{"step": s, "split": "train", "loss": 1.0 / s, "frames_per_second": fps, "lr": 1e-3}
-             for s in range(20, steps + 1, 20)]
+    lines = [
+        {"step": s, "split": "train", "loss": 1.0 / s, "frames_per_second": fps, "lr": 1e-3}
+        for s in range(20, steps + 1, 20)
+    ]
     lines.append({"step": steps, "split": "val", "loss": 0.5})
     (folder / "metrics.jsonl").write_text("".join(json.dumps(line) + "\n" for line in lines))
     return folder
@@ -50,8 +58,13 @@ def report(tmp_path):
 def test_budget_counts_frames_and_optimiser_time(tmp_path):
     budget = run_budget(make_run(tmp_path / "run"))
     # 40 steps x 2 clips x 8 frames; two logging windows of 20 steps x 16 frames at 4 frames/s
-    assert budget == {"stage": "dynamics", "run": str(tmp_path / "run"), "steps": 40, "frames_seen": 640,
-                      "train_seconds": 160}
+    assert budget == {
+        "stage": "dynamics",
+        "run": str(tmp_path / "run"),
+        "steps": 40,
+        "frames_seen": 640,
+        "train_seconds": 160,
+    }
 
 
 def test_bars_pass_fail_and_say_what_was_not_measured():
@@ -66,13 +79,27 @@ def test_bars_pass_fail_and_say_what_was_not_measured():
 def test_ship_writes_a_playable_zoo_folder_with_a_valid_card(tmp_path, nano_model, report, monkeypatch):
     monkeypatch.setenv("POCKETWORLD_ZOO", str(tmp_path / "zoo"))
     bench = tmp_path / "bench.json"
-    bench.write_text(json.dumps({"threads": 2, "precision": "fp32", "fps": 12.5, "latency_ms_p50": 80.0,
-                                 "latency_ms_p95": 90.0}))
+    bench.write_text(
+        json.dumps({"threads": 2, "precision": "fp32", "fps": 12.5, "latency_ms_p50": 80.0, "latency_ms_p95": 90.0})
+    )
     notes = tmp_path / "notes.md"
     notes.write_text("## Limitations\n\nThe player drifts.\n")
-    code = main(["ship", str(nano_model), "--report", str(report), "--runs", str(make_run(tmp_path / "run")),
-                 "--bench", str(bench), "--evaluate-command", "pocketworld evaluate nano --data shards/x",
-                 "--notes", str(notes)])
+    code = main(
+        [
+            "ship",
+            str(nano_model),
+            "--report",
+            str(report),
+            "--runs",
+            str(make_run(tmp_path / "run")),
+            "--bench",
+            str(bench),
+            "--evaluate-command",
+            "pocketworld evaluate nano --data shards/x",
+            "--notes",
+            str(notes),
+        ]
+    )
     assert code == 0
     out = tmp_path / "zoo" / "nano"
     assert weights_available("nano")
@@ -85,7 +112,7 @@ def test_ship_writes_a_playable_zoo_folder_with_a_valid_card(tmp_path, nano_mode
     assert card.data.library_name == "pocketworld"
     assert "| teacher-forced next-frame PSNR (dB) | >= 28 | 27.5 | fail |" in card.text
     assert "pocketworld evaluate nano --data shards/x" in card.text
-    assert "pocketworld finetune --base nano`" in card.text      # a name finetune takes
+    assert "pocketworld finetune --base nano`" in card.text  # a name finetune takes
     assert "| 2 | fp32 | 12.5 | 80.0 | 90.0 |" in card.text
     assert "| dynamics | 40 | 640 | 3 |" in card.text
     assert (out / "eval" / "real_vs_generated.gif").is_file() and (out / "curves-dynamics-run.png").is_file()

@@ -17,7 +17,7 @@ from core.world_model import WorldModel
 from finetune.cards import check_card
 from tests.synthetic import psnr
 
-HELD_OUT_SEEDS = (200020, 200039)   # test-split platformer levels (shards/platformer-test)
+HELD_OUT_SEEDS = (200020, 200039)  # test-split platformer levels (shards/platformer-test)
 
 
 @pytest.fixture(autouse=True)

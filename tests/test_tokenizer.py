@@ -38,10 +38,11 @@ def test_tokenizer_overfits_synthetic_sprites_to_30_db():
     torch.manual_seed(0)
     frames = sprite_frames(2, size=64, seed=1)
     batch = to_model(frames)
-    tokenizer = Tokenizer(TokenizerConfig(image_size=64, channels=(8, 16, 32, 32), decoder_channels=(32, 32, 16, 8),
-                                          expand_ratio=2))
+    tokenizer = Tokenizer(
+        TokenizerConfig(image_size=64, channels=(8, 16, 32, 32), decoder_channels=(32, 32, 16, 8), expand_ratio=2)
+    )
     optimizer = torch.optim.Adam(tokenizer.parameters(), lr=3e-3)
-    for step in range(300):
+    for _ in range(300):
         recon, ids = tokenizer(batch)
         loss = reconstruction_loss(recon, batch)
         optimizer.zero_grad()
@@ -52,8 +53,10 @@ def test_tokenizer_overfits_synthetic_sprites_to_30_db():
         recon = to_uint8(tokenizer.decode(ids))
     quality = np.mean([psnr(r, f) for r, f in zip(recon, frames)])
     usage = codebook_usage(ids, 512)
-    print(f"tokenizer overfit: PSNR {quality:.2f} dB, codebook used {usage['used_fraction']:.3f}, "
-          f"perplexity {usage['perplexity']:.1f}")
+    print(
+        f"tokenizer overfit: PSNR {quality:.2f} dB, codebook used {usage['used_fraction']:.3f}, "
+        f"perplexity {usage['perplexity']:.1f}"
+    )
     assert quality >= 30
     # the 32 ids of two frames cover ~20 codes; a collapsed quantizer (or 8 codes) gives ~5
     assert usage["perplexity"] > 8
@@ -61,15 +64,15 @@ def test_tokenizer_overfits_synthetic_sprites_to_30_db():
 
 def test_rare_colours_mark_the_sprite_and_weigh_its_error():
     frames = np.full((2, 256, 256, 3), (30, 40, 30), np.uint8)
-    frames[:, 100:110, 50:58] = (230, 60, 60)              # an 8x10 player: 0.12% of the frame
-    frames[1, :, 128:] = (120, 90, 200)                     # half the second frame is a wall: common, not rare
+    frames[:, 100:110, 50:58] = (230, 60, 60)  # an 8x10 player: 0.12% of the frame
+    frames[1, :, 128:] = (120, 90, 200)  # half the second frame is a wall: common, not rare
     x = to_model(frames)
     mask = rare_colour_mask(x)
     assert mask.shape == (2, 1, 256, 256)
-    assert mask[:, 0, 100:110, 50:58].all() and mask.sum() == 2 * 80   # the sprites and nothing else
+    assert mask[:, 0, 100:110, 50:58].all() and mask.sum() == 2 * 80  # the sprites and nothing else
 
     missing = x.clone()
-    missing[:, :, 100:110, 50:58] = x[:, :, 0:10, 0:8]      # the same frames with the player painted over
+    missing[:, :, 100:110, 50:58] = x[:, :, 0:10, 0:8]  # the same frames with the player painted over
     plain, weighted = reconstruction_loss(missing, x), reconstruction_loss(missing, x, rare_weight=20.0)
-    assert weighted > 15 * plain                            # a dropped sprite is no longer a rounding error
+    assert weighted > 15 * plain  # a dropped sprite is no longer a rounding error
     assert reconstruction_loss(x, x, rare_weight=20.0) == 0

@@ -17,7 +17,7 @@ from core.train.dynamics import DynamicsObjective
 from core.train.loop import TrainingDiverged
 from core.train.metrics import plot_run, read_metrics
 from core.world_model import WorldModel
-from tests.train_fixtures import (run_overrides, save_tiny_model, write_gameplay_shards, write_token_shards)
+from tests.train_fixtures import run_overrides, save_tiny_model, write_gameplay_shards, write_token_shards
 
 
 @pytest.fixture
@@ -37,13 +37,13 @@ def test_dynamics_run_learns_logs_checkpoints_exports_and_plots(token_run):
     assert summary["step"] == 6 and summary["stopped"] == "done"
     lines = read_metrics(tmp / "dyn" / "metrics.jsonl")
     train = [line["loss"] for line in lines if line["split"] == "train"]
-    assert len(train) == 6 and train[-1] < train[0] * 0.7          # the toy's tokens are easy: loss falls fast
+    assert len(train) == 6 and train[-1] < train[0] * 0.7  # the toy's tokens are easy: loss falls fast
     val = [line for line in lines if line["split"] == "val"]
     assert [line["step"] for line in val] == [3, 6]
     assert {"accuracy", "changed_accuracy", "rollout_accuracy"} <= set(val[-1])
     assert val[-1]["loss"] < val[0]["loss"]
     assert latest_checkpoint(tmp / "dyn").name == "step-0000006"
-    assert len(list((tmp / "dyn" / "checkpoints").glob("step-*"))) == 2   # log.keep
+    assert len(list((tmp / "dyn" / "checkpoints").glob("step-*"))) == 2  # log.keep
     exported = WorldModel.from_pretrained(tmp / "dyn" / "model")
     start = WorldModel.from_pretrained(model_dir)
     assert torch.equal(exported.tokenizer.encoder[0].weight, start.tokenizer.encoder[0].weight)  # frozen part kept
@@ -54,13 +54,24 @@ def test_dynamics_run_learns_logs_checkpoints_exports_and_plots(token_run):
 
 def test_long_horizon_and_distill_stages_run_on_tokens(token_run):
     tmp, model_dir, data = token_run
-    summary = run("long_horizon", run_overrides(tmp, model_dir, data, "long", steps=3, **{
-        "long_horizon.ramp_steps": 2, "long_horizon.max_mix": 0.5, "long_horizon.passes": 2}))
+    summary = run(
+        "long_horizon",
+        run_overrides(
+            tmp,
+            model_dir,
+            data,
+            "long",
+            steps=3,
+            **{"long_horizon.ramp_steps": 2, "long_horizon.max_mix": 0.5, "long_horizon.passes": 2},
+        ),
+    )
     assert summary["step"] == 3
     mixes = [line["mix"] for line in read_metrics(tmp / "long" / "metrics.jsonl") if line["split"] == "train"]
-    assert mixes == [0.0, 0.25, 0.5]                                  # the scheduled-sampling ramp
-    summary = run("distill", run_overrides(tmp, model_dir, data, "distill", steps=2, **{
-        "distill.teacher": str(tmp / "long" / "model")}))
+    assert mixes == [0.0, 0.25, 0.5]  # the scheduled-sampling ramp
+    summary = run(
+        "distill",
+        run_overrides(tmp, model_dir, data, "distill", steps=2, **{"distill.teacher": str(tmp / "long" / "model")}),
+    )
     line = read_metrics(tmp / "distill" / "metrics.jsonl")[0]
     assert line["kl"] > 0 and line["feature_mse"] > 0
 
@@ -69,36 +80,85 @@ def test_frame_stages_tokenizer_tokens_decoder(tmp_path):
     save_tiny_model(tmp_path / "model")
     shards = write_gameplay_shards(tmp_path / "frames", samples=2, frames=6)
     write_gameplay_shards(tmp_path / "frames-val", samples=1, frames=6, split="val")
-    common = ["train.batch_size=2", "train.steps=2", "log.every=1", "log.save_every=2", "log.val_every=2",
-              "log.sample_every=2", "log.progress=false", "log.tensorboard=false", "optim.warmup_steps=1",
-              f"data.train=[{shards}]", f"data.val=[{tmp_path / 'frames-val'}]", "data.val_clips=2"]
-    run("tokenizer", common + [f"model.init={tmp_path / 'model'}", f"out={tmp_path / 'tok'}",
-                               "data.clip_len=1", "data.stride=2"])
+    common = [
+        "train.batch_size=2",
+        "train.steps=2",
+        "log.every=1",
+        "log.save_every=2",
+        "log.val_every=2",
+        "log.sample_every=2",
+        "log.progress=false",
+        "log.tensorboard=false",
+        "optim.warmup_steps=1",
+        f"data.train=[{shards}]",
+        f"data.val=[{tmp_path / 'frames-val'}]",
+        "data.val_clips=2",
+    ]
+    run(
+        "tokenizer",
+        common + [f"model.init={tmp_path / 'model'}", f"out={tmp_path / 'tok'}", "data.clip_len=1", "data.stride=2"],
+    )
     assert (tmp_path / "tok" / "samples" / "step-0000002.png").is_file()
     val = [line for line in read_metrics(tmp_path / "tok" / "metrics.jsonl") if line["split"] == "val"][0]
     assert val["psnr"] > 0 and 0 < val["codes_used"] <= 1
-    summary = run("tokens", [f"model.init={tmp_path / 'tok' / 'model'}", f"tokens.out={tmp_path / 'tokens'}",
-                             f"data.train=[{shards}, {tmp_path / 'frames-val'}]", "log.progress=false"])
+    summary = run(
+        "tokens",
+        [
+            f"model.init={tmp_path / 'tok' / 'model'}",
+            f"tokens.out={tmp_path / 'tokens'}",
+            f"data.train=[{shards}, {tmp_path / 'frames-val'}]",
+            "log.progress=false",
+        ],
+    )
     assert summary["samples"] == 3 and summary["frames"] == 18
     encoded = load_tokens(tmp_path / "tokens")
     tokenizer = WorldModel.from_pretrained(tmp_path / "tok" / "model").tokenizer
     from core.frames import to_model
     from tests.synthetic import sprite_frames
+
     with torch.no_grad():
-        assert torch.equal(torch.from_numpy(encoded["synthetic-s0-f0"].astype("int64")),
-                           tokenizer.encode(to_model(sprite_frames(6, seed=0))))
-    with pytest.raises(FileExistsError):          # the token folder is never overwritten
-        run("tokens", [f"model.init={tmp_path / 'tok' / 'model'}", f"tokens.out={tmp_path / 'tokens'}",
-                       f"data.train=[{shards}]", "log.progress=false"])
-    run("decoder", common + [f"model.init={tmp_path / 'tok' / 'model'}", f"out={tmp_path / 'dec'}",
-                             "data.clip_len=2", "data.stride=2"])
+        assert torch.equal(
+            torch.from_numpy(encoded["synthetic-s0-f0"].astype("int64")),
+            tokenizer.encode(to_model(sprite_frames(6, seed=0))),
+        )
+    with pytest.raises(FileExistsError):  # the token folder is never overwritten
+        run(
+            "tokens",
+            [
+                f"model.init={tmp_path / 'tok' / 'model'}",
+                f"tokens.out={tmp_path / 'tokens'}",
+                f"data.train=[{shards}]",
+                "log.progress=false",
+            ],
+        )
+    run(
+        "decoder",
+        common
+        + [f"model.init={tmp_path / 'tok' / 'model'}", f"out={tmp_path / 'dec'}", "data.clip_len=2", "data.stride=2"],
+    )
     assert (tmp_path / "dec" / "samples" / "step-0000002.png").is_file()
     # dynamics reads the token shards made by this tokenizer, and refuses them for another model
-    run("dynamics", common[:-3] + [f"data.train=[{tmp_path / 'tokens'}]", "data.clip_len=4",
-                                   f"model.init={tmp_path / 'tok' / 'model'}", f"out={tmp_path / 'dyn'}"])
+    run(
+        "dynamics",
+        common[:-3]
+        + [
+            f"data.train=[{tmp_path / 'tokens'}]",
+            "data.clip_len=4",
+            f"model.init={tmp_path / 'tok' / 'model'}",
+            f"out={tmp_path / 'dyn'}",
+        ],
+    )
     with pytest.raises(DataError, match="another tokenizer|encoded by tokenizer"):
-        run("dynamics", common[:-3] + [f"data.train=[{tmp_path / 'tokens'}]", "data.clip_len=4",
-                                       f"model.init={tmp_path / 'model'}", f"out={tmp_path / 'dyn2'}"])
+        run(
+            "dynamics",
+            common[:-3]
+            + [
+                f"data.train=[{tmp_path / 'tokens'}]",
+                "data.clip_len=4",
+                f"model.init={tmp_path / 'model'}",
+                f"out={tmp_path / 'dyn2'}",
+            ],
+        )
     assert not (tmp_path / "dyn2").exists()
 
 
@@ -107,9 +167,13 @@ def load_tokens(folder):
     import tarfile
 
     import numpy as np
+
     with tarfile.open(next(folder.glob("*.tar"))) as tar:
-        return {m.name.split(".")[0]: np.load(io.BytesIO(tar.extractfile(m).read()))
-                for m in tar if m.name.endswith("tokens.npy")}
+        return {
+            m.name.split(".")[0]: np.load(io.BytesIO(tar.extractfile(m).read()))
+            for m in tar
+            if m.name.endswith("tokens.npy")
+        }
 
 
 def test_missing_and_empty_data_folders_are_clear_errors(token_run):
@@ -142,7 +206,7 @@ def test_a_run_folder_is_never_overwritten_and_resumes_only_with_its_config(toke
         run("dynamics", run_overrides(tmp, model_dir, data, "dyn", steps=4))
     with pytest.raises(CheckpointError, match="optim.lr"):
         run("dynamics", run_overrides(tmp, model_dir, data, "dyn", steps=4, **{"optim.lr": 1e-2}), resume=True)
-    other = save_tiny_model(tmp / "other", d_model=48)             # another architecture
+    other = save_tiny_model(tmp / "other", d_model=48)  # another architecture
     with pytest.raises(CheckpointError, match="model.init"):
         run("dynamics", run_overrides(tmp, tmp / "other", data, "dyn", steps=4), resume=True)
     with pytest.raises(CheckpointError, match="another model config"):  # its weights never load either
@@ -164,7 +228,7 @@ def test_nan_loss_stops_before_the_update_and_keeps_the_last_good_checkpoint(tok
     with pytest.raises(TrainingDiverged, match=r"step 3.*step-0000002 \(step 2\)"):
         run("dynamics", run_overrides(tmp, model_dir, data, "dyn", steps=6))
     assert latest_checkpoint(tmp / "dyn").name == "step-0000002"
-    assert not (tmp / "dyn" / "model").exists()                    # nothing exported from a diverged run
+    assert not (tmp / "dyn" / "model").exists()  # nothing exported from a diverged run
     state = json.loads((tmp / "dyn" / "checkpoints" / "step-0000002" / "state.json").read_text())
     assert state["step"] == 2
     weights = load_file(tmp / "dyn" / "checkpoints" / "step-0000002" / "model.safetensors")
@@ -203,33 +267,36 @@ def test_learning_rate_schedule_warms_up_then_decays_to_the_floor():
 
 def test_the_weight_average_warms_up_instead_of_keeping_the_initial_weights():
     from core.train.optim import EMA
+
     layer = torch.nn.Linear(4, 4)
     torch.nn.init.zeros_(layer.weight)
     ema = EMA(layer, decay=0.999)
-    for _ in range(300):                            # a short run whose weights moved from 0 to 1 at once
+    for _ in range(300):  # a short run whose weights moved from 0 to 1 at once
         torch.nn.init.ones_(layer.weight)
         ema.update(layer)
-    assert ema.shadow["weight"].min() > 0.99         # a fixed 0.999 would still hold 74% of the zeros
+    assert ema.shadow["weight"].min() > 0.99  # a fixed 0.999 would still hold 74% of the zeros
     assert ema.current_decay() == pytest.approx(301 / 310)
     for _ in range(20000):
         ema.update(layer)
-    assert ema.current_decay() == 0.999              # long runs average with the configured decay
+    assert ema.current_decay() == 0.999  # long runs average with the configured decay
 
     restored = EMA(layer, decay=0.999)
     restored.load_state_dict(ema.state_dict())
     assert restored.updates == ema.updates and torch.equal(restored.shadow["weight"], ema.shadow["weight"])
-    old = {k: v for k, v in ema.state_dict().items() if k != EMA.COUNT_KEY}   # a checkpoint from before the counter
+    old = {k: v for k, v in ema.state_dict().items() if k != EMA.COUNT_KEY}  # a checkpoint from before the counter
     restored.load_state_dict(old)
-    assert restored.updates == 0                      # its biased average is replaced within a few updates
+    assert restored.updates == 0  # its biased average is replaced within a few updates
 
 
 def test_changed_tokens_can_outweigh_the_static_background_in_the_dynamics_loss():
     from core.train.dynamics import next_token_loss
+
     tokens = torch.zeros(1, 2, 100, dtype=torch.long)
-    tokens[0, 1, :2] = 7                                         # 2 of 100 positions change: the player moved
+    tokens[0, 1, :2] = 7  # 2 of 100 positions change: the player moved
     copying = torch.full((1, 1, 100, 8), -10.0)
-    copying[..., 0] = 10.0                                       # a model that predicts "nothing moves"
+    copying[..., 0] = 10.0  # a model that predicts "nothing moves"
     plain, weighted = next_token_loss(copying, tokens), next_token_loss(copying, tokens, changed_weight=49.0)
-    assert plain < 0.5 and weighted > 10 * plain                 # half the weighted loss is now the two movers
-    assert next_token_loss(copying, torch.zeros_like(tokens), changed_weight=49.0) == \
-        next_token_loss(copying, torch.zeros_like(tokens))       # nothing changed: the same loss
+    assert plain < 0.5 and weighted > 10 * plain  # half the weighted loss is now the two movers
+    assert next_token_loss(copying, torch.zeros_like(tokens), changed_weight=49.0) == next_token_loss(
+        copying, torch.zeros_like(tokens)
+    )  # nothing changed: the same loss

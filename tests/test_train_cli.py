@@ -19,8 +19,9 @@ def test_time_limited_chunks_resume_to_the_end_then_plot(tmp_path, capsys):
     first = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert (first["stopped"], first["step"]) == ("time_limit", 1)
     assert latest_checkpoint(tmp_path / "run").name == "step-0000001" and (tmp_path / "run" / "model").is_dir()
-    assert main(["train", "dynamics", "--config", str(config), *overrides, "--resume",
-                 "train.time_limit_minutes=0"]) == 0
+    assert (
+        main(["train", "dynamics", "--config", str(config), *overrides, "--resume", "train.time_limit_minutes=0"]) == 0
+    )
     second = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert (second["stopped"], second["step"]) == ("done", 3)
     assert [m["step"] for m in read_metrics(tmp_path / "run" / "metrics.jsonl")] == [1, 2, 3]
@@ -38,7 +39,28 @@ def test_cli_errors_are_one_line_and_exit_2(tmp_path, capsys):
 
 def test_bench_train_reports_frames_per_second_and_memory(tmp_path, capsys):
     out = tmp_path / "bench.json"
-    assert main(["bench", "train", "--stage", "dynamics", "--variant", "nano", "--batch-size", "1",
-                 "--clip-len", "2", "--steps", "1", "--threads", "2", "--json", str(out)]) == 0
+    assert (
+        main(
+            [
+                "bench",
+                "train",
+                "--stage",
+                "dynamics",
+                "--variant",
+                "nano",
+                "--batch-size",
+                "1",
+                "--clip-len",
+                "2",
+                "--steps",
+                "1",
+                "--threads",
+                "2",
+                "--json",
+                str(out),
+            ]
+        )
+        == 0
+    )
     row = json.loads(out.read_text())
     assert row["stage"] == "dynamics" and row["frames_per_second"] > 0 and row["peak_memory_mb"] > 100

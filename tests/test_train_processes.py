@@ -51,25 +51,35 @@ def test_sigkill_then_resume_reaches_the_weights_of_an_uninterrupted_run(data):
     finally:
         torch.set_num_threads(threads)
 
-    process = subprocess.Popen(cli(*run_overrides(tmp, model_dir, tokens, "killed", steps=10, **settings)),
-                               cwd=ROOT, env=environment(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    process = subprocess.Popen(
+        cli(*run_overrides(tmp, model_dir, tokens, "killed", steps=10, **settings)),
+        cwd=ROOT,
+        env=environment(),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
     deadline = time.monotonic() + 240
     while latest_checkpoint(tmp / "killed") is None and process.poll() is None and time.monotonic() < deadline:
-        time.sleep(0.05)    # waiting for a file another process writes: there is no event to wait on
+        time.sleep(0.05)  # waiting for a file another process writes: there is no event to wait on
     process.send_signal(signal.SIGKILL)
     process.wait()
     assert process.returncode == -signal.SIGKILL, process.stderr.read().decode()[-2000:]
     killed_at = int(latest_checkpoint(tmp / "killed").name.split("-")[1])
     assert killed_at < 10 and not (tmp / "killed" / "model").exists()
 
-    resumed = subprocess.run(cli(*run_overrides(tmp, model_dir, tokens, "killed", steps=10, **settings), "--resume"),
-                             cwd=ROOT, env=environment(), capture_output=True, text=True)
+    resumed = subprocess.run(
+        cli(*run_overrides(tmp, model_dir, tokens, "killed", steps=10, **settings), "--resume"),
+        cwd=ROOT,
+        env=environment(),
+        capture_output=True,
+        text=True,
+    )
     assert resumed.returncode == 0, resumed.stderr[-2000:]
     assert json.loads(resumed.stdout.strip().splitlines()[-1])["step"] == 10
     whole, killed = weights(tmp / "whole"), weights(tmp / "killed")
     assert all(torch.allclose(whole[k], killed[k], rtol=0, atol=1e-6) for k in whole)
     steps = [line["step"] for line in read_metrics(tmp / "killed" / "metrics.jsonl") if line["split"] == "train"]
-    assert steps == list(range(1, 11))            # no step logged twice, none missing
+    assert steps == list(range(1, 11))  # no step logged twice, none missing
 
 
 def free_port() -> int:
@@ -81,21 +91,41 @@ def free_port() -> int:
 def test_two_cpu_processes_agree_with_each_other_and_with_one_process(data):
     tmp, model_dir, tokens = data
     two = run_overrides(tmp, model_dir, tokens, "two", steps=3, **{"train.cpu": "true", "train.batch_size": 2})
-    launch = [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2",
-              "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no",
-              "--main_process_port", str(free_port()), "-m", "core", "train", "dynamics", *two]
+    launch = [
+        sys.executable,
+        "-m",
+        "accelerate.commands.launch",
+        "--multi_gpu",
+        "--num_processes",
+        "2",
+        "--num_machines",
+        "1",
+        "--mixed_precision",
+        "no",
+        "--dynamo_backend",
+        "no",
+        "--main_process_port",
+        str(free_port()),
+        "-m",
+        "core",
+        "train",
+        "dynamics",
+        *two,
+    ]
     result = subprocess.run(launch, cwd=ROOT, env=environment(), capture_output=True, text=True, timeout=400)
     assert result.returncode == 0, result.stderr[-3000:]
     summary = json.loads([line for line in result.stdout.splitlines() if line.startswith("{")][-1])
     assert summary["processes"] == 2
     checkpoint = latest_checkpoint(tmp / "two")
     checksums = [json.loads((checkpoint / f"rng-rank{r}.json").read_text())["weights_checksum"] for r in (0, 1)]
-    assert checksums[0] == checksums[1]                       # both ranks hold the same weights
+    assert checksums[0] == checksums[1]  # both ranks hold the same weights
 
     threads = torch.get_num_threads()
     try:
-        run("dynamics", run_overrides(tmp, model_dir, tokens, "one", steps=3, **{"train.batch_size": 4,
-                                                                                   "train.threads": 1}))
+        run(
+            "dynamics",
+            run_overrides(tmp, model_dir, tokens, "one", steps=3, **{"train.batch_size": 4, "train.threads": 1}),
+        )
     finally:
         torch.set_num_threads(threads)
     one, two = weights(tmp / "one"), weights(tmp / "two")

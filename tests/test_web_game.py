@@ -36,7 +36,10 @@ def test_web_game_records_keys_and_canvas(tmp_path):
     finally:
         game.close()
 
-    Collector(CollectConfig(game=f"web:{PAGE}", agent="random", frames=40, num_envs=1, chunk=32, max_steps=60),
-              tmp_path / "web", progress=False).run()
+    Collector(
+        CollectConfig(game=f"web:{PAGE}", agent="random", frames=40, num_envs=1, chunk=32, max_steps=60),
+        tmp_path / "web",
+        progress=False,
+    ).run()
     sample = next(read_shard(list_shards(tmp_path / "web")[0]))
     assert sample.frames.shape[1:] == (256, 256, 3) and sample.state.shape[1] == 4 and sample.actions.max() < 18

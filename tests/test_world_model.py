@@ -103,6 +103,7 @@ def test_saving_over_an_existing_model_never_leaves_a_partial_file(tmp_path, mon
     def broken_save(tensors, path):
         open(path, "wb").write(b"partial")
         raise OSError("disk full")
+
     monkeypatch.setattr(world_model, "save_file", broken_save)
     with pytest.raises(OSError, match="disk full"):
         WorldModel(tiny_config()).save_pretrained(tmp_path)

@@ -6,12 +6,20 @@ import torch
 from core.actions import NUM_ACTIONS, to_buttons
 
 BACKGROUND, SPRITE = 0, 1
-_DELTAS = torch.tensor([[("DOWN" in b) - ("UP" in b), ("RIGHT" in b) - ("LEFT" in b)]
-                        for b in map(to_buttons, range(NUM_ACTIONS))])  # (18, 2) row/col moves
+_DELTAS = torch.tensor(
+    [[("DOWN" in b) - ("UP" in b), ("RIGHT" in b) - ("LEFT" in b)] for b in map(to_buttons, range(NUM_ACTIONS))]
+)  # (18, 2) row/col moves
 
 
-def sprite_clips(batch: int, frames: int, grid: int = 8, generator: torch.Generator | None = None,
-                 background: int = BACKGROUND, sprite: int = SPRITE, speed: int = 1):
+def sprite_clips(
+    batch: int,
+    frames: int,
+    grid: int = 8,
+    generator: torch.Generator | None = None,
+    background: int = BACKGROUND,
+    sprite: int = SPRITE,
+    speed: int = 1,
+):
     """-> tokens (batch, frames, grid*grid), actions (batch, frames): actions[:, t] moves frame t to t+1.
     `background`, `sprite` and `speed` (cells per frame; negative runs against the keys) make variants
     of the game for fine-tuning tests."""

@@ -20,6 +20,7 @@ AGENTS = {
 def agents_for(game: str) -> list[str]:
     """The agents that can play `game`."""
     from core.games import GAMES
+
     return list(AGENTS) if game in GAMES else ["random", "held"]
 
 
@@ -36,6 +37,7 @@ def make_agent(name: str, game, seed: int = 0, policy: str | None = None, rl_ste
     if name == "scripted":
         return SCRIPTED[game.name](game.num_envs, seed=seed)
     from core.agents.rl import PPOAgent
+
     if policy:
         return PPOAgent.load(policy, game.num_envs, seed=seed)
     return PPOAgent.train(game.name, steps=rl_steps, seed=seed)[0].with_envs(game.num_envs)

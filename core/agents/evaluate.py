@@ -11,10 +11,11 @@ import numpy as np
 from core.actions import NUM_ACTIONS
 
 
-def evaluate(game_name: str, agent, episodes: int = 16, seed: int = 10_000, num_envs: int = 8,
-             max_steps: int = 900) -> dict:
+def evaluate(
+    game_name: str, agent, episodes: int = 16, seed: int = 10_000, num_envs: int = 8, max_steps: int = 900
+) -> dict:
     """Play `episodes` levels (seeds seed, seed+1, ...) with `agent` (made for num_envs envs)."""
-    from core.games import GameConfig, GAMES
+    from core.games import GAMES, GameConfig
 
     game = GAMES[game_name](GameConfig(num_envs=num_envs, max_steps=max_steps, render=False))
     seeds = list(range(seed, seed + episodes))
@@ -39,6 +40,12 @@ def evaluate(game_name: str, agent, episodes: int = 16, seed: int = 10_000, num_
             game.reset([max(playing[i], 0)], [i])  # idle envs replay a level, uncounted
             agent.reset([i])
             visited[i] = {int(game.region()[i])}
-    return {"game": game_name, "agent": agent.name, "episodes": episodes,
-            "coverage_mean": float(np.mean(coverage)), "coverage_std": float(np.std(coverage)),
-            "outcomes": outcomes, "action_histogram": (counts / counts.sum()).round(4).tolist()}
+    return {
+        "game": game_name,
+        "agent": agent.name,
+        "episodes": episodes,
+        "coverage_mean": float(np.mean(coverage)),
+        "coverage_std": float(np.std(coverage)),
+        "outcomes": outcomes,
+        "action_histogram": (counts / counts.sum()).round(4).tolist(),
+    }

@@ -46,7 +46,7 @@ class HeldRandomAgent:
         self.rng = np.random.default_rng(seed)
         self.max_hold = max_hold
         self.actions = self.rng.integers(0, NUM_ACTIONS, num_envs)
-        self.left = self.rng.integers(1, max_hold + 1, num_envs)   # frames the current action still lasts
+        self.left = self.rng.integers(1, max_hold + 1, num_envs)  # frames the current action still lasts
 
     def reset(self, env_ids) -> None:
         self.left[env_ids] = 0

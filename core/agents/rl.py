@@ -21,17 +21,17 @@ REGION_SLOTS = 1024  # regions are counted modulo this, per env
 
 @dataclass
 class PPOConfig:
-    num_envs: int = 32        # envs stepped together while training
-    rollout: int = 64         # steps per env between updates
-    epochs: int = 4           # passes over each rollout
-    minibatch: int = 512      # samples per gradient step
-    lr: float = 3e-4          # Adam learning rate
-    gamma: float = 0.99       # discount
-    lam: float = 0.95         # GAE lambda
-    clip: float = 0.2         # PPO ratio clip
-    entropy: float = 0.01     # entropy bonus weight
-    hidden: int = 128         # MLP width
-    max_steps: int = 900      # episode limit while training (30 s), shorter than collection's
+    num_envs: int = 32  # envs stepped together while training
+    rollout: int = 64  # steps per env between updates
+    epochs: int = 4  # passes over each rollout
+    minibatch: int = 512  # samples per gradient step
+    lr: float = 3e-4  # Adam learning rate
+    gamma: float = 0.99  # discount
+    lam: float = 0.95  # GAE lambda
+    clip: float = 0.2  # PPO ratio clip
+    entropy: float = 0.01  # entropy bonus weight
+    hidden: int = 128  # MLP width
+    max_steps: int = 900  # episode limit while training (30 s), shorter than collection's
 
 
 class Policy(nn.Module):
@@ -59,7 +59,7 @@ class PPOAgent:
         self.policy, self.game_name, self.num_envs = policy.eval(), game_name, num_envs
         self.generator = torch.Generator().manual_seed(seed)
 
-    def with_envs(self, num_envs: int, seed: int = 0) -> "PPOAgent":
+    def with_envs(self, num_envs: int, seed: int = 0) -> PPOAgent:
         return PPOAgent(self.policy, self.game_name, num_envs, seed)
 
     def reset(self, env_ids) -> None:
@@ -71,27 +71,37 @@ class PPOAgent:
         return torch.multinomial(logits.softmax(-1), 1, generator=self.generator).squeeze(1).numpy()
 
     def save(self, path) -> None:
-        torch.save({"game": self.game_name, "state_dim": self.policy.mean.numel(),
-                    "hidden": self.policy.to_value.in_features, "weights": self.policy.state_dict()}, path)
+        torch.save(
+            {
+                "game": self.game_name,
+                "state_dim": self.policy.mean.numel(),
+                "hidden": self.policy.to_value.in_features,
+                "weights": self.policy.state_dict(),
+            },
+            path,
+        )
 
     @classmethod
-    def load(cls, path, num_envs: int, seed: int = 0) -> "PPOAgent":
+    def load(cls, path, num_envs: int, seed: int = 0) -> PPOAgent:
         saved = torch.load(path, map_location="cpu", weights_only=True)
         policy = Policy(saved["state_dim"], saved["hidden"])
         policy.load_state_dict(saved["weights"], strict=True)
         return cls(policy, saved["game"], num_envs, seed)
 
     @classmethod
-    def train(cls, game_name: str, steps: int, seed: int = 0, config: PPOConfig | None = None,
-              progress: bool = True) -> tuple["PPOAgent", list[dict]]:
+    def train(
+        cls, game_name: str, steps: int, seed: int = 0, config: PPOConfig | None = None, progress: bool = True
+    ) -> tuple[PPOAgent, list[dict]]:
         """Train on `steps` env steps of `game_name`; return the agent and per-update stats."""
         from tqdm.auto import tqdm
 
         from core.games import GAMES, GameConfig
 
         if game_name not in GAMES:
-            raise ValueError(f"the RL agent learns from ground-truth state, which only built-in games have "
-                             f"({', '.join(GAMES)}); got {game_name!r}")
+            raise ValueError(
+                f"the RL agent learns from ground-truth state, which only built-in games have "
+                f"({', '.join(GAMES)}); got {game_name!r}"
+            )
         if steps <= 0:
             raise ValueError(f"RL training steps must be positive, got {steps}")
         cfg = config or PPOConfig()
@@ -162,11 +172,20 @@ def _rollout(game, policy: Policy, cfg: PPOConfig, visited: np.ndarray, next_see
         delta = torch.from_numpy(rewards[t]) + cfg.gamma * following * alive - values_t[t]
         running = delta + cfg.gamma * cfg.lam * alive * running
         advantages[t] = running
-    stats = {"coverage": float(np.mean(coverage)) if coverage else float(visited.sum(1).mean()),
-             "episodes": len(coverage)}
-    return {"states": torch.stack(states).flatten(0, 1), "actions": torch.stack(actions).flatten(),
-            "logps": torch.stack(logps).flatten(), "advantages": advantages.flatten(),
-            "returns": (advantages + values_t).flatten(), "rewards": rewards, "stats": stats, "next_seed": next_seed}
+    stats = {
+        "coverage": float(np.mean(coverage)) if coverage else float(visited.sum(1).mean()),
+        "episodes": len(coverage),
+    }
+    return {
+        "states": torch.stack(states).flatten(0, 1),
+        "actions": torch.stack(actions).flatten(),
+        "logps": torch.stack(logps).flatten(),
+        "advantages": advantages.flatten(),
+        "returns": (advantages + values_t).flatten(),
+        "rewards": rewards,
+        "stats": stats,
+        "next_seed": next_seed,
+    }
 
 
 def _update(policy: Policy, optimiser: torch.optim.Optimizer, batch: dict, cfg: PPOConfig) -> None:

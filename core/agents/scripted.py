@@ -26,7 +26,11 @@ def _action(dx: np.ndarray, dy: np.ndarray, fire: np.ndarray) -> np.ndarray:
     for x in (-1, 0, 1):
         for y in (-1, 0, 1):
             for f in (0, 1):
-                buttons = {-1: ["LEFT"], 0: [], 1: ["RIGHT"]}[x] + {-1: ["UP"], 0: [], 1: ["DOWN"]}[y] + (["FIRE"] if f else [])
+                buttons = (
+                    {-1: ["LEFT"], 0: [], 1: ["RIGHT"]}[x]
+                    + {-1: ["UP"], 0: [], 1: ["DOWN"]}[y]
+                    + (["FIRE"] if f else [])
+                )
                 table[x + 1, y + 1, f] = from_buttons(buttons)
     return table[np.asarray(dx) + 1, np.asarray(dy) + 1, np.asarray(fire, dtype=np.int64)]
 
@@ -81,16 +85,24 @@ class PlatformerPlayer(ScriptedAgent):
         mid_row = np.clip((y + platformer.PLAYER_H // 2) // TILE, 0, platformer.ROWS - 1)
         wall = solid[n, mid_row, ahead] | game.contacts[:, RIGHT]
         dx = game.enemy_pos[..., 0] - x[:, None]
-        enemy = (game.enemy_alive & (dx > 8) & (dx < 30 + 8 * game.run_speed[:, None])
-                 & (np.abs(game.enemy_pos[..., 1] - y[:, None]) < 24)).any(1)
+        enemy = (
+            game.enemy_alive
+            & (dx > 8)
+            & (dx < 30 + 8 * game.run_speed[:, None])
+            & (np.abs(game.enemy_pos[..., 1] - y[:, None]) < 24)
+        ).any(1)
         jump = game.on_ground & (gap | wall | enemy)
         # in the air, stop over ground on the way down rather than overshoot a short ledge into the next pit
         body = np.clip(np.stack([x, x + platformer.PLAYER_W - 1]) // TILE, 0, platformer.COLS - 1)  # (2, N)
         landing = (solid[n, :, body[0]] & below).any(1) | (solid[n, :, body[1]] & below).any(1)
         brake = ~game.on_ground & (game.vel[:, 1] > 0) & landing
         # an enemy patrolling the higher ground ahead: wait on the ground (a while at most) for it to turn
-        above = (game.enemy_alive & (dx > 0) & (dx < 72)
-                 & (game.enemy_pos[..., 1] + platformer.ENEMY_H <= y[:, None] + platformer.PLAYER_H - 8)).any(1)
+        above = (
+            game.enemy_alive
+            & (dx > 0)
+            & (dx < 72)
+            & (game.enemy_pos[..., 1] + platformer.ENEMY_H <= y[:, None] + platformer.PLAYER_H - 8)
+        ).any(1)
         self.waited = np.where(above & game.on_ground, self.waited + 1, 0)
         hold = above & game.on_ground & (self.waited < 90)
         jump &= ~hold
@@ -122,7 +134,7 @@ class MazePlayer(ScriptedAgent):
         if self.fields[i] is not None and self.fields[i][0] == key:
             return self.fields[i][1]
         passable = (tiles != maze.WALL) & ((tiles != maze.DOOR) | game.has_key[i])
-        dist = np.full(tiles.shape, 10 ** 6)
+        dist = np.full(tiles.shape, 10**6)
         queue = deque(zip(*np.nonzero(targets)))
         for cell in queue:
             dist[cell] = 0
@@ -160,8 +172,12 @@ class ShooterPilot(ScriptedAgent):
         nearest = np.take_along_axis(gap, np.abs(gap).argmin(1)[:, None], 1)[:, 0]
         dx = np.where(np.isfinite(nearest) & (np.abs(nearest) > 3), np.sign(np.nan_to_num(nearest)), 0)
         shots = game.enemy_bullets
-        incoming = (game.enemy_bullet_alive & (shots[..., 1] > game.pos[:, 1:] - 60) & (shots[..., 1] < game.pos[:, 1:] + 8)
-                    & (np.abs(shots[..., 0] + 2 - centre[:, None]) < 14))
+        incoming = (
+            game.enemy_bullet_alive
+            & (shots[..., 1] > game.pos[:, 1:] - 60)
+            & (shots[..., 1] < game.pos[:, 1:] + 8)
+            & (np.abs(shots[..., 0] + 2 - centre[:, None]) < 14)
+        )
         dodge = incoming.any(1)
         threat_x = np.where(incoming, shots[..., 0], 0).sum(1) / np.maximum(incoming.sum(1), 1)
         away = np.where(threat_x > centre, -1, 1)

@@ -13,12 +13,12 @@ import sys
 
 COMMAND_MODULES = (
     "core.cli.model",  # zoo, bench play
-    "core.cli.data",   # games, collect, preview, bench games
+    "core.cli.data",  # games, collect, preview, bench games
     "core.cli.train",  # train STAGE, plot, bench train
-    "finetune.cli",    # ingest, finetune, push, hub list|info|pull
-    "core.cli.play",   # play (the browser app), bench sessions
+    "finetune.cli",  # ingest, finetune, push, hub list|info|pull
+    "core.cli.play",  # play (the browser app), bench sessions
     "core.cli.evaluate",  # evaluate, idm train
-    "core.cli.ship",   # ship (a trained model into the zoo)
+    "core.cli.ship",  # ship (a trained model into the zoo)
     "core.cli.control",  # bench control (the controllability lab)
 )
 
@@ -29,7 +29,8 @@ class UsageError(Exception):
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="pocketworld", description="PocketWorld: a small, fast, open world model for 2D games.")
+        prog="pocketworld", description="PocketWorld: a small, fast, open world model for 2D games."
+    )
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     bench = commands.add_parser("bench", help="speed benchmarks (print a table, optionally write JSON)")
     benches = bench.add_subparsers(dest="bench", required=True, metavar="BENCH")

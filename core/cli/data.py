@@ -13,9 +13,12 @@ def register(commands, benches) -> None:
 
     collect = commands.add_parser("collect", help="record play into WebDataset shards")
     collect.add_argument("--game", required=True, help="a game from `pocketworld games` (or gym:/atari:/web:...)")
-    collect.add_argument("--agent", default="random", help="random, held (random keys held 1-8 frames), scripted or rl "
-                                                           "(default: random)")
-    collect.add_argument("--frames", type=int, required=True, help="frames to write: exactly this many, all passing the quality filter")
+    collect.add_argument(
+        "--agent", default="random", help="random, held (random keys held 1-8 frames), scripted or rl (default: random)"
+    )
+    collect.add_argument(
+        "--frames", type=int, required=True, help="frames to write: exactly this many, all passing the quality filter"
+    )
     collect.add_argument("--out", required=True, help="an empty or new folder for the shards")
     collect.add_argument("--seed", type=int, default=0, help="first level seed (default: 0)")
     collect.add_argument("--resume", action="store_true", help="continue an interrupted collection in --out")
@@ -80,14 +83,30 @@ def cmd_games(args) -> int:
     from core.games import GAMES
     from core.games.gym_adapter import ATARI_TRAIN
 
-    rows = [{"game": name, "agents": ", ".join(agents_for(name)), "description": cls.description}
-            for name, cls in GAMES.items()]
-    rows += [{"game": "gym:<ENV_ID>", "agents": "random", "description": "any gymnasium env with rgb_array rendering "
-              "and a Discrete action space, e.g. gym:CartPole-v1"},
-             {"game": "atari:<NAME>", "agents": "random", "description": "Atari via ale-py (pip install "
-              f"'pocketworld[atari]'); trainable: {', '.join(ATARI_TRAIN)}; others are recorded as split 'unseen'"},
-             {"game": "web:<PAGE>", "agents": "random", "description": "an HTML5 canvas game (.html file or "
-              "http://localhost URL) in headless Chromium (pip install 'pocketworld[web]' + Debian chromium)"}]
+    rows = [
+        {"game": name, "agents": ", ".join(agents_for(name)), "description": cls.description}
+        for name, cls in GAMES.items()
+    ]
+    rows += [
+        {
+            "game": "gym:<ENV_ID>",
+            "agents": "random",
+            "description": "any gymnasium env with rgb_array rendering "
+            "and a Discrete action space, e.g. gym:CartPole-v1",
+        },
+        {
+            "game": "atari:<NAME>",
+            "agents": "random",
+            "description": "Atari via ale-py (pip install "
+            f"'pocketworld[atari]'); trainable: {', '.join(ATARI_TRAIN)}; others are recorded as split 'unseen'",
+        },
+        {
+            "game": "web:<PAGE>",
+            "agents": "random",
+            "description": "an HTML5 canvas game (.html file or "
+            "http://localhost URL) in headless Chromium (pip install 'pocketworld[web]' + Debian chromium)",
+        },
+    ]
     if args.json:
         print(json.dumps({"games": rows, "agents": AGENTS}, indent=2))
         return 0
@@ -105,19 +124,38 @@ def cmd_collect(args) -> int:
     check_game(args.game)
     if args.agent not in AGENTS:
         raise ValueError(f"unknown agent {args.agent!r}; valid agents: {', '.join(AGENTS)}")
-    _positive(frames=args.frames, num_envs=args.num_envs, chunk=args.chunk, max_steps=args.max_steps,
-              rl_steps=args.rl_steps, shard_mb=args.shard_mb)
-    config = CollectConfig(game=args.game, agent=args.agent, frames=args.frames, seed=args.seed,
-                           num_envs=1 if args.game.startswith("web:") else args.num_envs, chunk=args.chunk,
-                           split=args.split, shard_mb=args.shard_mb, tileset=args.tileset,
-                           max_steps=args.max_steps, policy=args.policy, rl_steps=args.rl_steps)
+    _positive(
+        frames=args.frames,
+        num_envs=args.num_envs,
+        chunk=args.chunk,
+        max_steps=args.max_steps,
+        rl_steps=args.rl_steps,
+        shard_mb=args.shard_mb,
+    )
+    config = CollectConfig(
+        game=args.game,
+        agent=args.agent,
+        frames=args.frames,
+        seed=args.seed,
+        num_envs=1 if args.game.startswith("web:") else args.num_envs,
+        chunk=args.chunk,
+        split=args.split,
+        shard_mb=args.shard_mb,
+        tileset=args.tileset,
+        max_steps=args.max_steps,
+        policy=args.policy,
+        rl_steps=args.rl_steps,
+    )
     summary = Collector(config, args.out, resume=args.resume, progress=not args.no_progress).run()
     quality = summary["quality"]
     dropped = ", ".join(f"{k} {v}" for k, v in quality["dropped"].items())
-    print(f"wrote {summary['frames_written']} frames in {summary['shards']} shard(s) to {args.out} "
-          f"({summary['bytes_per_frame']:.0f} bytes/frame, {summary['frames_per_second']:.0f} frames/s)")
-    print(f"quality: {quality['frames_kept']}/{quality['frames_in']} frames played passed the filter; "
-          f"dropped: {dropped}")
+    print(
+        f"wrote {summary['frames_written']} frames in {summary['shards']} shard(s) to {args.out} "
+        f"({summary['bytes_per_frame']:.0f} bytes/frame, {summary['frames_per_second']:.0f} frames/s)"
+    )
+    print(
+        f"quality: {quality['frames_kept']}/{quality['frames_in']} frames played passed the filter; dropped: {dropped}"
+    )
     print(f"episodes finished: {summary['episodes']}; mean coverage {summary['coverage_mean']}")
     print(f"report: {Path(args.out) / 'report.json'}")
     return 0
@@ -161,7 +199,7 @@ def cmd_bench_encoding(args) -> int:
             if done[0]:
                 frames.append(game.reset([seed])[0])
                 seed += 1
-        for row in measure(np.stack(frames[:args.frames])):
+        for row in measure(np.stack(frames[: args.frames])):
             rows.append({"game": name, **{k: round(v) if isinstance(v, float) else v for k, v in row.items()}})
     print(_table(rows, ["game", "encoding", "bytes_per_frame", "encode_fps", "decode_fps"]))
     _dump(rows, args.json)
@@ -180,8 +218,11 @@ def cmd_bench_agents(args) -> int:
     torch.set_num_threads(1)
     rows = []
     for game in args.games.split(","):
-        for agent in (RandomAgent(8, seed=0), SCRIPTED[game](8, seed=0),
-                      PPOAgent.train(game, steps=args.rl_steps, seed=0)[0].with_envs(8)):
+        for agent in (
+            RandomAgent(8, seed=0),
+            SCRIPTED[game](8, seed=0),
+            PPOAgent.train(game, steps=args.rl_steps, seed=0)[0].with_envs(8),
+        ):
             row = evaluate(game, agent, episodes=args.episodes)
             row["action_histogram"] = " ".join(f"{p:.2f}" for p in row["action_histogram"])
             row["coverage"] = f"{row['coverage_mean']:.1f} ± {row['coverage_std']:.1f}"

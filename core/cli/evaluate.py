@@ -6,7 +6,9 @@ from pathlib import Path
 
 
 def register(commands, benches) -> None:
-    evaluate = commands.add_parser("evaluate", help="measure how good a model is at being a game (JSON, Markdown, plots)")
+    evaluate = commands.add_parser(
+        "evaluate", help="measure how good a model is at being a game (JSON, Markdown, plots)"
+    )
     evaluate.add_argument("model", help="a zoo name (weights in zoo/<name>/) or a folder saved with save_pretrained")
     evaluate.add_argument("--data", nargs="+", required=True, help="shard files or folders of recorded play")
     evaluate.add_argument("--split", default="test", help="which split's levels to evaluate on (default: test)")
@@ -15,14 +17,24 @@ def register(commands, benches) -> None:
     evaluate.add_argument("--adapter", help="a LoRA adapter folder trained on MODEL (peft format)")
     evaluate.add_argument("--idm", help="an IDM folder from `pocketworld idm train` (action accuracy)")
     evaluate.add_argument("--episodes", type=int, default=8, help="longest held-out episodes to use (default: 8)")
-    evaluate.add_argument("--horizon", type=float, default=120, help="longest rollout in seconds at 30 FPS (default: 120)")
-    evaluate.add_argument("--recon-frames", type=int, default=64, help="frames per episode for reconstruction (default: 64)")
-    evaluate.add_argument("--keep-frames", type=int, default=300,
-                          help="generated frames per episode kept for physics, FVD and the GIF (default: 300)")
+    evaluate.add_argument(
+        "--horizon", type=float, default=120, help="longest rollout in seconds at 30 FPS (default: 120)"
+    )
+    evaluate.add_argument(
+        "--recon-frames", type=int, default=64, help="frames per episode for reconstruction (default: 64)"
+    )
+    evaluate.add_argument(
+        "--keep-frames",
+        type=int,
+        default=300,
+        help="generated frames per episode kept for physics, FVD and the GIF (default: 300)",
+    )
     evaluate.add_argument("--ssim-every", type=int, default=1, help="SSIM on every n-th rollout step (default: 1)")
     evaluate.add_argument("--temperature", type=float, default=0.0, help="rollout sampling temperature (default: 0)")
     evaluate.add_argument("--seed", type=int, default=0, help="sampling and random-action seed (default: 0)")
-    evaluate.add_argument("--lpips-weights", help="LPIPS safetensors file or folder (default: search; see core/evaluation/weights.py)")
+    evaluate.add_argument(
+        "--lpips-weights", help="LPIPS safetensors file or folder (default: search; see core/evaluation/weights.py)"
+    )
     evaluate.add_argument("--lpips-net", default="alex", choices=("alex", "vgg"), help="LPIPS backbone (default: alex)")
     evaluate.add_argument("--i3d-weights", help="I3D safetensors file or folder for FVD (default: search)")
     evaluate.add_argument("--threads", type=int, default=1, help="torch CPU threads (default: 1)")
@@ -52,7 +64,8 @@ def _positive(**values) -> None:
 
 def _perceptual(args):
     """(lpips model or None, note, i3d or None, note, where each came from)."""
-    from core.evaluation.fvd import FILE as I3D_FILE, load_i3d
+    from core.evaluation.fvd import FILE as I3D_FILE
+    from core.evaluation.fvd import load_i3d
     from core.evaluation.lpips import FILES, load_lpips
     from core.evaluation.weights import find_weights, not_found
 
@@ -73,8 +86,14 @@ def cmd_evaluate(args) -> int:
     from core.evaluation.report import target_rows, write_json, write_report
     from core.zoo import load
 
-    _positive(episodes=args.episodes, horizon=args.horizon, recon_frames=args.recon_frames,
-              keep_frames=args.keep_frames, ssim_every=args.ssim_every, threads=args.threads)
+    _positive(
+        episodes=args.episodes,
+        horizon=args.horizon,
+        recon_frames=args.recon_frames,
+        keep_frames=args.keep_frames,
+        ssim_every=args.ssim_every,
+        threads=args.threads,
+    )
     if not args.json and not args.report:
         print("note: no --json or --report given; printing the summary only")
     torch.set_num_threads(args.threads)
@@ -85,22 +104,46 @@ def cmd_evaluate(args) -> int:
     check_compatible(model, episodes)
     games = {e.meta["game"] for e in episodes}
     if len(games) > 1:
-        raise ValueError(f"the {args.split} split mixes games ({', '.join(sorted(games))}); evaluate one game at a time")
+        raise ValueError(
+            f"the {args.split} split mixes games ({', '.join(sorted(games))}); evaluate one game at a time"
+        )
     idm, idm_info = load_idm(args.idm) if args.idm else (None, None)
     if idm is not None and idm.config.image_size != model.config.image_size:
         raise ValueError(f"the IDM reads {idm.config.image_size}px frames, the model makes {model.config.image_size}px")
     lpips, lpips_note, i3d, fvd_note, lpips_path, i3d_path = _perceptual(args)
 
-    config = EvalConfig(recon_frames=args.recon_frames, keep_frames=args.keep_frames, temperature=args.temperature,
-                        seed=args.seed, ssim_every=args.ssim_every)
-    results = evaluate_model(model, episodes, config, idm=idm, idm_info=idm_info, lpips=lpips, lpips_note=lpips_note,
-                             i3d=i3d, fvd_note=fvd_note, progress=not args.no_progress)
-    results["info"] = {"model": args.model + (f" + adapter {args.adapter}" if args.adapter else ""),
-                       "data": ", ".join(args.data), "split": args.split,
-                       "seeds": sorted({int(e.meta["seed"]) for e in episodes}), "episodes": len(episodes),
-                       "frames": int(sum(len(e.frames) for e in episodes)), "game": games.pop(),
-                       "idm": args.idm, "lpips": str(lpips_path) if lpips_path else None,
-                       "i3d": str(i3d_path) if i3d_path else None, "threads": args.threads}
+    config = EvalConfig(
+        recon_frames=args.recon_frames,
+        keep_frames=args.keep_frames,
+        temperature=args.temperature,
+        seed=args.seed,
+        ssim_every=args.ssim_every,
+    )
+    results = evaluate_model(
+        model,
+        episodes,
+        config,
+        idm=idm,
+        idm_info=idm_info,
+        lpips=lpips,
+        lpips_note=lpips_note,
+        i3d=i3d,
+        fvd_note=fvd_note,
+        progress=not args.no_progress,
+    )
+    results["info"] = {
+        "model": args.model + (f" + adapter {args.adapter}" if args.adapter else ""),
+        "data": ", ".join(args.data),
+        "split": args.split,
+        "seeds": sorted({int(e.meta["seed"]) for e in episodes}),
+        "episodes": len(episodes),
+        "frames": int(sum(len(e.frames) for e in episodes)),
+        "game": games.pop(),
+        "idm": args.idm,
+        "lpips": str(lpips_path) if lpips_path else None,
+        "i3d": str(i3d_path) if i3d_path else None,
+        "threads": args.threads,
+    }
     for row in target_rows(results["metrics"]):
         value = f"{row['value']:.4g}" if isinstance(row["value"], (int, float)) else row["value"]
         print(f"{row['metric']:<30} {value:<12} target {row['target']:<10} {row['status']}")
@@ -123,13 +166,19 @@ def cmd_idm_train(args) -> int:
     if out.exists() and any(out.iterdir()):
         raise FileExistsError(f"{out} is not empty; pass a new folder for the IDM")
     torch.set_num_threads(args.threads)
-    model, info = train_idm(args.data, train_split=args.train_split, eval_split=args.eval_split,
-                            config=IDMTrainConfig(steps=args.steps, batch=args.batch, seed=args.seed),
-                            progress=not args.no_progress)
+    model, info = train_idm(
+        args.data,
+        train_split=args.train_split,
+        eval_split=args.eval_split,
+        config=IDMTrainConfig(steps=args.steps, batch=args.batch, seed=args.seed),
+        progress=not args.no_progress,
+    )
     save_idm(model, out, info)
     heldout = info["heldout"]
-    print(f"IDM for {info['game']}: held-out accuracy {heldout['accuracy']:.4f} on {heldout['count']} transitions "
-          f"of split {args.eval_split} (seeds {info['eval_seeds']}); labels: {info['labels']}")
+    print(
+        f"IDM for {info['game']}: held-out accuracy {heldout['accuracy']:.4f} on {heldout['count']} transitions "
+        f"of split {args.eval_split} (seeds {info['eval_seeds']}); labels: {info['labels']}"
+    )
     print(f"per action: {heldout['per_action']}")
     print(f"wrote {out}")
     return 0

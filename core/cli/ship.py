@@ -13,14 +13,27 @@ def register(commands, benches) -> None:
     ship.add_argument("--bench", help="a `pocketworld bench play --json` file of it: the card's speed table")
     ship.add_argument("--out", help="destination (default: the zoo folder of --variant)")
     ship.add_argument("--notes", help="a markdown file appended to the card (limitations, how the test data was made)")
-    ship.add_argument("--dtype", default="fp16", choices=["fp16", "bf16", "fp32"], help="weight storage (default: fp16)")
+    ship.add_argument(
+        "--dtype", default="fp16", choices=["fp16", "bf16", "fp32"], help="weight storage (default: fp16)"
+    )
     ship.set_defaults(func=run_ship)
 
 
 def run_ship(args) -> int:
     from core.ship import ShipConfig, ship
-    out = ship(ShipConfig(model=args.model, variant=args.variant, report=args.report,
-                          evaluate_command=args.evaluate_command, runs=args.runs, bench=args.bench,
-                          out=args.out, dtype=args.dtype, notes=args.notes))
+
+    out = ship(
+        ShipConfig(
+            model=args.model,
+            variant=args.variant,
+            report=args.report,
+            evaluate_command=args.evaluate_command,
+            runs=args.runs,
+            bench=args.bench,
+            out=args.out,
+            dtype=args.dtype,
+            notes=args.notes,
+        )
+    )
     print(f"shipped {args.model} as {args.variant} into {out}")
     return 0

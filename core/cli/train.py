@@ -7,24 +7,36 @@ import json
 import sys
 from pathlib import Path
 
-STAGE_HELP = ("tokenizer (reconstruct frames through tokens), tokens (encode gameplay shards into token shards), "
-              "dynamics (next-frame tokens), decoder (frame from tokens + previous frame), long_horizon (train on "
-              "own rollouts), distill (dynamics from a teacher)")
+STAGE_HELP = (
+    "tokenizer (reconstruct frames through tokens), tokens (encode gameplay shards into token shards), "
+    "dynamics (next-frame tokens), decoder (frame from tokens + previous frame), long_horizon (train on "
+    "own rollouts), distill (dynamics from a teacher)"
+)
 
 
 def register(commands, benches) -> None:
     from core.train.config import STAGES
 
-    train = commands.add_parser("train", help="train one stage of a model (Accelerate: 1 process, several, GPUs)",
-                                description=f"Stages: {STAGE_HELP}. Multi-process: accelerate launch "
-                                "--multi_gpu --num_processes N -m core train ... (add train.cpu=true on CPU).")
+    train = commands.add_parser(
+        "train",
+        help="train one stage of a model (Accelerate: 1 process, several, GPUs)",
+        description=f"Stages: {STAGE_HELP}. Multi-process: accelerate launch "
+        "--multi_gpu --num_processes N -m core train ... (add train.cpu=true on CPU).",
+    )
     train.add_argument("stage", choices=STAGES, help="which stage to run")
     train.add_argument("--config", help="YAML or TOML run config (see configs/nano/); default: built-in defaults")
     # REMAINDER, re-parsed in cmd_train: argparse alone rejects positionals that follow --config FILE
-    train.add_argument("overrides", nargs=argparse.REMAINDER, metavar="SECTION.FIELD=VALUE",
-                       help="override config fields, e.g. train.steps=500 optim.lr=1e-4 out=runs/x")
-    train.add_argument("--resume", action="store_true",
-                       help="continue the run in `out` from its latest checkpoint (starts it if it has none)")
+    train.add_argument(
+        "overrides",
+        nargs=argparse.REMAINDER,
+        metavar="SECTION.FIELD=VALUE",
+        help="override config fields, e.g. train.steps=500 optim.lr=1e-4 out=runs/x",
+    )
+    train.add_argument(
+        "--resume",
+        action="store_true",
+        help="continue the run in `out` from its latest checkpoint (starts it if it has none)",
+    )
     train.set_defaults(func=cmd_train)
 
     plot = commands.add_parser("plot", help="draw a training run's loss and validation curves")

@@ -21,14 +21,17 @@ NANO_V1_TRAINING = "3.2 optimiser hours on 2 cores in all, the dynamics 55 minut
 
 
 def _as_model_frames(frames: np.ndarray) -> torch.Tensor:
-    return to_score_size(to_model(frames).float())                             # (T, 3, 64, 64)
+    return to_score_size(to_model(frames).float())  # (T, 3, 64, 64)
 
 
 def score_nano(config, games, progress: bool = True) -> dict:
     from core.zoo import load
 
-    return {**score_model(load("nano"), config, games, "nano-v1", progress), "frame_views": 25_600,
-            "training": NANO_V1_TRAINING}
+    return {
+        **score_model(load("nano"), config, games, "nano-v1", progress),
+        "frame_views": 25_600,
+        "training": NANO_V1_TRAINING,
+    }
 
 
 @torch.inference_mode()
@@ -48,13 +51,19 @@ def score_model(model, config, games, name: str, progress: bool = True) -> dict:
             ids = reconstruct(model, frames)[2]
             for own in (True, False):
                 actions = clips.actions[i] if own else shuffled(clips.actions)[i]
-                predicted = teacher_forced(model, frames, actions.numpy(), ids)       # frames 1..T-1
-                forced[own].append(_as_model_frames(predicted[c - 1:]))
+                predicted = teacher_forced(model, frames, actions.numpy(), ids)  # frames 1..T-1
+                forced[own].append(_as_model_frames(predicted[c - 1 :]))
         rolled = {}
         for own in (True, False):
-            actions = (clips.actions if own else shuffled(clips.actions))[:, c - 1:c - 1 + h].numpy()
+            actions = (clips.actions if own else shuffled(clips.actions))[:, c - 1 : c - 1 + h].numpy()
             steps = list(rollout(model, clips.full[:, c - 1], actions))
             rolled[own] = torch.stack([_as_model_frames(step) for step in steps], 1)  # (N, H, 3, 64, 64)
-        per_game[game] = score_clips(clips, torch.stack(forced[True]), torch.stack(forced[False]),
-                                     rolled[True], rolled[False], game_idm(config, game, progress))
+        per_game[game] = score_clips(
+            clips,
+            torch.stack(forced[True]),
+            torch.stack(forced[False]),
+            rolled[True],
+            rolled[False],
+            game_idm(config, game, progress),
+        )
     return {"minutes": None, "step": None, "frame_views": None, "mean": summarise(per_game), "games": per_game}

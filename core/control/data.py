@@ -18,9 +18,9 @@ import torch
 
 from core.config import FramePoolConfig
 from core.data.recorder import CollectConfig, Collector
+from core.evaluation.episodes import Episode, load_episodes
 from core.frame_codec import FramePool
 from core.frames import to_model
-from core.evaluation.episodes import Episode, load_episodes
 
 GAMES = ("maze", "platformer", "shooter")
 POLICIES = ("held", "scripted")
@@ -29,11 +29,11 @@ POLICIES = ("held", "scripted")
 @dataclass
 class LabDataConfig:
     root: str = "runs/control-data"  # where the shards are made once (git-ignored; delete to remake)
-    train_frames: int = 12_000        # frames of training play per game and policy
-    test_frames: int = 1_600          # frames of held-out (test-split) play per game
-    seed: int = 300_000               # first level seed; both splits start here and take their own seeds
-    max_steps: int = 400              # episode time limit: short episodes show more levels
-    resolution: int = 64              # frames are area-pooled to this size in memory
+    train_frames: int = 12_000  # frames of training play per game and policy
+    test_frames: int = 1_600  # frames of held-out (test-split) play per game
+    seed: int = 300_000  # first level seed; both splits start here and take their own seeds
+    max_steps: int = 400  # episode time limit: short episodes show more levels
+    resolution: int = 64  # frames are area-pooled to this size in memory
 
 
 def shard_folder(config: LabDataConfig, game: str, policy: str, split: str) -> Path:
@@ -49,8 +49,16 @@ def ensure_data(config: LabDataConfig, games=GAMES, policies=("held",), progress
         if (out / "report.json").is_file():
             continue
         resume = out.is_dir() and any(out.iterdir())
-        collect = CollectConfig(game=game, agent=policy, frames=frames, seed=config.seed, split=split,
-                                max_steps=config.max_steps, num_envs=8, chunk=128)
+        collect = CollectConfig(
+            game=game,
+            agent=policy,
+            frames=frames,
+            seed=config.seed,
+            split=split,
+            max_steps=config.max_steps,
+            num_envs=8,
+            chunk=128,
+        )
         Collector(collect, out, resume=resume, progress=progress).run()
 
 
@@ -61,19 +69,19 @@ def pool(frames: np.ndarray, resolution: int) -> torch.Tensor:
 
 @dataclass
 class LabEpisode:
-    frames: torch.Tensor          # (T, 3, r, r) float16 in [-1, 1]
-    actions: torch.Tensor         # (T,) int64: actions[t] at frames[t] led to frames[t+1]
-    source: Episode               # the full-size episode (frames dropped for training play)
+    frames: torch.Tensor  # (T, 3, r, r) float16 in [-1, 1]
+    actions: torch.Tensor  # (T,) int64: actions[t] at frames[t] led to frames[t+1]
+    source: Episode  # the full-size episode (frames dropped for training play)
 
 
-def load_play(config: LabDataConfig, game: str, policy: str, split: str, keep_full: bool = False
-              ) -> list[LabEpisode]:
+def load_play(config: LabDataConfig, game: str, policy: str, split: str, keep_full: bool = False) -> list[LabEpisode]:
     """The continuous stretches of one game's play, pooled; `keep_full` keeps the 256x256 frames too."""
     episodes = load_episodes(shard_folder(config, game, policy, split), split, min_frames=24)
     out = []
     for episode in episodes:
-        frames = torch.cat([pool(episode.frames[i:i + 256], config.resolution)
-                            for i in range(0, len(episode.frames), 256)]).half()
+        frames = torch.cat(
+            [pool(episode.frames[i : i + 256], config.resolution) for i in range(0, len(episode.frames), 256)]
+        ).half()
         if not keep_full:
             episode = Episode(np.empty((0,), np.uint8), episode.actions, episode.state, episode.meta)
         out.append(LabEpisode(frames, torch.from_numpy(episode.actions.astype(np.int64)), episode))

@@ -3,10 +3,10 @@
 From the first frame of held-out levels, each key of a pair (RIGHT/LEFT) is held for N steps in
 the real game and in the dream. The two real outcomes differ only where the key mattered (the
 player, what it pushed or shot): on those pixels the dream under RIGHT should be closer to the
-real RIGHT outcome than to the real LEFT one, and the other way round. The margin (dB, the mean over both keys) is positive
-for a model that follows the keys and zero for one that ignores them (its two dreams are the
-same frame); a level counts as followed when both dreams are nearer their own key's outcome.
-A strip of frames, real above dreamed, shows it.
+real RIGHT outcome than to the real LEFT one, and the other way round. The margin (dB, the
+mean over both keys) is positive for a model that follows the keys and zero for one that
+ignores them (its two dreams are the same frame); a level counts as followed when both dreams
+are nearer their own key's outcome. A strip of frames, real above dreamed, shows it.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ import numpy as np
 from core.actions import ACTION_IDS
 from core.evaluation.image_quality import PSNR_CAP
 
-HELD_OUT_SEEDS = (200020, 200039, 200072)   # levels of the test split (core.data.shards.split_of)
+HELD_OUT_SEEDS = (200020, 200039, 200072)  # levels of the test split (core.data.shards.split_of)
 
 
 @dataclass
@@ -26,9 +26,9 @@ class KeysConfig:
     games: tuple[str, ...] = ("maze", "platformer", "shooter")
     seeds: tuple[int, ...] = HELD_OUT_SEEDS
     keys: tuple[str, str] = ("RIGHT", "LEFT")
-    steps: int = 12                     # frames each key is held
-    strip_every: int = 3                # the picture shows every this-many-th frame
-    differ: int = 24                    # a pixel is where the keys mattered if a channel differs by more (of 255)
+    steps: int = 12  # frames each key is held
+    strip_every: int = 3  # the picture shows every this-many-th frame
+    differ: int = 24  # a pixel is where the keys mattered if a channel differs by more (of 255)
 
 
 def held_rollouts(model, game: str, seed: int, key: str, steps: int) -> tuple[np.ndarray, np.ndarray]:
@@ -51,7 +51,7 @@ def masked_psnr(a: np.ndarray, b: np.ndarray, mask: np.ndarray) -> float:
     if not mask.any():
         return PSNR_CAP
     diff = a.astype(np.float64)[mask] - b.astype(np.float64)[mask]
-    return float(min(PSNR_CAP, 10 * np.log10(255.0 ** 2 / max(np.mean(diff ** 2), 1e-10))))
+    return float(min(PSNR_CAP, 10 * np.log10(255.0**2 / max(np.mean(diff**2), 1e-10))))
 
 
 def score_game(model, game: str, config: KeysConfig) -> tuple[dict, list[np.ndarray]]:
@@ -61,17 +61,22 @@ def score_game(model, game: str, config: KeysConfig) -> tuple[dict, list[np.ndar
     for seed in config.seeds:
         runs = {key: held_rollouts(model, game, seed, key, config.steps) for key in config.keys}
         real_end = {key: runs[key][0][-1] for key in config.keys}
-        mask = (np.abs(real_end[first].astype(int) - real_end[second].astype(int)).max(-1) > config.differ)
+        mask = np.abs(real_end[first].astype(int) - real_end[second].astype(int)).max(-1) > config.differ
         moved.append(float(mask.mean()))
         pair = []
         for key, other in ((first, second), (second, first)):
             dream_end = runs[key][1][-1]
             pair.append(masked_psnr(dream_end, real_end[key], mask) - masked_psnr(dream_end, real_end[other], mask))
         margins += pair
-        wins += min(pair) > 0        # both dreams nearer their own key's outcome: one frame for both cannot be
+        wins += min(pair) > 0  # both dreams nearer their own key's outcome: one frame for both cannot be
         strips.append(strip(runs, config))
-    return {"game": game, "margin_db": float(np.mean(margins)), "follows": wins, "trials": len(config.seeds),
-            "keys_matter_share": float(np.mean(moved))}, strips
+    return {
+        "game": game,
+        "margin_db": float(np.mean(margins)),
+        "follows": wins,
+        "trials": len(config.seeds),
+        "keys_matter_share": float(np.mean(moved)),
+    }, strips
 
 
 def strip(runs: dict, config: KeysConfig) -> np.ndarray:
@@ -87,6 +92,7 @@ def strip(runs: dict, config: KeysConfig) -> np.ndarray:
 def table(results: list[dict]) -> str:
     lines = ["| game | margin (dB) | follows | pixels where the keys matter |", "|---|---|---|---|"]
     for r in results:
-        lines.append(f"| {r['game']} | {r['margin_db']:+.2f} | {r['follows']}/{r['trials']} | "
-                     f"{r['keys_matter_share']:.2%} |")
+        lines.append(
+            f"| {r['game']} | {r['margin_db']:+.2f} | {r['follows']}/{r['trials']} | {r['keys_matter_share']:.2%} |"
+        )
     return "\n".join(lines)

@@ -23,45 +23,51 @@ import torch
 from tqdm import tqdm
 
 from core.atomic import atomic_write
-from core.control.data import GAMES, LabDataConfig, ensure_data, load_play
 from core.config import FrameDynamicsConfig
-from core.frame_dynamics import FrameDynamics, recent_actions, unrolled_loss
+from core.control.data import GAMES, LabDataConfig, ensure_data, load_play
 from core.control.scores import ClipSet, score_clips, shuffled, summarise, visible_labels
+from core.frame_dynamics import FrameDynamics, recent_actions, unrolled_loss
 
 
 @dataclass
 class ArmConfig:
-    description: str                                                   # what the arm tests, in one line
+    description: str  # what the arm tests, in one line
     predictor: FrameDynamicsConfig = field(default_factory=FrameDynamicsConfig)
-    policy: str = "held"           # training play: held (random keys held 1-8 frames) or scripted
-    batch: int = 16                # clips per step
-    lr: float = 1e-3               # AdamW peak rate; cosine-decayed over the time budget
-    unroll: int = 1                # predicted frames per clip, each fed back as context (1 = teacher forcing)
-    context_noise: float = 0.0     # max std of Gaussian noise on context frames (drawn per clip)
+    policy: str = "held"  # training play: held (random keys held 1-8 frames) or scripted
+    batch: int = 16  # clips per step
+    lr: float = 1e-3  # AdamW peak rate; cosine-decayed over the time budget
+    unroll: int = 1  # predicted frames per clip, each fed back as context (1 = teacher forcing)
+    context_noise: float = 0.0  # max std of Gaussian noise on context frames (drawn per clip)
 
 
 ARMS: dict[str, ArmConfig] = {
     "film": ArmConfig("64x64 pixels, last 2 frames, keys FiLM'd into every block (zero-init)"),
-    "input": ArmConfig("as film, but the keys are added to the first features only",
-                       FrameDynamicsConfig(action_mode="input")),
-    "film-128": ArmConfig("as film at 128x128 internal resolution", FrameDynamicsConfig(resolution=128, channels=(24, 48, 96, 128))),
+    "input": ArmConfig(
+        "as film, but the keys are added to the first features only", FrameDynamicsConfig(action_mode="input")
+    ),
+    "film-128": ArmConfig(
+        "as film at 128x128 internal resolution", FrameDynamicsConfig(resolution=128, channels=(24, 48, 96, 128))
+    ),
     "film-scripted": ArmConfig("as film, trained on scripted play instead of held random keys", policy="scripted"),
-    "film-unroll": ArmConfig("as film, plus noisy context (sigma <= 0.03) and a 3-step loss on its own predictions",
-                             unroll=3, context_noise=0.03),
+    "film-unroll": ArmConfig(
+        "as film, plus noisy context (sigma <= 0.03) and a 3-step loss on its own predictions",
+        unroll=3,
+        context_noise=0.03,
+    ),
 }
 BASELINE = "nano-v1"
-MODEL_PREFIX = "model:"   # an arm "model:FOLDER" scores a trained WorldModel folder without training it
+MODEL_PREFIX = "model:"  # an arm "model:FOLDER" scores a trained WorldModel folder without training it
 
 
 @dataclass
 class LabConfig:
-    minutes: float = 10.0          # training budget in CPU-minutes of this process (scoring excluded)
-    eval_every: float = 2.5        # CPU-minutes of training between scorings
-    threads: int = 2               # torch threads for training and scoring
-    clips: int = 24                # held-out clips per game
-    horizon: int = 16              # steps scored per clip
+    minutes: float = 10.0  # training budget in CPU-minutes of this process (scoring excluded)
+    eval_every: float = 2.5  # CPU-minutes of training between scorings
+    threads: int = 2  # torch threads for training and scoring
+    clips: int = 24  # held-out clips per game
+    horizon: int = 16  # steps scored per clip
     seed: int = 0
-    idm_steps: int = 1500          # training steps of each game's IDM (made once, cached beside the data)
+    idm_steps: int = 1500  # training steps of each game's IDM (made once, cached beside the data)
     data: LabDataConfig = field(default_factory=LabDataConfig)
 
 
@@ -83,9 +89,14 @@ def test_clips(config: LabConfig, game: str, context: int, keep_full: bool = Fal
     if len(frames) < config.clips:
         raise ValueError(f"{game}: only {len(frames)} held-out clips of {length} frames; record more test play")
     pick = np.linspace(0, len(frames) - 1, config.clips).round().astype(int)
-    return ClipSet(game, context, torch.stack([frames[i] for i in pick]).float(),
-                   torch.stack([actions[i] for i in pick]), np.stack([labels[i] for i in pick]),
-                   np.stack([full[i] for i in pick]) if keep_full else None)
+    return ClipSet(
+        game,
+        context,
+        torch.stack([frames[i] for i in pick]).float(),
+        torch.stack([actions[i] for i in pick]),
+        np.stack([labels[i] for i in pick]),
+        np.stack([full[i] for i in pick]) if keep_full else None,
+    )
 
 
 def game_idm(config: LabConfig, game: str, progress: bool = True):
@@ -103,9 +114,13 @@ def game_idm(config: LabConfig, game: str, progress: bool = True):
         return [Episode(to_uint8(e.frames.float()), e.source.actions, e.source.state, e.source.meta) for e in episodes]
 
     data = replace(config.data, resolution=64)
-    model, info = fit_idm(small(load_play(data, game, "held", "train")), small(load_play(data, game, "held", "test")),
-                          config=IDMTrainConfig(steps=config.idm_steps), idm_config=IDMConfig(game=game, image_size=64, pool=1),
-                          progress=progress)
+    model, info = fit_idm(
+        small(load_play(data, game, "held", "train")),
+        small(load_play(data, game, "held", "test")),
+        config=IDMTrainConfig(steps=config.idm_steps),
+        idm_config=IDMConfig(game=game, image_size=64, pool=1),
+        progress=progress,
+    )
     save_idm(model, folder, info)
     return model
 
@@ -124,9 +139,9 @@ class Batches:
         for i in self.rng.choice(len(self.episodes), self.batch, p=self.p):
             episode = self.episodes[i]
             start = int(self.rng.integers(0, len(episode.actions) - self.length))
-            frames.append(episode.frames[start:start + self.length])
-            actions.append(episode.actions[start:start + self.length])
-        return torch.stack(frames).float(), torch.stack(actions)                # (B, L, 3, r, r), (B, L)
+            frames.append(episode.frames[start : start + self.length])
+            actions.append(episode.actions[start : start + self.length])
+        return torch.stack(frames).float(), torch.stack(actions)  # (B, L, 3, r, r), (B, L)
 
 
 @torch.inference_mode()
@@ -135,7 +150,7 @@ def predictor_frames(model: FrameDynamics, clips: ClipSet, actions: torch.Tensor
     forward) or rolled out (its own frames fed back) -> (N, H, 3, r, r)."""
     c, k = model.config.context, model.config.action_context
     if forced:
-        return model(clips.frames[:, :-1], actions[:, :-1])[:, c - 1:]
+        return model(clips.frames[:, :-1], actions[:, :-1])[:, c - 1 :]
     context, out = clips.frames[:, :c], []
     for h in range(clips.horizon):
         out.append(model.predict(context, recent_actions(actions, c - 1 + h, k)))
@@ -149,9 +164,13 @@ def score_predictor(model: FrameDynamics, clip_sets: list[ClipSet], idms: dict) 
     for clips in clip_sets:
         mixed = shuffled(clips.actions)
         per_game[clips.game] = score_clips(
-            clips, predictor_frames(model, clips, clips.actions, True), predictor_frames(model, clips, mixed, True),
-            predictor_frames(model, clips, clips.actions, False), predictor_frames(model, clips, mixed, False),
-            idms.get(clips.game))
+            clips,
+            predictor_frames(model, clips, clips.actions, True),
+            predictor_frames(model, clips, mixed, True),
+            predictor_frames(model, clips, clips.actions, False),
+            predictor_frames(model, clips, mixed, False),
+            idms.get(clips.game),
+        )
     model.train()
     return {"mean": summarise(per_game), "games": per_game}
 
@@ -173,13 +192,21 @@ def run_arm(name: str, out: str | Path, config: LabConfig, games=GAMES, progress
     """Train arm `name` for config.minutes, scoring it every config.eval_every minutes; returns results."""
     if name == BASELINE:
         from core.control.baseline import score_nano
+
         return _finish(Path(out), name, config, [score_nano(config, games, progress)], None, {})
     if name.startswith(MODEL_PREFIX):
         from core.control.baseline import score_model
         from core.world_model import WorldModel
-        model = WorldModel.from_pretrained(name[len(MODEL_PREFIX):])
-        return _finish(Path(out), name, config, [score_model(model, config, games, name, progress)], None,
-                       {"parameters": model.parameter_counts()["total"]})
+
+        model = WorldModel.from_pretrained(name[len(MODEL_PREFIX) :])
+        return _finish(
+            Path(out),
+            name,
+            config,
+            [score_model(model, config, games, name, progress)],
+            None,
+            {"parameters": model.parameter_counts()["total"]},
+        )
     if name not in ARMS:
         raise ValueError(f"unknown arm {name!r}; arms: {', '.join([BASELINE, *ARMS])}")
     arm = ARMS[name]
@@ -200,7 +227,7 @@ def run_arm(name: str, out: str | Path, config: LabConfig, games=GAMES, progress
     while trained < budget:
         started, started_wall = time.process_time(), time.perf_counter()
         fraction = trained / budget
-        for group in optimiser.param_groups:   # warm up, then cosine over the time budget (not a step count)
+        for group in optimiser.param_groups:  # warm up, then cosine over the time budget (not a step count)
             group["lr"] = arm.lr * min(1.0, (step + 1) / 50) * 0.5 * (1 + math.cos(math.pi * fraction))
         frames, actions = next(batches)
         loss = unrolled_loss(model, frames, actions, arm.unroll, arm.context_noise, generator)
@@ -215,16 +242,30 @@ def run_arm(name: str, out: str | Path, config: LabConfig, games=GAMES, progress
         bar.set_postfix(loss=f"{loss.item():.5f}")
         if trained >= next_eval or trained >= budget:
             scores = score_predictor(model, clip_sets, idms)
-            rows.append({"minutes": round(trained / 60, 3), "wall_minutes": round(wall / 60, 3), "step": step,
-                         "frame_views": views, "train_frames_per_cpu_second": round(views / trained, 1),
-                         "train_frames_per_second": round(views / wall, 1), "loss": round(loss.item(), 6),
-                         **scores})
+            rows.append(
+                {
+                    "minutes": round(trained / 60, 3),
+                    "wall_minutes": round(wall / 60, 3),
+                    "step": step,
+                    "frame_views": views,
+                    "train_frames_per_cpu_second": round(views / trained, 1),
+                    "train_frames_per_second": round(views / wall, 1),
+                    "loss": round(loss.item(), 6),
+                    **scores,
+                }
+            )
             _write_rows(Path(out), rows)
             next_eval += config.eval_every * 60
     bar.close()
     fps = play_fps(model)
-    return _finish(Path(out), name, config, rows, model, {"play_fps": round(fps, 1),
-                                                          "parameters": sum(p.numel() for p in model.parameters())})
+    return _finish(
+        Path(out),
+        name,
+        config,
+        rows,
+        model,
+        {"play_fps": round(fps, 1), "parameters": sum(p.numel() for p in model.parameters())},
+    )
 
 
 def _write_rows(out: Path, rows: list[dict]) -> None:
@@ -240,15 +281,17 @@ def _finish(out: Path, name: str, config: LabConfig, rows: list[dict], model, ex
     if name in ARMS:
         arm = asdict(ARMS[name])
     elif name.startswith(MODEL_PREFIX):
-        arm = {"description": f"the model in {name[len(MODEL_PREFIX):]}, not retrained"}
+        arm = {"description": f"the model in {name[len(MODEL_PREFIX) :]}, not retrained"}
     else:
         arm = {"description": "the shipped nano (zoo/nano), not retrained"}
-    results = {"arm": name, "config": arm, "lab": asdict(config), "threads": config.threads,
-               "last": rows[-1], **extra}
+    results = {"arm": name, "config": arm, "lab": asdict(config), "threads": config.threads, "last": rows[-1], **extra}
     atomic_write(out / "results.json", lambda path: Path(path).write_text(json.dumps(results, indent=2)))
     if model is not None:
         from safetensors.torch import save_file
-        atomic_write(out / "model.safetensors",
-                     lambda path: save_file({k: v.contiguous() for k, v in model.state_dict().items()}, path))
+
+        atomic_write(
+            out / "model.safetensors",
+            lambda path: save_file({k: v.contiguous() for k, v in model.state_dict().items()}, path),
+        )
     plot_rows(rows, out / "curves.png", title=f"bench control: {name}")
     return results

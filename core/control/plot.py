@@ -4,8 +4,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
-PANELS = ("idm_accuracy", "delta_psnr_t4", "delta_psnr_t16", "action_gap_relative", "changed_accuracy",
-          "rollout_psnr_t16")
+PANELS = (
+    "idm_accuracy",
+    "delta_psnr_t4",
+    "delta_psnr_t16",
+    "action_gap_relative",
+    "changed_accuracy",
+    "rollout_psnr_t16",
+)
 
 
 def plot_rows(rows: list[dict], out: Path, title: str) -> None:

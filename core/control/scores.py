@@ -29,7 +29,7 @@ from core.evaluation.idm import score as idm_score
 from core.frames import to_uint8
 
 CONTROL_STEPS = (1, 4, 16)
-CHANGE = 0.1          # a pixel channel moving more than this (of [-1, 1]) counts as changed
+CHANGE = 0.1  # a pixel channel moving more than this (of [-1, 1]) counts as changed
 SCORE_SIZE = 64
 
 
@@ -44,7 +44,7 @@ class ClipSet:
     frames: torch.Tensor
     actions: torch.Tensor
     labels: np.ndarray
-    full: np.ndarray | None = None      # (N, C+H, 256, 256, 3) uint8
+    full: np.ndarray | None = None  # (N, C+H, 256, 256, 3) uint8
 
     @property
     def horizon(self) -> int:
@@ -74,24 +74,35 @@ def _psnr(error: torch.Tensor, mask: torch.Tensor) -> float:
     return 10 * math.log10(4.0 / max(mse, 1e-12))
 
 
-def score_clips(clips: ClipSet, forced_true: torch.Tensor, forced_shuffled: torch.Tensor,
-                rolled_true: torch.Tensor, rolled_shuffled: torch.Tensor, idm=None) -> dict:
+def score_clips(
+    clips: ClipSet,
+    forced_true: torch.Tensor,
+    forced_shuffled: torch.Tensor,
+    rolled_true: torch.Tensor,
+    rolled_shuffled: torch.Tensor,
+    idm=None,
+) -> dict:
     """Each prediction (N, H, 3, r, r) for frames C..C+H-1 of the clips -> the metrics of one game."""
     c = clips.context
-    frames = to_score_size(clips.frames)                                    # (N, C+H, 3, 64, 64)
-    real = frames[:, c:]                                                    # (N, H, 3, 64, 64)
-    previous = frames[:, c - 1:-1]
+    frames = to_score_size(clips.frames)  # (N, C+H, 3, 64, 64)
+    real = frames[:, c:]  # (N, H, 3, 64, 64)
+    previous = frames[:, c - 1 : -1]
     forced_true, forced_shuffled = to_score_size(forced_true), to_score_size(forced_shuffled)
     rolled_true, rolled_shuffled = to_score_size(rolled_true), to_score_size(rolled_shuffled)
-    mse = lambda a, b: (a - b).pow(2).mean().item()                          # noqa: E731
-    out = {"mse_true": mse(forced_true, real), "mse_shuffled": mse(forced_shuffled, real),
-           "mse_copy_last": mse(previous, real)}
+    mse = lambda a, b: (a - b).pow(2).mean().item()  # noqa: E731
+    out = {
+        "mse_true": mse(forced_true, real),
+        "mse_shuffled": mse(forced_shuffled, real),
+        "mse_copy_last": mse(previous, real),
+    }
     out["action_gap"] = out["mse_shuffled"] - out["mse_true"]
     out["action_gap_relative"] = out["action_gap"] / max(out["mse_true"], 1e-12)
-    changed = ((real - previous).abs() > CHANGE)
-    out["changed_accuracy"] = (((forced_true - real).abs() < CHANGE) & changed).sum().item() / max(changed.sum().item(), 1)
-    start = frames[:, c - 1:c]
-    moved = ((real - start).abs().amax(2, keepdim=True) > CHANGE).expand_as(real)   # (N, H, 3, 64, 64)
+    changed = (real - previous).abs() > CHANGE
+    out["changed_accuracy"] = (((forced_true - real).abs() < CHANGE) & changed).sum().item() / max(
+        changed.sum().item(), 1
+    )
+    start = frames[:, c - 1 : c]
+    moved = ((real - start).abs().amax(2, keepdim=True) > CHANGE).expand_as(real)  # (N, H, 3, 64, 64)
     for step in CONTROL_STEPS:
         if step > clips.horizon:
             continue
@@ -101,7 +112,7 @@ def score_clips(clips: ClipSet, forced_true: torch.Tensor, forced_shuffled: torc
         out[f"delta_psnr_t{step}"] = true_psnr - shuffled_psnr
         out[f"rollout_psnr_t{step}"] = 10 * math.log10(4.0 / max(mse(rolled_true[:, t], real[:, t]), 1e-12))
     if idm is not None:
-        before = torch.cat([start, rolled_true[:, :-1]], dim=1)               # generated t -> t+1 pairs
+        before = torch.cat([start, rolled_true[:, :-1]], dim=1)  # generated t -> t+1 pairs
         predicted, _ = idm.predict(to_uint8(before.flatten(0, 1)), to_uint8(rolled_true.flatten(0, 1)))
         out["idm_accuracy"] = idm_score(predicted, clips.labels.reshape(-1)).accuracy
         real_predicted, _ = idm.predict(to_uint8(previous.flatten(0, 1)), to_uint8(real.flatten(0, 1)))
@@ -111,7 +122,7 @@ def score_clips(clips: ClipSet, forced_true: torch.Tensor, forced_shuffled: torc
 
 def visible_labels(game: str, actions: np.ndarray, state: np.ndarray, layout: dict) -> np.ndarray:
     """Visible keys of the transitions t -> t+1 for t < len(state) - 1."""
-    return visible_actions(game, actions[:len(state) - 1], state, layout)
+    return visible_actions(game, actions[: len(state) - 1], state, layout)
 
 
 def summarise(per_game: dict[str, dict]) -> dict:
@@ -119,8 +130,9 @@ def summarise(per_game: dict[str, dict]) -> dict:
     names = sorted({k for metrics in per_game.values() for k in metrics})
     mean = {}
     for name in names:
-        values = [m[name] for m in per_game.values() if isinstance(m.get(name), (int, float)) and
-                  math.isfinite(m[name])]
+        values = [
+            m[name] for m in per_game.values() if isinstance(m.get(name), (int, float)) and math.isfinite(m[name])
+        ]
         if values:
             mean[name] = round(float(np.mean(values)), 5)
     return mean

@@ -23,9 +23,17 @@ class ClipDataset(IterableDataset):
     "game": str, "seed": int, "start_frame": int}; actions[t] was pressed at frames[t] and led to
     frames[t+1] (the last one leads out of the clip)."""
 
-    def __init__(self, source: str | Path | list, clip_len: int = 32, stride: int | None = None,
-                 splits: tuple[str, ...] = ("train",), shuffle: bool = True, buffer: int = 256, seed: int = 0,
-                 with_state: bool = True):
+    def __init__(
+        self,
+        source: str | Path | list,
+        clip_len: int = 32,
+        stride: int | None = None,
+        splits: tuple[str, ...] = ("train",),
+        shuffle: bool = True,
+        buffer: int = 256,
+        seed: int = 0,
+        with_state: bool = True,
+    ):
         sources = source if isinstance(source, (list, tuple)) else [source]
         self.shards = sorted({shard for item in sources for shard in list_shards(item)})
         unknown = set(splits) - set(SPLITS)
@@ -47,9 +55,9 @@ class ClipDataset(IterableDataset):
         if self.shuffle:
             random.Random(self.seed + self.epoch).shuffle(shards)  # same order in every rank and worker
         if torch.distributed.is_available() and torch.distributed.is_initialized():
-            shards = shards[torch.distributed.get_rank()::torch.distributed.get_world_size()]
+            shards = shards[torch.distributed.get_rank() :: torch.distributed.get_world_size()]
         worker = get_worker_info()
-        return shards[worker.id::worker.num_workers] if worker else shards
+        return shards[worker.id :: worker.num_workers] if worker else shards
 
     def _clips(self, rng: random.Random):
         for shard in self._my_shards():
@@ -60,10 +68,13 @@ class ClipDataset(IterableDataset):
                 offset = rng.randrange(min(self.stride, last + 1)) if self.shuffle else 0
                 for start in range(offset, last + 1, self.stride):
                     clip = slice(start, start + self.clip_len)
-                    item = {"frames": torch.from_numpy(sample.frames[clip].copy()),
-                            "actions": torch.from_numpy(sample.actions[clip].astype(np.int64)),
-                            "game": sample.meta["game"], "seed": sample.meta["seed"],
-                            "start_frame": sample.meta["start_frame"] + start}
+                    item = {
+                        "frames": torch.from_numpy(sample.frames[clip].copy()),
+                        "actions": torch.from_numpy(sample.actions[clip].astype(np.int64)),
+                        "game": sample.meta["game"],
+                        "seed": sample.meta["seed"],
+                        "start_frame": sample.meta["start_frame"] + start,
+                    }
                     if self.with_state:
                         item["state"] = torch.from_numpy(sample.state[clip].astype(np.float32))
                     yield item

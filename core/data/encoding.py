@@ -14,7 +14,7 @@ from __future__ import annotations
 import io
 import time
 import warnings
-from typing import Callable
+from collections.abc import Callable
 
 import numpy as np
 
@@ -38,7 +38,9 @@ def _open(data):
     if isinstance(data, Image.Image):
         return data
     try:
-        with warnings.catch_warnings():  # callers bound the size from the header (frame_count); PIL's warning adds nothing
+        with (
+            warnings.catch_warnings()
+        ):  # callers bound the size from the header (frame_count); PIL's warning adds nothing
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
             return Image.open(io.BytesIO(data))
     except Image.DecompressionBombError as err:  # PIL refuses the header of an image over ~179M pixels
@@ -51,8 +53,9 @@ def frame_count(data) -> int:
     not a stack of 256x256 frames."""
     image = _open(data)
     if image.width != FRAME or image.height % FRAME or not image.height:
-        raise ValueError(f"a frames image must be {FRAME} wide and a multiple of {FRAME} tall, got "
-                         f"{image.width}x{image.height}")
+        raise ValueError(
+            f"a frames image must be {FRAME} wide and a multiple of {FRAME} tall, got {image.width}x{image.height}"
+        )
     return image.height // FRAME
 
 
@@ -90,6 +93,12 @@ def measure(frames: np.ndarray, repeats: int = 3) -> list[dict]:
             decoded = decode(data)
             decode_s.append(time.perf_counter() - start)
         assert np.array_equal(decoded, frames), f"{name} is not lossless"
-        rows.append({"encoding": name, "bytes_per_frame": len(data) / len(frames),
-                     "encode_fps": len(frames) / min(encode_s), "decode_fps": len(frames) / min(decode_s)})
+        rows.append(
+            {
+                "encoding": name,
+                "bytes_per_frame": len(data) / len(frames),
+                "encode_fps": len(frames) / min(encode_s),
+                "decode_fps": len(frames) / min(decode_s),
+            }
+        )
     return rows

@@ -25,8 +25,9 @@ def load_gameplay(source: str | Path, split: str = "train", streaming: bool = Fa
     try:
         import datasets
     except ImportError:
-        raise ImportError("reading shards as a Hugging Face dataset needs `datasets`: "
-                          "pip install 'pocketworld[datasets]'") from None
+        raise ImportError(
+            "reading shards as a Hugging Face dataset needs `datasets`: pip install 'pocketworld[datasets]'"
+        ) from None
 
     if split not in SPLITS:
         raise ValueError(f"unknown split {split!r}; valid splits: {', '.join(SPLITS)}")
@@ -38,14 +39,18 @@ def load_gameplay(source: str | Path, split: str = "train", streaming: bool = Fa
             warnings.warn(f"skipping truncated shard {shard} (it does not end like a complete tar)", stacklevel=2)
     if not files:
         raise FileNotFoundError(f"no complete shards in {source}")
-    dataset = datasets.load_dataset("webdataset", data_files={"shards": files}, split="shards", streaming=streaming,
-                                    cache_dir=cache_dir)
+    dataset = datasets.load_dataset(
+        "webdataset", data_files={"shards": files}, split="shards", streaming=streaming, cache_dir=cache_dir
+    )
     return dataset.filter(lambda meta: meta["split"] == split, input_columns="meta.json")
 
 
 def to_arrays(row: dict) -> dict:
-    """A row from load_gameplay -> {"frames": (T, 256, 256, 3) uint8, "actions": (T,) int64, "state": (T, D), "meta"}."""
-    return {"frames": decode_frames(row["frames.png"]),
-            "actions": np.asarray(row["actions.npy"], dtype=np.int64),
-            "state": np.asarray(row["state.npy"], dtype=np.float32).reshape(len(row["actions.npy"]), -1),
-            "meta": row["meta.json"]}
+    """A row from load_gameplay -> {"frames": (T, 256, 256, 3) uint8, "actions": (T,) int64, "state": (T, D),
+    "meta"}."""
+    return {
+        "frames": decode_frames(row["frames.png"]),
+        "actions": np.asarray(row["actions.npy"], dtype=np.int64),
+        "state": np.asarray(row["state.npy"], dtype=np.float32).reshape(len(row["actions.npy"]), -1),
+        "meta": row["meta.json"],
+    }

@@ -50,8 +50,10 @@ def write_preview(source: str | Path, out: str | Path, sample: int = 0, max_fram
     if found is None:
         raise ValueError(f"{source} holds {seen} samples; there is no sample {sample}")
     meta = found.meta
-    frames = [annotate(frame, int(action), f"{meta['game']} seed {meta['seed']} f{meta['start_frame'] + t}")
-              for t, (frame, action) in enumerate(zip(found.frames[:max_frames], found.actions[:max_frames]))]
+    frames = [
+        annotate(frame, int(action), f"{meta['game']} seed {meta['seed']} f{meta['start_frame'] + t}")
+        for t, (frame, action) in enumerate(zip(found.frames[:max_frames], found.actions[:max_frames]))
+    ]
     out.parent.mkdir(parents=True, exist_ok=True)
     if out.suffix.lower() == ".gif":
         from PIL import Image

@@ -25,13 +25,15 @@ REASONS = ("blank", "corrupt", "duplicate", "stuck", "short")
 
 @dataclass
 class QualityConfig:
-    stuck_frames: int = 30         # identical frames in a row beyond this are a stuck stretch (1 s at 30 FPS)
-    min_segment: int = 32          # kept stretches shorter than this (one training clip) are dropped
-    spike_change: float = 0.5      # share of pixels a frame must differ from both neighbours by to be corrupt
+    stuck_frames: int = 30  # identical frames in a row beyond this are a stuck stretch (1 s at 30 FPS)
+    min_segment: int = 32  # kept stretches shorter than this (one training clip) are dropped
+    spike_change: float = 0.5  # share of pixels a frame must differ from both neighbours by to be corrupt
 
     def __post_init__(self):
         if self.stuck_frames <= 0 or self.min_segment <= 0:
-            raise ValueError(f"stuck_frames and min_segment must be positive, got {self.stuck_frames}, {self.min_segment}")
+            raise ValueError(
+                f"stuck_frames and min_segment must be positive, got {self.stuck_frames}, {self.min_segment}"
+            )
 
 
 def changed_share(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -42,8 +44,9 @@ def changed_share(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return np.count_nonzero(pixels, axis=1) / pixels.shape[1]
 
 
-def label_frames(frames: np.ndarray, positions: np.ndarray | None = None, config: QualityConfig | None = None,
-                 open_end: bool = False) -> np.ndarray:
+def label_frames(
+    frames: np.ndarray, positions: np.ndarray | None = None, config: QualityConfig | None = None, open_end: bool = False
+) -> np.ndarray:
     """(T, H, W, 3) frames -> (T,) labels: "ok" or one of REASONS.
 
     positions: (T, K) the player's pixel position (or any quantity that must show on screen
@@ -124,14 +127,21 @@ class QualityReport:
         self.segments += len(segments(labels))
 
     def to_dict(self) -> dict:
-        return {"frames_in": self.frames_in, "frames_kept": self.frames_kept, "segments": self.segments,
-                "dropped": {reason: self.dropped.get(reason, 0) for reason in REASONS}}
+        return {
+            "frames_in": self.frames_in,
+            "frames_kept": self.frames_kept,
+            "segments": self.segments,
+            "dropped": {reason: self.dropped.get(reason, 0) for reason in REASONS},
+        }
 
     @classmethod
-    def from_dict(cls, data: dict) -> "QualityReport":
+    def from_dict(cls, data: dict) -> QualityReport:
         return cls(data["frames_in"], data["frames_kept"], Counter(data["dropped"]), data["segments"])
 
     def summary(self) -> str:
         dropped = ", ".join(f"{reason} {self.dropped.get(reason, 0)}" for reason in REASONS)
         share = self.frames_kept / max(self.frames_in, 1)
-        return f"kept {self.frames_kept}/{self.frames_in} frames ({share:.1%}) in {self.segments} segments; dropped: {dropped}"
+        return (
+            f"kept {self.frames_kept}/{self.frames_in} frames ({share:.1%}) in {self.segments} segments; "
+            f"dropped: {dropped}"
+        )

@@ -30,18 +30,18 @@ REPORT_FILE = "report.json"
 
 @dataclass
 class CollectConfig:
-    game: str                      # a name from `pocketworld games`
-    agent: str = "random"          # random, scripted or rl
-    frames: int = 10_000           # frames to write (after filtering): exactly this many, the last sample cut short
-    seed: int = 0                  # first level seed; later episodes take the next seeds
-    num_envs: int = 8              # games played side by side
-    chunk: int = 128               # frames per shard sample
-    split: str | None = None       # keep to levels of one split (train/val/test); None: all
-    shard_mb: int = 256            # shard size before starting the next
-    tileset: str | None = None     # tileset JSON for our games' art
-    max_steps: int = 1800          # episode time limit in frames
-    policy: str | None = None      # RL agent: a saved policy (else one is trained and saved)
-    rl_steps: int = 200_000        # RL agent: training steps when no policy is given
+    game: str  # a name from `pocketworld games`
+    agent: str = "random"  # random, scripted or rl
+    frames: int = 10_000  # frames to write (after filtering): exactly this many, the last sample cut short
+    seed: int = 0  # first level seed; later episodes take the next seeds
+    num_envs: int = 8  # games played side by side
+    chunk: int = 128  # frames per shard sample
+    split: str | None = None  # keep to levels of one split (train/val/test); None: all
+    shard_mb: int = 256  # shard size before starting the next
+    tileset: str | None = None  # tileset JSON for our games' art
+    max_steps: int = 1800  # episode time limit in frames
+    policy: str | None = None  # RL agent: a saved policy (else one is trained and saved)
+    rl_steps: int = 200_000  # RL agent: training steps when no policy is given
     quality: QualityConfig = field(default_factory=QualityConfig)
 
     def __post_init__(self):
@@ -53,7 +53,9 @@ class CollectConfig:
         if self.split is not None and self.split not in SPLITS:
             raise ValueError(f"unknown split {self.split!r}; valid splits: {', '.join(SPLITS)}")
         if self.chunk < self.quality.min_segment:
-            raise ValueError(f"chunk ({self.chunk}) must be at least the filter's min_segment ({self.quality.min_segment})")
+            raise ValueError(
+                f"chunk ({self.chunk}) must be at least the filter's min_segment ({self.quality.min_segment})"
+            )
         if isinstance(self.quality, dict):
             self.quality = QualityConfig(**self.quality)
 
@@ -67,7 +69,7 @@ class Episode:
     """One env's unflushed play: frames[k] was seen after states[k]; actions[k] was pressed at frames[k]."""
 
     seed: int
-    start: int                     # episode frame index of frames[0]
+    start: int  # episode frame index of frames[0]
     frames: list = field(default_factory=list)
     states: list = field(default_factory=list)
     actions: list = field(default_factory=list)
@@ -91,15 +93,19 @@ class Collector:
             raise FileExistsError(f"{self.out} is a file, not a folder for shards")
         existing = [p for p in self.out.iterdir()] if self.out.is_dir() else []
         if existing and not resume:
-            raise FileExistsError(f"{self.out} is not empty ({len(existing)} entries); pass --resume to continue "
-                                  f"the collection there, or choose a new folder (shards are never overwritten)")
+            raise FileExistsError(
+                f"{self.out} is not empty ({len(existing)} entries); pass --resume to continue "
+                f"the collection there, or choose a new folder (shards are never overwritten)"
+            )
         if resume and existing:
             if not state_path.is_file():
-                raise FileNotFoundError(f"cannot resume: {state_path} is missing, so {self.out} was not made by "
-                                        f"`pocketworld collect`")
+                raise FileNotFoundError(
+                    f"cannot resume: {state_path} is missing, so {self.out} was not made by `pocketworld collect`"
+                )
             saved = json.loads(state_path.read_text())
-            mismatched = {k: (saved["config"].get(k), v) for k, v in self.config.identity().items()
-                          if saved["config"].get(k) != v}
+            mismatched = {
+                k: (saved["config"].get(k), v) for k, v in self.config.identity().items() if saved["config"].get(k) != v
+            }
             if mismatched:
                 details = ", ".join(f"{k}: was {old!r}, now {new!r}" for k, (old, new) in mismatched.items())
                 raise ValueError(f"cannot resume {self.out} with different settings ({details})")
@@ -138,16 +144,25 @@ class Collector:
         if cfg.agent == "rl" and not cfg.policy:
             agent.save(self.out / "rl_policy.pt")
         self.unseen = getattr(game, "unseen", False)  # an Atari game outside the training list
-        self.writer = ShardWriter(self.out, start_index=self.shard_index, max_bytes=cfg.shard_mb * 2 ** 20,
-                                  on_close=self._save_state)
+        self.writer = ShardWriter(
+            self.out, start_index=self.shard_index, max_bytes=cfg.shard_mb * 2**20, on_close=self._save_state
+        )
         seeds = [self._take_seed() for _ in range(game.num_envs)]
         frames = game.reset(seeds)
         self.layout = game.state_layout()  # after a reset: adapters learn their state's shape from it
         state = game.state_vector()
         episodes = [Episode(seed, 0, [frames[i]], [state[i]]) for i, seed in enumerate(seeds)]
         visited = [{int(r)} for r in game.region()]
-        start, bar = time.perf_counter(), tqdm(total=cfg.frames, initial=min(self.written, cfg.frames),
-                                               unit="frame", desc=f"{cfg.game}/{cfg.agent}", disable=not self.progress)
+        start, bar = (
+            time.perf_counter(),
+            tqdm(
+                total=cfg.frames,
+                initial=min(self.written, cfg.frames),
+                unit="frame",
+                desc=f"{cfg.game}/{cfg.agent}",
+                disable=not self.progress,
+            ),
+        )
         while self.written < cfg.frames:
             actions = agent.act(game)
             self.action_counts += np.bincount(actions, minlength=NUM_ACTIONS)
@@ -205,8 +220,14 @@ class Collector:
             for piece in np.array_split(np.arange(start, stop), pieces):
                 if len(piece) == 0:
                     continue
-                self._write(episode, frames[piece], actions[piece], states[piece], piece[0],
-                            ends=final and piece[-1] == count - 1)
+                self._write(
+                    episode,
+                    frames[piece],
+                    actions[piece],
+                    states[piece],
+                    piece[0],
+                    ends=final and piece[-1] == count - 1,
+                )
         self.report.add(labels[:decided])
         episode.start += decided
         del episode.frames[:decided], episode.states[:decided], episode.actions[:decided]
@@ -224,17 +245,33 @@ class Collector:
             return
         if len(frames) > room:  # the last sample is cut so a run writes exactly the frames asked for
             frames, actions, states, ends = frames[:room], actions[:room], states[:room], False
-        meta = {"game": self.config.game, "seed": episode.seed, "agent": self.config.agent, "fps": FPS,
-                "version": DATA_VERSION, "split": "unseen" if self.unseen else split_of(episode.seed), "start_frame": episode.start + int(offset),
-                "num_frames": len(frames), "ends_episode": bool(ends), "state_layout": self.layout,
-                "tileset": Path(self.config.tileset).name if self.config.tileset else None}
+        meta = {
+            "game": self.config.game,
+            "seed": episode.seed,
+            "agent": self.config.agent,
+            "fps": FPS,
+            "version": DATA_VERSION,
+            "split": "unseen" if self.unseen else split_of(episode.seed),
+            "start_frame": episode.start + int(offset),
+            "num_frames": len(frames),
+            "ends_episode": bool(ends),
+            "state_layout": self.layout,
+            "tileset": Path(self.config.tileset).name if self.config.tileset else None,
+        }
         self.writer.write(Sample(frames, actions, states, meta))
         self.written += len(frames)
 
     def _save_state(self, shard: Path) -> None:
-        state = {"config": self.config.identity(), "next_seed": self.next_seed, "written": self.written,
-                 "shards": self.writer.index, "quality": self.report.to_dict(), "outcomes": self.outcomes,
-                 "actions": self.action_counts.tolist(), "coverage": self.coverage}
+        state = {
+            "config": self.config.identity(),
+            "next_seed": self.next_seed,
+            "written": self.written,
+            "shards": self.writer.index,
+            "quality": self.report.to_dict(),
+            "outcomes": self.outcomes,
+            "actions": self.action_counts.tolist(),
+            "coverage": self.coverage,
+        }
         temporary = self.out / (STATE_FILE + ".partial")
         temporary.write_text(json.dumps(state, indent=1, default=str))
         os.replace(temporary, self.out / STATE_FILE)
@@ -243,9 +280,18 @@ class Collector:
         shards = sorted(self.out.glob("*.tar"))
         size = sum(p.stat().st_size for p in shards)
         histogram = self.action_counts / max(self.action_counts.sum(), 1)
-        return {"game": self.config.game, "agent": self.config.agent, "frames_written": self.written,
-                "shards": len(shards), "bytes": size, "bytes_per_frame": size / max(self.written, 1),
-                "seconds": round(seconds, 2), "frames_this_run": self.written - self.resumed_from,
-                "frames_per_second": (self.written - self.resumed_from) / max(seconds, 1e-9),
-                "episodes": self.outcomes, "coverage_mean": float(np.mean(self.coverage)) if self.coverage else None,
-                "action_histogram": [round(float(p), 4) for p in histogram], "quality": self.report.to_dict()}
+        return {
+            "game": self.config.game,
+            "agent": self.config.agent,
+            "frames_written": self.written,
+            "shards": len(shards),
+            "bytes": size,
+            "bytes_per_frame": size / max(self.written, 1),
+            "seconds": round(seconds, 2),
+            "frames_this_run": self.written - self.resumed_from,
+            "frames_per_second": (self.written - self.resumed_from) / max(seconds, 1e-9),
+            "episodes": self.outcomes,
+            "coverage_mean": float(np.mean(self.coverage)) if self.coverage else None,
+            "action_histogram": [round(float(p), 4) for p in histogram],
+            "quality": self.report.to_dict(),
+        }

@@ -37,7 +37,7 @@ SPLITS = ("train", "val", "test", "unseen")  # unseen: games held out of trainin
 
 def split_of(seed: int) -> str:
     """The split a level seed belongs to: 90% train, 5% val, 5% test, fixed forever by the seed."""
-    bucket = (seed * 2654435761) % 2 ** 32 % 100  # Knuth's multiplicative hash: neighbours spread out
+    bucket = (seed * 2654435761) % 2**32 % 100  # Knuth's multiplicative hash: neighbours spread out
     return "train" if bucket < 90 else "val" if bucket < 95 else "test"
 
 
@@ -89,7 +89,7 @@ def _npy(array: np.ndarray) -> bytes:
 class ShardWriter:
     """Writes samples into `shard-NNNNNN.tar` files of about `max_bytes` each, atomically."""
 
-    def __init__(self, out_dir: str | Path, start_index: int = 0, max_bytes: int = 256 * 2 ** 20, on_close=None):
+    def __init__(self, out_dir: str | Path, start_index: int = 0, max_bytes: int = 256 * 2**20, on_close=None):
         self.out_dir, self.index, self.max_bytes = Path(out_dir), start_index, max_bytes
         self.on_close = on_close  # called with the finished shard's path (e.g. to save resume state)
         self.tar, self.size, self.samples = None, 0, 0

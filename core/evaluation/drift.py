@@ -24,12 +24,12 @@ from __future__ import annotations
 import numpy as np
 
 FPS = 30
-HORIZONS_S = (1, 10, 30, 60, 120)       # drift curve summary points, seconds
-CONTROL_STEPS = (4, 16, 64)             # Genie's delta-PSNR steps
-BITS = 4                                # palette colours are compared on a 16-level-per-channel grid...
-DRIFT_WINDOW = FPS                      # ...and drift starts at the first 1 s window...
-DRIFT_SHARE = 0.5                       # ...in which more than half the frames are out of band
-BAND_QUANTILE = 0.01                    # the band's floor: this quantile of real frames' fidelity
+HORIZONS_S = (1, 10, 30, 60, 120)  # drift curve summary points, seconds
+CONTROL_STEPS = (4, 16, 64)  # Genie's delta-PSNR steps
+BITS = 4  # palette colours are compared on a 16-level-per-channel grid...
+DRIFT_WINDOW = FPS  # ...and drift starts at the first 1 s window...
+DRIFT_SHARE = 0.5  # ...in which more than half the frames are out of band
+BAND_QUANTILE = 0.01  # the band's floor: this quantile of real frames' fidelity
 
 
 def palette_of(frame: np.ndarray) -> np.ndarray:
@@ -43,7 +43,7 @@ def palette_of(frame: np.ndarray) -> np.ndarray:
     for dr in range(3):
         for dg in range(3):
             for db in range(3):
-                widened |= padded[dr:dr + cells.shape[0], dg:dg + cells.shape[1], db:db + cells.shape[2]]
+                widened |= padded[dr : dr + cells.shape[0], dg : dg + cells.shape[1], db : db + cells.shape[2]]
     return widened
 
 
@@ -66,7 +66,7 @@ def drift_free_frames(fidelity: np.ndarray, floor: float) -> tuple[int, bool]:
     out = (np.asarray(fidelity) < floor).astype(np.float64)
     if len(out) < DRIFT_WINDOW:
         return (len(out), False) if out.mean() <= DRIFT_SHARE else (0, True)
-    share = np.convolve(out, np.ones(DRIFT_WINDOW) / DRIFT_WINDOW, mode="valid")   # (T - W + 1,)
+    share = np.convolve(out, np.ones(DRIFT_WINDOW) / DRIFT_WINDOW, mode="valid")  # (T - W + 1,)
     bad = np.flatnonzero(share > DRIFT_SHARE)
     return (int(bad[0]), True) if len(bad) else (len(out), False)
 
@@ -90,8 +90,12 @@ def controllability(psnr_real: dict[int, list[float]], psnr_random: dict[int, li
     for step in CONTROL_STEPS:
         if psnr_real.get(step):
             real, rand = float(np.mean(psnr_real[step])), float(np.mean(psnr_random[step]))
-            out[f"t={step}"] = {"psnr_real_actions": round(real, 3), "psnr_random_actions": round(rand, 3),
-                                "delta_psnr": round(real - rand, 3), "episodes": len(psnr_real[step])}
+            out[f"t={step}"] = {
+                "psnr_real_actions": round(real, 3),
+                "psnr_random_actions": round(rand, 3),
+                "delta_psnr": round(real - rand, 3),
+                "episodes": len(psnr_real[step]),
+            }
         else:
             out[f"t={step}"] = f"not reached (needs episodes of more than {step} frames)"
     return out

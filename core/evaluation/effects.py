@@ -41,14 +41,14 @@ def visible_actions(game: str, actions: np.ndarray, state: np.ndarray, layout: d
         return actions.copy()
     assert len(state) == len(actions) + 1, (len(state), len(actions))
     fields = unflatten_state(np.asarray(state, dtype=np.float64), layout)
-    pressed = BUTTONS[actions].copy()                                          # (T, 5) bool
-    pos = fields["player_pos"]                                                 # (T+1, 2)
-    move = pos[1:] - pos[:-1]                                                  # (T, 2)
+    pressed = BUTTONS[actions].copy()  # (T, 5) bool
+    pos = fields["player_pos"]  # (T+1, 2)
+    move = pos[1:] - pos[:-1]  # (T, 2)
     moved_x, moved_y = np.abs(move[:, 0]) >= MOVE_EPS, np.abs(move[:, 1]) >= MOVE_EPS
     pressed[:, _LEFT] &= moved_x & (move[:, 0] < 0)
     pressed[:, _RIGHT] &= moved_x & (move[:, 0] > 0)
     if game == "platformer":
-        walk = np.abs(fields["player_vel"][1:, 0]) / 1.6                       # the run speed without sprint
+        walk = np.abs(fields["player_vel"][1:, 0]) / 1.6  # the run speed without sprint
         pressed[:, _FIRE] &= (pressed[:, _LEFT] | pressed[:, _RIGHT]) & (np.abs(move[:, 0]) > walk + 0.25)
         pressed[:, _UP] &= fields["on_ground"][:-1].reshape(-1) > 0.5
         pressed[:, _DOWN] = False
@@ -56,7 +56,7 @@ def visible_actions(game: str, actions: np.ndarray, state: np.ndarray, layout: d
         pressed[:, _UP] &= moved_y & (move[:, 1] < 0)
         pressed[:, _DOWN] &= moved_y & (move[:, 1] > 0)
         if game == "shooter":
-            alive = fields["bullets"][..., -1] > 0.5                           # (T+1, slots)
+            alive = fields["bullets"][..., -1] > 0.5  # (T+1, slots)
             pressed[:, _FIRE] &= (alive[1:] & ~alive[:-1]).any(1)
     codes = (pressed.astype(np.int64) << np.arange(5)).sum(1)
     # every subset of a valid action's buttons is itself one of the 18 actions

@@ -32,8 +32,14 @@ class Episode:
         return f"{self.meta['game']} seed {self.meta['seed']} from frame {self.meta['start_frame']}"
 
 
-def load_episodes(sources: list[str | Path] | str | Path, split: str = "test", *, min_frames: int = 2,
-                  max_episodes: int | None = None, max_frames: int | None = None) -> list[Episode]:
+def load_episodes(
+    sources: list[str | Path] | str | Path,
+    split: str = "test",
+    *,
+    min_frames: int = 2,
+    max_episodes: int | None = None,
+    max_frames: int | None = None,
+) -> list[Episode]:
     """The continuous stretches of play of `split` in the shards at `sources`, longest first.
 
     Stretches shorter than `min_frames` are left out; each is cut to `max_frames`. Raises
@@ -64,9 +70,11 @@ def load_episodes(sources: list[str | Path] | str | Path, split: str = "test", *
     episodes = [e for e in episodes if len(e.frames) >= min_frames]
     if not episodes:
         found = ", ".join(sorted(seen_splits)) or "none"
-        raise ValueError(f"no episodes of split {split!r} with at least {min_frames} frames in "
-                         f"{', '.join(map(str, sources))} (splits present: {found}); collect held-out play with "
-                         f"`pocketworld collect --split {split} ...` or pass --split")
+        raise ValueError(
+            f"no episodes of split {split!r} with at least {min_frames} frames in "
+            f"{', '.join(map(str, sources))} (splits present: {found}); collect held-out play with "
+            f"`pocketworld collect --split {split} ...` or pass --split"
+        )
     episodes.sort(key=lambda e: (-len(e.frames), e.meta["seed"], e.meta["start_frame"]))
     return episodes[:max_episodes] if max_episodes else episodes
 

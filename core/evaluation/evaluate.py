@@ -26,11 +26,11 @@ from core.train.dynamics import action_loss_gap
 
 @dataclass
 class EvalConfig:
-    recon_frames: int = 64         # frames per episode for reconstruction and teacher forcing
-    keep_frames: int = 300         # generated frames kept per episode for physics, FVD and the GIF (10 s)
-    temperature: float = 0.0       # rollout sampling: 0 = likeliest token, as a play session by default
-    seed: int = 0                  # sampling and the random actions of the controllability test
-    ssim_every: int = 1            # SSIM on every n-th rollout step (SSIM costs more than the model step on CPU)
+    recon_frames: int = 64  # frames per episode for reconstruction and teacher forcing
+    keep_frames: int = 300  # generated frames kept per episode for physics, FVD and the GIF (10 s)
+    temperature: float = 0.0  # rollout sampling: 0 = likeliest token, as a play session by default
+    seed: int = 0  # sampling and the random actions of the controllability test
+    ssim_every: int = 1  # SSIM on every n-th rollout step (SSIM costs more than the model step on CPU)
 
 
 def _mean(values) -> float | None:
@@ -38,14 +38,26 @@ def _mean(values) -> float | None:
     return round(float(np.mean(values)), 4) if values else None
 
 
-def evaluate_model(model, episodes: list[Episode], config: EvalConfig | None = None, *, idm=None, idm_info=None,
-                   lpips=None, lpips_note: str = "", i3d=None, fvd_note: str = "", progress: bool = True) -> dict:
+def evaluate_model(
+    model,
+    episodes: list[Episode],
+    config: EvalConfig | None = None,
+    *,
+    idm=None,
+    idm_info=None,
+    lpips=None,
+    lpips_note: str = "",
+    i3d=None,
+    fvd_note: str = "",
+    progress: bool = True,
+) -> dict:
     """Run every measurement; returns {"metrics": ..., "curves": ..., "samples": ...} (samples: frames for the GIF)."""
     config = config or EvalConfig()
     torch.manual_seed(config.seed)
     metrics: dict = {}
-    metrics["reconstruction"], metrics["prediction"] = _reconstruction(model, episodes, config, lpips, lpips_note,
-                                                                        progress)
+    metrics["reconstruction"], metrics["prediction"] = _reconstruction(
+        model, episodes, config, lpips, lpips_note, progress
+    )
     rollouts = _free_rollouts(model, episodes, config, idm, progress)
     steps = len(rollouts["counts"])
     curves = {"psnr": rollouts["psnr"], "ssim": rollouts["ssim"], "palette_fidelity": rollouts["fidelity"]}
@@ -53,33 +65,53 @@ def evaluate_model(model, episodes: list[Episode], config: EvalConfig | None = N
     metrics["drift"]["rollout_frames"] = steps
     metrics["controllability"] = _controllability(model, episodes, config, rollouts["control"], progress)
 
-    real_fidelity = np.concatenate([drift.palette_fidelity(e.frames[1:steps + 1], drift.palette_of(e.frames[0]))
-                                    for e in episodes])
+    real_fidelity = np.concatenate(
+        [drift.palette_fidelity(e.frames[1 : steps + 1], drift.palette_of(e.frames[0])) for e in episodes]
+    )
     floor = drift.band_floor(real_fidelity)
     horizons = [drift.drift_free_frames(f, floor) for f in rollouts["fidelity_per_episode"]]
     seconds = [frames / drift.FPS for frames, _ in horizons]
     metrics["drift_free_horizon"] = {
-        "seconds_median": round(float(np.median(seconds)), 2), "seconds_per_episode": [round(s, 2) for s in seconds],
-        "drifted": [bool(d) for _, d in horizons], "signal": "palette fidelity (see core/evaluation/drift.py)",
-        "band_floor": round(floor, 4), "real_fidelity_min": round(float(real_fidelity.min()), 4),
-        "censored": "a rollout that never drifted counts its full length (a lower bound)"}
+        "seconds_median": round(float(np.median(seconds)), 2),
+        "seconds_per_episode": [round(s, 2) for s in seconds],
+        "drifted": [bool(d) for _, d in horizons],
+        "signal": "palette fidelity (see core/evaluation/drift.py)",
+        "band_floor": round(floor, 4),
+        "real_fidelity_min": round(float(real_fidelity.min()), 4),
+        "censored": "a rollout that never drifted counts its full length (a lower bound)",
+    }
 
     metrics["action_accuracy"] = _action_accuracy(episodes, rollouts, idm, idm_info)
     metrics["physics"] = _physics(episodes, rollouts["kept"])
     metrics["fvd"] = _fvd(episodes, rollouts["kept"], i3d, fvd_note)
-    return {"metrics": metrics, "config": asdict(config),
-            "curves": {k: [round(float(x), 4) for x in v] for k, v in curves.items()},
-            "samples": {"real": episodes[0].frames[1:rollouts["kept"][0].shape[0] + 1], "generated": rollouts["kept"][0]}}
+    return {
+        "metrics": metrics,
+        "config": asdict(config),
+        "curves": {k: [round(float(x), 4) for x in v] for k, v in curves.items()},
+        "samples": {"real": episodes[0].frames[1 : rollouts["kept"][0].shape[0] + 1], "generated": rollouts["kept"][0]},
+    }
 
 
 def _reconstruction(model, episodes, config, lpips, lpips_note, progress) -> tuple[dict, dict]:
-    rows = {k: [] for k in ("tok_psnr", "tok_ssim", "dec_psnr", "dec_ssim", "tf_psnr", "tf_ssim", "copy_psnr",
-                                "dec_lpips", "tf_lpips")}
+    rows = {
+        k: []
+        for k in (
+            "tok_psnr",
+            "tok_ssim",
+            "dec_psnr",
+            "dec_ssim",
+            "tf_psnr",
+            "tf_ssim",
+            "copy_psnr",
+            "dec_lpips",
+            "tf_lpips",
+        )
+    }
     ids = []
     for episode in tqdm(episodes, desc="reconstruction", unit="episode", disable=not progress):
-        frames = episode.frames[:config.recon_frames]
+        frames = episode.frames[: config.recon_frames]
         round_trip, decoded, episode_ids = reconstruct(model, frames)
-        predicted = teacher_forced(model, frames, episode.actions[:len(frames)], episode_ids)
+        predicted = teacher_forced(model, frames, episode.actions[: len(frames)], episode_ids)
         ids.append(episode_ids)
         rows["tok_psnr"] += list(psnr(frames, round_trip))
         rows["tok_ssim"] += list(ssim(frames, round_trip))
@@ -93,17 +125,28 @@ def _reconstruction(model, episodes, config, lpips, lpips_note, progress) -> tup
             rows["dec_lpips"] += list(lpips.distance(frames[1:], decoded))
             rows["tf_lpips"] += list(lpips.distance(frames[1:], predicted))
     gap = _action_loss_gap(model, episodes, ids)
-    usage = (codebook_usage(torch.cat(ids), model.config.tokenizer.vocab_size) if model.config.family == "tokens"
-             else None)   # a frames-family model reads small frames: it has no codebook
+    usage = (
+        codebook_usage(torch.cat(ids), model.config.tokenizer.vocab_size) if model.config.family == "tokens" else None
+    )  # a frames-family model reads small frames: it has no codebook
     lpips_value = (lambda key: _mean(rows[key])) if lpips is not None else (lambda key: lpips_note)
-    recon = {"tokenizer_psnr": _mean(rows["tok_psnr"]), "tokenizer_ssim": _mean(rows["tok_ssim"]),
-             "decoder_psnr": _mean(rows["dec_psnr"]), "decoder_ssim": _mean(rows["dec_ssim"]),
-             "decoder_lpips": lpips_value("dec_lpips"),
-             "codebook_used_fraction": round(usage["used_fraction"], 4) if usage else None,
-             "codebook_perplexity": round(usage["perplexity"], 2) if usage else None, "frames": len(rows["tok_psnr"])}
-    prediction = {"teacher_forced_psnr": _mean(rows["tf_psnr"]), "teacher_forced_ssim": _mean(rows["tf_ssim"]),
-                  "teacher_forced_lpips": lpips_value("tf_lpips"),
-                  "copy_previous_psnr": _mean(rows["copy_psnr"]), "frames": len(rows["tf_psnr"]), **gap}
+    recon = {
+        "tokenizer_psnr": _mean(rows["tok_psnr"]),
+        "tokenizer_ssim": _mean(rows["tok_ssim"]),
+        "decoder_psnr": _mean(rows["dec_psnr"]),
+        "decoder_ssim": _mean(rows["dec_ssim"]),
+        "decoder_lpips": lpips_value("dec_lpips"),
+        "codebook_used_fraction": round(usage["used_fraction"], 4) if usage else None,
+        "codebook_perplexity": round(usage["perplexity"], 2) if usage else None,
+        "frames": len(rows["tok_psnr"]),
+    }
+    prediction = {
+        "teacher_forced_psnr": _mean(rows["tf_psnr"]),
+        "teacher_forced_ssim": _mean(rows["tf_ssim"]),
+        "teacher_forced_lpips": lpips_value("tf_lpips"),
+        "copy_previous_psnr": _mean(rows["copy_psnr"]),
+        "frames": len(rows["tf_psnr"]),
+        **gap,
+    }
     return recon, prediction
 
 
@@ -111,20 +154,23 @@ def _action_loss_gap(model, episodes, ids: list[torch.Tensor], window: int = 32)
     """The dynamics' teacher-forced loss under each episode's own actions and under another episode's:
     a gap near zero means the model ignores its actions."""
     length = min(window, *(len(i) for i in ids))
-    tokens = torch.stack([i[:length] for i in ids])                                # (E, T, S) or (E, T, 3, r, r)
+    tokens = torch.stack([i[:length] for i in ids])  # (E, T, S) or (E, T, 3, r, r)
     actions = torch.stack([torch.as_tensor(e.actions[:length], dtype=torch.long) for e in episodes])
     true, shuffled = action_loss_gap(model.dynamics, tokens, actions)
-    return {"action_loss_true": round(true, 4), "action_loss_shuffled": round(shuffled, 4),
-            "action_loss_gap": round(shuffled - true, 4)}
+    return {
+        "action_loss_true": round(true, 4),
+        "action_loss_shuffled": round(shuffled, 4),
+        "action_loss_gap": round(shuffled - true, 4),
+    }
 
 
 def _free_rollouts(model, episodes, config, idm, progress) -> dict:
     """Roll every episode out under its real actions, scoring each step as it comes."""
-    lengths = np.array([len(e.frames) - 1 for e in episodes])                 # steps with a real frame to compare
+    lengths = np.array([len(e.frames) - 1 for e in episodes])  # steps with a real frame to compare
     steps = int(lengths.max())
-    actions = np.zeros((len(episodes), steps), np.int64)                       # NOOP past an episode's end
+    actions = np.zeros((len(episodes), steps), np.int64)  # NOOP past an episode's end
     for i, e in enumerate(episodes):
-        actions[i, :lengths[i]] = e.actions[:lengths[i]]
+        actions[i, : lengths[i]] = e.actions[: lengths[i]]
     palettes = [drift.palette_of(e.frames[0]) for e in episodes]
     sums = {k: np.zeros(steps) for k in ("psnr", "ssim", "fidelity", "ssim_count")}
     counts = np.zeros(steps, np.int64)
@@ -142,7 +188,7 @@ def _free_rollouts(model, episodes, config, idm, progress) -> dict:
         if t % config.ssim_every == 0 or t + 1 in drift.CONTROL_STEPS:
             sums["ssim"][t], sums["ssim_count"][t] = ssim(real, generated[live]).sum(), len(live)
         for k, i in enumerate(live):
-            fidelity[i].append(drift.palette_fidelity(generated[i:i + 1], palettes[i])[0])
+            fidelity[i].append(drift.palette_fidelity(generated[i : i + 1], palettes[i])[0])
             if t < config.keep_frames:
                 kept[i].append(generated[i])
             if t + 1 in control:
@@ -155,9 +201,16 @@ def _free_rollouts(model, episodes, config, idm, progress) -> dict:
     with np.errstate(invalid="ignore"):
         curve_ssim = np.where(sums["ssim_count"] > 0, sums["ssim"] / np.maximum(sums["ssim_count"], 1), np.nan)
     mean_fidelity = np.array([np.mean([f[t] for f in fidelity if len(f) > t]) for t in range(steps)])
-    return {"psnr": sums["psnr"] / counts, "ssim": _fill(curve_ssim), "fidelity": mean_fidelity, "counts": counts,
-            "fidelity_per_episode": [np.array(f) for f in fidelity], "kept": [np.stack(k) for k in kept],
-            "control": control, "idm_predicted": [np.array(p, np.int64) for p in predicted]}
+    return {
+        "psnr": sums["psnr"] / counts,
+        "ssim": _fill(curve_ssim),
+        "fidelity": mean_fidelity,
+        "counts": counts,
+        "fidelity_per_episode": [np.array(f) for f in fidelity],
+        "kept": [np.stack(k) for k in kept],
+        "control": control,
+        "idm_predicted": [np.array(p, np.int64) for p in predicted],
+    }
 
 
 def _fill(curve: np.ndarray) -> np.ndarray:
@@ -175,10 +228,12 @@ def _controllability(model, episodes, config, real_psnr, progress) -> dict:
     rng = np.random.default_rng(config.seed)
     actions = rng.integers(0, model.config.dynamics.num_actions, (len(episodes), horizon))
     random_psnr = {s: [] for s in drift.CONTROL_STEPS}
-    stream = rollout(model, np.stack([e.frames[0] for e in episodes]), actions, temperature=config.temperature,
-                     seed=config.seed)
-    for t, generated in enumerate(tqdm(stream, total=horizon, desc="random actions", unit="frame",
-                                       disable=not progress)):
+    stream = rollout(
+        model, np.stack([e.frames[0] for e in episodes]), actions, temperature=config.temperature, seed=config.seed
+    )
+    for t, generated in enumerate(
+        tqdm(stream, total=horizon, desc="random actions", unit="frame", disable=not progress)
+    ):
         if t + 1 in random_psnr:
             live = [i for i, e in enumerate(episodes) if len(e.frames) - 1 > t]
             random_psnr[t + 1] = list(psnr(np.stack([episodes[i].frames[t + 1] for i in live]), generated[live]))
@@ -187,7 +242,10 @@ def _controllability(model, episodes, config, real_psnr, progress) -> dict:
 
 def _action_accuracy(episodes, rollouts, idm, idm_info) -> dict | str:
     if idm is None:
-        return "not computed (no IDM given: train one with `pocketworld idm train --data SHARDS --out DIR`, pass --idm DIR)"
+        return (
+            "not computed (no IDM given: train one with `pocketworld idm train --data SHARDS --out DIR`, "
+            "pass --idm DIR)"
+        )
     game = episodes[0].meta["game"]
     if idm.config.game != game:
         return f"not computed (the IDM was trained on {idm.config.game}, the data is {game})"
@@ -200,12 +258,18 @@ def _action_accuracy(episodes, rollouts, idm, idm_info) -> dict | str:
     labels, commanded = np.concatenate(labels), np.concatenate(commanded)
     real = score(np.concatenate(real_predicted), labels, commanded)
     generated = score(np.concatenate(rollouts["idm_predicted"]), labels, commanded)
-    rule = ("visible action: presses with no visible effect in that game state (e.g. UP in mid-air, FIRE while "
-            "standing) count as the buttons that did show, from the recorded state (core/evaluation/effects.py)"
-            if has_rule(game) else "commanded action (no visibility rule for this game)")
-    return {"generated": generated.to_dict(), "real_this_split": real.to_dict(),
-            "idm_heldout_at_training": (idm_info or {}).get("heldout", {}).get("accuracy"),
-            "labels": rule}
+    rule = (
+        "visible action: presses with no visible effect in that game state (e.g. UP in mid-air, FIRE while "
+        "standing) count as the buttons that did show, from the recorded state (core/evaluation/effects.py)"
+        if has_rule(game)
+        else "commanded action (no visibility rule for this game)"
+    )
+    return {
+        "generated": generated.to_dict(),
+        "real_this_split": real.to_dict(),
+        "idm_heldout_at_training": (idm_info or {}).get("heldout", {}).get("accuracy"),
+        "labels": rule,
+    }
 
 
 def _physics(episodes, kept) -> dict | str:
@@ -217,7 +281,7 @@ def _physics(episodes, kept) -> dict | str:
     real, generated = [], []
     for episode, frames in platformer:
         seed, tileset = episode.meta["seed"], episode.meta.get("tileset")
-        real.append(physics_score(episode.frames[:len(frames) + 1], seed, tileset))
+        real.append(physics_score(episode.frames[: len(frames) + 1], seed, tileset))
         generated.append(physics_score(np.concatenate([episode.frames[:1], frames]), seed, tileset))
 
     def pooled(results):
@@ -234,10 +298,14 @@ def _fvd(episodes, kept, i3d, note) -> dict | str:
         return note
     from core.evaluation.fvd import CLIP_LEN, clips_of, frechet_distance
 
-    real = clips_of([e.frames[1:len(k) + 1] for e, k in zip(episodes, kept)])
+    real = clips_of([e.frames[1 : len(k) + 1] for e, k in zip(episodes, kept)])
     generated = clips_of(kept)
     if len(real) < 2:
         return f"not computed (needs at least 2 clips of {CLIP_LEN} frames; got {len(real)})"
     value = frechet_distance(i3d.embed(real), i3d.embed(generated))
-    return {"fvd": round(value, 2), "clip_frames": CLIP_LEN, "clips": len(real),
-            "note": "few clips bias FVD upwards; compare numbers made with the same clip count"}
+    return {
+        "fvd": round(value, 2),
+        "clip_frames": CLIP_LEN,
+        "clips": len(real),
+        "note": "few clips bias FVD upwards; compare numbers made with the same clip count",
+    }

@@ -31,12 +31,22 @@ FILE = "i3d_kinetics400.safetensors"
 CLIP_LEN = 16
 SIZE = 224
 # (name, output widths of branches 0, 1a, 1b, 2a, 2b, 3b) of each Inception module
-_MIXED = (("Mixed_3b", (64, 96, 128, 16, 32, 32)), ("Mixed_3c", (128, 128, 192, 32, 96, 64)),
-          ("Mixed_4b", (192, 96, 208, 16, 48, 64)), ("Mixed_4c", (160, 112, 224, 24, 64, 64)),
-          ("Mixed_4d", (128, 128, 256, 24, 64, 64)), ("Mixed_4e", (112, 144, 288, 32, 64, 64)),
-          ("Mixed_4f", (256, 160, 320, 32, 128, 128)), ("Mixed_5b", (256, 160, 320, 32, 128, 128)),
-          ("Mixed_5c", (384, 192, 384, 48, 128, 128)))
-_POOL_BEFORE = {"Mixed_3b": ((1, 3, 3), (1, 2, 2)), "Mixed_4b": ((3, 3, 3), (2, 2, 2)), "Mixed_5b": ((2, 2, 2), (2, 2, 2))}
+_MIXED = (
+    ("Mixed_3b", (64, 96, 128, 16, 32, 32)),
+    ("Mixed_3c", (128, 128, 192, 32, 96, 64)),
+    ("Mixed_4b", (192, 96, 208, 16, 48, 64)),
+    ("Mixed_4c", (160, 112, 224, 24, 64, 64)),
+    ("Mixed_4d", (128, 128, 256, 24, 64, 64)),
+    ("Mixed_4e", (112, 144, 288, 32, 64, 64)),
+    ("Mixed_4f", (256, 160, 320, 32, 128, 128)),
+    ("Mixed_5b", (256, 160, 320, 32, 128, 128)),
+    ("Mixed_5c", (384, 192, 384, 48, 128, 128)),
+)
+_POOL_BEFORE = {
+    "Mixed_3b": ((1, 3, 3), (1, 2, 2)),
+    "Mixed_4b": ((3, 3, 3), (2, 2, 2)),
+    "Mixed_5b": ((2, 2, 2), (2, 2, 2)),
+}
 
 
 def _same_pad(x: torch.Tensor, kernel, stride) -> torch.Tensor:
@@ -108,10 +118,15 @@ class I3D(nn.Module):
         self.eval()
         out = []
         for i in range(0, len(clips), batch):
-            x = torch.from_numpy(clips[i:i + batch]).permute(0, 4, 1, 2, 3).float() / 127.5 - 1  # (b, 3, T, H, W)
+            x = torch.from_numpy(clips[i : i + batch]).permute(0, 4, 1, 2, 3).float() / 127.5 - 1  # (b, 3, T, H, W)
             b, c, t, h, w = x.shape
-            x = F.interpolate(x.transpose(1, 2).reshape(b * t, c, h, w), size=(SIZE, SIZE), mode="bilinear",
-                              align_corners=False).view(b, t, c, SIZE, SIZE).transpose(1, 2)
+            x = (
+                F.interpolate(
+                    x.transpose(1, 2).reshape(b * t, c, h, w), size=(SIZE, SIZE), mode="bilinear", align_corners=False
+                )
+                .view(b, t, c, SIZE, SIZE)
+                .transpose(1, 2)
+            )
             out.append(self(x).double().numpy())
         return np.concatenate(out)
 
@@ -122,7 +137,9 @@ def frechet_distance(real: np.ndarray, generated: np.ndarray) -> float:
     trace(sqrt(S1 S2)) is computed as the sum of square roots of the eigenvalues of
     sqrt(S1) S2 sqrt(S1), which is symmetric, so only symmetric eigendecompositions are needed."""
     if len(real) < 2 or len(generated) < 2:
-        raise ValueError(f"FVD needs at least 2 clips on each side, got {len(real)} real and {len(generated)} generated")
+        raise ValueError(
+            f"FVD needs at least 2 clips on each side, got {len(real)} real and {len(generated)} generated"
+        )
     mu1, mu2 = real.mean(0), generated.mean(0)
     s1, s2 = np.cov(real, rowvar=False), np.cov(generated, rowvar=False)
     values, vectors = np.linalg.eigh(s1)
@@ -145,13 +162,15 @@ def load_i3d(path: str | Path) -> I3D:
     missing, unexpected = sorted(set(expected) - set(tensors)), sorted(set(tensors) - set(expected))
     bad = [k for k in set(expected) & set(tensors) if tensors[k].shape != expected[k].shape]
     if missing or unexpected or bad:
-        raise WeightsError(f"{path}: does not match the I3D layout: missing {missing[:4]}, unexpected "
-                           f"{unexpected[:4]}, wrong shape {bad[:4]}")
+        raise WeightsError(
+            f"{path}: does not match the I3D layout: missing {missing[:4]}, unexpected "
+            f"{unexpected[:4]}, wrong shape {bad[:4]}"
+        )
     model.load_state_dict(tensors, strict=True)
     return model.eval()
 
 
 def clips_of(videos: list[np.ndarray], length: int = CLIP_LEN) -> np.ndarray:
     """Non-overlapping clips (N, length, H, W, 3) cut from each video (T, H, W, 3)."""
-    clips = [v[i:i + length] for v in videos for i in range(0, len(v) - length + 1, length)]
+    clips = [v[i : i + length] for v in videos for i in range(0, len(v) - length + 1, length)]
     return np.stack(clips) if clips else np.zeros((0, length, 1, 1, 3), np.uint8)

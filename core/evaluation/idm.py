@@ -35,11 +35,11 @@ CONFIG_FILE = "idm.json"
 
 @dataclass
 class IDMConfig:
-    game: str = "platformer"                       # the game it was trained on (one IDM per game)
-    image_size: int = 256                          # frames it reads are image_size x image_size RGB
-    pool: int = 4                                  # average-pool factor before the convs (256 -> 64)
-    channels: tuple[int, ...] = (16, 32, 64, 64)   # width of each stride-2 conv
-    num_actions: int = NUM_ACTIONS                 # output classes: the shared action vocabulary
+    game: str = "platformer"  # the game it was trained on (one IDM per game)
+    image_size: int = 256  # frames it reads are image_size x image_size RGB
+    pool: int = 4  # average-pool factor before the convs (256 -> 64)
+    channels: tuple[int, ...] = (16, 32, 64, 64)  # width of each stride-2 conv
+    num_actions: int = NUM_ACTIONS  # output classes: the shared action vocabulary
 
     def __post_init__(self):
         self.channels = tuple(self.channels)
@@ -53,8 +53,11 @@ class InverseDynamics(nn.Module):
         self.config = config
         layers, c_in = [], 9
         for c_out in config.channels:
-            layers += [nn.Conv2d(c_in, c_out, 5 if c_in == 9 else 3, stride=2, padding=2 if c_in == 9 else 1),
-                       nn.GroupNorm(min(8, c_out), c_out), nn.SiLU()]
+            layers += [
+                nn.Conv2d(c_in, c_out, 5 if c_in == 9 else 3, stride=2, padding=2 if c_in == 9 else 1),
+                nn.GroupNorm(min(8, c_out), c_out),
+                nn.SiLU(),
+            ]
             c_in = c_out
         self.features = nn.Sequential(*layers)
         self.head = nn.Linear(2 * c_in, config.num_actions)
@@ -63,14 +66,16 @@ class InverseDynamics(nn.Module):
         """uint8 (N, H, W, 3) -> pooled float (N, 3, H/pool, W/pool) in [-1, 1]: the input forward reads."""
         frames = torch.as_tensor(np.ascontiguousarray(frames))
         if frames.shape[1:] != (self.config.image_size, self.config.image_size, 3):
-            raise ValueError(f"this IDM reads ({self.config.image_size}, {self.config.image_size}, 3) frames, "
-                             f"got {tuple(frames.shape[1:])}")
+            raise ValueError(
+                f"this IDM reads ({self.config.image_size}, {self.config.image_size}, 3) frames, "
+                f"got {tuple(frames.shape[1:])}"
+            )
         x = frames.permute(0, 3, 1, 2).contiguous().float()
         return F.avg_pool2d(x, self.config.pool) / 127.5 - 1
 
     def forward(self, before: torch.Tensor, after: torch.Tensor) -> torch.Tensor:
         """before, after prepared frames (B, 3, h, w) -> logits (B, num_actions)."""
-        x = self.features(torch.cat([before, after, after - before], 1))      # (B, C, h/16, w/16)
+        x = self.features(torch.cat([before, after, after - before], 1))  # (B, C, h/16, w/16)
         # mean and max over positions: mean sees the camera scroll, max a small sprite's move
         return self.head(torch.cat([x.mean((2, 3)), x.amax((2, 3))], 1))
 
@@ -78,8 +83,10 @@ class InverseDynamics(nn.Module):
     def predict(self, before: np.ndarray, after: np.ndarray, batch: int = 64) -> tuple[np.ndarray, np.ndarray]:
         """uint8 (N, H, W, 3) pairs -> (predicted ids (N,), probabilities (N, num_actions))."""
         self.eval()
-        probs = [self(self.prepare(before[i:i + batch]), self.prepare(after[i:i + batch])).softmax(-1)
-                 for i in range(0, len(before), batch)]
+        probs = [
+            self(self.prepare(before[i : i + batch]), self.prepare(after[i : i + batch])).softmax(-1)
+            for i in range(0, len(before), batch)
+        ]
         probs = torch.cat(probs).numpy() if probs else np.zeros((0, self.config.num_actions), np.float32)
         return probs.argmax(1), probs
 
@@ -88,10 +95,10 @@ class InverseDynamics(nn.Module):
 class IDMReport:
     """Accuracy of an IDM on labelled transitions, overall and per action."""
 
-    accuracy: float                       # share of transitions whose predicted id equals the label
-    count: int                            # transitions scored
-    confusion: list[list[int]]            # [label][predicted] counts over the 18 actions
-    relabelled: float = 0.0               # share of commanded actions whose visible part differs
+    accuracy: float  # share of transitions whose predicted id equals the label
+    count: int  # transitions scored
+    confusion: list[list[int]]  # [label][predicted] counts over the 18 actions
+    relabelled: float = 0.0  # share of commanded actions whose visible part differs
     per_action: dict[str, float] = field(default_factory=dict)  # action name -> recall (labels present only)
 
     def to_dict(self) -> dict:
@@ -105,9 +112,13 @@ def score(predicted: np.ndarray, labels: np.ndarray, commanded: np.ndarray | Non
     totals = confusion.sum(1)
     per_action = {ACTIONS[a]: round(float(confusion[a, a] / totals[a]), 4) for a in np.flatnonzero(totals)}
     relabelled = float((commanded != labels).mean()) if commanded is not None and len(labels) else 0.0
-    return IDMReport(accuracy=float((predicted == labels).mean()) if len(labels) else float("nan"),
-                     count=int(len(labels)), confusion=confusion.tolist(), relabelled=round(relabelled, 4),
-                     per_action=per_action)
+    return IDMReport(
+        accuracy=float((predicted == labels).mean()) if len(labels) else float("nan"),
+        count=int(len(labels)),
+        confusion=confusion.tolist(),
+        relabelled=round(relabelled, 4),
+        per_action=per_action,
+    )
 
 
 def save_idm(model: InverseDynamics, directory: str | Path, info: dict) -> None:
@@ -125,8 +136,10 @@ def load_idm(directory: str | Path) -> tuple[InverseDynamics, dict]:
     directory = Path(directory)
     for name in (CONFIG_FILE, WEIGHTS_FILE):
         if not (directory / name).is_file():
-            raise FileNotFoundError(f"{directory / name} not found: an IDM folder holds {CONFIG_FILE} and "
-                                    f"{WEIGHTS_FILE}; train one with `pocketworld idm train --data SHARDS --out DIR`")
+            raise FileNotFoundError(
+                f"{directory / name} not found: an IDM folder holds {CONFIG_FILE} and "
+                f"{WEIGHTS_FILE}; train one with `pocketworld idm train --data SHARDS --out DIR`"
+            )
     info = json.loads((directory / CONFIG_FILE).read_text())
     try:
         model = InverseDynamics(IDMConfig(**info.pop("config")))

@@ -21,11 +21,11 @@ from core.evaluation.idm import IDMConfig, InverseDynamics, score
 
 @dataclass
 class IDMTrainConfig:
-    steps: int = 1500          # optimiser steps
-    batch: int = 32            # transitions per step
-    lr: float = 2e-3           # AdamW learning rate (cosine-decayed to 0)
+    steps: int = 1500  # optimiser steps
+    batch: int = 32  # transitions per step
+    lr: float = 2e-3  # AdamW learning rate (cosine-decayed to 0)
     weight_decay: float = 1e-4  # AdamW weight decay
-    seed: int = 0              # initialisation and batch order
+    seed: int = 0  # initialisation and batch order
 
 
 class Transitions:
@@ -33,16 +33,21 @@ class Transitions:
     pooled once up front (as the IDM reads them), so a training step does no image work."""
 
     def __init__(self, episodes: list[Episode], model: InverseDynamics):
-        self.frames = [torch.cat([model.prepare(e.frames[i:i + 256]) for i in range(0, len(e.frames), 256)]).half()
-                       for e in episodes]                                      # per episode (T, 3, h, w)
+        self.frames = [
+            torch.cat([model.prepare(e.frames[i : i + 256]) for i in range(0, len(e.frames), 256)]).half()
+            for e in episodes
+        ]  # per episode (T, 3, h, w)
         index, labels, commanded = [], [], []
         for e, episode in enumerate(episodes):
             count = len(episode.frames) - 1
             index.append(np.stack([np.full(count, e), np.arange(count)], 1))
             commanded.append(episode.actions[:count])
-            labels.append(visible_actions(episode.meta["game"], episode.actions[:count], episode.state,
-                                          episode.meta.get("state_layout", {})))
-        self.index = np.concatenate(index)                                     # (N, 2) episode, frame
+            labels.append(
+                visible_actions(
+                    episode.meta["game"], episode.actions[:count], episode.state, episode.meta.get("state_layout", {})
+                )
+            )
+        self.index = np.concatenate(index)  # (N, 2) episode, frame
         self.labels, self.commanded = np.concatenate(labels), np.concatenate(commanded)
 
     def __len__(self) -> int:
@@ -55,8 +60,15 @@ class Transitions:
         return before, after
 
 
-def train_idm(sources, *, train_split: str = "train", eval_split: str = "test", config: IDMTrainConfig | None = None,
-              idm_config: IDMConfig | None = None, progress: bool = True) -> tuple[InverseDynamics, dict]:
+def train_idm(
+    sources,
+    *,
+    train_split: str = "train",
+    eval_split: str = "test",
+    config: IDMTrainConfig | None = None,
+    idm_config: IDMConfig | None = None,
+    progress: bool = True,
+) -> tuple[InverseDynamics, dict]:
     """Train on `train_split` of the shards at `sources`, score on `eval_split`; returns the model
     and its info (game, splits, seeds, held-out accuracy and confusion) for save_idm."""
     train_episodes = load_episodes(sources, train_split)
@@ -65,14 +77,21 @@ def train_idm(sources, *, train_split: str = "train", eval_split: str = "test", 
     return model, {**info, "train_split": train_split, "eval_split": eval_split}
 
 
-def fit_idm(train_episodes: list[Episode], heldout_episodes: list[Episode], *, config: IDMTrainConfig | None = None,
-            idm_config: IDMConfig | None = None, progress: bool = True) -> tuple[InverseDynamics, dict]:
+def fit_idm(
+    train_episodes: list[Episode],
+    heldout_episodes: list[Episode],
+    *,
+    config: IDMTrainConfig | None = None,
+    idm_config: IDMConfig | None = None,
+    progress: bool = True,
+) -> tuple[InverseDynamics, dict]:
     """Train an IDM on the transitions of `train_episodes` (one game), score it on `heldout_episodes`."""
     config = config or IDMTrainConfig()
     games = {e.meta["game"] for e in train_episodes + heldout_episodes}
     if len(games) != 1:
-        raise ValueError(f"an IDM learns one game, but the data holds {', '.join(sorted(games))}; "
-                         f"pass the shards of one game")
+        raise ValueError(
+            f"an IDM learns one game, but the data holds {', '.join(sorted(games))}; pass the shards of one game"
+        )
     game = games.pop()
     size = train_episodes[0].frames.shape[1]
     idm_config = idm_config or IDMConfig(game=game, image_size=size)
@@ -94,10 +113,15 @@ def fit_idm(train_episodes: list[Episode], heldout_episodes: list[Episode], *, c
         schedule.step()
         bar.set_postfix(loss=f"{loss.item():.3f}")
     report = evaluate_on(model, heldout, progress=progress)
-    info = {"game": game, "train_transitions": len(train), "train_seeds": sorted({e.meta["seed"] for e in train_episodes}),
-            "eval_seeds": sorted({e.meta["seed"] for e in heldout_episodes}),
-            "labels": "visible action" if has_rule(game) else "commanded action (no visibility rule for this game)",
-            "heldout": report.to_dict(), "train": asdict(config)}
+    info = {
+        "game": game,
+        "train_transitions": len(train),
+        "train_seeds": sorted({e.meta["seed"] for e in train_episodes}),
+        "eval_seeds": sorted({e.meta["seed"] for e in heldout_episodes}),
+        "labels": "visible action" if has_rule(game) else "commanded action (no visibility rule for this game)",
+        "heldout": report.to_dict(),
+        "train": asdict(config),
+    }
     return model.eval(), info
 
 

@@ -36,16 +36,16 @@ def _check_pair(real, generated) -> tuple[torch.Tensor, torch.Tensor]:
 def psnr(real, generated) -> np.ndarray:
     """PSNR in dB of each frame pair: real, generated uint8 (..., H, W, 3) -> (N,) float."""
     a, b = _check_pair(real, generated)
-    mse = (a - b).pow(2).flatten(1).mean(1)                                   # (N,)
-    values = 10 * torch.log10(255.0 ** 2 / mse.clamp_min(1e-30))
+    mse = (a - b).pow(2).flatten(1).mean(1)  # (N,)
+    values = 10 * torch.log10(255.0**2 / mse.clamp_min(1e-30))
     return values.clamp(max=PSNR_CAP).numpy()
 
 
 def _gaussian_window() -> torch.Tensor:
     radius = int(_TRUNCATE * _SIGMA + 0.5)
     x = torch.arange(-radius, radius + 1, dtype=torch.float32)
-    window = torch.exp(-x ** 2 / (2 * _SIGMA ** 2))
-    return window / window.sum()                                              # (11,)
+    window = torch.exp(-(x**2) / (2 * _SIGMA**2))
+    return window / window.sum()  # (11,)
 
 
 def ssim(real, generated) -> np.ndarray:
@@ -60,15 +60,15 @@ def ssim(real, generated) -> np.ndarray:
     def band(length):  # (length, length - size + 1): column j sums window taps over rows j..j+size-1
         matrix = torch.zeros(length, length - size + 1)
         for j in range(length - size + 1):
-            matrix[j:j + size, j] = window
+            matrix[j : j + size, j] = window
         return matrix
 
     # separable Gaussian over the "valid" region only (the crop scikit-image averages over), as two
     # matmuls: a single-channel conv2d takes torch's slow path and costs ~50x more here
     rows, cols = band(h), band(w)
-    stack = torch.cat([a, b, a * a, b * b, a * b], 0)                         # (5N, 3, H, W)
+    stack = torch.cat([a, b, a * a, b * b, a * b], 0)  # (5N, 3, H, W)
     stats = (rows.T @ stack @ cols).view(5, n, c, h - size + 1, w - size + 1)
     mu_a, mu_b, aa, bb, ab = stats
-    var_a, var_b, cov = aa - mu_a ** 2, bb - mu_b ** 2, ab - mu_a * mu_b
-    s = ((2 * mu_a * mu_b + _C1) * (2 * cov + _C2)) / ((mu_a ** 2 + mu_b ** 2 + _C1) * (var_a + var_b + _C2))
-    return s.mean(dim=(2, 3)).mean(1).numpy()                                 # per channel, then channels
+    var_a, var_b, cov = aa - mu_a**2, bb - mu_b**2, ab - mu_a * mu_b
+    s = ((2 * mu_a * mu_b + _C1) * (2 * cov + _C2)) / ((mu_a**2 + mu_b**2 + _C1) * (var_a + var_b + _C2))
+    return s.mean(dim=(2, 3)).mean(1).numpy()  # per channel, then channels

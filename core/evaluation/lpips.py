@@ -30,9 +30,20 @@ _SCALE = (0.458, 0.448, 0.450)
 def _features(net: str) -> tuple[list[nn.Module], list[int], list[int]]:
     """torchvision's AlexNet / VGG16 `features` layers, the slice boundaries and their widths."""
     if net == "alex":
-        layers = [nn.Conv2d(3, 64, 11, 4, 2), nn.ReLU(), nn.MaxPool2d(3, 2), nn.Conv2d(64, 192, 5, padding=2),
-                  nn.ReLU(), nn.MaxPool2d(3, 2), nn.Conv2d(192, 384, 3, padding=1), nn.ReLU(),
-                  nn.Conv2d(384, 256, 3, padding=1), nn.ReLU(), nn.Conv2d(256, 256, 3, padding=1), nn.ReLU()]
+        layers = [
+            nn.Conv2d(3, 64, 11, 4, 2),
+            nn.ReLU(),
+            nn.MaxPool2d(3, 2),
+            nn.Conv2d(64, 192, 5, padding=2),
+            nn.ReLU(),
+            nn.MaxPool2d(3, 2),
+            nn.Conv2d(192, 384, 3, padding=1),
+            nn.ReLU(),
+            nn.Conv2d(384, 256, 3, padding=1),
+            nn.ReLU(),
+            nn.Conv2d(256, 256, 3, padding=1),
+            nn.ReLU(),
+        ]
         return layers, [0, 2, 5, 8, 10, 12], [64, 192, 384, 256, 256]
     if net == "vgg":
         layers, c_in = [], 3
@@ -56,8 +67,11 @@ class _Backbone(nn.Module):
     def __init__(self, layers: list[nn.Module], bounds: list[int]):
         super().__init__()
         for k in range(5):  # slice{k+1} keeps torchvision's layer indices as module names
-            setattr(self, f"slice{k + 1}", nn.Sequential(OrderedDict(
-                (str(i), layers[i]) for i in range(bounds[k], bounds[k + 1]))))
+            setattr(
+                self,
+                f"slice{k + 1}",
+                nn.Sequential(OrderedDict((str(i), layers[i]) for i in range(bounds[k], bounds[k + 1]))),
+            )
 
     def forward(self, x):
         outs = []
@@ -94,8 +108,10 @@ class LPIPS(nn.Module):
         from core.frames import to_model
 
         self.eval()
-        out = [self(to_model(real[i:i + batch]), to_model(generated[i:i + batch])).numpy()
-               for i in range(0, len(real), batch)]
+        out = [
+            self(to_model(real[i : i + batch]), to_model(generated[i : i + batch])).numpy()
+            for i in range(0, len(real), batch)
+        ]
         return np.concatenate(out) if out else np.zeros(0, np.float32)
 
 
@@ -113,7 +129,8 @@ def load_lpips(path: str | Path, net: str = "alex") -> LPIPS:
         raise WeightsError(f"{path}: not LPIPS-{net} weights: missing {missing[:4]}, unexpected {unexpected[:4]}")
     for key, value in tensors.items():
         if value.shape != expected[key].shape:
-            raise WeightsError(f"{path}: {key} has shape {tuple(value.shape)}, LPIPS-{net} needs "
-                               f"{tuple(expected[key].shape)}")
+            raise WeightsError(
+                f"{path}: {key} has shape {tuple(value.shape)}, LPIPS-{net} needs {tuple(expected[key].shape)}"
+            )
     model.load_state_dict({k: v.float() for k, v in tensors.items()}, strict=True)
     return model.eval()

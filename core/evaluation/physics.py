@@ -34,14 +34,14 @@ from core.games.art import TILE
 from core.games.base import GameConfig
 from core.games.platformer import BRICK, GROUND, MAX_FALL, PLAYER, PLAYER_H, PLAYER_W, Platformer
 
-SPRITE_OFFSET = 2   # the player sprite is drawn 2 px up-left of its box (Platformer._draw)
-COLOUR_TOL = 24     # max per-channel difference for a pixel to count as a sprite colour
-MIN_MATCH = 0.6     # share of the visible sprite pixels that must match to call it found
-BANDS = 8           # horizontal bands of the column profiles used to find the camera
-TRIM = 0.2          # share of worst-matching columns left out of the camera cost (sprites, coins taken)
-SHORTLIST = 32      # camera offsets kept from the squared-distance pass for the robust cost
-TIE = 1.0           # camera costs this close to the best count as ties (colour levels per column)
-HOVER_WINDOW = 6    # airborne frames over which gravity must have added speed
+SPRITE_OFFSET = 2  # the player sprite is drawn 2 px up-left of its box (Platformer._draw)
+COLOUR_TOL = 24  # max per-channel difference for a pixel to count as a sprite colour
+MIN_MATCH = 0.6  # share of the visible sprite pixels that must match to call it found
+BANDS = 8  # horizontal bands of the column profiles used to find the camera
+TRIM = 0.2  # share of worst-matching columns left out of the camera cost (sprites, coins taken)
+SHORTLIST = 32  # camera offsets kept from the squared-distance pass for the robust cost
+TIE = 1.0  # camera costs this close to the best count as ties (colour levels per column)
+HOVER_WINDOW = 6  # airborne frames over which gravity must have added speed
 RULES = ("found", "speed", "solid", "gravity")
 _ASSETS = Path(__file__).resolve().parent.parent / "games" / "assets"
 
@@ -50,23 +50,30 @@ _ASSETS = Path(__file__).resolve().parent.parent / "games" / "assets"
 class Level:
     """What the rules need of one platformer level, rebuilt from its seed."""
 
-    image: np.ndarray        # (256, 2048, 3) uint8 level as first drawn
-    solid: np.ndarray        # (rows, cols) bool
-    sprite: np.ndarray       # (16, 16, 3) uint8 player sprite
-    mask: np.ndarray         # (16, 16) bool
+    image: np.ndarray  # (256, 2048, 3) uint8 level as first drawn
+    solid: np.ndarray  # (rows, cols) bool
+    sprite: np.ndarray  # (16, 16, 3) uint8 player sprite
+    mask: np.ndarray  # (16, 16) bool
     gravity: float
     jump_speed: float
     run_speed: float
 
     @classmethod
-    def from_seed(cls, seed: int, tileset: str | None = None) -> "Level":
+    def from_seed(cls, seed: int, tileset: str | None = None) -> Level:
         if tileset and not Path(tileset).is_file():
             tileset = str(_ASSETS / Path(tileset).name)  # shard meta keeps the file name only
         game = Platformer(GameConfig(num_envs=1, tileset=tileset))
         game.reset([seed])
         solid = (game.tilemap[0] == GROUND) | (game.tilemap[0] == BRICK)
-        return cls(game.level[0].copy(), solid, game.sprite_rgb[0, PLAYER].copy(), game.sprite_mask[0, PLAYER].copy(),
-                   float(game.gravity[0]), float(game.jump_speed[0]), float(game.run_speed[0]))
+        return cls(
+            game.level[0].copy(),
+            solid,
+            game.sprite_rgb[0, PLAYER].copy(),
+            game.sprite_mask[0, PLAYER].copy(),
+            float(game.gravity[0]),
+            float(game.jump_speed[0]),
+            float(game.run_speed[0]),
+        )
 
 
 def find_camera(frames: np.ndarray, level: Level) -> np.ndarray:
@@ -75,23 +82,29 @@ def find_camera(frames: np.ndarray, level: Level) -> np.ndarray:
     Squared-distance matching of all offsets at once (one conv1d) shortlists candidates; the
     trimmed L1 cost picks among them, and near-ties (plain ground repeats) go to the candidate
     closest to the previous frame's camera, since a view scrolls a few pixels per frame."""
+
     def profile(images):  # (N, H, W, 3) -> (N, BANDS*3, W) mean colour per column in each band
         n, h, w, _ = images.shape
-        return torch.from_numpy(images.reshape(n, BANDS, h // BANDS, w, 3).astype(np.float32).mean(2)
-                                .transpose(0, 1, 3, 2).reshape(n, -1, w))
+        return torch.from_numpy(
+            images.reshape(n, BANDS, h // BANDS, w, 3)
+            .astype(np.float32)
+            .mean(2)
+            .transpose(0, 1, 3, 2)
+            .reshape(n, -1, w)
+        )
 
     width = frames.shape[2]
     keep = int(width * (1 - TRIM))
-    level_profile = profile(level.image[None])                                           # (1, D, Wl)
-    windows = level_profile[0].unfold(1, width, 1).transpose(0, 1)                       # (C, D, W)
-    level_energy = windows.pow(2).sum((1, 2))                                            # (C,)
+    level_profile = profile(level.image[None])  # (1, D, Wl)
+    windows = level_profile[0].unfold(1, width, 1).transpose(0, 1)  # (C, D, W)
+    level_energy = windows.pow(2).sum((1, 2))  # (C,)
     costs, shortlists = [], []
     for start in range(0, len(frames), 32):
-        frame_profiles = profile(frames[start:start + 32])                               # (b, D, W)
-        cross = F.conv1d(level_profile, frame_profiles)[0]                               # (b, C)
-        distance = level_energy[None] - 2 * cross                                        # + a per-frame constant
-        candidates = distance.topk(min(SHORTLIST, distance.shape[1]), largest=False).indices    # (b, k)
-        per_column = (windows[candidates] - frame_profiles[:, None]).abs().sum(2)        # (b, k, W)
+        frame_profiles = profile(frames[start : start + 32])  # (b, D, W)
+        cross = F.conv1d(level_profile, frame_profiles)[0]  # (b, C)
+        distance = level_energy[None] - 2 * cross  # + a per-frame constant
+        candidates = distance.topk(min(SHORTLIST, distance.shape[1]), largest=False).indices  # (b, k)
+        per_column = (windows[candidates] - frame_profiles[:, None]).abs().sum(2)  # (b, k, W)
         costs.append(per_column.topk(keep, dim=2, largest=False).values.mean(2).numpy())  # (b, k) trimmed mean
         shortlists.append(candidates.numpy())
     cameras, previous = [], None
@@ -109,7 +122,7 @@ def _correlate(images: torch.Tensor, kernel: torch.Tensor) -> torch.Tensor:
     h, w = images.shape[-2:]
     k = kernel.shape[-1]
     spectrum = torch.fft.rfft2(images) * torch.fft.rfft2(kernel, s=(h, w)).conj()
-    return torch.fft.irfft2(spectrum, s=(h, w))[..., :h - k + 1, :w - k + 1].round()
+    return torch.fft.irfft2(spectrum, s=(h, w))[..., : h - k + 1, : w - k + 1].round()
 
 
 def find_player(frames: np.ndarray, level: Level, batch: int = 64) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -117,18 +130,18 @@ def find_player(frames: np.ndarray, level: Level, batch: int = 64) -> tuple[np.n
     pad = TILE - 1
     mask = torch.from_numpy(level.mask).float()
     inside = F.pad(torch.ones(1, *frames.shape[1:3]), (pad, pad, pad, pad))
-    visible = _correlate(inside, mask)[0]                                                 # (H+p, W+p)
+    visible = _correlate(inside, mask)[0]  # (H+p, W+p)
     total = float(level.mask.sum())
     colours = np.unique(level.sprite[level.mask], axis=0)
     layers = [torch.from_numpy(level.mask & (level.sprite == c).all(-1)).float() for c in colours]
     found, xs, ys = [], [], []
     for start in range(0, len(frames), batch):
-        x = torch.from_numpy(frames[start:start + batch]).permute(0, 3, 1, 2).float()     # (b, 3, H, W)
-        x = F.pad(x, (pad, pad, pad, pad), value=-1000.0)                                 # never matches a colour
+        x = torch.from_numpy(frames[start : start + batch]).permute(0, 3, 1, 2).float()  # (b, 3, H, W)
+        x = F.pad(x, (pad, pad, pad, pad), value=-1000.0)  # never matches a colour
         matched = 0
         for colour, layer in zip(colours, layers):
             close = (x - torch.from_numpy(colour).float().view(1, 3, 1, 1)).abs().amax(1) <= COLOUR_TOL
-            matched = matched + _correlate(close.float(), layer)                          # (b, H+p, W+p)
+            matched = matched + _correlate(close.float(), layer)  # (b, H+p, W+p)
         flat = matched.flatten(1)
         best = flat.argmax(1)
         row, col = best // matched.shape[-1], best % matched.shape[-1]
@@ -161,11 +174,12 @@ def check(found: np.ndarray, x: np.ndarray, y: np.ndarray, level: Level, screen_
     if steps < 1:
         return {"score": float("nan"), "transitions": 0, "violations": {r: 0 for r in RULES}}
     both = found[:-1] & found[1:]
-    dx, dy = np.diff(x), np.diff(y)                                                       # (T-1,)
+    dx, dy = np.diff(x), np.diff(y)  # (T-1,)
     exits_below = found[:-1] & ~found[1:] & (y[:-1] + dy.clip(0) >= screen_height - PLAYER_H - MAX_FALL - 2)
     ok = {"found": both | exits_below}
-    ok["speed"] = ~both | ((np.abs(dx) <= 1.6 * level.run_speed + 1)
-                           & (dy >= -level.jump_speed - 1) & (dy <= MAX_FALL + 1))
+    ok["speed"] = ~both | (
+        (np.abs(dx) <= 1.6 * level.run_speed + 1) & (dy >= -level.jump_speed - 1) & (dy <= MAX_FALL + 1)
+    )
     # the box shrunk by the 1 px of rounding on each side may not contain a solid pixel
     corners = [(1, 1), (PLAYER_W - 2, 1), (1, PLAYER_H - 2), (PLAYER_W - 2, PLAYER_H - 2)]
     overlap = np.zeros(len(found), bool)
@@ -175,7 +189,7 @@ def check(found: np.ndarray, x: np.ndarray, y: np.ndarray, level: Level, screen_
     # supported: solid just below (either rounding of the bottom edge); ceiling: solid just above
     below = [_solid_at(level, x + cx, y + PLAYER_H + dr) for cx in (0, PLAYER_W - 1, PLAYER_W) for dr in (0, 1)]
     above = [_solid_at(level, x + cx, y - dr) for cx in (0, PLAYER_W - 1, PLAYER_W) for dr in (1, 2)]
-    airborne = found & ~np.any(below, 0) & ~np.any(above, 0)                              # (T,)
+    airborne = found & ~np.any(below, 0) & ~np.any(above, 0)  # (T,)
     gravity_ok = np.ones(steps, bool)
     stomp = np.abs(dy + 0.6 * level.jump_speed) <= 1.5
     for t in range(1, steps):  # transition t -> t+1, with the one before it
@@ -184,13 +198,21 @@ def check(found: np.ndarray, x: np.ndarray, y: np.ndarray, level: Level, screen_
         accel = dy[t] - dy[t - 1]
         gravity_ok[t] = (accel >= -1 or stomp[t]) and accel <= 2 * level.gravity + 2
         start = t - HOVER_WINDOW
-        if gravity_ok[t] and start >= 0 and airborne[start:t + 2].all() and dy[t] < MAX_FALL - 1 \
-                and (np.diff(dy[start:t + 1]) >= -1).all():
+        if (
+            gravity_ok[t]
+            and start >= 0
+            and airborne[start : t + 2].all()
+            and dy[t] < MAX_FALL - 1
+            and (np.diff(dy[start : t + 1]) >= -1).all()
+        ):
             gravity_ok[t] = dy[t] - dy[start] >= HOVER_WINDOW * level.gravity - 2
     ok["gravity"] = gravity_ok
     passed = np.logical_and.reduce([ok[r] for r in RULES])
-    return {"score": float(passed.mean()), "transitions": int(steps),
-            "violations": {r: int((~ok[r]).sum()) for r in RULES}}
+    return {
+        "score": float(passed.mean()),
+        "transitions": int(steps),
+        "violations": {r: int((~ok[r]).sum()) for r in RULES},
+    }
 
 
 def physics_score(frames: np.ndarray, seed: int, tileset: str | None = None) -> dict:

@@ -27,8 +27,7 @@ TARGETS = (
     ("teacher-forced PSNR (dB)", ("prediction", "teacher_forced_psnr"), "> 30", lambda v: v > 30),
     ("teacher-forced SSIM", ("prediction", "teacher_forced_ssim"), "> 0.9", lambda v: v > 0.9),
     ("repeat-last-frame PSNR (dB), the baseline", ("prediction", "copy_previous_psnr"), "(reported)", None),
-    ("action loss gap, shuffled - true actions (nats)", ("prediction", "action_loss_gap"), "> 0",
-     lambda v: v > 0),
+    ("action loss gap, shuffled - true actions (nats)", ("prediction", "action_loss_gap"), "> 0", lambda v: v > 0),
     ("rollout PSNR at 1 s (dB)", ("drift", "1s", "psnr"), "(reported)", None),
     ("FVD", ("fvd", "fvd"), "< 150", lambda v: v < 150),
     ("action accuracy, generated", ("action_accuracy", "generated", "accuracy"), "> 95%", lambda v: v > 0.95),
@@ -56,8 +55,14 @@ def target_rows(metrics: dict, targets=TARGETS) -> list[dict]:
         value = lookup(metrics, path)
         number = isinstance(value, (int, float)) and not isinstance(value, bool)
         status = ("pass" if test(value) else "fail") if number and test else "-"
-        rows.append({"metric": label, "value": value if number else (value or "not computed"),
-                     "target": target, "status": status})
+        rows.append(
+            {
+                "metric": label,
+                "value": value if number else (value or "not computed"),
+                "target": target,
+                "status": status,
+            }
+        )
     return rows
 
 
@@ -96,7 +101,9 @@ def write_report(results: dict, directory: str | Path) -> dict[str, Path]:
     curves = results["curves"]
     steps = np.arange(1, len(curves["psnr"]) + 1) / 30
     figure, axes = plt.subplots(1, 3, figsize=(13, 3.6))
-    for axis, (key, label) in zip(axes, (("psnr", "PSNR (dB)"), ("ssim", "SSIM"), ("palette_fidelity", "palette fidelity"))):
+    for axis, (key, label) in zip(
+        axes, (("psnr", "PSNR (dB)"), ("ssim", "SSIM"), ("palette_fidelity", "palette fidelity"))
+    ):
         axis.plot(steps, curves[key])
         axis.set_xlabel("seconds of rollout (30 FPS)")
         axis.set_ylabel(label)
@@ -144,19 +151,26 @@ def write_side_by_side(real: np.ndarray, generated: np.ndarray, path: Path, max_
     count = min(len(real), len(generated), max_frames)
     gap = np.full((real.shape[1], 4, 3), 255, np.uint8)
     images = [Image.fromarray(np.concatenate([real[i], gap, generated[i]], 1)) for i in range(count)]
-    _atomic(path, lambda tmp: images[0].save(tmp, format="GIF", save_all=True, append_images=images[1:],
-                                             duration=33, loop=0))
+    _atomic(
+        path,
+        lambda tmp: images[0].save(tmp, format="GIF", save_all=True, append_images=images[1:], duration=33, loop=0),
+    )
 
 
 def markdown(results: dict, files: dict[str, str]) -> str:
     info, metrics = results["info"], results["metrics"]
-    lines = [f"# PocketWorld evaluation: {info['model']}", "",
-             f"- data: {info['data']} (split **{info['split']}**: level seeds {info['seeds']})",
-             f"- episodes: {info['episodes']}, frames: {info['frames']}, rollout: {metrics['drift']['rollout_frames']} "
-             f"frames; sampling temperature {results['config']['temperature']}",
-             f"- IDM: {info.get('idm') or 'none'}; LPIPS/FVD weights: {info.get('lpips') or 'none'} / "
-             f"{info.get('i3d') or 'none'}", "",
-             "| metric | value | target | status |", "|---|---|---|---|"]
+    lines = [
+        f"# PocketWorld evaluation: {info['model']}",
+        "",
+        f"- data: {info['data']} (split **{info['split']}**: level seeds {info['seeds']})",
+        f"- episodes: {info['episodes']}, frames: {info['frames']}, rollout: {metrics['drift']['rollout_frames']} "
+        f"frames; sampling temperature {results['config']['temperature']}",
+        f"- IDM: {info.get('idm') or 'none'}; LPIPS/FVD weights: {info.get('lpips') or 'none'} / "
+        f"{info.get('i3d') or 'none'}",
+        "",
+        "| metric | value | target | status |",
+        "|---|---|---|---|",
+    ]
     for row in target_rows(metrics):
         value = f"{row['value']:.4g}" if isinstance(row["value"], (int, float)) else row["value"]
         lines.append(f"| {row['metric']} | {value} | {row['target']} | {row['status']} |")
@@ -169,18 +183,37 @@ def markdown(results: dict, files: dict[str, str]) -> str:
     lines += ["## Action accuracy (IDM)", ""]
     accuracy = metrics["action_accuracy"]
     if isinstance(accuracy, dict):
-        lines += [f"- labels: {accuracy['labels']}",
-                  f"- IDM on held-out real play when trained: {accuracy['idm_heldout_at_training']}",
-                  f"- IDM on this split's real play: {accuracy['real_this_split']['accuracy']:.4f} "
-                  f"({accuracy['real_this_split']['count']} transitions; relabelled presses "
-                  f"{accuracy['real_this_split']['relabelled']})",
-                  f"- on generated transitions: {accuracy['generated']['accuracy']:.4f}",
-                  f"- per action (generated, recall): {accuracy['generated']['per_action']}", "",
-                  f"![confusion]({files['confusion']})", ""]
+        lines += [
+            f"- labels: {accuracy['labels']}",
+            f"- IDM on held-out real play when trained: {accuracy['idm_heldout_at_training']}",
+            f"- IDM on this split's real play: {accuracy['real_this_split']['accuracy']:.4f} "
+            f"({accuracy['real_this_split']['count']} transitions; relabelled presses "
+            f"{accuracy['real_this_split']['relabelled']})",
+            f"- on generated transitions: {accuracy['generated']['accuracy']:.4f}",
+            f"- per action (generated, recall): {accuracy['generated']['per_action']}",
+            "",
+            f"![confusion]({files['confusion']})",
+            "",
+        ]
     else:
         lines += [f"- {accuracy}", ""]
-    lines += ["## Physics (platformer rules on located sprites)", "", f"- {json.dumps(metrics['physics'])}", "",
-              "## Reconstruction and prediction", "", f"- {json.dumps(metrics['reconstruction'])}",
-              f"- {json.dumps(metrics['prediction'])}", "", "## FVD", "", f"- {json.dumps(metrics['fvd'])}", "",
-              "## Real (left) vs generated (right)", "", f"![side by side]({files['gif']})", ""]
+    lines += [
+        "## Physics (platformer rules on located sprites)",
+        "",
+        f"- {json.dumps(metrics['physics'])}",
+        "",
+        "## Reconstruction and prediction",
+        "",
+        f"- {json.dumps(metrics['reconstruction'])}",
+        f"- {json.dumps(metrics['prediction'])}",
+        "",
+        "## FVD",
+        "",
+        f"- {json.dumps(metrics['fvd'])}",
+        "",
+        "## Real (left) vs generated (right)",
+        "",
+        f"![side by side]({files['gif']})",
+        "",
+    ]
     return "\n".join(lines)

@@ -12,7 +12,7 @@ Three ways of asking the model for frames, from easiest to hardest:
 
 from __future__ import annotations
 
-from typing import Iterator
+from collections.abc import Iterator
 
 import numpy as np
 import torch
@@ -32,20 +32,21 @@ def reconstruct(model: WorldModel, frames: np.ndarray, batch: int = 16) -> tuple
     (T, S) or small frames (T, 3, r, r))."""
     inputs, round_trip = [], []
     for part in _batches(len(frames), batch):
-        part_inputs = model.encode(to_model(frames[part]))                   # (b, S) or (b, 3, r, r)
+        part_inputs = model.encode(to_model(frames[part]))  # (b, S) or (b, 3, r, r)
         inputs.append(part_inputs)
         round_trip.append(to_uint8(model.round_trip(part_inputs)))
     inputs = torch.cat(inputs)
     decoded = []
     for part in _batches(len(frames) - 1, batch):
-        decoded.append(to_uint8(model.render(inputs[part.start + 1:part.stop + 1], to_model(frames[part]))))
+        decoded.append(to_uint8(model.render(inputs[part.start + 1 : part.stop + 1], to_model(frames[part]))))
     empty = np.zeros((0, *frames.shape[1:]), np.uint8)
     return np.concatenate(round_trip), np.concatenate(decoded) if decoded else empty, inputs
 
 
 @torch.inference_mode()
-def teacher_forced(model: WorldModel, frames: np.ndarray, actions: np.ndarray, inputs: torch.Tensor,
-                   window: int = 32) -> np.ndarray:
+def teacher_forced(
+    model: WorldModel, frames: np.ndarray, actions: np.ndarray, inputs: torch.Tensor, window: int = 32
+) -> np.ndarray:
     """Next-frame predictions from real context: frames uint8 (T, H, W, 3), actions (T,), inputs from
     `reconstruct` -> predicted frames 1..T-1 (T-1, H, W, 3).
 
@@ -53,21 +54,24 @@ def teacher_forced(model: WorldModel, frames: np.ndarray, actions: np.ndarray, i
     predicted in one parallel forward pass."""
     out = []
     for part in _batches(len(frames) - 1, window):
-        output = model.dynamics(inputs[part][None], torch.as_tensor(actions[part])[None])[0]  # (w, S, V) or (w, 3, r, r)
+        output = model.dynamics(inputs[part][None], torch.as_tensor(actions[part])[None])[
+            0
+        ]  # (w, S, V) or (w, 3, r, r)
         out.append(to_uint8(model.render(model.choose(output), to_model(frames[part]))))
     return np.concatenate(out)
 
 
 @torch.inference_mode()
-def rollout(model: WorldModel, first_frames: np.ndarray, actions: np.ndarray, *, temperature: float = 0.0,
-            seed: int = 0) -> Iterator[np.ndarray]:
+def rollout(
+    model: WorldModel, first_frames: np.ndarray, actions: np.ndarray, *, temperature: float = 0.0, seed: int = 0
+) -> Iterator[np.ndarray]:
     """Free rollouts of a batch: first_frames uint8 (B, H, W, 3), actions int (B, T) ->
     yields the generated frames uint8 (B, H, W, 3) after each of the T actions, in order.
 
     temperature 0 takes the likeliest token (as WorldSession's default); > 0 samples."""
     generator = torch.Generator().manual_seed(seed)
-    frame = to_model(first_frames)                                           # (B, 3, H, W)
-    inputs = model.encode(frame)                                             # (B, S) or (B, 3, r, r)
+    frame = to_model(first_frames)  # (B, 3, H, W)
+    inputs = model.encode(frame)  # (B, S) or (B, 3, r, r)
     state = model.dynamics.init_state(len(first_frames))
     actions = torch.as_tensor(np.asarray(actions), dtype=torch.long)
     for t in range(actions.shape[1]):

@@ -24,9 +24,11 @@ def check_game(name: str) -> str:
     """Return `name` if it names a game, else raise ValueError listing the valid ones."""
     if name in GAMES or (name.startswith(PREFIXES) and name.split(":", 1)[1]):
         return name
-    raise ValueError(f"unknown game {name!r}; valid games: {', '.join(GAMES)}, "
-                     f"gym:<ENV_ID> (e.g. gym:CartPole-v1), atari:<NAME> (e.g. atari:Pong) or "
-                     f"web:<PAGE.html or http://localhost URL>")
+    raise ValueError(
+        f"unknown game {name!r}; valid games: {', '.join(GAMES)}, "
+        f"gym:<ENV_ID> (e.g. gym:CartPole-v1), atari:<NAME> (e.g. atari:Pong) or "
+        f"web:<PAGE.html or http://localhost URL>"
+    )
 
 
 def make_game(name: str, num_envs: int = 1, **options) -> VecGame:
@@ -36,10 +38,12 @@ def make_game(name: str, num_envs: int = 1, **options) -> VecGame:
         return GAMES[name](GameConfig(num_envs=num_envs, **options))
     if name.startswith("web:"):
         from core.games.web import WebConfig, WebGame
+
         if options.pop("tileset", None):
             raise ValueError(f"tilesets restyle our own games only; {name} draws its own frames")
         return WebGame(name[4:], WebConfig(num_envs=num_envs, **options))
     from core.games.gym_adapter import make_third_party
+
     return make_third_party(name, num_envs=num_envs, **options)
 
 
@@ -49,5 +53,14 @@ def first_frame(game: str, seed: int) -> np.ndarray:
     return env.reset([seed])[0]
 
 
-__all__ = ["FPS", "FRAME_SIZE", "GAMES", "GameConfig", "VecGame", "check_game", "first_frame", "make_game",
-           "unflatten_state"]
+__all__ = [
+    "FPS",
+    "FRAME_SIZE",
+    "GAMES",
+    "GameConfig",
+    "VecGame",
+    "check_game",
+    "first_frame",
+    "make_game",
+    "unflatten_state",
+]

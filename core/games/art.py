@@ -90,22 +90,40 @@ def procedural_art(rng: np.random.Generator, tiles: tuple[str, ...], sprites: tu
     """A fresh palette for one level: background, solids, pickups and each sprite get their own hue."""
     hue = rng.random()
     dark_background = rng.random() < 0.6
-    background = _hsv(hue, rng.uniform(0.2, 0.6), rng.uniform(0.08, 0.25) if dark_background else rng.uniform(0.75, 0.95))
+    background = _hsv(
+        hue, rng.uniform(0.2, 0.6), rng.uniform(0.08, 0.25) if dark_background else rng.uniform(0.75, 0.95)
+    )
     speckle = background * 0.7 + (60 if dark_background else -40)
     colours = {
         "solid": _hsv(hue + rng.uniform(0.25, 0.75), rng.uniform(0.4, 0.8), rng.uniform(0.45, 0.8)),
         "door": _hsv(rng.random(), 0.7, 0.75),
-        "pickup": _hsv(rng.uniform(0.1, 0.18), 0.9, 1.0),   # gold-ish, so pickups read as pickups
+        "pickup": _hsv(rng.uniform(0.1, 0.18), 0.9, 1.0),  # gold-ish, so pickups read as pickups
         "gem": _hsv(rng.random(), 0.8, 1.0),
         "goal": _hsv(rng.random(), 0.9, 0.95),
         "player": _hsv(rng.random(), rng.uniform(0.6, 1.0), 1.0),
         "enemy": _hsv(rng.random(), rng.uniform(0.6, 1.0), rng.uniform(0.7, 1.0)),
         "shot": _hsv(rng.random(), 0.3, 1.0),
     }
-    role = {"ground": "solid", "brick": "solid", "wall": "solid", "door": "door", "coin": "pickup",
-            "key": "pickup", "gem": "gem", "flag": "goal", "exit": "goal", "player": "player", "ship": "player",
-            "life": "player", "slash": "shot", "star": "shot", "bullet": "shot", "enemy": "enemy", "alien": "enemy",
-            "enemy_bullet": "enemy"}
+    role = {
+        "ground": "solid",
+        "brick": "solid",
+        "wall": "solid",
+        "door": "door",
+        "coin": "pickup",
+        "key": "pickup",
+        "gem": "gem",
+        "flag": "goal",
+        "exit": "goal",
+        "player": "player",
+        "ship": "player",
+        "life": "player",
+        "slash": "shot",
+        "star": "shot",
+        "bullet": "shot",
+        "enemy": "enemy",
+        "alien": "enemy",
+        "enemy_bullet": "enemy",
+    }
     plain = np.broadcast_to(background, (TILE, TILE, 3))
     tile_rgb = []
     for name in tiles:
@@ -137,7 +155,9 @@ class Tileset:
             cell_w, cell_h = (size, size) if isinstance(size, int) else size
             cells = {"tiles": spec.get("tiles", {}), "sprites": spec.get("sprites", {})}
         except (json.JSONDecodeError, KeyError, TypeError, ValueError) as err:
-            raise TilesetError(f"{self.path}: not a tileset JSON ({err}); see core/games/art.py for the format") from None
+            raise TilesetError(
+                f"{self.path}: not a tileset JSON ({err}); see core/games/art.py for the format"
+            ) from None
         if not image_path.is_file():
             raise FileNotFoundError(f"tileset image {image_path} (named in {self.path}) not found")
         sheet = np.asarray(Image.open(image_path).convert("RGBA"))
@@ -148,10 +168,12 @@ class Tileset:
         self.cells: dict[str, np.ndarray] = {}
         for kind, names in cells.items():
             for name, (col, row) in names.items():
-                cell = sheet[row * cell_h:(row + 1) * cell_h, col * cell_w:(col + 1) * cell_w]
+                cell = sheet[row * cell_h : (row + 1) * cell_h, col * cell_w : (col + 1) * cell_w]
                 if cell.shape[:2] != (cell_h, cell_w):
-                    raise TilesetError(f"{self.path}: {kind[:-1]} {name!r} at cell ({col}, {row}) lies outside "
-                                       f"the {sheet.shape[1]}x{sheet.shape[0]} sheet")
+                    raise TilesetError(
+                        f"{self.path}: {kind[:-1]} {name!r} at cell ({col}, {row}) lies outside "
+                        f"the {sheet.shape[1]}x{sheet.shape[0]} sheet"
+                    )
                 ys = np.arange(TILE) * cell_h // TILE
                 xs = np.arange(TILE) * cell_w // TILE
                 self.cells[name] = cell[ys][:, xs]
@@ -160,8 +182,10 @@ class Tileset:
         """The tiles and sprites a game needs, in its order; raises TilesetError naming any missing."""
         missing = [name for name in (*tiles, *sprites) if name not in self.cells]
         if missing:
-            raise TilesetError(f"tileset {self.path} lacks {', '.join(missing)} needed by game {game!r} "
-                               f"(it needs tiles {', '.join(tiles)} and sprites {', '.join(sprites)})")
+            raise TilesetError(
+                f"tileset {self.path} lacks {', '.join(missing)} needed by game {game!r} "
+                f"(it needs tiles {', '.join(tiles)} and sprites {', '.join(sprites)})"
+            )
         tile_rgb = np.stack([self.cells[name][..., :3] for name in tiles])
         sprite_rgba = np.stack([self.cells[name] for name in sprites])
         return Art(tile_rgb, sprite_rgba[..., :3].copy(), sprite_rgba[..., 3] >= 128)

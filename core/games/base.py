@@ -18,19 +18,20 @@ from core.games import render
 from core.games.art import TILE, Art, Tileset, procedural_art
 
 FRAME_SIZE = 256  # frames are FRAME_SIZE x FRAME_SIZE RGB
-FPS = 30          # logical frames per second: one step is 1/30 s of game time
+FPS = 30  # logical frames per second: one step is 1/30 s of game time
 
 # (18, 5) bool: which of UP, DOWN, LEFT, RIGHT, FIRE each action id presses.
-BUTTONS = np.array([[b in vocab.to_buttons(a) for b in ("UP", "DOWN", "LEFT", "RIGHT", "FIRE")]
-                    for a in range(vocab.NUM_ACTIONS)])
+BUTTONS = np.array(
+    [[b in vocab.to_buttons(a) for b in ("UP", "DOWN", "LEFT", "RIGHT", "FIRE")] for a in range(vocab.NUM_ACTIONS)]
+)
 
 
 @dataclass
 class GameConfig:
-    num_envs: int = 16          # environments stepped together
-    max_steps: int = 1800       # episode time limit in frames (60 s at 30 FPS)
+    num_envs: int = 16  # environments stepped together
+    max_steps: int = 1800  # episode time limit in frames (60 s at 30 FPS)
     tileset: str | None = None  # tileset JSON path; None = a procedural palette per level
-    render: bool = True         # False skips drawing (e.g. an RL agent learning from state)
+    render: bool = True  # False skips drawing (e.g. an RL agent learning from state)
 
     def __post_init__(self):
         if self.num_envs <= 0:
@@ -53,7 +54,7 @@ class VecGame:
 
     name: str = ""
     description: str = ""
-    tiles: tuple[str, ...] = ()    # tile names, index = tile id in the tile map
+    tiles: tuple[str, ...] = ()  # tile names, index = tile id in the tile map
     sprites: tuple[str, ...] = ()  # sprite names, index = sprite id
     map_shape: tuple[int, int] = (16, 16)  # level size in tiles (rows, cols)
 
@@ -65,9 +66,9 @@ class VecGame:
         if self.tileset:  # fail at construction, not at the first reset, if names are missing
             self.tileset.art(self.tiles, self.sprites, self.name)
         self.seeds = np.zeros(n, dtype=np.int64)
-        self.t = np.zeros(n, dtype=np.int64)          # frames since the level started
-        self.done = np.ones(n, dtype=bool)            # True until reset
-        self.won = np.zeros(n, dtype=bool)            # the level was completed (not died / timed out)
+        self.t = np.zeros(n, dtype=np.int64)  # frames since the level started
+        self.done = np.ones(n, dtype=bool)  # True until reset
+        self.won = np.zeros(n, dtype=bool)  # the level was completed (not died / timed out)
         self.score = np.zeros(n, dtype=np.int64)
         self.tilemap = np.zeros((n, rows, cols), dtype=np.uint8)
         self.level = np.zeros((n, rows * TILE, cols * TILE, 3), dtype=np.uint8)
@@ -113,8 +114,11 @@ class VecGame:
             raise ValueError(f"level seeds must be non-negative, got {seeds.min()}")
         for i, seed in zip(env_ids.tolist(), seeds.tolist()):
             rng = np.random.default_rng(seed)
-            art: Art = (self.tileset.art(self.tiles, self.sprites, self.name) if self.tileset
-                        else procedural_art(rng, self.tiles, self.sprites))
+            art: Art = (
+                self.tileset.art(self.tiles, self.sprites, self.name)
+                if self.tileset
+                else procedural_art(rng, self.tiles, self.sprites)
+            )
             self.tile_rgb[i], self.sprite_rgb[i], self.sprite_mask[i] = art.tiles, art.sprites, art.sprite_mask
             self.seeds[i], self.t[i], self.done[i], self.won[i], self.score[i] = seed, 0, False, False, 0
             self._generate(i, rng)
@@ -129,15 +133,22 @@ class VecGame:
         """
         actions = np.asarray(actions)
         if actions.shape != (self.num_envs,) or not np.issubdtype(actions.dtype, np.integer):
-            raise ValueError(f"expected {self.num_envs} integer action ids, got an array of shape "
-                             f"{actions.shape} and dtype {actions.dtype}")
+            raise ValueError(
+                f"expected {self.num_envs} integer action ids, got an array of shape "
+                f"{actions.shape} and dtype {actions.dtype}"
+            )
         if actions.min() < 0 or actions.max() >= vocab.NUM_ACTIONS:
             raise ValueError(f"action ids must be in 0..{vocab.NUM_ACTIONS - 1}, got {actions.min()}..{actions.max()}")
         if self.done.any():
             raise RuntimeError(f"envs {np.flatnonzero(self.done).tolist()} are done; reset them before stepping")
         pressed = BUTTONS[actions]
-        self._advance(Buttons(dx=pressed[:, 3].astype(np.int64) - pressed[:, 2], dy=pressed[:, 1].astype(np.int64) - pressed[:, 0],
-                              fire=pressed[:, 4]))
+        self._advance(
+            Buttons(
+                dx=pressed[:, 3].astype(np.int64) - pressed[:, 2],
+                dy=pressed[:, 1].astype(np.int64) - pressed[:, 0],
+                fire=pressed[:, 4],
+            )
+        )
         self.t += 1
         self.done |= self.t >= self.config.max_steps
         self._follow_camera()

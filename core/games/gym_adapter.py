@@ -52,14 +52,14 @@ def letterbox(frame: np.ndarray, size: int = FRAME_SIZE) -> np.ndarray:
     image = np.asarray(Image.fromarray(np.ascontiguousarray(frame[..., :3])).resize((new_w, new_h), resample))
     out = np.zeros((size, size, 3), dtype=np.uint8)
     top, left = (size - new_h) // 2, (size - new_w) // 2
-    out[top:top + new_h, left:left + new_w] = image
+    out[top : top + new_h, left : left + new_w] = image
     return out
 
 
 @dataclass
 class GymConfig:
-    num_envs: int = 1       # gymnasium envs stepped one after another
-    max_steps: int = 1800   # our own episode time limit, on top of the env's
+    num_envs: int = 1  # gymnasium envs stepped one after another
+    max_steps: int = 1800  # our own episode time limit, on top of the env's
 
 
 class GymGame:
@@ -149,15 +149,19 @@ def make_third_party(name: str, num_envs: int = 1, max_steps: int = 1800, tilese
         make_env = lambda: gymnasium.make(full_id, render_mode="rgb_array", frameskip=2)  # noqa: E731
         probe = _checked(name, make_env)
         meanings = tuple(probe.unwrapped.get_action_meanings())
-        return GymGame(name, make_env, meanings, config, unseen=env_id.removeprefix("ALE/").split("-")[0] not in ATARI_TRAIN)
+        return GymGame(
+            name, make_env, meanings, config, unseen=env_id.removeprefix("ALE/").split("-")[0] not in ATARI_TRAIN
+        )
     make_env = lambda: gymnasium.make(env_id, render_mode="rgb_array")  # noqa: E731
     probe = _checked(name, make_env)
     family = env_id.split("-")[0]
     meanings = KNOWN_MEANINGS.get(family) or getattr(probe.unwrapped, "get_action_meanings", lambda: None)()
     if not meanings or len(meanings) != probe.action_space.n:
-        raise ValueError(f"{name}: its {probe.action_space.n} actions have no names to map onto ours; "
-                         f"add them to KNOWN_MEANINGS in core/games/gym_adapter.py "
-                         f"(known: {', '.join(KNOWN_MEANINGS)})")
+        raise ValueError(
+            f"{name}: its {probe.action_space.n} actions have no names to map onto ours; "
+            f"add them to KNOWN_MEANINGS in core/games/gym_adapter.py "
+            f"(known: {', '.join(KNOWN_MEANINGS)})"
+        )
     return GymGame(name, make_env, tuple(meanings), config)
 
 
@@ -170,7 +174,8 @@ def _checked(name: str, make_env):
     except gymnasium.error.Error as err:
         raise ValueError(f"cannot make {name}: {err}") from None
     if not isinstance(env.action_space, gymnasium.spaces.Discrete):
-        raise ValueError(f"{name} has a {type(env.action_space).__name__} action space; only Discrete ones map onto "
-                         f"our 18 actions")
+        raise ValueError(
+            f"{name} has a {type(env.action_space).__name__} action space; only Discrete ones map onto our 18 actions"
+        )
     env.close()
     return env

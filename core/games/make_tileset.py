@@ -16,12 +16,29 @@ from core.games.art import SHAPES, TILE, _shape_layers
 
 ASSETS = Path(__file__).parent / "assets"
 BACKGROUNDS = {"sky": (92, 148, 252), "floor": (58, 46, 40), "space": (8, 8, 24), "star": (8, 8, 24)}
-COLOURS = {"ground": (200, 76, 12), "brick": (168, 60, 32), "wall": (110, 110, 130), "door": (150, 90, 30),
-           "coin": (252, 188, 60), "gem": (60, 220, 200), "key": (252, 220, 60), "flag": (40, 180, 60),
-           "exit": (200, 200, 255), "star": (255, 255, 220), "sky": (252, 252, 252), "floor": (80, 66, 56),
-           "space": (8, 8, 24), "player": (230, 50, 40), "enemy": (140, 80, 40), "slash": (255, 255, 255),
-           "ship": (80, 200, 255), "alien": (120, 230, 80), "bullet": (255, 255, 140),
-           "enemy_bullet": (255, 90, 200), "life": (230, 50, 40)}
+COLOURS = {
+    "ground": (200, 76, 12),
+    "brick": (168, 60, 32),
+    "wall": (110, 110, 130),
+    "door": (150, 90, 30),
+    "coin": (252, 188, 60),
+    "gem": (60, 220, 200),
+    "key": (252, 220, 60),
+    "flag": (40, 180, 60),
+    "exit": (200, 200, 255),
+    "star": (255, 255, 220),
+    "sky": (252, 252, 252),
+    "floor": (80, 66, 56),
+    "space": (8, 8, 24),
+    "player": (230, 50, 40),
+    "enemy": (140, 80, 40),
+    "slash": (255, 255, 255),
+    "ship": (80, 200, 255),
+    "alien": (120, 230, 80),
+    "bullet": (255, 255, 140),
+    "enemy_bullet": (255, 90, 200),
+    "life": (230, 50, 40),
+}
 TILES = ("sky", "ground", "brick", "coin", "flag", "floor", "wall", "gem", "key", "door", "exit", "space", "star")
 SPRITES = ("player", "enemy", "slash", "ship", "alien", "bullet", "enemy_bullet", "life")
 BACKGROUND_OF = {"coin": "sky", "flag": "sky", "gem": "floor", "key": "floor", "exit": "floor"}
@@ -62,7 +79,7 @@ def main() -> None:
     for k, (name, sprite) in enumerate(names):
         assert name in SHAPES, name
         row, col = divmod(k, columns)
-        sheet[row * TILE:(row + 1) * TILE, col * TILE:(col + 1) * TILE] = draw(name, sprite)
+        sheet[row * TILE : (row + 1) * TILE, col * TILE : (col + 1) * TILE] = draw(name, sprite)
         spec["sprites" if sprite else "tiles"][name] = [col, row]
     ASSETS.mkdir(exist_ok=True)
     Image.fromarray(sheet).save(ASSETS / "pocket_tiles.png")

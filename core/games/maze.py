@@ -18,11 +18,11 @@ from core.games.physics import hashed_uniform, move_and_collide, overlap
 
 FLOOR, WALL, GEM, KEY, DOOR, EXIT = range(6)
 PLAYER, ENEMY, SLASH = range(3)
-ROWS = COLS = 32               # tiles; cells are 2x2 floor tiles on a 3-tile pitch
+ROWS = COLS = 32  # tiles; cells are 2x2 floor tiles on a 3-tile pitch
 CELLS = 10
-BOX = 12                       # player and enemy box, px
+BOX = 12  # player and enemy box, px
 NUM_ENEMIES, NUM_GEMS = 6, 12
-HEALTH, INVULNERABLE = 3, 30   # hearts; frames of safety after a hit
+HEALTH, INVULNERABLE = 3, 30  # hearts; frames of safety after a hit
 STEPS = np.array([(0, -1), (0, 1), (-1, 0), (1, 0)])  # enemy directions (dx, dy)
 
 
@@ -55,12 +55,15 @@ class Maze(VecGame):
 
     def _generate(self, i, rng):
         self.speed[i], self.enemy_speed[i] = rng.uniform(1.5, 2.5), rng.uniform(0.7, 1.3)
-        open_walls = set()                         # passages between cells: ((r, c), (r2, c2))
+        open_walls = set()  # passages between cells: ((r, c), (r2, c2))
         seen, stack = {(0, 0)}, [(0, 0)]
-        while stack:                               # depth-first maze
+        while stack:  # depth-first maze
             r, c = stack[-1]
-            nexts = [(r + dr, c + dc) for dr, dc in ((0, 1), (1, 0), (0, -1), (-1, 0))
-                     if 0 <= r + dr < CELLS and 0 <= c + dc < CELLS and (r + dr, c + dc) not in seen]
+            nexts = [
+                (r + dr, c + dc)
+                for dr, dc in ((0, 1), (1, 0), (0, -1), (-1, 0))
+                if 0 <= r + dr < CELLS and 0 <= c + dc < CELLS and (r + dr, c + dc) not in seen
+            ]
             if not nexts:
                 stack.pop()
                 continue
@@ -81,32 +84,37 @@ class Maze(VecGame):
                     dist[other] = dist[cell] + 1
                     queue.append(other)
         exit_cell = max(dist, key=dist.get)
-        for r in range(CELLS):                     # knock out extra walls: loops make a dungeon, not a tree
+        for r in range(CELLS):  # knock out extra walls: loops make a dungeon, not a tree
             for c in range(CELLS):
                 for other in ((r, c + 1), (r + 1, c)):
-                    if other[0] < CELLS and other[1] < CELLS and exit_cell not in ((r, c), other) and rng.random() < 0.12:
+                    if (
+                        other[0] < CELLS
+                        and other[1] < CELLS
+                        and exit_cell not in ((r, c), other)
+                        and rng.random() < 0.12
+                    ):
                         open_walls.add(frozenset(((r, c), other)))
 
         tiles = np.full((ROWS, COLS), WALL, dtype=np.uint8)
         for r in range(CELLS):
             for c in range(CELLS):
                 tr, tc = _cell_origin(r, c)
-                tiles[tr:tr + 2, tc:tc + 2] = FLOOR
+                tiles[tr : tr + 2, tc : tc + 2] = FLOOR
         for wall in open_walls:
             (r1, c1), (r2, c2) = sorted(wall)
             tr, tc = _cell_origin(r1, c1)
             kind = DOOR if exit_cell in wall else FLOOR
             if r1 == r2:
-                tiles[tr:tr + 2, tc + 2] = kind
+                tiles[tr : tr + 2, tc + 2] = kind
             else:
-                tiles[tr + 2, tc:tc + 2] = kind
+                tiles[tr + 2, tc : tc + 2] = kind
         tr, tc = _cell_origin(*exit_cell)
-        tiles[tr:tr + 2, tc:tc + 2] = EXIT
+        tiles[tr : tr + 2, tc : tc + 2] = EXIT
         cells = [cell for cell in seen if cell not in ((0, 0), exit_cell)]
         order = rng.permutation(len(cells))
         key_cell = cells[order[0]]
         tiles[_cell_origin(*key_cell)] = KEY
-        for k in order[1:1 + NUM_GEMS]:
+        for k in order[1 : 1 + NUM_GEMS]:
             tr, tc = _cell_origin(*cells[k])
             tiles[tr + int(rng.integers(2)), tc + int(rng.integers(2))] = GEM
         self.tilemap[i] = tiles
@@ -128,7 +136,9 @@ class Maze(VecGame):
         self.vel[:, 0], self.vel[:, 1] = b.dx * self.speed * diagonal, b.dy * self.speed * diagonal
         self.facing = np.where(moving[:, None], np.stack([b.dx, b.dy], 1), self.facing)
         solid = (self.tilemap == WALL) | ((self.tilemap == DOOR) & ~self.has_key[:, None, None])
-        x, y, self.contacts = move_and_collide(solid, self.pos[:, 0], self.pos[:, 1], self.vel[:, 0], self.vel[:, 1], BOX, BOX)
+        x, y, self.contacts = move_and_collide(
+            solid, self.pos[:, 0], self.pos[:, 1], self.vel[:, 0], self.vel[:, 1], BOX, BOX
+        )
         self.pos[:, 0], self.pos[:, 1] = x, y
 
         for cx, cy in ((0, 0), (BOX - 1, 0), (0, BOX - 1), (BOX - 1, BOX - 1)):
@@ -144,8 +154,16 @@ class Maze(VecGame):
         # enemies: keep going, turn when blocked or on a hashed coin flip
         env = np.repeat(n, NUM_ENEMIES)
         step = STEPS[self.enemy_dir] * self.enemy_speed[:, None, None]  # (N, E, 2)
-        ex, ey, blocked = move_and_collide(solid, self.enemy_pos[..., 0].ravel(), self.enemy_pos[..., 1].ravel(),
-                                           step[..., 0].ravel(), step[..., 1].ravel(), BOX, BOX, env)
+        ex, ey, blocked = move_and_collide(
+            solid,
+            self.enemy_pos[..., 0].ravel(),
+            self.enemy_pos[..., 1].ravel(),
+            step[..., 0].ravel(),
+            step[..., 1].ravel(),
+            BOX,
+            BOX,
+            env,
+        )
         self.enemy_pos[..., 0], self.enemy_pos[..., 1] = ex.reshape(-1, NUM_ENEMIES), ey.reshape(-1, NUM_ENEMIES)
         roll = hashed_uniform(self.seeds, self.t, salt=1, k=2 * NUM_ENEMIES)
         turn = blocked.any(1).reshape(-1, NUM_ENEMIES) | (roll[:, :NUM_ENEMIES] < 1 / 60)
@@ -153,12 +171,17 @@ class Maze(VecGame):
 
         self.attacking = b.fire
         sx, sy = x - 4 + 14 * self.facing[:, 0], y - 4 + 14 * self.facing[:, 1]  # 20x20 sword box in front
-        slain = self.enemy_alive & self.attacking[:, None] & overlap(
-            sx[:, None], sy[:, None], 20, 20, self.enemy_pos[..., 0], self.enemy_pos[..., 1], BOX, BOX)
+        slain = (
+            self.enemy_alive
+            & self.attacking[:, None]
+            & overlap(sx[:, None], sy[:, None], 20, 20, self.enemy_pos[..., 0], self.enemy_pos[..., 1], BOX, BOX)
+        )
         self.enemy_alive &= ~slain
         self.score += 3 * slain.sum(1)
-        touch = (self.enemy_alive & overlap(x[:, None], y[:, None], BOX, BOX, self.enemy_pos[..., 0],
-                                            self.enemy_pos[..., 1], BOX, BOX)).any(1)
+        touch = (
+            self.enemy_alive
+            & overlap(x[:, None], y[:, None], BOX, BOX, self.enemy_pos[..., 0], self.enemy_pos[..., 1], BOX, BOX)
+        ).any(1)
         hit = touch & (self.invulnerable == 0)
         self.health -= hit
         self.invulnerable = np.where(hit, INVULNERABLE, np.maximum(self.invulnerable - 1, 0))
@@ -170,21 +193,33 @@ class Maze(VecGame):
 
     def _draw(self, frames):
         env, slot = np.nonzero(self.enemy_alive)
-        self.sprite_draws(frames, env, np.full(len(env), ENEMY), self.enemy_pos[env, slot, 0] - 2,
-                          self.enemy_pos[env, slot, 1] - 2)
+        self.sprite_draws(
+            frames, env, np.full(len(env), ENEMY), self.enemy_pos[env, slot, 0] - 2, self.enemy_pos[env, slot, 1] - 2
+        )
         shown = np.flatnonzero((self.invulnerable // 3) % 2 == 0)  # blink while invulnerable
         self.sprite_draws(frames, shown, np.full(len(shown), PLAYER), self.pos[shown, 0] - 2, self.pos[shown, 1] - 2)
         swing = np.flatnonzero(self.attacking)
-        self.sprite_draws(frames, swing, np.full(len(swing), SLASH), self.pos[swing, 0] - 2 + 14 * self.facing[swing, 0],
-                          self.pos[swing, 1] - 2 + 14 * self.facing[swing, 1])
+        self.sprite_draws(
+            frames,
+            swing,
+            np.full(len(swing), SLASH),
+            self.pos[swing, 0] - 2 + 14 * self.facing[swing, 0],
+            self.pos[swing, 1] - 2 + 14 * self.facing[swing, 1],
+        )
 
     def state(self):
         enemy_vel = STEPS[self.enemy_dir] * self.enemy_speed[:, None, None]
         return {
-            "player_pos": self.pos.copy(), "player_vel": self.vel.copy(), "contacts": self.contacts.copy(),
-            "facing": self.facing.copy(), "has_key": self.has_key.copy(), "health": self.health.copy(),
+            "player_pos": self.pos.copy(),
+            "player_vel": self.vel.copy(),
+            "contacts": self.contacts.copy(),
+            "facing": self.facing.copy(),
+            "has_key": self.has_key.copy(),
+            "health": self.health.copy(),
             "enemies": np.concatenate([self.enemy_pos, enemy_vel, self.enemy_alive[..., None]], -1),
-            "score": self.score.copy(), "camera": self.camera.copy(), "time": self.t.copy(),
+            "score": self.score.copy(),
+            "camera": self.camera.copy(),
+            "time": self.t.copy(),
         }
 
     def region(self):

@@ -29,8 +29,16 @@ def solid_at(solid: np.ndarray, px: np.ndarray, py: np.ndarray, env: np.ndarray 
     return np.where((col < 0) | (col >= cols), True, hit & inside)
 
 
-def move_and_collide(solid: np.ndarray, x: np.ndarray, y: np.ndarray, dx: np.ndarray, dy: np.ndarray,
-                     w: int, h: int, env: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def move_and_collide(
+    solid: np.ndarray,
+    x: np.ndarray,
+    y: np.ndarray,
+    dx: np.ndarray,
+    dy: np.ndarray,
+    w: int,
+    h: int,
+    env: np.ndarray | None = None,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Move boxes (w x h px) by (dx, dy) through the tile grid; return new x, y and contacts (M, 4) bool.
 
     x, y, dx, dy are (M,); env (M,) says which env's grid each box is in (default: box i in env i).
@@ -81,10 +89,12 @@ def hashed_uniform(seeds: np.ndarray, t: np.ndarray, salt: int, k: int) -> np.nd
     depends on its own level and clock only: the same seed and actions replay exactly in any
     batch slot.
     """
-    z = (seeds.astype(np.uint64)[:, None] * np.uint64(0x9E3779B97F4A7C15)
-         + t.astype(np.uint64)[:, None] * np.uint64(0xD1B54A32D192ED03)
-         + np.array([salt], dtype=np.uint64) * np.uint64(0x8CB92BA72F3D8DD7)
-         + np.arange(k, dtype=np.uint64)[None, :] * np.uint64(0xABC98388FB8FAC03))
+    z = (
+        seeds.astype(np.uint64)[:, None] * np.uint64(0x9E3779B97F4A7C15)
+        + t.astype(np.uint64)[:, None] * np.uint64(0xD1B54A32D192ED03)
+        + np.array([salt], dtype=np.uint64) * np.uint64(0x8CB92BA72F3D8DD7)
+        + np.arange(k, dtype=np.uint64)[None, :] * np.uint64(0xABC98388FB8FAC03)
+    )
     z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
     z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
     z = z ^ (z >> np.uint64(31))

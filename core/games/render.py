@@ -14,11 +14,23 @@ from core.games.art import TILE
 _SPAN = np.arange(TILE)
 
 # 3x5 digit glyphs for score displays, drawn at 2x (6x10 pixels, 8-pixel advance).
-_DIGITS = ("111101101101111", "010110010010111", "111001111100111", "111001111001111", "101101111001001",
-           "111100111001111", "111100111101111", "111001001001001", "111101111101111", "111101111001111")
+_DIGITS = (
+    "111101101101111",
+    "010110010010111",
+    "111001111100111",
+    "111001111001111",
+    "101101111001001",
+    "111100111001111",
+    "111100111101111",
+    "111001001001001",
+    "111101111101111",
+    "111101111001111",
+)
 DIGIT_MASKS = np.zeros((10, TILE, TILE), dtype=bool)  # (10, 16, 16): glyph in the top-left 6x10
 for _d, _bits in enumerate(_DIGITS):
-    DIGIT_MASKS[_d, :10, :6] = np.kron(np.array([int(b) for b in _bits], dtype=bool).reshape(5, 3), np.ones((2, 2), bool))
+    DIGIT_MASKS[_d, :10, :6] = np.kron(
+        np.array([int(b) for b in _bits], dtype=bool).reshape(5, 3), np.ones((2, 2), bool)
+    )
 
 
 def paint_level(tiles: np.ndarray, tilemap: np.ndarray) -> np.ndarray:
@@ -30,7 +42,7 @@ def paint_level(tiles: np.ndarray, tilemap: np.ndarray) -> np.ndarray:
 
 def paint_tile(level: np.ndarray, tiles: np.ndarray, row: int, col: int, tile_id: int) -> None:
     """Repaint one tile of a level image in place (a pickup taken, a door opened)."""
-    level[row * TILE:(row + 1) * TILE, col * TILE:(col + 1) * TILE] = tiles[tile_id]
+    level[row * TILE : (row + 1) * TILE, col * TILE : (col + 1) * TILE] = tiles[tile_id]
 
 
 def crop(levels: np.ndarray, camera: np.ndarray, size: int) -> np.ndarray:
@@ -40,12 +52,19 @@ def crop(levels: np.ndarray, camera: np.ndarray, size: int) -> np.ndarray:
     """
     frames = np.empty((len(levels), size, size, 3), dtype=np.uint8)
     for i, (x, y) in enumerate(camera.tolist()):
-        frames[i] = levels[i, y:y + size, x:x + size]
+        frames[i] = levels[i, y : y + size, x : x + size]
     return frames
 
 
-def blit(frames: np.ndarray, rgb: np.ndarray, mask: np.ndarray, env: np.ndarray, sprite: np.ndarray,
-         x: np.ndarray, y: np.ndarray) -> None:
+def blit(
+    frames: np.ndarray,
+    rgb: np.ndarray,
+    mask: np.ndarray,
+    env: np.ndarray,
+    sprite: np.ndarray,
+    x: np.ndarray,
+    y: np.ndarray,
+) -> None:
     """Draw M masked 16x16 sprites in place, clipped to the frame.
 
     frames (N, H, W, 3) contiguous; rgb (N, S, 16, 16, 3) per-env sprite colours and mask
@@ -57,7 +76,7 @@ def blit(frames: np.ndarray, rgb: np.ndarray, mask: np.ndarray, env: np.ndarray,
     on_screen = (x > -TILE) & (x < width) & (y > -TILE) & (y < height)
     env, sprite, x, y = env[on_screen], sprite[on_screen], x[on_screen], y[on_screen]
     rows_ok = (y[:, None] + _SPAN >= 0) & (y[:, None] + _SPAN < height)  # (M, 16)
-    cols_ok = (x[:, None] + _SPAN >= 0) & (x[:, None] + _SPAN < width)   # (M, 16)
+    cols_ok = (x[:, None] + _SPAN >= 0) & (x[:, None] + _SPAN < width)  # (M, 16)
     atlas = env if len(rgb) > 1 else np.zeros_like(env)
     draw = mask[atlas, sprite] & rows_ok[:, :, None] & cols_ok[:, None, :]  # (M, 16, 16)
     # flat indices and one 3-byte "void" element per pixel: measurably faster than indexing
@@ -86,16 +105,18 @@ def blit_layers(frames: np.ndarray, images: np.ndarray, masks: np.ndarray, x: np
         x0, y0, x1, y1 = max(left, 0), max(top, 0), min(left + w, width), min(top + h, height)
         if x0 >= x1 or y0 >= y1:
             continue
-        np.copyto(frames[i, y0:y1, x0:x1], images[i, y0 - top:y1 - top, x0 - left:x1 - left],
-                  where=masks[i, y0 - top:y1 - top, x0 - left:x1 - left, None])
+        np.copyto(
+            frames[i, y0:y1, x0:x1],
+            images[i, y0 - top : y1 - top, x0 - left : x1 - left],
+            where=masks[i, y0 - top : y1 - top, x0 - left : x1 - left, None],
+        )
 
 
-def draw_numbers(frames: np.ndarray, values: np.ndarray, x: int, y: int, digits: int,
-                 colour=(255, 255, 255)) -> None:
+def draw_numbers(frames: np.ndarray, values: np.ndarray, x: int, y: int, digits: int, colour=(255, 255, 255)) -> None:
     """Draw each frame's non-negative integer `values` (N,) zero-padded to `digits` digits at (x, y)."""
     n = len(frames)
     places = 10 ** np.arange(digits - 1, -1, -1)
-    glyphs = (np.minimum(values, 10 ** digits - 1)[:, None] // places[None, :]) % 10  # (N, digits)
+    glyphs = (np.minimum(values, 10**digits - 1)[:, None] // places[None, :]) % 10  # (N, digits)
     env = np.repeat(np.arange(n), digits)
     xs = np.tile(x + 8 * np.arange(digits), n)
     rgb = np.broadcast_to(np.asarray(colour, np.uint8), (1, 10, TILE, TILE, 3))

@@ -16,20 +16,20 @@ from core.games.render import blit, blit_layers, draw_numbers
 
 SPACE, STAR = range(2)
 SHIP, ALIEN, BULLET, ENEMY_BULLET, LIFE = range(5)
-ROWS, COLS = 32, 16            # a 256 x 512 starfield whose halves are equal, so it scrolls seamlessly
-FORMATION = (3, 6)             # alien rows, columns
+ROWS, COLS = 32, 16  # a 256 x 512 starfield whose halves are equal, so it scrolls seamlessly
+FORMATION = (3, 6)  # alien rows, columns
 NUM_ALIENS = FORMATION[0] * FORMATION[1]
 MAX_BULLETS, MAX_ENEMY_BULLETS = 6, 6
 LIVES, INVULNERABLE, COOLDOWN = 3, 45, 8
 SHIP_BOX, ALIEN_BOX, SHOT_W, SHOT_H = 14, 12, 4, 8
-SHIP_TOP = 136                 # the ship stays below this line
-SPACING = 28                   # px between aliens in the formation
+SHIP_TOP = 136  # the ship stays below this line
+SPACING = 28  # px between aliens in the formation
 LAYER_H, LAYER_W = SPACING * (FORMATION[0] - 1) + TILE, SPACING * (FORMATION[1] - 1) + TILE
 # (LAYER_H, LAYER_W) -> which alien's sprite cell each pixel of the formation layer is in (-1: none)
 _CELL = np.full((LAYER_H, LAYER_W), -1)
 for _a in range(NUM_ALIENS):
     _r, _c = divmod(_a, FORMATION[1])
-    _CELL[_r * SPACING:_r * SPACING + TILE, _c * SPACING:_c * SPACING + TILE] = _a
+    _CELL[_r * SPACING : _r * SPACING + TILE, _c * SPACING : _c * SPACING + TILE] = _a
 _IN_CELL = tuple(np.indices((LAYER_H, LAYER_W))[:, _CELL >= 0] % SPACING)  # (row, col) inside its sprite
 
 
@@ -47,12 +47,12 @@ class Shooter(VecGame):
         self.invulnerable = np.zeros(n, dtype=np.int64)
         self.cooldown = np.zeros(n, dtype=np.int64)
         self.wave = np.zeros(n, dtype=np.int64)
-        self.formation = np.zeros((n, 2))        # top-left of the formation grid
+        self.formation = np.zeros((n, 2))  # top-left of the formation grid
         self.formation_vx = np.zeros(n)
         self.alien_alive = np.zeros((n, NUM_ALIENS), dtype=bool)
         # the formation is drawn as one layer per env (see render.blit_layers), repainted on kills
         self.layer_rgb = np.zeros((n, LAYER_H, LAYER_W, 3), dtype=np.uint8)
-        self.layer_art = np.zeros((n, LAYER_H, LAYER_W), dtype=bool)   # every alien's sprite mask
+        self.layer_art = np.zeros((n, LAYER_H, LAYER_W), dtype=bool)  # every alien's sprite mask
         self.layer_mask = np.zeros((n, LAYER_H, LAYER_W), dtype=bool)  # the living ones
         self.bullets = np.zeros((n, MAX_BULLETS, 2))
         self.bullet_alive = np.zeros((n, MAX_BULLETS), dtype=bool)
@@ -118,9 +118,20 @@ class Shooter(VecGame):
         self.formation[:, 1] += np.where(bounce, 8.0, 0.0)
         ax, ay = self._alien_xy()
 
-        hits = (self.bullet_alive[:, :, None] & self.alien_alive[:, None, :]
-                & overlap(self.bullets[..., 0, None], self.bullets[..., 1, None], SHOT_W, SHOT_H,
-                          ax[:, None, :], ay[:, None, :], ALIEN_BOX, ALIEN_BOX))  # (N, B, A)
+        hits = (
+            self.bullet_alive[:, :, None]
+            & self.alien_alive[:, None, :]
+            & overlap(
+                self.bullets[..., 0, None],
+                self.bullets[..., 1, None],
+                SHOT_W,
+                SHOT_H,
+                ax[:, None, :],
+                ay[:, None, :],
+                ALIEN_BOX,
+                ALIEN_BOX,
+            )
+        )  # (N, B, A)
         self.alien_alive &= ~hits.any(1)
         self._update_layer(np.flatnonzero(hits.any((1, 2))))
         self.bullet_alive &= ~hits.any(2)
@@ -132,15 +143,26 @@ class Shooter(VecGame):
         roll = hashed_uniform(self.seeds, self.t, salt=2, k=NUM_ALIENS)
         shooter = np.argmin(np.where(self.alien_alive, roll, np.inf), axis=1)
         slot = np.argmin(self.enemy_bullet_alive, axis=1)
-        fires = (self.alien_alive[n, shooter] & (roll[n, shooter] < self.fire_rate * self.alien_alive.sum(1) / NUM_ALIENS * 4)
-                 & ~self.enemy_bullet_alive[n, slot])
+        fires = (
+            self.alien_alive[n, shooter]
+            & (roll[n, shooter] < self.fire_rate * self.alien_alive.sum(1) / NUM_ALIENS * 4)
+            & ~self.enemy_bullet_alive[n, slot]
+        )
         self.enemy_bullets[n[fires], slot[fires]] = np.stack([ax[n, shooter] + 5, ay[n, shooter] + ALIEN_BOX], 1)[fires]
         self.enemy_bullet_alive[n[fires], slot[fires]] = True
 
-        shot = (self.enemy_bullet_alive & overlap(self.enemy_bullets[..., 0], self.enemy_bullets[..., 1], SHOT_W, SHOT_H,
-                                                  self.pos[:, :1], self.pos[:, 1:], SHIP_BOX, SHIP_BOX))
+        shot = self.enemy_bullet_alive & overlap(
+            self.enemy_bullets[..., 0],
+            self.enemy_bullets[..., 1],
+            SHOT_W,
+            SHOT_H,
+            self.pos[:, :1],
+            self.pos[:, 1:],
+            SHIP_BOX,
+            SHIP_BOX,
+        )
         self.enemy_bullet_alive &= ~shot
-        landed = (np.where(self.alien_alive, ay + ALIEN_BOX, 0).max(1) >= SHIP_TOP)
+        landed = np.where(self.alien_alive, ay + ALIEN_BOX, 0).max(1) >= SHIP_TOP
         hit = (shot.any(1) | landed) & (self.invulnerable == 0)
         self.lives -= hit
         self.invulnerable = np.where(hit, INVULNERABLE, np.maximum(self.invulnerable - 1, 0))
@@ -158,8 +180,10 @@ class Shooter(VecGame):
         origin = np.floor(self.formation).astype(np.int64) - 2
         blit_layers(frames, self.layer_rgb, self.layer_mask, origin[:, 0], origin[:, 1])
         draws = []
-        for alive, shots, sprite in ((self.bullet_alive, self.bullets, BULLET),
-                                     (self.enemy_bullet_alive, self.enemy_bullets, ENEMY_BULLET)):
+        for alive, shots, sprite in (
+            (self.bullet_alive, self.bullets, BULLET),
+            (self.enemy_bullet_alive, self.enemy_bullets, ENEMY_BULLET),
+        ):
             env, slot = np.nonzero(alive)
             draws.append((env, np.full(len(env), sprite), shots[env, slot, 0] - 6, shots[env, slot, 1] - 2))
         shown = np.flatnonzero((self.invulnerable // 3) % 2 == 0)
@@ -168,18 +192,29 @@ class Shooter(VecGame):
         draws.append((env, np.full(len(env), LIFE), FRAME_SIZE - 18 - 14 * k, np.full(len(env), 4)))
         env, sprite, x, y = (np.concatenate(parts) for parts in zip(*draws))
         # screen coordinates: the camera only scrolls the starfield
-        blit(frames, self.sprite_rgb, self.sprite_mask, env.astype(np.int64), sprite.astype(np.int64),
-             np.floor(x).astype(np.int64), np.floor(y).astype(np.int64))
+        blit(
+            frames,
+            self.sprite_rgb,
+            self.sprite_mask,
+            env.astype(np.int64),
+            sprite.astype(np.int64),
+            np.floor(x).astype(np.int64),
+            np.floor(y).astype(np.int64),
+        )
         draw_numbers(frames, self.score, 4, 4, digits=5)
 
     def state(self):
         ax, ay = self._alien_xy()
         return {
-            "player_pos": self.pos.copy(), "player_vel": self.vel.copy(), "lives": self.lives.copy(),
-            "wave": self.wave.copy(), "aliens": np.stack([ax, ay, self.alien_alive], -1),
+            "player_pos": self.pos.copy(),
+            "player_vel": self.vel.copy(),
+            "lives": self.lives.copy(),
+            "wave": self.wave.copy(),
+            "aliens": np.stack([ax, ay, self.alien_alive], -1),
             "bullets": np.concatenate([self.bullets, self.bullet_alive[..., None]], -1),
             "enemy_bullets": np.concatenate([self.enemy_bullets, self.enemy_bullet_alive[..., None]], -1),
-            "score": self.score.copy(), "time": self.t.copy(),
+            "score": self.score.copy(),
+            "time": self.t.copy(),
         }
 
     def region(self):

@@ -27,8 +27,15 @@ from core.games.base import FPS
 from core.games.gym_adapter import letterbox
 
 KEYS = {"UP": "ArrowUp", "DOWN": "ArrowDown", "LEFT": "ArrowLeft", "RIGHT": "ArrowRight", "FIRE": "Space"}
-BROWSER_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                "--disable-component-update", "--disable-sync", "--no-first-run"]
+BROWSER_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
 
 
 def find_chromium() -> str | None:
@@ -38,9 +45,9 @@ def find_chromium() -> str | None:
 
 @dataclass
 class WebConfig:
-    canvas: str = "canvas"   # CSS selector of the canvas to capture
-    max_steps: int = 1800    # episode time limit in frames
-    num_envs: int = 1        # one page; more would only share the same browser's CPU
+    canvas: str = "canvas"  # CSS selector of the canvas to capture
+    max_steps: int = 1800  # episode time limit in frames
+    num_envs: int = 1  # one page; more would only share the same browser's CPU
 
 
 class WebGame:
@@ -55,7 +62,9 @@ class WebGame:
         try:
             from playwright.sync_api import sync_playwright
         except ImportError:
-            raise ValueError("web games need Playwright: pip install 'pocketworld[web]' (and Debian's chromium)") from None
+            raise ValueError(
+                "web games need Playwright: pip install 'pocketworld[web]' (and Debian's chromium)"
+            ) from None
         chromium = find_chromium()
         if chromium is None:
             raise ValueError("web games need a Chromium: apt-get install chromium, or set $POCKETWORLD_CHROMIUM")
@@ -73,7 +82,7 @@ class WebGame:
             self.page.close()
         self.page = self._browser.new_page()
         self.page.clock.install(time=0)  # before the page loads, so its timers start on our clock...
-        self.page.clock.pause_at(1)      # ...and that clock moves only when a step runs it
+        self.page.clock.pause_at(1)  # ...and that clock moves only when a step runs it
         separator = "&" if "?" in self.url else "?"
         self.page.goto(f"{self.url}{separator}{urlencode({'seed': seed})}", wait_until="load")
         self.page.wait_for_selector(self.config.canvas)
@@ -93,8 +102,11 @@ class WebGame:
         # whole milliseconds that keep the page's clock at exactly t/30 s on average
         self.page.clock.run_for(round((self.t[0] + 1) * 1000 / FPS) - round(self.t[0] * 1000 / FPS))
         self.t[0] += 1
-        done = self.t[0] >= self.config.max_steps or bool(self.page.evaluate(
-            "() => typeof window.pocketworldDone === 'function' && Boolean(window.pocketworldDone())"))
+        done = self.t[0] >= self.config.max_steps or bool(
+            self.page.evaluate(
+                "() => typeof window.pocketworldDone === 'function' && Boolean(window.pocketworldDone())"
+            )
+        )
         return self._capture()[None], np.array([done])
 
     def _capture(self) -> np.ndarray:
@@ -106,7 +118,8 @@ class WebGame:
 
     def _page_state(self) -> list[float] | None:
         return self.page.evaluate(
-            "() => typeof window.pocketworldState === 'function' ? window.pocketworldState().map(Number) : null")
+            "() => typeof window.pocketworldState === 'function' ? window.pocketworldState().map(Number) : null"
+        )
 
     def state_layout(self) -> dict[str, list[int]]:
         return self.layout

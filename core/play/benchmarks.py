@@ -5,7 +5,8 @@ beside its weights (`zoo/<variant>/eval/`, or a fine-tune's folder `.../eval/`):
 
     eval/results.json, eval/*.png        pocketworld evaluate MODEL --data SHARDS --report <model folder>/eval
     eval/<name>/results.json, *.png      more reports (e.g. one per game): --report <model folder>/eval/<name>
-    eval/bench_play.json                 pocketworld bench play --variant NAME --json <model folder>/eval/bench_play.json
+    eval/bench_play.json                 pocketworld bench play --variant NAME
+                                           --json <model folder>/eval/bench_play.json
 
 Any other report (a folder holding results.json, or the file itself) opens by path. Every file
 is read only if it lies, links followed, inside the folder the tab was pointed at. Every
@@ -27,10 +28,22 @@ REPORT_FILE = "results.json"
 BENCH_PLAY_FILE = "bench_play.json"
 # The keys `pocketworld bench play --json` writes (core.bench.PlayBenchResult), as the speed table's headers.
 BENCH_PLAY_LABELS = {
-    "variant": "model", "precision": "engine", "threads": "threads", "device": "device", "weights": "weights",
-    "steps": "steps", "fps": "frames/s", "latency_ms_p50": "step p50 (ms)", "latency_ms_p95": "step p95 (ms)",
-    "peak_rss_mb": "peak memory (MB)", "psnr_vs_fp32": "PSNR vs fp32 (dB)", "token_agreement": "tokens as fp32",
-    "quality_steps": "quality steps", "prepare_s": "prepare (s)", "cpu": "CPU"}
+    "variant": "model",
+    "precision": "engine",
+    "threads": "threads",
+    "device": "device",
+    "weights": "weights",
+    "steps": "steps",
+    "fps": "frames/s",
+    "latency_ms_p50": "step p50 (ms)",
+    "latency_ms_p95": "step p95 (ms)",
+    "peak_rss_mb": "peak memory (MB)",
+    "psnr_vs_fp32": "PSNR vs fp32 (dB)",
+    "token_agreement": "tokens as fp32",
+    "quality_steps": "quality steps",
+    "prepare_s": "prepare (s)",
+    "cpu": "CPU",
+}
 
 
 class ReportError(ValueError):
@@ -40,16 +53,16 @@ class ReportError(ValueError):
 @dataclass
 class Report:
     folder: Path
-    info: dict           # what was evaluated: model, data, split, game, episodes, frames
+    info: dict  # what was evaluated: model, data, split, game, episodes, frames
     targets: list[dict]  # rows of core.evaluation.report.target_rows: metric, value, target, status
-    plots: list[Path]    # the PNGs the report wrote beside results.json
+    plots: list[Path]  # the PNGs the report wrote beside results.json
 
 
 @dataclass
 class ModelBenchmarks:
-    value: str                       # the model choice ("nano", "registry:owner/name")
-    folder: Path | None              # where its weights (and eval/) live; None when not on this machine
-    base: str | None                 # the zoo variant it runs on (itself for a zoo variant)
+    value: str  # the model choice ("nano", "registry:owner/name")
+    folder: Path | None  # where its weights (and eval/) live; None when not on this machine
+    base: str | None  # the zoo variant it runs on (itself for a zoo variant)
     reports: list[Report] = field(default_factory=list)
     bench_play: dict | list | None = None
     problems: list[str] = field(default_factory=list)  # files found but unreadable, said on the page
@@ -68,8 +81,10 @@ def read_report(path: str | Path, root: str | Path | None = None) -> Report:
     path = Path(str(path).strip()).expanduser()
     file = path / REPORT_FILE if path.is_dir() else path
     if not file.is_file():
-        raise ReportError(f"no evaluation report at {path}: expected {REPORT_FILE} (or a folder holding it), "
-                          f"as `pocketworld evaluate MODEL --data SHARDS --report FOLDER` writes")
+        raise ReportError(
+            f"no evaluation report at {path}: expected {REPORT_FILE} (or a folder holding it), "
+            f"as `pocketworld evaluate MODEL --data SHARDS --report FOLDER` writes"
+        )
     root = Path(root) if root is not None else file.parent
     if not _inside(file, root):
         raise ReportError(f"{file} is a link to a file outside {root}; reports are read only from inside it")
@@ -82,6 +97,7 @@ def read_report(path: str | Path, root: str | Path | None = None) -> Report:
     targets = results.get("targets")
     if not isinstance(targets, list):  # a --json file from before targets were written: recompute them
         from core.evaluation.report import target_rows
+
         targets = target_rows(results["metrics"])
     info = results.get("info") if isinstance(results.get("info"), dict) else {}
     plots = [png for png in sorted(file.parent.glob("*.png")) if _inside(png, root)]
@@ -95,7 +111,7 @@ def model_folder(value: str, registry=None) -> tuple[Path | None, str | None]:
     if registry is None:
         return None, None
     try:
-        entry = registry.info(value[len(REGISTRY_PREFIX):])
+        entry = registry.info(value[len(REGISTRY_PREFIX) :])
     except (ValueError, OSError):
         return None, None
     location = Path(entry.location)
@@ -128,18 +144,23 @@ def find_benchmarks(value: str, registry=None) -> ModelBenchmarks:
 def how_to_measure(value: str, folder: Path | None, base: str | None) -> str:
     """Markdown: the exact commands that write this model's report and play benchmark where the tab looks."""
     if folder is None or base is None:
-        return (f"`{value}` is not in a local folder, so its reports cannot be found here: run "
-                "`pocketworld evaluate` on it and paste the report folder's path above.")
+        return (
+            f"`{value}` is not in a local folder, so its reports cannot be found here: run "
+            "`pocketworld evaluate` on it and paste the report folder's path above."
+        )
     # a fine-tune is evaluated on its base model with its adapter, and plays at its base model's speed
     model = base if base == value else f"{base} --adapter {shlex.quote(str(folder))}"
     eval_dir = folder / EVAL_DIR
-    return ("```\n"
-            "pocketworld collect --game platformer --agent scripted --split test --frames 2000 --out shards/platformer-test\n"
-            f"pocketworld evaluate {model} --data shards/platformer-test --split test "
-            f"--report {shlex.quote(str(eval_dir))}\n"
-            f"pocketworld bench play --variant {base} --json {shlex.quote(str(eval_dir / BENCH_PLAY_FILE))}\n"
-            "```\n"
-            "Add `--idm FOLDER` (from `pocketworld idm train`) to `evaluate` for action accuracy.")
+    return (
+        "```\n"
+        "pocketworld collect --game platformer --agent scripted --split test --frames 2000 "
+        "--out shards/platformer-test\n"
+        f"pocketworld evaluate {model} --data shards/platformer-test --split test "
+        f"--report {shlex.quote(str(eval_dir))}\n"
+        f"pocketworld bench play --variant {base} --json {shlex.quote(str(eval_dir / BENCH_PLAY_FILE))}\n"
+        "```\n"
+        "Add `--idm FOLDER` (from `pocketworld idm train`) to `evaluate` for action accuracy."
+    )
 
 
 def _value(value) -> str:
@@ -151,12 +172,18 @@ def _value(value) -> str:
 def report_markdown(report: Report) -> str:
     info = report.info
     what = ", ".join(f"{key} {_value(info[key])}" for key in ("game", "split", "episodes", "frames") if key in info)
-    lines = [f"#### {info.get('model', 'report')} ({what or 'no details recorded'})",
-             f"`{report.folder}`", "", "| metric | value | target | status |", "|---|---|---|---|"]
+    lines = [
+        f"#### {info.get('model', 'report')} ({what or 'no details recorded'})",
+        f"`{report.folder}`",
+        "",
+        "| metric | value | target | status |",
+        "|---|---|---|---|",
+    ]
     for row in report.targets:
         status = {"pass": "pass", "fail": "**fail**"}.get(row.get("status"), "-")
-        lines.append(f"| {_value(row.get('metric'))} | {_value(row.get('value'))} | {_value(row.get('target'))} "
-                     f"| {status} |")
+        lines.append(
+            f"| {_value(row.get('metric'))} | {_value(row.get('value'))} | {_value(row.get('target'))} | {status} |"
+        )
     return "\n".join(lines)
 
 
@@ -182,19 +209,26 @@ def _bench_cell(key: str, value) -> str:
 
 
 def benchmarks_markdown(found: ModelBenchmarks) -> str:
-    title = found.value[len(REGISTRY_PREFIX):] if found.value.startswith(REGISTRY_PREFIX) else found.value
+    title = found.value[len(REGISTRY_PREFIX) :] if found.value.startswith(REGISTRY_PREFIX) else found.value
     lines = [f"### {title}"]
     if found.base is not None and not zoo.weights_available(found.base):
-        lines.append(f"No trained weights for `{found.base}` on this machine yet, so nothing can be measured: "
-                     f"train them (`pocketworld train ...`) into `{zoo.zoo_dir() / found.base}` first.")
+        lines.append(
+            f"No trained weights for `{found.base}` on this machine yet, so nothing can be measured: "
+            f"train them (`pocketworld train ...`) into `{zoo.zoo_dir() / found.base}` first."
+        )
     if found.folder is not None:
         lines.append(f"Measurements are read from `{found.folder / EVAL_DIR}`.")
     lines += [f"> Could not read: {problem}" for problem in found.problems]
     lines += ["", "**Quality** (`pocketworld evaluate`)", ""]
-    lines += [report_markdown(report) + "\n" for report in found.reports] or ["No evaluation report yet. Make one with:"]
+    lines += [report_markdown(report) + "\n" for report in found.reports] or [
+        "No evaluation report yet. Make one with:"
+    ]
     lines += ["", "**Speed** (`pocketworld bench play`)", ""]
-    lines.append(bench_play_markdown(found.bench_play) if found.bench_play is not None
-                 else "No play benchmark yet (the last command below writes it).")
+    lines.append(
+        bench_play_markdown(found.bench_play)
+        if found.bench_play is not None
+        else "No play benchmark yet (the last command below writes it)."
+    )
     if not found.reports or found.bench_play is None:
         lines += ["", how_to_measure(found.value, found.folder, found.base)]
     return "\n".join(lines)
@@ -221,8 +255,9 @@ def _served_path(text: str) -> Path:
     resolved = (Path.cwd() / path).resolve()
     roots = [Path.cwd().resolve(), zoo.zoo_dir().resolve()]
     if not any(resolved == root or root in resolved.parents for root in roots):
-        raise ReportError(f"{text.strip()} is outside the app's folder ({roots[0]}) and the zoo; "
-                          "reports open only from inside them")
+        raise ReportError(
+            f"{text.strip()} is outside the app's folder ({roots[0]}) and the zoo; reports open only from inside them"
+        )
     return resolved
 
 

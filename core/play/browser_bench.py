@@ -19,8 +19,15 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync", "--no-first-run"]
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
 
 
 @dataclass
@@ -49,17 +56,26 @@ def chromium_path() -> str:
     return path
 
 
-def bench_browser(model: str = "nano", seconds: float = 20.0, threads: int = 2, loop: str = "websocket",
-                  startup_timeout: float = 120.0) -> BrowserBenchResult:
+def bench_browser(
+    model: str = "nano",
+    seconds: float = 20.0,
+    threads: int = 2,
+    loop: str = "websocket",
+    startup_timeout: float = 120.0,
+) -> BrowserBenchResult:
     """Serve `python app.py --model MODEL --loop LOOP`, play for `seconds`, return the page's own measurements."""
     from playwright.sync_api import sync_playwright
 
     chromium = chromium_path()
     port = free_port()
     env = {**os.environ, "GRADIO_ANALYTICS_ENABLED": "False"}
-    app = subprocess.Popen([sys.executable, "app.py", "--port", str(port), "--threads", str(threads), "--model", model,
-                            "--loop", loop],
-                           cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    app = subprocess.Popen(
+        [sys.executable, "app.py", "--port", str(port), "--threads", str(threads), "--model", model, "--loop", loop],
+        cwd=REPO,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     url = f"http://127.0.0.1:{port}/"
     try:
         wait_until_served(app, url, startup_timeout)
@@ -85,11 +101,17 @@ def bench_browser(model: str = "nano", seconds: float = 20.0, threads: int = 2, 
                 browser.close()
     finally:
         stop(app)
-    return BrowserBenchResult(model=model, threads=threads, loop=loop, seconds=round(time.monotonic() - started, 1),
-                              frames=int(report["frames"]), fps=round(report["fps"], 2),
-                              key_to_frame_ms_p50=round(report["key_to_frame_ms_p50"], 1),
-                              key_to_frame_ms_p95=round(report["key_to_frame_ms_p95"], 1),
-                              key_samples=int(report["key_samples"]))
+    return BrowserBenchResult(
+        model=model,
+        threads=threads,
+        loop=loop,
+        seconds=round(time.monotonic() - started, 1),
+        frames=int(report["frames"]),
+        fps=round(report["fps"], 2),
+        key_to_frame_ms_p50=round(report["key_to_frame_ms_p50"], 1),
+        key_to_frame_ms_p95=round(report["key_to_frame_ms_p95"], 1),
+        key_samples=int(report["key_samples"]),
+    )
 
 
 def wait_until_served(app: subprocess.Popen, url: str, timeout: float) -> None:

@@ -16,25 +16,27 @@ from core import zoo
 from core.games import GAMES, first_frame
 from core.play.models import ModelCache, all_choices
 from core.play.page import frame_html, hud_line, message_html
-from core.play.recording import RecordingError
 from core.play.play_session import PlaySession, PlaySessionConfig, SessionExpired, parse_key_state
+from core.play.recording import RecordingError
 from core.play.stream import LOOPS, FrameStreams
 from core.play.upload import StartImageError, UploadConfig, load_start_image
 
 START_GAME, START_UPLOAD = "game level", "uploaded image"
 
-WELCOME = ("Pick a model and a start, then press Start. Play with the arrow keys or WASD, "
-           "Space or Z to fire, or the buttons below.")
+WELCOME = (
+    "Pick a model and a start, then press Start. Play with the arrow keys or WASD, "
+    "Space or Z to fire, or the buttons below."
+)
 
 
 @dataclass
 class PlayerConfig:
     session: PlaySessionConfig = field(default_factory=PlaySessionConfig)  # each browser tab's PlaySession
     upload: UploadConfig = field(default_factory=UploadConfig)
-    recordings_dir: Path | None = None   # where GIF/MP4 downloads are written (None: a temporary folder)
-    model_cache_size: int = 2            # models kept loaded, shared by all sessions
-    loop: str = "websocket"              # how frames reach the page: websocket (core/play/stream.py) or timer
-    step_concurrency: int | None = 1     # frames computed at once across all players (None: no limit)
+    recordings_dir: Path | None = None  # where GIF/MP4 downloads are written (None: a temporary folder)
+    model_cache_size: int = 2  # models kept loaded, shared by all sessions
+    loop: str = "websocket"  # how frames reach the page: websocket (core/play/stream.py) or timer
+    step_concurrency: int | None = 1  # frames computed at once across all players (None: no limit)
 
     def __post_init__(self):
         if self.loop not in LOOPS:
@@ -51,8 +53,9 @@ class Player:
         self.recordings_dir = self.config.recordings_dir or Path(tempfile.mkdtemp(prefix="pocketworld-recordings-"))
         self._start_ids = itertools.count(1)
         # the stream's route is mounted by app.py once the server runs; with the timer loop there is none
-        self.streams = FrameStreams(self.step_frame, self.config.step_concurrency) if self.config.loop == "websocket" \
-            else None
+        self.streams = (
+            FrameStreams(self.step_frame, self.config.step_concurrency) if self.config.loop == "websocket" else None
+        )
 
     def model_choices(self) -> list[tuple[str, str]]:
         return [(choice.label, choice.value) for choice in all_choices(self.registry)]
@@ -65,8 +68,11 @@ class Player:
         """Markdown: which choices play, and for the others how to get them."""
         choices = all_choices(self.registry)
         playable = [c.value for c in choices if c.playable]
-        lines = [f"**Playable:** {', '.join(playable)}" if playable else
-                 "**No model has weights on this machine yet**, so nothing can be played."]
+        lines = [
+            f"**Playable:** {', '.join(playable)}"
+            if playable
+            else "**No model has weights on this machine yet**, so nothing can be played."
+        ]
         lines += [f"- `{c.value}`: {c.how_to_get}" for c in choices if not c.playable]
         return "\n".join(lines)
 
@@ -104,8 +110,11 @@ class Player:
             return "message", message_html(str(err)), False
         except ValueError as err:  # a malformed request (the page only sends known keys)
             return "message", message_html(f"Bad input from the page: {err}", error=True), True
-        return "frame", {"key_seq": key_seq, "start_id": session.start_id, "hud": hud_line(session.summary())}, \
-            session.jpeg
+        return (
+            "frame",
+            {"key_seq": key_seq, "start_id": session.start_id, "hud": hud_line(session.summary())},
+            session.jpeg,
+        )
 
     def step(self, session: PlaySession | None, key_state: str | None) -> tuple[str, bool]:
         """The timer loop's step: (surface html, whether the loop should go on)."""
@@ -137,8 +146,9 @@ class Player:
     def _frame(self, session: PlaySession, key_seq: int = 0, new_start: bool = False) -> str:
         if new_start:  # each start or reset gets a new id: the page starts its statistics over
             session.start_id = next(self._start_ids)
-        return frame_html(session.jpeg, key_seq, session.start_id, hud_line(session.summary()),
-                          stream=session.stream_token)
+        return frame_html(
+            session.jpeg, key_seq, session.start_id, hud_line(session.summary()), stream=session.stream_token
+        )
 
 
 def _level_seed(seed) -> int:

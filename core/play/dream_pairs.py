@@ -29,15 +29,16 @@ REAL_FILE, DREAM_FILE, META_FILE = "real.gif", "dream.gif", "clip.json"
 
 @dataclass
 class ClipConfig:
-    steps: int = 60             # actions played after the start frame: 2 s at the games' 30 FPS
-    agent: str = "scripted"     # who plays the real game: "scripted" moves with purpose, as a person would
-    frame_ms: int = 30          # GIF frame duration; GIF counts in 10 ms steps, 30 is nearest the games' 33 ms
+    steps: int = 60  # actions played after the start frame: 2 s at the games' 30 FPS
+    agent: str = "scripted"  # who plays the real game: "scripted" moves with purpose, as a person would
+    frame_ms: int = 30  # GIF frame duration; GIF counts in 10 ms steps, 30 is nearest the games' 33 ms
 
     def __post_init__(self):
         # browsers play delays under 20 ms slower; GIF stores only multiples of 10 ms
         if self.steps < 1 or self.frame_ms < 20 or self.frame_ms % 10:
-            raise ValueError(f"a clip needs steps >= 1 and frame_ms a multiple of 10 from 20, "
-                             f"got {self.steps} and {self.frame_ms}")
+            raise ValueError(
+                f"a clip needs steps >= 1 and frame_ms a multiple of 10 from 20, got {self.steps} and {self.frame_ms}"
+            )
 
 
 @dataclass
@@ -46,7 +47,7 @@ class ClipPair:
     dream: Path
     game: str
     seed: int
-    actions: list[int]          # the actions both clips were played with, one per frame after the first
+    actions: list[int]  # the actions both clips were played with, one per frame after the first
 
 
 def play_real(game: str, seed: int, config: ClipConfig) -> tuple[np.ndarray, np.ndarray]:
@@ -74,8 +75,9 @@ def dream(model: WorldModel, first_frame: np.ndarray, actions: np.ndarray, devic
     return np.stack(frames)
 
 
-def clip_pair(model: WorldModel, model_key: str, game: str, seed: int, cache_dir: str | Path,
-              config: ClipConfig | None = None) -> ClipPair:
+def clip_pair(
+    model: WorldModel, model_key: str, game: str, seed: int, cache_dir: str | Path, config: ClipConfig | None = None
+) -> ClipPair:
     """The cached pair for (model_key, game, seed, config), made first if it is not there yet."""
     config = config or ClipConfig()
     folder = Path(cache_dir) / _safe(model_key) / game / f"seed{seed}-{config.agent}-{config.steps}x{config.frame_ms}ms"

@@ -25,9 +25,9 @@ import tempfile
 import threading
 import uuid
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
 
 from core import zoo
 from finetune.train import CURVE_FILE, FinetuneConfig, finetune
@@ -37,29 +37,30 @@ LIVE_CURVE = "live_curve.png"
 
 @dataclass
 class FinetuneTabConfig:
-    work_dir: Path | None = None   # where uploads are ingested and runs kept (None: a temporary folder)
-    max_steps: int = 2000          # the most steps one visitor may ask for
-    max_rank: int = 64             # the largest LoRA rank offered
-    batch_size: int = 4            # clips per step
-    clip_len: int = 16             # frames per clip
-    threads: int = 0               # torch threads of a fine-tune (0: torch's default)
+    work_dir: Path | None = None  # where uploads are ingested and runs kept (None: a temporary folder)
+    max_steps: int = 2000  # the most steps one visitor may ask for
+    max_rank: int = 64  # the largest LoRA rank offered
+    batch_size: int = 4  # clips per step
+    clip_len: int = 16  # frames per clip
+    threads: int = 0  # torch threads of a fine-tune (0: torch's default)
 
 
 @dataclass
 class Job:
     id: str
-    folder: Path                   # shards/, adapter/ and adapter.run/ of this fine-tune
+    folder: Path  # shards/, adapter/ and adapter.run/ of this fine-tune
     config: FinetuneConfig
-    state: str = "checking"        # checking, refused (the upload), queued, running, done or failed
-    message: str = ""              # why it was refused or failed; what the check found
+    state: str = "checking"  # checking, refused (the upload), queued, running, done or failed
+    message: str = ""  # why it was refused or failed; what the check found
     result: dict = field(default_factory=dict)
 
 
 class FinetuneQueue:
     """Fine-tunes of every visitor, run one at a time in the order they were submitted."""
 
-    def __init__(self, config: FinetuneTabConfig | None = None, registry=None,
-                 run: Callable[[FinetuneConfig], dict] = finetune):
+    def __init__(
+        self, config: FinetuneTabConfig | None = None, registry=None, run: Callable[[FinetuneConfig], dict] = finetune
+    ):
         self.config = config or FinetuneTabConfig()
         self.registry = registry
         self.work_dir = Path(self.config.work_dir or tempfile.mkdtemp(prefix="pocketworld-finetunes-"))
@@ -73,7 +74,9 @@ class FinetuneQueue:
         threading.Thread(target=self._work, name="finetune-queue", daemon=True).start()
         threading.Thread(target=self._check_uploads, name="finetune-uploads", daemon=True).start()
 
-    def submit(self, base: str, upload: str | None, actions: str | None, game: str, rank, steps) -> tuple[str | None, str]:
+    def submit(
+        self, base: str, upload: str | None, actions: str | None, game: str, rank, steps
+    ) -> tuple[str | None, str]:
         """Check the options and hand the upload to the checking thread; (job id or None, a message for the page).
         The job's status says what the check found, then its place in the queue."""
         problem = self._check_options(base, upload, rank, steps)
@@ -81,9 +84,16 @@ class FinetuneQueue:
             return None, f"Not started: {problem}"
         job_id = uuid.uuid4().hex[:12]
         folder = self.work_dir / job_id
-        config = FinetuneConfig(base=base, data=str(folder / "shards"), out=str(folder / "adapter"),
-                                steps=int(steps), batch_size=self.config.batch_size, clip_len=self.config.clip_len,
-                                threads=self.config.threads, progress=False)
+        config = FinetuneConfig(
+            base=base,
+            data=str(folder / "shards"),
+            out=str(folder / "adapter"),
+            steps=int(steps),
+            batch_size=self.config.batch_size,
+            clip_len=self.config.clip_len,
+            threads=self.config.threads,
+            progress=False,
+        )
         config.lora.rank = int(rank)
         job = Job(job_id, folder, config)
         with self._uploaded:
@@ -101,16 +111,14 @@ class FinetuneQueue:
                     self._uploaded.wait()
                 job, upload, actions, game = self._uploads.popleft()
             try:
-                report = ingest(upload, job.folder / "shards", actions, IngestConfig(game=game or None),
-                                progress=False)
+                report = ingest(upload, job.folder / "shards", actions, IngestConfig(game=game or None), progress=False)
             except Exception as err:  # every failure is a message, and leaves no folder behind
                 shutil.rmtree(job.folder, ignore_errors=True)
                 job.message, job.state = _failure(err), "refused"
                 continue
             finally:
                 _release_memory()
-            job.message = (f"Checked: {report['frames']} frames ({report['seconds']} s) of "
-                           f"{', '.join(report['games'])}.")
+            job.message = f"Checked: {report['frames']} frames ({report['seconds']} s) of {', '.join(report['games'])}."
             with self._ready:
                 job.state = "queued"
                 self._waiting.append(job.id)
@@ -136,15 +144,21 @@ class FinetuneQueue:
             train = [line for line in lines if line["split"] == "train"]
             if not train:
                 return f"Running: preparing (reading the gameplay, loading {job.config.base}).", None
-            return (f"Running: step {train[-1]['step']} of {job.config.steps}, loss {train[-1]['loss']:.4f}.",
-                    self._curve(job))
+            return (
+                f"Running: step {train[-1]['step']} of {job.config.steps}, loss {train[-1]['loss']:.4f}.",
+                self._curve(job),
+            )
         scores = job.result.get("held_out", {})
-        summary = "; ".join(f"{name.replace('_', ' ')} {v['base']:.4f} -> {v['finetuned']:.4f}"
-                            for name, v in scores.items()
-                            if name in ("loss", "accuracy", "dynamics_mse", "action_gap_relative"))
-        return (f"Done in {job.result.get('seconds', '?')} s. Held-out clips, base -> fine-tune: "
-                f"{summary or 'no held-out clips'}. Push it to play it and share it.",
-                str(Path(job.config.out) / CURVE_FILE))
+        summary = "; ".join(
+            f"{name.replace('_', ' ')} {v['base']:.4f} -> {v['finetuned']:.4f}"
+            for name, v in scores.items()
+            if name in ("loss", "accuracy", "dynamics_mse", "action_gap_relative")
+        )
+        return (
+            f"Done in {job.result.get('seconds', '?')} s. Held-out clips, base -> fine-tune: "
+            f"{summary or 'no held-out clips'}. Push it to play it and share it.",
+            str(Path(job.config.out) / CURVE_FILE),
+        )
 
     def push(self, job_id: str | None, repo: str) -> str:
         """Push a finished fine-tune under `repo`; a message for the page."""
@@ -173,8 +187,12 @@ class FinetuneQueue:
         except (ValueError, FileNotFoundError) as err:  # unknown, or a variant whose weights are not here
             return str(err)
         for name, value, most in (("rank", rank, self.config.max_rank), ("steps", steps, self.config.max_steps)):
-            whole = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value) \
-                and int(value) == value  # an API call may send NaN, infinity or text where the slider sends numbers
+            whole = (
+                isinstance(value, (int, float))
+                and not isinstance(value, bool)
+                and math.isfinite(value)
+                and int(value) == value
+            )  # an API call may send NaN, infinity or text where the slider sends numbers
             if not whole or not 1 <= int(value) <= most:
                 return f"{name} must be a whole number from 1 to {most}, got {value!r}"
         return ""

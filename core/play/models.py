@@ -23,10 +23,10 @@ REGISTRY_PREFIX = "registry:"
 
 @dataclass
 class ModelChoice:
-    value: str          # "nano", or "registry:owner/name" for a shared fine-tune
-    label: str          # what the picker shows
+    value: str  # "nano", or "registry:owner/name" for a shared fine-tune
+    label: str  # what the picker shows
     playable: bool
-    how_to_get: str     # empty when playable
+    how_to_get: str  # empty when playable
 
 
 def zoo_choices() -> list[ModelChoice]:
@@ -47,14 +47,26 @@ def registry_choices(registry) -> list[ModelChoice]:
         base = base_variant(entry.base_model)
         value = REGISTRY_PREFIX + entry.repo
         if base is None:
-            choices.append(ModelChoice(value, f"{entry.repo} - unknown base", False,
-                                       f"{entry.repo}: its card names base model {entry.base_model!r}, "
-                                       f"which is not one of the zoo's {', '.join(ZOO)}"))
+            choices.append(
+                ModelChoice(
+                    value,
+                    f"{entry.repo} - unknown base",
+                    False,
+                    f"{entry.repo}: its card names base model {entry.base_model!r}, "
+                    f"which is not one of the zoo's {', '.join(ZOO)}",
+                )
+            )
         elif zoo.weights_available(base):
             choices.append(ModelChoice(value, f"{entry.repo} (fine-tune of {base})", True, ""))
         else:
-            choices.append(ModelChoice(value, f"{entry.repo} (fine-tune of {base}) - no base weights", False,
-                                       f"{entry.repo} plays on {base}: {zoo.missing_weights_text(base)}"))
+            choices.append(
+                ModelChoice(
+                    value,
+                    f"{entry.repo} (fine-tune of {base}) - no base weights",
+                    False,
+                    f"{entry.repo} plays on {base}: {zoo.missing_weights_text(base)}",
+                )
+            )
     return choices
 
 
@@ -104,7 +116,7 @@ class ModelCache:
             return zoo.load(zoo.weights_dir(value))  # the zoo's folder, even where the working dir has one of that name
         if self.registry is None:
             raise ValueError(f"{value!r} names a registry fine-tune, but this app has no registry")
-        repo = value[len(REGISTRY_PREFIX):]
+        repo = value[len(REGISTRY_PREFIX) :]
         entry = self.registry.info(repo)
         base = base_variant(entry.base_model)
         if base is None:

@@ -26,8 +26,11 @@ from core.games import FPS
 
 STREAM_PATH = "/pocketworld/stream"  # the frame stream's WebSocket route (core/play/stream.py)
 TARGET_FPS = FPS  # our games run at 30 FPS; a faster model is held to it so the world keeps its speed
-PLAY_KEYS = sorted(k for k in INPUT_BUTTONS if k in {"arrowup", "arrowdown", "arrowleft", "arrowright",
-                                                      "w", "a", "s", "d", "z", "space"})
+PLAY_KEYS = sorted(
+    k
+    for k in INPUT_BUTTONS
+    if k in {"arrowup", "arrowdown", "arrowleft", "arrowright", "w", "a", "s", "d", "z", "space"}
+)
 
 CSS = """
 #pw-surface .pw-screen img { width: 512px; max-width: 100%; image-rendering: pixelated; display: block; }
@@ -62,13 +65,18 @@ CONTROLS_HTML = """
 </div>
 """
 
+
 def hud_line(hud: dict) -> str:
     """The server's half of the HUD (plain text): model step time (a dash before the first step), frame,
     action, model."""
+
     def ms(value: float | None) -> str:
         return "–" if value is None else f"{value:.0f} ms"
-    return (f"model step p50 {ms(hud['step_ms_p50'])} p95 {ms(hud['step_ms_p95'])} · "
-            f"frame {hud['frame']} · {hud['action']} · {hud['model']}")
+
+    return (
+        f"model step p50 {ms(hud['step_ms_p50'])} p95 {ms(hud['step_ms_p95'])} · "
+        f"frame {hud['frame']} · {hud['action']} · {hud['model']}"
+    )
 
 
 def frame_html(jpeg: bytes, key_seq: int, start_id: int, hud: str, stream: str | None = None) -> str:
@@ -77,10 +85,12 @@ def frame_html(jpeg: bytes, key_seq: int, start_id: int, hud: str, stream: str |
     session's frame stream (core/play/stream.py), if the app streams."""
     data = base64.b64encode(jpeg).decode("ascii")
     stream_attr = f' data-pw-stream="{html.escape(stream)}"' if stream else ""
-    return (f'<div class="pw-screen" data-pw-keyseq="{key_seq}" data-pw-start="{start_id}"{stream_attr}>'
-            f'<img alt="game frame" src="data:image/jpeg;base64,{data}"></div>'
-            f'<div class="pw-hud"><span class="pw-browser">starting…</span> · '
-            f'<span class="pw-server">{html.escape(hud)}</span></div>')
+    return (
+        f'<div class="pw-screen" data-pw-keyseq="{key_seq}" data-pw-start="{start_id}"{stream_attr}>'
+        f'<img alt="game frame" src="data:image/jpeg;base64,{data}"></div>'
+        f'<div class="pw-hud"><span class="pw-browser">starting…</span> · '
+        f'<span class="pw-server">{html.escape(hud)}</span></div>'
+    )
 
 
 def message_html(text: str, error: bool = False) -> str:

@@ -12,9 +12,9 @@ import io
 import re
 import threading
 import time
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Iterable
 
 import numpy as np
 from PIL import Image
@@ -33,8 +33,8 @@ class SessionExpired(RuntimeError):
 
 @dataclass
 class PlaySessionConfig:
-    idle_timeout_s: float = 300.0     # no key input for this long ends the session
-    jpeg_quality: int = 90            # frames sent to the page (and recorded) as JPEG: ~1 ms to encode
+    idle_timeout_s: float = 300.0  # no key input for this long ends the session
+    jpeg_quality: int = 90  # frames sent to the page (and recorded) as JPEG: ~1 ms to encode
     device: str = "cpu"
     engine: EngineConfig = field(default_factory=default_engine)  # precision and decoder backend (core.engine)
     sampling: SamplingConfig = field(default_factory=SamplingConfig)
@@ -68,16 +68,24 @@ def encode_jpeg(frame: np.ndarray, quality: int) -> bytes:
 
 
 class PlaySession:
-    def __init__(self, model: WorldModel, model_name: str, first_frame: np.ndarray, start_label: str,
-                 config: PlaySessionConfig | None = None, clock: Callable[[], float] = time.monotonic):
+    def __init__(
+        self,
+        model: WorldModel,
+        model_name: str,
+        first_frame: np.ndarray,
+        start_label: str,
+        config: PlaySessionConfig | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ):
         self.config = config or PlaySessionConfig()
         self.model_name = model_name
-        self.start_label = start_label          # "platformer level 3" or "uploaded image x.png"
-        self.start_id = 0                       # which start of the page this is (the controller numbers them)
-        self.stream_token: str | None = None    # how the page reaches this session's frame stream, if it streams
-        self._clock = clock                     # injectable so timeouts are tested without sleeping
-        self._world: WorldSession | None = WorldSession(model, self.config.sampling, self.config.device,
-                                                           self.config.engine)
+        self.start_label = start_label  # "platformer level 3" or "uploaded image x.png"
+        self.start_id = 0  # which start of the page this is (the controller numbers them)
+        self.stream_token: str | None = None  # how the page reaches this session's frame stream, if it streams
+        self._clock = clock  # injectable so timeouts are tested without sleeping
+        self._world: WorldSession | None = WorldSession(
+            model, self.config.sampling, self.config.device, self.config.engine
+        )
         # A Start or Reset can arrive while the page's last step is still running.
         self._lock = threading.Lock()
         self._first_frame = first_frame
@@ -119,7 +127,8 @@ class PlaySession:
                 self._close()
                 raise SessionExpired(
                     f"this session ended after {self.config.idle_timeout_s / 60:.0f} minutes without input, "
-                    f"to free the CPU for other players; press Start to play again")
+                    f"to free the CPU for other players; press Start to play again"
+                )
             self.last_action = keys_to_action(keys)
             self.frame = self._world.step(self.last_action)
             self._frame_index = self._world.frame_index
@@ -147,8 +156,12 @@ class PlaySession:
             raise SessionExpired("this session has ended; press Start to play again")
 
     def summary(self) -> dict:
-        return {**self.stats.summary(self._clock()), "frame": self.frame_index, "model": self.model_name,
-                "action": action_vocab.ACTIONS[self.last_action]}
+        return {
+            **self.stats.summary(self._clock()),
+            "frame": self.frame_index,
+            "model": self.model_name,
+            "action": action_vocab.ACTIONS[self.last_action],
+        }
 
     def save_recording(self, folder: str | Path, fmt: str) -> Path:
         name = re.sub(r"[^A-Za-z0-9_.-]+", "-", self.model_name)  # registry names hold a '/'

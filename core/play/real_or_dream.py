@@ -36,8 +36,10 @@ from core.play.models import ModelCache
 from core.play.votes import SIDES, VoteError, VoteStore
 from core.world_model import WEIGHTS_FILE
 
-INTRO = ("Two clips of the same level, played with the same keys from the same first frame: one is the real game, "
-         "the other was dreamed by the world model. Which one is real?")
+INTRO = (
+    "Two clips of the same level, played with the same keys from the same first frame: one is the real game, "
+    "the other was dreamed by the world model. Which one is real?"
+)
 
 
 def data_dir() -> Path:
@@ -47,12 +49,12 @@ def data_dir() -> Path:
 
 @dataclass
 class RealOrDreamConfig:
-    votes_path: Path | None = None   # the SQLite file of votes (None: <data dir>/real_or_dream/votes.sqlite)
-    clips_dir: Path | None = None    # cached clip pairs (None: <data dir>/real_or_dream/clips)
-    levels_per_game: int = 8         # test-split level seeds dealt per game: few pairs, each judged often
+    votes_path: Path | None = None  # the SQLite file of votes (None: <data dir>/real_or_dream/votes.sqlite)
+    clips_dir: Path | None = None  # cached clip pairs (None: <data dir>/real_or_dream/clips)
+    levels_per_game: int = 8  # test-split level seeds dealt per game: few pairs, each judged often
     clip: ClipConfig = field(default_factory=ClipConfig)
-    votes_per_session: int = 30      # votes one session may cast per vote_window_s (a script stuffing the tally)
-    vote_window_s: float = 600.0     # the rate limit's window, in seconds
+    votes_per_session: int = 30  # votes one session may cast per vote_window_s (a script stuffing the tally)
+    vote_window_s: float = 600.0  # the rate limit's window, in seconds
     min_watch_s: float | None = None  # a vote this soon after its pair was dealt is refused (None: the clip's length)
 
 
@@ -69,8 +71,13 @@ def held_out_levels(count: int) -> list[int]:
 class RealOrDream:
     """The tab's actions, shared by all visitors (each passes the round id from their own session)."""
 
-    def __init__(self, models: ModelCache, config: RealOrDreamConfig | None = None, registry=None,
-                 rng: random.Random | None = None):
+    def __init__(
+        self,
+        models: ModelCache,
+        config: RealOrDreamConfig | None = None,
+        registry=None,
+        rng: random.Random | None = None,
+    ):
         self.config = config or RealOrDreamConfig()
         self.models = models
         self.registry = registry
@@ -80,8 +87,9 @@ class RealOrDream:
         self.rng = rng or random.SystemRandom()  # the side of the real clip must not be guessable
         self.levels = held_out_levels(self.config.levels_per_game)
         clip = self.config.clip
-        self.min_watch_s = ((clip.steps + 1) * clip.frame_ms / 1000 if self.config.min_watch_s is None
-                            else self.config.min_watch_s)
+        self.min_watch_s = (
+            (clip.steps + 1) * clip.frame_ms / 1000 if self.config.min_watch_s is None else self.config.min_watch_s
+        )
         self._votes_by_session: dict[str, deque] = {}  # session -> times of its recent votes
         self._votes_lock = threading.Lock()
 
@@ -124,23 +132,28 @@ class RealOrDream:
                 return round_id, f"Watch both clips first: they play for {self.min_watch_s:g} s."
             wait_s = self._vote_allowed(session or "")
             if wait_s:
-                return round_id, (f"Too many votes from this session: at most {self.config.votes_per_session} in "
-                                  f"{self.config.vote_window_s / 60:g} minutes. Try again in {wait_s:.0f} s.")
+                return round_id, (
+                    f"Too many votes from this session: at most {self.config.votes_per_session} in "
+                    f"{self.config.vote_window_s / 60:g} minutes. Try again in {wait_s:.0f} s."
+                )
             round_, fooled = self.store.vote(round_id, picked)
         except VoteError as err:
             return None, str(err)
         except (sqlite3.Error, OSError) as err:  # the vote is not lost from the page: the round stays
             return round_id, self._store_trouble(err)
-        verdict = ("Fooled! That one was dreamed by the model." if fooled else "Right, that one was the real game.")
-        return None, (f"You picked {picked}. {verdict} Real: {round_.real_side}, dream: {_other(round_.real_side)} "
-                      f"({round_.model}, {round_.game}).")
+        verdict = "Fooled! That one was dreamed by the model." if fooled else "Right, that one was the real game."
+        return None, (
+            f"You picked {picked}. {verdict} Real: {round_.real_side}, dream: {_other(round_.real_side)} "
+            f"({round_.model}, {round_.game})."
+        )
 
     def _vote_allowed(self, session: str) -> float:
         """0 when `session` may vote now (and the vote is counted against it), else the seconds until it may."""
         now = time.monotonic()
         with self._votes_lock:
-            for key in [key for key, times in self._votes_by_session.items()
-                        if times[-1] <= now - self.config.vote_window_s]:
+            for key in [
+                key for key, times in self._votes_by_session.items() if times[-1] <= now - self.config.vote_window_s
+            ]:
                 del self._votes_by_session[key]  # sessions quiet for a whole window are forgotten
             times = self._votes_by_session.setdefault(session, deque())
             while times and times[0] <= now - self.config.vote_window_s:
@@ -161,20 +174,26 @@ class RealOrDream:
         lines = ["| model / game | votes | fooled | fooled rate (95% interval) |", "|---|---|---|---|"]
         for tally in tallies:
             low, high = tally.interval()
-            lines.append(f"| {tally.label} | {tally.votes} | {tally.fooled} | "
-                         f"{tally.rate:.0%} ({low:.0%}-{high:.0%}) |")
+            lines.append(
+                f"| {tally.label} | {tally.votes} | {tally.fooled} | {tally.rate:.0%} ({low:.0%}-{high:.0%}) |"
+            )
         lines.append("\nFooled = the dream was called real; 50% means people cannot tell them apart.")
         return "\n".join(lines)
 
     def _store_trouble(self, err: Exception) -> str:
-        return (f"The votes file {self.votes_path} cannot be used ({err}); set POCKETWORLD_DATA to a writable "
-                "folder and restart the app.")
+        return (
+            f"The votes file {self.votes_path} cannot be used ({err}); set POCKETWORLD_DATA to a writable "
+            "folder and restart the app."
+        )
 
     def _model_key(self, model: str) -> str:
         """The model name plus its weights' size and time: new weights get new clips, not stale ones."""
         folder, _ = model_folder(model, self.registry)
-        weights = next((f for f in (folder / WEIGHTS_FILE, folder / "adapter_model.safetensors")
-                        if f.is_file()), None) if folder else None
+        weights = (
+            next((f for f in (folder / WEIGHTS_FILE, folder / "adapter_model.safetensors") if f.is_file()), None)
+            if folder
+            else None
+        )
         if weights is None:
             return model
         stat = weights.stat()
@@ -222,7 +241,10 @@ def jitter_palettes(gif: bytes, rng: random.Random) -> bytes:
 def clips_html(clip_a: Path | bytes, clip_b: Path | bytes) -> str:
     def figure(side: str, clip: Path | bytes) -> str:
         data = base64.b64encode(clip if isinstance(clip, bytes) else clip.read_bytes()).decode("ascii")
-        return (f'<figure style="margin:0;text-align:center"><img src="data:image/gif;base64,{data}" '
-                f'alt="clip {side}" style="width:256px;max-width:100%;image-rendering:pixelated">'
-                f'<figcaption><b>{side}</b></figcaption></figure>')
+        return (
+            f'<figure style="margin:0;text-align:center"><img src="data:image/gif;base64,{data}" '
+            f'alt="clip {side}" style="width:256px;max-width:100%;image-rendering:pixelated">'
+            f"<figcaption><b>{side}</b></figcaption></figure>"
+        )
+
     return f'<div style="display:flex;gap:16px;flex-wrap:wrap">{figure("A", clip_a)}{figure("B", clip_b)}</div>'

@@ -26,9 +26,9 @@ class RecordingError(ValueError):
 
 @dataclass
 class RecordingConfig:
-    max_frames: int = 1800     # the last 60 s at 30 FPS
-    min_fps: float = 1.0       # playback rate bounds: the recording plays at the pace it was played,
-    max_fps: float = 30.0      # within these (GIF frame delays below 20 ms are not honoured by browsers)
+    max_frames: int = 1800  # the last 60 s at 30 FPS
+    min_fps: float = 1.0  # playback rate bounds: the recording plays at the pace it was played,
+    max_fps: float = 30.0  # within these (GIF frame delays below 20 ms are not honoured by browsers)
 
 
 class Recording:
@@ -81,16 +81,19 @@ class Recording:
         frames, fps = self.frames(jpegs), self.playback_fps(times)
         if fmt == "gif":
             images = [Image.fromarray(frame) for frame in frames]
-            images[0].save(path, save_all=True, append_images=images[1:], loop=0,
-                           duration=round(1000 / fps), optimize=False)
+            images[0].save(
+                path, save_all=True, append_images=images[1:], loop=0, duration=round(1000 / fps), optimize=False
+            )
         else:
             _write_mp4(path, frames, fps)
         return path
 
 
 def _write_mp4(path: Path, frames: list[np.ndarray], fps: float) -> None:
-    import av
     from fractions import Fraction
+
+    import av
+
     with av.open(str(path), mode="w") as container:
         # H.264 with yuv420p plays in every browser and phone; the rate is a fraction so 7.3 FPS stays 7.3.
         stream = container.add_stream("libx264", rate=Fraction(fps).limit_denominator(1000))

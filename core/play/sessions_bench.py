@@ -19,7 +19,7 @@ import torch
 
 from core.config import zoo_config
 from core.games import first_frame
-from core.play.play_session import PlaySession, PlaySessionConfig
+from core.play.play_session import PlaySession
 from core.world_model import WorldModel
 
 KEY_CHOICES = ([], ["arrowleft"], ["arrowright"], ["arrowup"], ["space"], ["arrowright", "space"])
@@ -30,17 +30,23 @@ class SessionsResult:
     variant: str
     sessions: int
     threads: int
-    step_concurrency: int       # 1: steps take turns (the app's default); 0: all at once
+    step_concurrency: int  # 1: steps take turns (the app's default); 0: all at once
     seconds: float
     fps_per_session: list[float]
     fps_min: float
     fps_mean: float
     fps_total: float
-    step_ms_p95: float          # worst session's p95 step latency (time inside step, excluding the wait for the lock)
+    step_ms_p95: float  # worst session's p95 step latency (time inside step, excluding the wait for the lock)
 
 
-def bench_sessions(variant: str, sessions: int, seconds: float = 10.0, threads: int = 2,
-                   step_concurrency: int = 1, model: WorldModel | None = None) -> SessionsResult:
+def bench_sessions(
+    variant: str,
+    sessions: int,
+    seconds: float = 10.0,
+    threads: int = 2,
+    step_concurrency: int = 1,
+    model: WorldModel | None = None,
+) -> SessionsResult:
     if sessions < 1 or seconds <= 0 or threads < 1 or step_concurrency not in (0, 1):
         raise ValueError("sessions and threads must be >= 1, seconds > 0, step_concurrency 0 or 1")
     torch.set_num_threads(threads)
@@ -69,7 +75,14 @@ def bench_sessions(variant: str, sessions: int, seconds: float = 10.0, threads: 
     elapsed = time.monotonic() - start
     fps = [round(count / elapsed, 2) for count in frames]
     return SessionsResult(
-        variant=variant, sessions=sessions, threads=threads, step_concurrency=step_concurrency,
-        seconds=round(elapsed, 2), fps_per_session=fps, fps_min=min(fps),
-        fps_mean=round(float(np.mean(fps)), 2), fps_total=round(sum(fps), 2),
-        step_ms_p95=max(player.stats.latency_ms(95) for player in players))
+        variant=variant,
+        sessions=sessions,
+        threads=threads,
+        step_concurrency=step_concurrency,
+        seconds=round(elapsed, 2),
+        fps_per_session=fps,
+        fps_min=min(fps),
+        fps_mean=round(float(np.mean(fps)), 2),
+        fps_total=round(sum(fps), 2),
+        step_ms_p95=max(player.stats.latency_ms(95) for player in players),
+    )

@@ -14,14 +14,14 @@ import numpy as np
 
 @dataclass
 class StatsConfig:
-    window_s: float = 3.0     # frames/s counts the frames shown in the last window_s seconds
-    max_samples: int = 512    # latency percentiles use at most this many recent steps
+    window_s: float = 3.0  # frames/s counts the frames shown in the last window_s seconds
+    max_samples: int = 512  # latency percentiles use at most this many recent steps
 
 
 class FrameStats:
     def __init__(self, config: StatsConfig | None = None):
         self.config = config or StatsConfig()
-        self._times: deque[float] = deque(maxlen=self.config.max_samples)      # when each frame was ready (s)
+        self._times: deque[float] = deque(maxlen=self.config.max_samples)  # when each frame was ready (s)
         self._latencies: deque[float] = deque(maxlen=self.config.max_samples)  # step time of each frame (ms)
 
     def add(self, finished_at: float, latency_ms: float) -> None:
@@ -46,6 +46,8 @@ class FrameStats:
     def summary(self, now: float) -> dict:
         """Frames/s and step-latency percentiles; the latencies are None before the first step (nothing measured)."""
         measured = bool(self._latencies)
-        return {"fps": round(self.fps(now), 1),
-                "step_ms_p50": round(self.latency_ms(50), 1) if measured else None,
-                "step_ms_p95": round(self.latency_ms(95), 1) if measured else None}
+        return {
+            "fps": round(self.fps(now), 1),
+            "step_ms_p50": round(self.latency_ms(50), 1) if measured else None,
+            "step_ms_p95": round(self.latency_ms(95), 1) if measured else None,
+        }

@@ -26,10 +26,10 @@ from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from core.play.page import STREAM_PATH, TARGET_FPS
 
-MAX_IN_FLIGHT = 2          # frames sent but not yet shown by the page
-MAX_MESSAGE_CHARS = 512    # a key state is a few dozen characters; anything longer is not our page
+MAX_IN_FLIGHT = 2  # frames sent but not yet shown by the page
+MAX_MESSAGE_CHARS = 512  # a key state is a few dozen characters; anything longer is not our page
 LOOPS = ("websocket", "timer")
-UNSUPPORTED_DATA = 1003    # RFC 6455's close code for a message of a type the endpoint does not accept
+UNSUPPORTED_DATA = 1003  # RFC 6455's close code for a message of a type the endpoint does not accept
 BINARY_REFUSED = "binary messages are not accepted: send the key state as text"
 
 
@@ -42,7 +42,7 @@ def pack_frame(header: dict, jpeg: bytes) -> bytes:
 def unpack_frame(message: bytes) -> tuple[dict, bytes]:
     """The inverse of pack_frame (the page does the same in JavaScript)."""
     (size,) = struct.unpack(">I", message[:4])
-    return json.loads(message[4:4 + size]), message[4 + size:]
+    return json.loads(message[4 : 4 + size]), message[4 + size :]
 
 
 class FrameStreams:
@@ -84,8 +84,14 @@ class FrameStreams:
         session = self.lookup(token)
         await websocket.accept()
         if session is None:
-            await websocket.send_text(json.dumps({"message": "This game has ended (or the server restarted): "
-                                                             "press Start to play again.", "error": False}))
+            await websocket.send_text(
+                json.dumps(
+                    {
+                        "message": "This game has ended (or the server restarted): press Start to play again.",
+                        "error": False,
+                    }
+                )
+            )
             await websocket.close(code=1000)
             return
         state = {"keys": "", "unacked": 0}
@@ -118,7 +124,7 @@ class FrameStreams:
                     waiter.cancel()
                 if receiver.done():
                     break
-                await asyncio.sleep(max(0.0, due - loop.time()))   # held to the game's 30 FPS
+                await asyncio.sleep(max(0.0, due - loop.time()))  # held to the game's 30 FPS
                 due = max(due + 1 / TARGET_FPS, loop.time())
                 kind, *payload = await asyncio.to_thread(self._step, session, state["keys"])
                 if kind == "message":

@@ -23,10 +23,10 @@ class StartImageError(ValueError):
 
 @dataclass
 class UploadConfig:
-    max_bytes: int = 20 * 1024 * 1024   # files above this are refused before decoding
-    max_pixels: int = 25_000_000        # width*height above this is refused before decoding (decompression bombs)
-    max_side: int = 8192                # a longer side is refused too: 1 x 40,000,000 is few pixels but 15 s to scale
-    size: int = FRAME_SIZE              # the model's frame side; the image is letterboxed to it
+    max_bytes: int = 20 * 1024 * 1024  # files above this are refused before decoding
+    max_pixels: int = 25_000_000  # width*height above this is refused before decoding (decompression bombs)
+    max_side: int = 8192  # a longer side is refused too: 1 x 40,000,000 is few pixels but 15 s to scale
+    size: int = FRAME_SIZE  # the model's frame side; the image is letterboxed to it
 
 
 def load_start_image(path: str | Path | None, config: UploadConfig | None = None) -> np.ndarray:
@@ -41,9 +41,11 @@ def load_start_image(path: str | Path | None, config: UploadConfig | None = None
     if size_bytes == 0:
         raise StartImageError(f"{path.name!r} is empty; upload a PNG or JPEG screenshot of a game")
     if size_bytes > config.max_bytes:
-        raise StartImageError(f"{path.name!r} is {size_bytes / 2**20:.1f} MB; the limit is "
-                              f"{config.max_bytes / 2**20:.0f} MB. Upload a smaller screenshot "
-                              f"(it is scaled to {config.size}x{config.size} anyway)")
+        raise StartImageError(
+            f"{path.name!r} is {size_bytes / 2**20:.1f} MB; the limit is "
+            f"{config.max_bytes / 2**20:.0f} MB. Upload a smaller screenshot "
+            f"(it is scaled to {config.size}x{config.size} anyway)"
+        )
     try:
         with warnings.catch_warnings():
             # PIL warns of a bomb when it reads the header; the size check below, stricter, says what was wrong
@@ -51,23 +53,30 @@ def load_start_image(path: str | Path | None, config: UploadConfig | None = None
             with Image.open(path) as image:  # reads the header only; pixels are decoded by convert()
                 width, height = image.size
                 if width * height > config.max_pixels or max(width, height) > config.max_side:
-                    raise StartImageError(f"{path.name!r} is {width}x{height} pixels; the limit is "
-                                          f"{config.max_pixels / 1e6:.0f} megapixels and {config.max_side} pixels a "
-                                          f"side. Upload a smaller screenshot (it is scaled to "
-                                          f"{config.size}x{config.size} anyway)")
+                    raise StartImageError(
+                        f"{path.name!r} is {width}x{height} pixels; the limit is "
+                        f"{config.max_pixels / 1e6:.0f} megapixels and {config.max_side} pixels a "
+                        f"side. Upload a smaller screenshot (it is scaled to "
+                        f"{config.size}x{config.size} anyway)"
+                    )
                 image.seek(0)  # an animated GIF or WebP starts from its first frame
                 rgb = image.convert("RGB")
     except StartImageError:
         raise
     except Image.DecompressionBombError as err:  # over twice PIL's own limit: refused while reading the header
-        raise StartImageError(f"{path.name!r} is far too large to decode ({err}); the limit is "
-                              f"{config.max_pixels / 1e6:.0f} megapixels. Upload a smaller screenshot") from None
+        raise StartImageError(
+            f"{path.name!r} is far too large to decode ({err}); the limit is "
+            f"{config.max_pixels / 1e6:.0f} megapixels. Upload a smaller screenshot"
+        ) from None
     except UnidentifiedImageError:
-        raise StartImageError(f"{path.name!r} is not an image this app can read; upload a PNG, JPEG, GIF, "
-                              f"BMP or WebP file") from None
+        raise StartImageError(
+            f"{path.name!r} is not an image this app can read; upload a PNG, JPEG, GIF, BMP or WebP file"
+        ) from None
     except (OSError, SyntaxError, ValueError) as err:  # truncated or corrupt data inside a known format
-        raise StartImageError(f"{path.name!r} could not be decoded ({err}); the file may be truncated or "
-                              f"corrupt. Upload it again or use another image") from None
+        raise StartImageError(
+            f"{path.name!r} could not be decoded ({err}); the file may be truncated or "
+            f"corrupt. Upload it again or use another image"
+        ) from None
     return letterbox(rgb, config.size)
 
 

@@ -47,13 +47,13 @@ class Round:
     model: str
     game: str
     seed: int
-    real_side: str      # where the real clip was shown; the dream is on the other side
+    real_side: str  # where the real clip was shown; the dream is on the other side
     created_at: float = 0.0  # when the pair was dealt (time.time())
 
 
 @dataclass
 class Tally:
-    label: str          # "all", or "model / game"
+    label: str  # "all", or "model / game"
     votes: int
     fooled: int
 
@@ -89,14 +89,17 @@ class VoteStore:
             raise VoteError(f"the real clip goes on side A or B, not {real_side!r}")
         round_ = Round(secrets.token_hex(8), model, game, int(seed), real_side, time.time())
         with closing(self._connect()) as db, db:
-            db.execute("INSERT INTO rounds (id, model, game, seed, real_side, created_at) VALUES (?, ?, ?, ?, ?, ?)",
-                       (round_.id, model, game, round_.seed, real_side, round_.created_at))
+            db.execute(
+                "INSERT INTO rounds (id, model, game, seed, real_side, created_at) VALUES (?, ?, ?, ?, ?, ?)",
+                (round_.id, model, game, round_.seed, real_side, round_.created_at),
+            )
         return round_
 
     def get_round(self, round_id: str) -> Round:
         with closing(self._connect()) as db:
-            row = db.execute("SELECT id, model, game, seed, real_side, created_at FROM rounds WHERE id = ?",
-                             (round_id,)).fetchone()
+            row = db.execute(
+                "SELECT id, model, game, seed, real_side, created_at FROM rounds WHERE id = ?", (round_id,)
+            ).fetchone()
         if row is None:
             raise VoteError(f"no clip pair {round_id!r} was shown here; press 'New pair' and vote on that one")
         return Round(*row)
@@ -109,8 +112,10 @@ class VoteStore:
         fooled = picked != round_.real_side
         try:
             with closing(self._connect()) as db, db:
-                db.execute("INSERT INTO votes (round_id, picked, fooled, created_at) VALUES (?, ?, ?, ?)",
-                           (round_id, picked, int(fooled), time.time()))
+                db.execute(
+                    "INSERT INTO votes (round_id, picked, fooled, created_at) VALUES (?, ?, ?, ?)",
+                    (round_id, picked, int(fooled), time.time()),
+                )
         except sqlite3.IntegrityError:  # the primary key: this round already has its vote
             raise VoteError("this pair already has your vote; press 'New pair' for another") from None
         return round_, fooled
@@ -122,6 +127,8 @@ class VoteStore:
             groups = db.execute(
                 "SELECT rounds.model, rounds.game, COUNT(*), SUM(votes.fooled) FROM votes "
                 "JOIN rounds ON rounds.id = votes.round_id "
-                "GROUP BY rounds.model, rounds.game ORDER BY COUNT(*) DESC, rounds.model, rounds.game").fetchall()
-        return [Tally("all", *overall)] + [Tally(f"{model} / {game}", votes, fooled)
-                                           for model, game, votes, fooled in groups]
+                "GROUP BY rounds.model, rounds.game ORDER BY COUNT(*) DESC, rounds.model, rounds.game"
+            ).fetchall()
+        return [Tally("all", *overall)] + [
+            Tally(f"{model} / {game}", votes, fooled) for model, game, votes, fooled in groups
+        ]

@@ -38,12 +38,18 @@ def _objective(stage: str, model: WorldModel):
         objective = SelfForcingObjective(model.dynamics, passes=2, temperature=1.0)
         objective.mix = 0.5
         return objective
-    teacher = WorldModel(model.config).dynamics   # distill: a same-size teacher (a larger one costs more)
+    teacher = WorldModel(model.config).dynamics  # distill: a same-size teacher (a larger one costs more)
     return DistillObjective(model.dynamics, teacher, DistillConfig())
 
 
-def bench_train(stage: str, variant: str = "nano", batch_size: int = 2, clip_len: int | None = None,
-                steps: int = 3, threads: int = 0) -> dict:
+def bench_train(
+    stage: str,
+    variant: str = "nano",
+    batch_size: int = 2,
+    clip_len: int | None = None,
+    steps: int = 3,
+    threads: int = 0,
+) -> dict:
     """-> {"stage", "variant", "batch", "clip_len", "frames_per_second", "seconds_per_step", "peak_memory_mb", ...}."""
     if stage not in BENCH_STAGES:
         raise ValueError(f"unknown stage {stage!r}; stages: {', '.join(BENCH_STAGES)}")
@@ -56,10 +62,13 @@ def bench_train(stage: str, variant: str = "nano", batch_size: int = 2, clip_len
     default_len = {"tokenizer": 1, "tokens": 1, "decoder": 2}.get(stage, 32)
     clip_len = clip_len or default_len
     frames = torch.randint(0, 256, (batch_size, clip_len, size, size, 3), dtype=torch.uint8, device=device)
-    batch = {"frames": frames,
-             "tokens": torch.randint(0, model.config.dynamics.vocab_size, (batch_size, clip_len, tokens_per_frame),
-                                     device=device),
-             "actions": torch.randint(0, 18, (batch_size, clip_len), device=device)}
+    batch = {
+        "frames": frames,
+        "tokens": torch.randint(
+            0, model.config.dynamics.vocab_size, (batch_size, clip_len, tokens_per_frame), device=device
+        ),
+        "actions": torch.randint(0, 18, (batch_size, clip_len), device=device),
+    }
     if device == "cuda":
         torch.cuda.reset_peak_memory_stats()
     if stage == "tokens":
@@ -80,7 +89,8 @@ def bench_train(stage: str, variant: str = "nano", batch_size: int = 2, clip_len
             loss.backward()
             optimizer.step()
             optimizer.zero_grad(set_to_none=True)
-    run_step()                                              # warm-up: allocations, kernel selection
+
+    run_step()  # warm-up: allocations, kernel selection
     if device == "cuda":
         torch.cuda.synchronize()
     started = time.perf_counter()
@@ -91,9 +101,17 @@ def bench_train(stage: str, variant: str = "nano", batch_size: int = 2, clip_len
     seconds = (time.perf_counter() - started) / steps
     frames_per_step = batch_size * (clip_len - 1 if stage in ("decoder",) else clip_len)
     if device == "cuda":
-        peak = torch.cuda.max_memory_allocated() / 2 ** 20
+        peak = torch.cuda.max_memory_allocated() / 2**20
     else:  # ru_maxrss is KiB on Linux, bytes on macOS
-        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / (2 ** 20 if sys.platform == "darwin" else 2 ** 10)
-    return {"stage": stage, "variant": variant, "device": device, "threads": torch.get_num_threads(),
-            "batch": batch_size, "clip_len": clip_len, "seconds_per_step": round(seconds, 3),
-            "frames_per_second": round(frames_per_step / seconds, 2), "peak_memory_mb": round(peak)}
+        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / (2**20 if sys.platform == "darwin" else 2**10)
+    return {
+        "stage": stage,
+        "variant": variant,
+        "device": device,
+        "threads": torch.get_num_threads(),
+        "batch": batch_size,
+        "clip_len": clip_len,
+        "seconds_per_step": round(seconds, 3),
+        "frames_per_second": round(frames_per_step / seconds, 2),
+        "peak_memory_mb": round(peak),
+    }

@@ -41,8 +41,7 @@ def latest_checkpoint(run_dir: Path) -> Path | None:
     return complete[-1] if complete else None
 
 
-def save_checkpoint(run_dir: Path, accelerator, step: int, model: torch.nn.Module, optimizer, ema,
-                    extra: dict) -> Path:
+def save_checkpoint(run_dir: Path, accelerator, step: int, model: torch.nn.Module, optimizer, ema, extra: dict) -> Path:
     """Write a checkpoint of `step` from every rank; returns its folder. `extra` goes into state.json."""
     root = run_dir / CHECKPOINTS
     final = root / f"step-{step:07d}"
@@ -66,7 +65,7 @@ def save_checkpoint(run_dir: Path, accelerator, step: int, model: torch.nn.Modul
         (partial / STATE_FILE).write_text(json.dumps(state, indent=1))
     accelerator.wait_for_everyone()
     if accelerator.is_main_process:
-        shutil.rmtree(final, ignore_errors=True)   # only when re-saving the same step after a resume
+        shutil.rmtree(final, ignore_errors=True)  # only when re-saving the same step after a resume
         partial.rename(final)
         complete = sorted(p for p in root.glob("step-*") if (p / STATE_FILE).is_file())
         keep = extra.get("keep", 2)
@@ -80,8 +79,9 @@ def load_checkpoint(folder: Path, accelerator, model: torch.nn.Module, optimizer
     """Restore weights, optimizer, EMA and this rank's RNG from `folder`; returns state.json."""
     state = json.loads((folder / STATE_FILE).read_text())
     load_strict(model, folder / "model.safetensors")
-    optimizer.load_state_dict(_unflatten_optimizer(load_file(str(folder / "optimizer.safetensors")),
-                                                   state["param_groups"]))
+    optimizer.load_state_dict(
+        _unflatten_optimizer(load_file(str(folder / "optimizer.safetensors")), state["param_groups"])
+    )
     if ema is not None:
         ema_file = folder / "ema.safetensors"
         if not ema_file.is_file():
@@ -106,7 +106,8 @@ def load_strict(model: torch.nn.Module, path: Path) -> None:
         raise CheckpointError(
             f"{path} was written by another model config or variant: missing {missing[:3]}, unexpected "
             f"{unexpected[:3]}, other shapes {sorted(wrong)[:3]}. Resume with the config that made it, "
-            "or train into a new run folder.")
+            "or train into a new run folder."
+        )
     try:
         model.load_state_dict(tensors, strict=True)
     except RuntimeError as err:
@@ -150,8 +151,10 @@ def _rng_tensors() -> dict[str, torch.Tensor]:
 def _rng_json() -> dict:
     version, internal, gauss = random.getstate()
     kind, keys, pos, has_gauss, cached = np.random.get_state()
-    return {"python": [version, list(internal), gauss],
-            "numpy": [kind, keys.tolist(), int(pos), int(has_gauss), float(cached)]}
+    return {
+        "python": [version, list(internal), gauss],
+        "numpy": [kind, keys.tolist(), int(pos), int(has_gauss), float(cached)],
+    }
 
 
 def _set_rng(tensors: dict, data: dict) -> None:

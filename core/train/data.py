@@ -21,9 +21,9 @@ import json
 import tarfile
 import warnings
 from collections import OrderedDict
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator
 
 import numpy as np
 import torch
@@ -42,10 +42,10 @@ class DataError(ValueError):
 @dataclass
 class SampleRef:
     shard: Path
-    key: str                              # the sample's name in the tar (game-sSEED-fSTART)
-    members: dict[str, tuple[int, int]]   # file extension -> (byte offset, size) inside the tar
+    key: str  # the sample's name in the tar (game-sSEED-fSTART)
+    members: dict[str, tuple[int, int]]  # file extension -> (byte offset, size) inside the tar
     meta: dict
-    length: int                           # frames in the sample
+    length: int  # frames in the sample
 
 
 def index_shards(sources: list[str], kind: str, split: str | None) -> list[SampleRef]:
@@ -55,7 +55,7 @@ def index_shards(sources: list[str], kind: str, split: str | None) -> list[Sampl
         raise DataError("no data given: set data.train to shard folders (e.g. data.train=[shards/platformer])")
     refs = []
     for source in sources:
-        for shard in list_shards(source):   # FileNotFoundError for a missing or empty folder
+        for shard in list_shards(source):  # FileNotFoundError for a missing or empty folder
             if not shard_is_complete(shard):
                 warnings.warn(f"skipping truncated shard {shard}", stacklevel=2)
                 continue
@@ -78,14 +78,20 @@ def _index_shard(shard: Path, kind: str) -> list[SampleRef]:
             meta = json.loads(_read(handle, members["meta.json"]))
             found = TOKENS if "tokens.npy" in members else GAMEPLAY
             if found != kind:
-                hint = (" Encode them first: pocketworld train tokens --config ..." if kind == TOKENS
-                        else " Point this stage at the gameplay shards the tokens were made from.")
+                hint = (
+                    " Encode them first: pocketworld train tokens --config ..."
+                    if kind == TOKENS
+                    else " Point this stage at the gameplay shards the tokens were made from."
+                )
                 raise DataError(f"{shard} holds {found} shards but this stage reads {kind} shards.{hint}")
-            version, supported = ((meta.get("tokens_version"), TOKENS_VERSION) if kind == TOKENS
-                                  else (meta.get("version"), DATA_VERSION))
+            version, supported = (
+                (meta.get("tokens_version"), TOKENS_VERSION) if kind == TOKENS else (meta.get("version"), DATA_VERSION)
+            )
             if version != supported:
-                raise DataError(f"{shard}: {kind} shard format version {version!r}, but this PocketWorld reads "
-                                f"version {supported}; re-record or re-encode the data with this version")
+                raise DataError(
+                    f"{shard}: {kind} shard format version {version!r}, but this PocketWorld reads "
+                    f"version {supported}; re-record or re-encode the data with this version"
+                )
             length = len(np.load(io.BytesIO(_read(handle, members["actions.npy"])), allow_pickle=False))
             refs.append(SampleRef(shard, key, members, meta, length))
     return refs
@@ -109,8 +115,9 @@ def load_sample(ref: SampleRef) -> dict[str, np.ndarray]:
     return arrays
 
 
-def clip_order(lengths: list[int], clip_len: int, stride: int, window: int, seed: int,
-               epoch: int = 0) -> Iterator[tuple[int, int]]:
+def clip_order(
+    lengths: list[int], clip_len: int, stride: int, window: int, seed: int, epoch: int = 0
+) -> Iterator[tuple[int, int]]:
     """Endless (sample index, first frame) clips, epoch after epoch, the same for the same arguments."""
     if not any(length >= clip_len for length in lengths):
         raise DataError(f"no sample has {clip_len} frames (data.clip_len); the longest has {max(lengths, default=0)}")
@@ -119,7 +126,7 @@ def clip_order(lengths: list[int], clip_len: int, stride: int, window: int, seed
         order = rng.permutation(len(lengths))
         for first in range(0, len(order), window):
             pool = []
-            for sample in order[first:first + window]:
+            for sample in order[first : first + window]:
                 last = lengths[sample] - clip_len
                 if last >= 0:
                     offset = int(rng.integers(min(stride, last + 1)))
@@ -132,12 +139,21 @@ def clip_order(lengths: list[int], clip_len: int, stride: int, window: int, seed
 class ClipBatches:
     """This rank's micro-batches of the global clip stream: dicts of (B, L, ...) tensors."""
 
-    def __init__(self, refs: list[SampleRef], clip_len: int, stride: int, window: int, batch_size: int,
-                 seed: int, rank: int = 0, world_size: int = 1):
+    def __init__(
+        self,
+        refs: list[SampleRef],
+        clip_len: int,
+        stride: int,
+        window: int,
+        batch_size: int,
+        seed: int,
+        rank: int = 0,
+        world_size: int = 1,
+    ):
         self.refs, self.clip_len, self.batch_size = refs, clip_len, batch_size
         self.rank, self.world_size = rank, world_size
         self.order = clip_order([r.length for r in refs], clip_len, stride, window, seed)
-        self.consumed = 0                       # clips of the global stream taken so far (the data position)
+        self.consumed = 0  # clips of the global stream taken so far (the data position)
         self._cache: OrderedDict[int, dict] = OrderedDict()
         self._cache_size = 2 * window
 
@@ -153,7 +169,7 @@ class ClipBatches:
 
     def __next__(self) -> dict[str, torch.Tensor]:
         clips = [next(self.order) for _ in range(self.batch_size * self.world_size)]
-        mine = clips[self.rank * self.batch_size:(self.rank + 1) * self.batch_size]
+        mine = clips[self.rank * self.batch_size : (self.rank + 1) * self.batch_size]
         self.consumed += len(clips)
         return collate([self._clip(sample, start) for sample, start in mine])
 
@@ -163,11 +179,12 @@ class ClipBatches:
             if len(self._cache) > self._cache_size:
                 self._cache.popitem(last=False)
         self._cache.move_to_end(sample)
-        return {k: v[start:start + self.clip_len] for k, v in self._cache[sample].items()}
+        return {k: v[start : start + self.clip_len] for k, v in self._cache[sample].items()}
 
 
-def validation_batches(refs: list[SampleRef], clip_len: int, clips: int, batch_size: int,
-                       rank: int = 0, world_size: int = 1) -> list[dict[str, torch.Tensor]]:
+def validation_batches(
+    refs: list[SampleRef], clip_len: int, clips: int, batch_size: int, rank: int = 0, world_size: int = 1
+) -> list[dict[str, torch.Tensor]]:
     """The first `clips` non-overlapping clips of the validation samples, dealt round-robin to ranks."""
     chosen = [(r, start) for r in refs for start in range(0, r.length - clip_len + 1, clip_len)][:clips]
     mine = chosen[rank::world_size]
@@ -177,8 +194,8 @@ def validation_batches(refs: list[SampleRef], clip_len: int, clips: int, batch_s
         if id(ref) not in loaded:
             loaded[id(ref)] = load_sample(ref)
         arrays = loaded[id(ref)]
-        items.append({k: v[start:start + clip_len] for k, v in arrays.items()})
-    return [collate(items[i:i + batch_size]) for i in range(0, len(items), batch_size)]
+        items.append({k: v[start : start + clip_len] for k, v in arrays.items()})
+    return [collate(items[i : i + batch_size]) for i in range(0, len(items), batch_size)]
 
 
 def collate(items: list[dict[str, np.ndarray]]) -> dict[str, torch.Tensor]:

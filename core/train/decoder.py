@@ -35,7 +35,7 @@ class DecoderObjective(nn.Module):
     def decode_next(self, batch: dict) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         previous, target = frame_pairs(batch["frames"])
         with torch.no_grad():
-            tokens = self.frozen["tokenizer"].encode(target)                    # (N, 16, 16)
+            tokens = self.frozen["tokenizer"].encode(target)  # (N, 16, 16)
         return previous, target, self.decoder(tokens, previous)
 
     def forward(self, batch: dict) -> tuple[torch.Tensor, dict]:
@@ -60,9 +60,11 @@ class DecoderStage(Stage):
     def validate(self, batch):
         _, target, decoded = self.objective.decode_next(batch)
         n = len(target)
-        return {"loss": (reconstruction_loss(decoded, target, self.objective.rare_weight).item() * n, n),
-                "psnr": (psnr(decoded, target).sum().item(), n),
-                "sprite_psnr": sprite_psnr(decoded, target)}
+        return {
+            "loss": (reconstruction_loss(decoded, target, self.objective.rare_weight).item() * n, n),
+            "psnr": (psnr(decoded, target).sum().item(), n),
+            "sprite_psnr": sprite_psnr(decoded, target),
+        }
 
     def write_samples(self, batch, path):
         previous, target, decoded = self.objective.decode_next({"frames": batch["frames"][:4, :2]})

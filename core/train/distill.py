@@ -23,18 +23,27 @@ class DistillStage(DynamicsStage):
         if not options.teacher:
             raise ConfigError("the distill stage needs a teacher: set distill.teacher to a WorldModel folder or Hub id")
         self.teacher = WorldModel.from_pretrained(options.teacher)
-        self.objective = DistillObjective(model.dynamics, self.teacher.dynamics, DistillConfig(
-            temperature=options.temperature, logit_weight=options.logit_weight,
-            feature_weight=options.feature_weight, label_weight=options.label_weight))
+        self.objective = DistillObjective(
+            model.dynamics,
+            self.teacher.dynamics,
+            DistillConfig(
+                temperature=options.temperature,
+                logit_weight=options.logit_weight,
+                feature_weight=options.feature_weight,
+                label_weight=options.label_weight,
+            ),
+        )
 
     def check_data(self, refs):
         from core.train.tokens import tokenizer_fingerprint
 
         super().check_data(refs)
         if tokenizer_fingerprint(self.teacher.tokenizer) != tokenizer_fingerprint(self.model.tokenizer):
-            raise DataError(f"the teacher {self.config.distill.teacher} reads other tokens than the student (its "
-                            "tokenizer differs); record its rollouts with core.distill.record_teacher_rollouts "
-                            "and train on those shards instead")
+            raise DataError(
+                f"the teacher {self.config.distill.teacher} reads other tokens than the student (its "
+                "tokenizer differs); record its rollouts with core.distill.record_teacher_rollouts "
+                "and train on those shards instead"
+            )
 
     def to(self, device):
         self.teacher.to(device)

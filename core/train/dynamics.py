@@ -73,7 +73,7 @@ def rollout_accuracy(dynamics: Dynamics, tokens: torch.Tensor, actions: torch.Te
     current, correct = tokens[:, 0], 0.0
     for t in range(frames):
         logits, state = dynamics.step(current, actions[:, t], state)
-        current = logits.argmax(-1)                                   # (B, S)
+        current = logits.argmax(-1)  # (B, S)
         correct = correct + (current == tokens[:, t + 1]).float().mean(1)
     return correct / frames
 
@@ -85,8 +85,8 @@ class DynamicsObjective(nn.Module):
         self.changed_weight = changed_weight
 
     def forward(self, batch: dict) -> tuple[torch.Tensor, dict]:
-        tokens, actions = batch["tokens"], batch["actions"]          # (B, T, S), (B, T)
-        logits = self.dynamics(tokens[:, :-1], actions[:, :-1])       # (B, T-1, S, V)
+        tokens, actions = batch["tokens"], batch["actions"]  # (B, T, S), (B, T)
+        logits = self.dynamics(tokens[:, :-1], actions[:, :-1])  # (B, T-1, S, V)
         loss = next_token_loss(logits, tokens, self.changed_weight)
         accuracy = (logits.detach().argmax(-1) == tokens[:, 1:]).float().mean()
         return loss, {"loss": loss.detach(), "accuracy": accuracy}
@@ -94,8 +94,14 @@ class DynamicsObjective(nn.Module):
 
 class DynamicsStage(Stage):
     data_kind = "tokens"
-    val_metrics = ("loss", "loss_shuffled_actions", "action_loss_gap", "accuracy", "changed_accuracy",
-                   "rollout_accuracy")
+    val_metrics = (
+        "loss",
+        "loss_shuffled_actions",
+        "action_loss_gap",
+        "accuracy",
+        "changed_accuracy",
+        "rollout_accuracy",
+    )
 
     def __init__(self, config, model):
         super().__init__(config, model)
@@ -109,7 +115,8 @@ class DynamicsStage(Stage):
         if theirs != {mine}:
             raise DataError(
                 f"the token shards were encoded by tokenizer(s) {sorted(map(str, theirs))}, but this model's "
-                f"tokenizer is {mine}: set model.init to the model the tokens stage used, or re-run the tokens stage")
+                f"tokenizer is {mine}: set model.init to the model the tokens stage used, or re-run the tokens stage"
+            )
 
     def validate(self, batch):
         dynamics = self.model.dynamics
@@ -121,12 +128,14 @@ class DynamicsStage(Stage):
         rollout = rollout_accuracy(dynamics, tokens, actions, self.config.long_horizon.rollout_frames)
         loss = next_token_loss(logits, tokens).item()
         shuffled = next_token_loss(dynamics(tokens[:, :-1], shuffled_actions(actions)[:, :-1]), tokens).item()
-        return {"loss": (loss * n, n),
-                "loss_shuffled_actions": (shuffled * n, n),
-                "action_loss_gap": ((shuffled - loss) * n, n),
-                "accuracy": ((predicted == target).sum().item(), n),
-                "changed_accuracy": ((predicted == target)[changed].sum().item(), changed.sum().item()),
-                "rollout_accuracy": (rollout.sum().item(), len(rollout))}
+        return {
+            "loss": (loss * n, n),
+            "loss_shuffled_actions": (shuffled * n, n),
+            "action_loss_gap": ((shuffled - loss) * n, n),
+            "accuracy": ((predicted == target).sum().item(), n),
+            "changed_accuracy": ((predicted == target)[changed].sum().item(), changed.sum().item()),
+            "rollout_accuracy": (rollout.sum().item(), len(rollout)),
+        }
 
 
 STAGE = DynamicsStage

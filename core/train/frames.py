@@ -25,15 +25,15 @@ from core.config import ConfigError
 from core.frame_dynamics import recent_actions, unrolled_loss
 from core.frames import to_model
 from core.tokenizer import reconstruction_loss
-from core.train.dynamics import shuffled_actions
 from core.train.config import FramesSection
+from core.train.dynamics import shuffled_actions
 from core.train.loop import Stage
 from core.train.tokenizer import psnr, save_grid
 
 DYNAMICS_WEIGHT = 100.0
 
 
-CHANGED = 0.05   # a pixel moved if a channel differs from the previous frame's by more than this ([-1, 1] units)
+CHANGED = 0.05  # a pixel moved if a channel differs from the previous frame's by more than this ([-1, 1] units)
 
 
 def changed_mask(target: torch.Tensor, prev: torch.Tensor) -> torch.Tensor:
@@ -52,8 +52,15 @@ class FramesObjective(nn.Module):
     then frozen): the upsampler alone (frames.freeze_dynamics), or the dynamics alone (a LoRA fine-tune,
     whose adapter touches only the dynamics: the upsampler's term would be a constant that costs most of a step)."""
 
-    def __init__(self, model, options: FramesSection, rare_weight: float = 0.0, *, train_dynamics: bool = True,
-                 train_upsampler: bool = True):
+    def __init__(
+        self,
+        model,
+        options: FramesSection,
+        rare_weight: float = 0.0,
+        *,
+        train_dynamics: bool = True,
+        train_upsampler: bool = True,
+    ):
         super().__init__()
         self.dynamics, self.decoder = model.dynamics, model.decoder
         self.pool = model.tokenizer
@@ -65,18 +72,26 @@ class FramesObjective(nn.Module):
     def prepare(self, batch: dict) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """uint8 clips (B, L, H, W, 3) -> full (B, L, 3, H, W), small (B, L, 3, r, r), actions (B, L)."""
         b, length = batch["frames"].shape[:2]
-        flat = to_model(batch["frames"])                                             # (B*L, 3, H, W)
-        full = flat.view(b, length, *flat.shape[1:])                                 # (B, L, 3, H, W)
+        flat = to_model(batch["frames"])  # (B*L, 3, H, W)
+        full = flat.view(b, length, *flat.shape[1:])  # (B, L, 3, H, W)
         small = self.pool.encode(flat)
-        small = small.view(b, length, *small.shape[1:])                              # (B, L, 3, r, r)
+        small = small.view(b, length, *small.shape[1:])  # (B, L, 3, r, r)
         return full, small, batch["actions"]
 
-    def rollout_loss(self, small: torch.Tensor, actions: torch.Tensor, noise: float,
-                     changed_weight: float = 0.0) -> torch.Tensor:
+    def rollout_loss(
+        self, small: torch.Tensor, actions: torch.Tensor, noise: float, changed_weight: float = 0.0
+    ) -> torch.Tensor:
         return unrolled_loss(self.dynamics, small, actions, self.options.unroll, noise, changed_weight=changed_weight)
 
-    def upsample(self, full: torch.Tensor, small: torch.Tensor, actions: torch.Tensor, noise: float,
-                 predicted_share: float, clips: int | None = None) -> tuple[torch.Tensor, ...]:
+    def upsample(
+        self,
+        full: torch.Tensor,
+        small: torch.Tensor,
+        actions: torch.Tensor,
+        noise: float,
+        predicted_share: float,
+        clips: int | None = None,
+    ) -> tuple[torch.Tensor, ...]:
         """-> (the upsampler's frame C, the real frame C, the real frame C-1), for the first `clips` clips. The
         upsampler gets frame C-1 and a small frame C: for the first `predicted_share` of the clips the
         dynamics' prediction from the real context (what play gives it), for the rest the real one + noise."""
@@ -100,8 +115,9 @@ class FramesObjective(nn.Module):
             loss = DYNAMICS_WEIGHT * dynamics_loss
             logs["dynamics_mse"] = dynamics_loss.detach()
         if self.train_upsampler:
-            decoded, target, prev = self.upsample(full, small, actions, options.small_noise, options.predicted_share,
-                                                  options.decoder_clips)
+            decoded, target, prev = self.upsample(
+                full, small, actions, options.small_noise, options.predicted_share, options.decoder_clips
+            )
             extra = options.changed_weight * changed_mask(target, prev) if options.changed_weight else None
             loss = loss + reconstruction_loss(decoded, target, self.rare_weight, extra)
             logs["decoder_psnr"] = psnr(decoded.detach(), target).mean()
@@ -110,19 +126,30 @@ class FramesObjective(nn.Module):
 
 class FramesStage(Stage):
     data_kind = "gameplay"
-    val_metrics = ("dynamics_mse", "dynamics_mse_shuffled_actions", "action_gap_relative", "copy_last_mse",
-                   "decoder_psnr", "dream_psnr", "moved_psnr", "moved_psnr_copy_last")
+    val_metrics = (
+        "dynamics_mse",
+        "dynamics_mse_shuffled_actions",
+        "action_gap_relative",
+        "copy_last_mse",
+        "decoder_psnr",
+        "dream_psnr",
+        "moved_psnr",
+        "moved_psnr_copy_last",
+    )
 
     def __init__(self, config, model):
         super().__init__(config, model)
         if model.config.family != "frames":
-            raise ConfigError("the frames stage trains frames-family models (nano v2); this model's family is "
-                              f"{model.config.family!r}: use the tokenizer/tokens/dynamics/decoder stages for it")
+            raise ConfigError(
+                "the frames stage trains frames-family models (nano v2); this model's family is "
+                f"{model.config.family!r}: use the tokenizer/tokens/dynamics/decoder stages for it"
+            )
         needed = model.dynamics.config.context + config.frames.unroll
         if config.data.clip_len < needed:
             raise ConfigError(f"data.clip_len must be at least dynamics.context + frames.unroll = {needed}")
-        self.objective = FramesObjective(model, config.frames, config.train.rare_colour_weight,
-                                         train_dynamics=not config.frames.freeze_dynamics)
+        self.objective = FramesObjective(
+            model, config.frames, config.train.rare_colour_weight, train_dynamics=not config.frames.freeze_dynamics
+        )
 
     @torch.no_grad()
     def validate(self, batch):
@@ -132,17 +159,21 @@ class FramesStage(Stage):
         true = objective.rollout_loss(small, actions, 0.0).item()
         shuffled = objective.rollout_loss(small, shuffled_actions(actions), 0.0).item()
         c, u = objective.dynamics.config.context, objective.options.unroll
-        copy = F.mse_loss(small[:, c - 1:c].expand(-1, u, -1, -1, -1), small[:, c:c + u]).item()
+        copy = F.mse_loss(small[:, c - 1 : c].expand(-1, u, -1, -1, -1), small[:, c : c + u]).item()
         decoded, target, _ = objective.upsample(full, small, actions, 0.0, 0.0)
         dreamed, _, prev = objective.upsample(full, small, actions, 0.0, 1.0)
         # the upsampler on what moved: redrawing the previous frame there scores moved_psnr_copy_last
         moved = changed_mask(target, prev)
-        return {"dynamics_mse": (true * n, n), "dynamics_mse_shuffled_actions": (shuffled * n, n),
-                "action_gap_relative": ((shuffled - true) / max(true, 1e-12) * n, n),
-                "copy_last_mse": (copy * n, n), "decoder_psnr": (psnr(decoded, target).sum().item(), n),
-                "dream_psnr": (psnr(dreamed, target).sum().item(), n),
-                "moved_psnr": (masked_psnr(dreamed, target, moved).item() * n, n),
-                "moved_psnr_copy_last": (masked_psnr(prev, target, moved).item() * n, n)}
+        return {
+            "dynamics_mse": (true * n, n),
+            "dynamics_mse_shuffled_actions": (shuffled * n, n),
+            "action_gap_relative": ((shuffled - true) / max(true, 1e-12) * n, n),
+            "copy_last_mse": (copy * n, n),
+            "decoder_psnr": (psnr(decoded, target).sum().item(), n),
+            "dream_psnr": (psnr(dreamed, target).sum().item(), n),
+            "moved_psnr": (masked_psnr(dreamed, target, moved).item() * n, n),
+            "moved_psnr_copy_last": (masked_psnr(prev, target, moved).item() * n, n),
+        }
 
     @torch.no_grad()
     def write_samples(self, batch, path):

@@ -33,17 +33,17 @@ class SelfForcingObjective(nn.Module):
         super().__init__()
         self.dynamics = dynamics
         self.passes, self.temperature = passes, temperature
-        self.mix = 0.0   # share of context frames taken from the model's predictions (set per step)
+        self.mix = 0.0  # share of context frames taken from the model's predictions (set per step)
 
     def forward(self, batch: dict) -> tuple[torch.Tensor, dict]:
-        tokens, actions = batch["tokens"], batch["actions"]               # (B, T, S), (B, T)
+        tokens, actions = batch["tokens"], batch["actions"]  # (B, T, S), (B, T)
         context = tokens[:, :-1]
         own = torch.rand(context.shape[:2], device=tokens.device) < self.mix  # (B, T-1) frames to replace
-        own[:, 0] = False                                                   # the first frame is always given
+        own[:, 0] = False  # the first frame is always given
         with torch.no_grad():
             for _ in range(self.passes - 1):
                 predicted = sample_tokens(self.dynamics(context, actions[:, :-1]), self.temperature)  # frames 1..T-1
-                shifted = torch.cat([tokens[:, :1], predicted[:, :-1]], dim=1)    # aligned with context frames
+                shifted = torch.cat([tokens[:, :1], predicted[:, :-1]], dim=1)  # aligned with context frames
                 context = torch.where(own[..., None], shifted, tokens[:, :-1])
         logits = self.dynamics(context, actions[:, :-1])
         loss = next_token_loss(logits, tokens)

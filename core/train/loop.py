@@ -36,7 +36,7 @@ class TrainingDiverged(RuntimeError):
 class Stage:
     """What a stage gives the loop. Subclasses set `data_kind` and build `self.objective`."""
 
-    data_kind = "gameplay"        # which shards it reads (core.train.data.GAMEPLAY or TOKENS)
+    data_kind = "gameplay"  # which shards it reads (core.train.data.GAMEPLAY or TOKENS)
     val_metrics: tuple[str, ...] = ()  # names of the validation metrics, in a fixed order
 
     def __init__(self, config: RunConfig, model: WorldModel):
@@ -59,7 +59,7 @@ class Stage:
     def write_samples(self, batch: dict, path: Path) -> None:
         """Write a picture of what the model makes of `batch` (tokenizer and decoder stages)."""
 
-    export_dir = "model"          # where in the run folder the stage's product goes
+    export_dir = "model"  # where in the run folder the stage's product goes
 
     def export(self, folder: Path) -> None:
         """Write the run's product: the whole WorldModel (config.json + model.safetensors); a LoRA
@@ -79,12 +79,14 @@ def build_model(config: RunConfig) -> WorldModel:
     variant = config.model.variant
     architecture = load_config(variant) if variant.endswith(".json") else zoo_config(variant)
     model = WorldModel(architecture)
-    if parts:   # the rest of init may be of another architecture: only the named parts are read
+    if parts:  # the rest of init may be of another architecture: only the named parts are read
         source = load_config(Path(config.model.init) / CONFIG_FILE)
         for part in parts:
             if getattr(source, part) != getattr(architecture, part):
-                raise ConfigError(f"model.init_parts: {config.model.init}'s {part} is not the one {variant} "
-                                  f"describes ({getattr(source, part)} vs {getattr(architecture, part)})")
+                raise ConfigError(
+                    f"model.init_parts: {config.model.init}'s {part} is not the one {variant} "
+                    f"describes ({getattr(source, part)} vs {getattr(architecture, part)})"
+                )
         load_weights(model, Path(config.model.init) / WEIGHTS_FILE, parts)
     return model.train()
 
@@ -98,14 +100,18 @@ def prepare_run_dir(config: RunConfig, resume: bool) -> tuple[Path, Path | None]
     checkpoint = latest_checkpoint(run_dir)
     if not resume:
         if saved.exists() or checkpoint is not None:
-            raise FileExistsError(f"{run_dir} already holds a run; pass --resume to continue it, "
-                                  "or set another out= to start a new one (nothing was overwritten)")
+            raise FileExistsError(
+                f"{run_dir} already holds a run; pass --resume to continue it, "
+                "or set another out= to start a new one (nothing was overwritten)"
+            )
         return run_dir, None
     if saved.exists():
         differences = config_differences(load_run_config(saved), config)
         if differences:
-            raise CheckpointError(f"{run_dir} was trained with another config ({', '.join(differences)} differ); "
-                                  "resume with the same config, or set another out= (nothing was overwritten)")
+            raise CheckpointError(
+                f"{run_dir} was trained with another config ({', '.join(differences)} differ); "
+                "resume with the same config, or set another out= (nothing was overwritten)"
+            )
     return run_dir, checkpoint
 
 
@@ -118,9 +124,13 @@ def train(config: RunConfig, stage_class: type[Stage], resume: bool = False) -> 
     cfg = config.train
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
-    accelerator = Accelerator(cpu=cfg.cpu, mixed_precision=cfg.mixed_precision,
-                              log_with="tensorboard" if config.log.tensorboard else None, project_dir=str(run_dir))
-    accelerator.wait_for_everyone()   # every rank has checked the run folder before the main one writes to it
+    accelerator = Accelerator(
+        cpu=cfg.cpu,
+        mixed_precision=cfg.mixed_precision,
+        log_with="tensorboard" if config.log.tensorboard else None,
+        project_dir=str(run_dir),
+    )
+    accelerator.wait_for_everyone()  # every rank has checked the run folder before the main one writes to it
     set_seed(cfg.seed)  # same initial weights on every rank and in every run of this config
     train_refs = index_shards(config.data.train, stage_class.data_kind, "train")
     if not train_refs:
@@ -149,26 +159,55 @@ def train(config: RunConfig, stage_class: type[Stage], resume: bool = False) -> 
     if config.log.tensorboard:
         accelerator.init_trackers("tb", config={k: str(v) for k, v in flatten(config.to_dict()).items()})
 
-    batches = ClipBatches(train_refs, config.data.clip_len, config.data.stride, config.data.shuffle_window,
-                          cfg.batch_size, cfg.seed, accelerator.process_index, accelerator.num_processes)
+    batches = ClipBatches(
+        train_refs,
+        config.data.clip_len,
+        config.data.stride,
+        config.data.shuffle_window,
+        cfg.batch_size,
+        cfg.seed,
+        accelerator.process_index,
+        accelerator.num_processes,
+    )
     batches.skip(resumed["clips_consumed"] if resumed else 0)
-    val = validation_batches(val_refs, config.data.clip_len, config.data.val_clips, cfg.batch_size,
-                             accelerator.process_index, accelerator.num_processes)
+    val = validation_batches(
+        val_refs,
+        config.data.clip_len,
+        config.data.val_clips,
+        cfg.batch_size,
+        accelerator.process_index,
+        accelerator.num_processes,
+    )
     if config.log.val_every and not val_refs:
         accelerator.print(f"note: no split 'val' samples in {config.data.val or config.data.train}: no validation")
-    sample_batch = val[0] if val else next(ClipBatches(train_refs, config.data.clip_len, config.data.stride, 1,
-                                                       cfg.batch_size, cfg.seed + 1))
+    sample_batch = (
+        val[0]
+        if val
+        else next(ClipBatches(train_refs, config.data.clip_len, config.data.stride, 1, cfg.batch_size, cfg.seed + 1))
+    )
 
     frames_per_step = cfg.batch_size * config.data.clip_len * accelerator.num_processes * cfg.accumulation
-    bar = tqdm(total=cfg.steps, initial=step, desc=f"train {config.stage}", unit="step",
-               disable=not (config.log.progress and accelerator.is_main_process))
+    bar = tqdm(
+        total=cfg.steps,
+        initial=step,
+        desc=f"train {config.stage}",
+        unit="step",
+        disable=not (config.log.progress and accelerator.is_main_process),
+    )
     started, train_seconds, window = time.monotonic(), 0.0, []
     stopped, last_saved = "done", step if resumed else None
 
     def checkpoint_now():
         nonlocal last_saved
-        save_checkpoint(run_dir, accelerator, step, raw, optimizer, ema,
-                        {"clips_consumed": batches.consumed, "keep": config.log.keep, "stage": config.stage})
+        save_checkpoint(
+            run_dir,
+            accelerator,
+            step,
+            raw,
+            optimizer,
+            ema,
+            {"clips_consumed": batches.consumed, "keep": config.log.keep, "stage": config.stage},
+        )
         last_saved = step
 
     while step < cfg.steps:
@@ -194,9 +233,13 @@ def train(config: RunConfig, stage_class: type[Stage], resume: bool = False) -> 
             last = latest_checkpoint(run_dir)
             raise TrainingDiverged(
                 f"loss or gradient became NaN/inf at step {step + 1}; stopped before applying it. "
-                + (f"The last good checkpoint is {last} (step {int(last.name.split('-')[1])}), untouched. "
-                   if last else "No checkpoint had been written yet. ")
-                + "Lower optim.lr, keep optim.grad_clip on, or check the data; then --resume.")
+                + (
+                    f"The last good checkpoint is {last} (step {int(last.name.split('-')[1])}), untouched. "
+                    if last
+                    else "No checkpoint had been written yet. "
+                )
+                + "Lower optim.lr, keep optim.grad_clip on, or check the data; then --resume."
+            )
         optimizer.step()
         optimizer.zero_grad(set_to_none=True)
         if ema is not None:
@@ -208,8 +251,12 @@ def train(config: RunConfig, stage_class: type[Stage], resume: bool = False) -> 
 
         if step % config.log.every == 0 or step == cfg.steps:
             logged = {k: sum(v[k] for v in window) / len(window) for k in window[0]}
-            logged = {k: float(v) for k, v in zip(logged, accelerator.reduce(
-                torch.tensor(list(logged.values()), device=accelerator.device), "mean"))}
+            logged = {
+                k: float(v)
+                for k, v in zip(
+                    logged, accelerator.reduce(torch.tensor(list(logged.values()), device=accelerator.device), "mean")
+                )
+            }
             logged.update(lr=lr, frames_per_second=len(window) * frames_per_step / max(train_seconds, 1e-9))
             _log(accelerator, metrics_log, step, "train", logged)
             bar.set_postfix(loss=f"{logged['loss']:.4f}")
@@ -217,11 +264,14 @@ def train(config: RunConfig, stage_class: type[Stage], resume: bool = False) -> 
         if config.log.val_every and val_refs and (step % config.log.val_every == 0 or step == cfg.steps):
             _log(accelerator, metrics_log, step, "val", _validate(accelerator, stage, raw, ema, val))
         if config.log.sample_every and step % config.log.sample_every == 0 and accelerator.is_main_process:
-            with torch.no_grad(), (ema.applied(raw) if ema else nullcontext()):
-                stage.write_samples({k: v.to(accelerator.device) for k, v in sample_batch.items()},
-                                    run_dir / "samples" / f"step-{step:07d}.png")
+            with torch.no_grad(), ema.applied(raw) if ema else nullcontext():
+                stage.write_samples(
+                    {k: v.to(accelerator.device) for k, v in sample_batch.items()},
+                    run_dir / "samples" / f"step-{step:07d}.png",
+                )
         if cfg.time_limit_minutes and _main_decides(
-                accelerator, time.monotonic() - started > 60 * cfg.time_limit_minutes):
+            accelerator, time.monotonic() - started > 60 * cfg.time_limit_minutes
+        ):
             stopped = "time_limit"
             break
         if step % config.log.save_every == 0 and step < cfg.steps:
@@ -235,9 +285,16 @@ def train(config: RunConfig, stage_class: type[Stage], resume: bool = False) -> 
             stage.export(run_dir / stage.export_dir)
     accelerator.wait_for_everyone()
     accelerator.end_training()
-    summary = {"stage": config.stage, "step": step, "steps": cfg.steps, "stopped": stopped,
-               "run_dir": str(run_dir), "model": str(run_dir / stage.export_dir),
-               "processes": accelerator.num_processes, "seconds": round(time.monotonic() - started, 1)}
+    summary = {
+        "stage": config.stage,
+        "step": step,
+        "steps": cfg.steps,
+        "stopped": stopped,
+        "run_dir": str(run_dir),
+        "model": str(run_dir / stage.export_dir),
+        "processes": accelerator.num_processes,
+        "seconds": round(time.monotonic() - started, 1),
+    }
     accelerator.print(f"{config.stage}: {stopped} at step {step}/{cfg.steps}; exported to {run_dir / stage.export_dir}")
     return summary
 
@@ -253,8 +310,9 @@ def _validate(accelerator, stage: Stage, raw, ema, val: list[dict]) -> dict[str,
                 totals[name][0] += total
                 totals[name][1] += count
     raw.train(was_training)
-    flat = torch.tensor([x for name in stage.val_metrics for x in totals[name]], device=accelerator.device,
-                        dtype=torch.float64)
+    flat = torch.tensor(
+        [x for name in stage.val_metrics for x in totals[name]], device=accelerator.device, dtype=torch.float64
+    )
     flat = accelerator.reduce(flat, "sum").tolist()
     return {name: flat[2 * i] / max(flat[2 * i + 1], 1) for i, name in enumerate(stage.val_metrics)}
 
@@ -267,8 +325,10 @@ def _log(accelerator, metrics_log, step: int, split: str, values: dict[str, floa
 
 def _all(accelerator, flag: bool) -> bool:
     """Every rank agrees (so all ranks stop together, never one waiting on the others)."""
-    return bool(accelerator.reduce(torch.tensor([float(flag)], device=accelerator.device), "sum").item()
-                == accelerator.num_processes)
+    return bool(
+        accelerator.reduce(torch.tensor([float(flag)], device=accelerator.device), "sum").item()
+        == accelerator.num_processes
+    )
 
 
 def _main_decides(accelerator, flag: bool) -> bool:

@@ -74,7 +74,7 @@ def plot_run(run_dir: str | Path, out: str | Path) -> list[str]:
             ax.set_yscale("log")
         ax.legend(fontsize=8)
         ax.grid(alpha=0.3)
-    for ax in list(axes.flat)[len(names):]:
+    for ax in list(axes.flat)[len(names) :]:
         ax.axis("off")
     fig.suptitle(str(run_dir))
     fig.tight_layout()

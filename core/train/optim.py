@@ -44,7 +44,7 @@ class EMA:
     300-step run would leave 0.999^300 = 74% of the initial weights in the average (our nano v0
     dynamics shipped mostly untrained that way)."""
 
-    COUNT_KEY = "__ema_updates__"   # the number of updates so far, saved beside the weights
+    COUNT_KEY = "__ema_updates__"  # the number of updates so far, saved beside the weights
 
     def __init__(self, module: torch.nn.Module, decay: float):
         self.decay = decay

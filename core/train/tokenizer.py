@@ -2,12 +2,13 @@
 
 Loss: L1 + MSE (core/tokenizer.py's `reconstruction_loss`), optionally weighted towards
 rare-colour pixels (`train.rare_colour_weight`): sprites are 1-2% of a frame, and an unweighted
-loss reached 24 dB on the level while dropping the player (runs/nano-tokenizer samples). Perceptual (LPIPS) and adversarial
-terms, as in VQGAN (Esser et al. 2021), are not used: LPIPS needs pretrained VGG/AlexNet
-weights this offline project does not ship, and on flat-coloured 2D frames PSNR already rises
-steadily with L1 + MSE. Validation reports PSNR on held-out level seeds and the share of the
-vocabulary the batch uses (dead codes are a bug); every `log.sample_every` steps a grid of real
-(top) vs reconstructed (bottom) frames is saved under RUN/samples/.
+loss reached 24 dB on the level while dropping the player (runs/nano-tokenizer samples).
+Perceptual (LPIPS) and adversarial terms, as in VQGAN (Esser et al. 2021), are not used: LPIPS
+needs pretrained VGG/AlexNet weights this offline project does not ship, and on flat-coloured
+2D frames PSNR already rises steadily with L1 + MSE. Validation reports PSNR on held-out level
+seeds and the share of the vocabulary the batch uses (dead codes are a bug); every
+`log.sample_every` steps a grid of real (top) vs reconstructed (bottom) frames is saved under
+RUN/samples/.
 """
 
 from __future__ import annotations
@@ -19,10 +20,10 @@ import torch
 import torch.nn as nn
 from PIL import Image
 
+from core.atomic import atomic_write
 from core.frames import to_model, to_uint8
 from core.tokenizer import Tokenizer, codebook_usage, rare_colour_mask, reconstruction_loss
 from core.train.loop import Stage
-from core.atomic import atomic_write
 
 
 def psnr(images: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
@@ -55,12 +56,15 @@ class TokenizerObjective(nn.Module):
         self.rare_weight = rare_weight
 
     def forward(self, batch: dict) -> tuple[torch.Tensor, dict]:
-        frames = to_model(batch["frames"])                  # (B*L, 3, H, W)
+        frames = to_model(batch["frames"])  # (B*L, 3, H, W)
         recon, ids = self.tokenizer(frames)
         loss = reconstruction_loss(recon, frames, self.rare_weight)
         usage = codebook_usage(ids, self.tokenizer.config.vocab_size)
-        return loss, {"loss": loss.detach(), "psnr": psnr(recon.detach(), frames).mean(),
-                      "codes_used": usage["used_fraction"]}
+        return loss, {
+            "loss": loss.detach(),
+            "psnr": psnr(recon.detach(), frames).mean(),
+            "codes_used": usage["used_fraction"],
+        }
 
 
 class TokenizerStage(Stage):
@@ -75,10 +79,12 @@ class TokenizerStage(Stage):
         frames = to_model(batch["frames"])
         recon, ids = self.objective.tokenizer(frames)
         n = len(frames)
-        return {"loss": (reconstruction_loss(recon, frames, self.objective.rare_weight).item() * n, n),
-                "psnr": (psnr(recon, frames).sum().item(), n),
-                "sprite_psnr": sprite_psnr(recon, frames),
-                "codes_used": (codebook_usage(ids, self.objective.tokenizer.config.vocab_size)["used_fraction"], 1)}
+        return {
+            "loss": (reconstruction_loss(recon, frames, self.objective.rare_weight).item() * n, n),
+            "psnr": (psnr(recon, frames).sum().item(), n),
+            "sprite_psnr": sprite_psnr(recon, frames),
+            "codes_used": (codebook_usage(ids, self.objective.tokenizer.config.vocab_size)["used_fraction"], 1),
+        }
 
     def write_samples(self, batch, path):
         frames = to_model(batch["frames"])[:4]

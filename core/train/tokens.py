@@ -43,8 +43,10 @@ def encode_shards(config: RunConfig) -> dict:
     from core.train.loop import build_model
 
     if not config.model.init:
-        raise ConfigError("the tokens stage needs a trained tokenizer: set model.init to the tokenizer run's "
-                          "model folder (e.g. model.init=runs/nano-tokenizer/model)")
+        raise ConfigError(
+            "the tokens stage needs a trained tokenizer: set model.init to the tokenizer run's "
+            "model folder (e.g. model.init=runs/nano-tokenizer/model)"
+        )
     if not config.tokens.out:
         raise ConfigError("set tokens.out to a new folder for the token shards")
     out = Path(config.tokens.out)
@@ -66,13 +68,15 @@ def encode_shards(config: RunConfig) -> dict:
         ids = []
         with torch.inference_mode():
             for first in range(0, len(arrays["frames"]), config.tokens.batch_size):
-                chunk = np.array(arrays["frames"][first:first + config.tokens.batch_size])  # writable for torch
-                ids.append(tokenizer.encode(to_model(chunk, device)).cpu())      # (n, 16, 16)
+                chunk = np.array(arrays["frames"][first : first + config.tokens.batch_size])  # writable for torch
+                ids.append(tokenizer.encode(to_model(chunk, device)).cpu())  # (n, 16, 16)
         tokens = torch.cat(ids).numpy().astype(np.uint16)
-        meta = {**ref.meta, "tokens_version": TOKENS_VERSION, "tokenizer": fingerprint,
-                "source_shard": ref.shard.name}
-        files = {"tokens.npy": _npy(tokens), "actions.npy": _npy(arrays["actions"].astype(np.uint8)),
-                 "meta.json": json.dumps(meta, sort_keys=True).encode()}
+        meta = {**ref.meta, "tokens_version": TOKENS_VERSION, "tokenizer": fingerprint, "source_shard": ref.shard.name}
+        files = {
+            "tokens.npy": _npy(tokens),
+            "actions.npy": _npy(arrays["actions"].astype(np.uint8)),
+            "meta.json": json.dumps(meta, sort_keys=True).encode(),
+        }
         if tar is None:
             tar = tarfile.open(partial / f"shard-{shard_index:06d}.tar", "w", format=tarfile.USTAR_FORMAT)
         for ext, data in files.items():
@@ -81,15 +85,21 @@ def encode_shards(config: RunConfig) -> dict:
             tar.addfile(info, io.BytesIO(data))
             shard_bytes += len(data) + 1024
         frames += len(tokens)
-        if shard_bytes >= config.tokens.shard_mb * 2 ** 20:
+        if shard_bytes >= config.tokens.shard_mb * 2**20:
             tar.close()
             tar, shard_index, shard_bytes = None, shard_index + 1, 0
     if tar is not None:
         tar.close()
     seconds = time.monotonic() - started
-    summary = {"tokenizer": fingerprint, "model": config.model.init, "samples": len(refs), "frames": frames,
-               "seconds": round(seconds, 2), "frames_per_second": round(frames / max(seconds, 1e-9), 1),
-               "sources": config.data.train}
+    summary = {
+        "tokenizer": fingerprint,
+        "model": config.model.init,
+        "samples": len(refs),
+        "frames": frames,
+        "seconds": round(seconds, 2),
+        "frames_per_second": round(frames / max(seconds, 1e-9), 1),
+        "sources": config.data.train,
+    }
     atomic_write_text(partial / "tokens.json", json.dumps(summary, indent=2))
     if out.exists():
         out.rmdir()  # empty (checked above)
