@@ -283,3 +283,19 @@ def test_the_upsampler_trains_alone_on_a_dynamics_taken_from_another_model(tmp_p
         run_stage(
             load_run_config(None, common + [f"out={tmp_path / 'y'}", "model.init_parts=[decoder]"], stage="frames")
         )
+
+
+def test_the_dynamics_loss_weighs_moved_pixels_when_asked():
+    """A model that repeats the last frame errs only where the sprite moved: weighing those pixels 11x must
+    raise its loss ~11x (sprites are a sliver of a frame: unweighted, a blurred or frozen sprite costs little)."""
+    from core.frame_dynamics import unrolled_loss
+
+    dynamics = WorldModel(frames_config()).dynamics.eval()  # untrained: the last frame again
+    clip = torch.full((1, 4, 3, 16, 16), -1.0)
+    for t in range(4):
+        clip[0, t, :, 4:8, 2 + 2 * t : 6 + 2 * t] = 1  # a 4x4 square moving 2 px a frame
+    actions = torch.zeros(1, 4, dtype=torch.long)
+    with torch.no_grad():
+        plain = unrolled_loss(dynamics, clip, actions, unroll=1)
+        weighted = unrolled_loss(dynamics, clip, actions, unroll=1, changed_weight=10.0)
+    assert plain > 0 and 5 < weighted / plain <= 11
