@@ -6,21 +6,22 @@ on top. `pocketworld evaluate`, `pocketworld finetune --base`, the play app and 
 all resolve through `model_dir` and load through `load`, so a name means the same thing
 everywhere.
 
-Shipped weights sit in the repository's `zoo/<variant>/`, laid out like a Hub repo
-(config.json + model.safetensors + README.md), so `WorldModel.from_pretrained` reads them
-as it would a downloaded repo. `POCKETWORLD_ZOO` points elsewhere (e.g. a shared cache).
+Shipped weights sit in the repository's `zoo/<variant>/` (in a wheel, a copy inside the package:
+core/paths.py says which), laid out like a Hub repo (config.json + model.safetensors + README.md), so
+`WorldModel.from_pretrained` reads them as it would a downloaded repo. `POCKETWORLD_ZOO` points
+elsewhere (e.g. a shared cache).
 A variant without weights is reported as such; it is never played with random weights.
 """
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import torch
 
 from core.config import ZOO, zoo_config
 from core.config_bounds import check_config_file
+from core.paths import ZOO_VARIABLE, zoo_dir
 from core.world_model import CONFIG_FILE, WEIGHTS_FILE, WorldModel
 
 
@@ -32,10 +33,6 @@ class UnknownModelError(ValueError):
     """A model name that is neither a zoo variant nor a model folder (nor, in the app, a registry fine-tune)."""
 
 
-def zoo_dir() -> Path:
-    return Path(os.environ.get("POCKETWORLD_ZOO", Path(__file__).resolve().parent.parent / "zoo"))
-
-
 def weights_available(name: str) -> bool:
     folder = zoo_dir() / name
     return (folder / CONFIG_FILE).is_file() and (folder / WEIGHTS_FILE).is_file()
@@ -45,7 +42,7 @@ def missing_weights_text(name: str) -> str:
     """What to do about a zoo variant whose weights are not here."""
     return (
         f"no trained weights for {name!r} at {zoo_dir() / name}: train them with the pipeline "
-        f"(`pocketworld train ...`, see README) and save them there, or point POCKETWORLD_ZOO at a folder "
+        f"(`pocketworld train ...`, see README) and save them there, or point {ZOO_VARIABLE} at a folder "
         f"that holds {name}/{CONFIG_FILE} and {name}/{WEIGHTS_FILE}"
     )
 

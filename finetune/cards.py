@@ -1,4 +1,4 @@
-"""Model cards for zoo variants and fine-tunes, from the Jinja templates in model_cards/.
+"""Model cards for zoo variants and fine-tunes, from the Jinja templates in model_cards/ (core/paths.py).
 
 Cards follow the Hugging Face Hub's model card spec: YAML metadata (library_name "pocketworld",
 which is how `pocketworld hub list` finds community fine-tunes; tags; base_model with
@@ -17,14 +17,14 @@ from __future__ import annotations
 import math
 import re
 from numbers import Real
-from pathlib import Path
 
 from huggingface_hub import ModelCard, ModelCardData
+
+from core.paths import TEMPLATES_VARIABLE, card_templates_dir
 
 LIBRARY = "pocketworld"
 PIPELINE_TAG = "image-to-video"
 LICENSE = "mit"
-TEMPLATES = Path(__file__).resolve().parents[1] / "model_cards"
 
 
 class CardError(ValueError):
@@ -37,11 +37,11 @@ def game_tag(game: str) -> str:
 
 
 def _template(name: str) -> str:
-    path = TEMPLATES / name
+    path = card_templates_dir() / name
     if not path.is_file():
         raise FileNotFoundError(
-            f"card template {path} not found: model_cards/ ships with the PocketWorld source "
-            "tree (install from a checkout with `pip install -e .`)"
+            f"card template {path} not found: point {TEMPLATES_VARIABLE} at a folder holding {name} "
+            "(the repository's model_cards/)"
         )
     return str(path)
 

@@ -1,6 +1,6 @@
-"""`pocketworld play` (the browser app in app.py) and `pocketworld bench sessions` (several players at once).
+"""`pocketworld play` (the browser app, core/play/app.py) and `pocketworld bench sessions` (several players at once).
 
-The play options are declared here, light to import, and app.py reuses them, so
+The play options are declared here, light to import, and the app reuses them, so
 `python app.py` and `pocketworld play` take the same options.
 """
 
@@ -8,14 +8,12 @@ from __future__ import annotations
 
 import argparse
 import errno
-import importlib.util
 import json
 import os
 import socket
 from dataclasses import asdict
 from pathlib import Path
 
-APP_FILE = Path(__file__).resolve().parents[2] / "app.py"
 DEFAULT_PORT = 7860  # Gradio's own default
 PORT_VARIABLE = "GRADIO_SERVER_PORT"  # Gradio's variable: its port hint names it, so the app honours it too
 # Leave a core to the browser showing the frames when it runs on the same machine (README, "How fast it plays").
@@ -151,17 +149,9 @@ def port_taken_message(host: str, port: int) -> str:
 
 
 def run_play(args) -> int:
-    from core.cli import UsageError
+    from core.play.app import serve
 
-    if not APP_FILE.is_file():
-        raise UsageError(
-            f"pocketworld play serves the repository's app.py, which is not at {APP_FILE}; "
-            "run it from a source checkout (pip install -e .)"
-        )
-    spec = importlib.util.spec_from_file_location("pocketworld_app", APP_FILE)
-    app = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(app)
-    app.serve(args.host, args.port, args.share, args.model, args.threads, args.step_concurrency, args.loop)
+    serve(args.host, args.port, args.share, args.model, args.threads, args.step_concurrency, args.loop)
     return 0
 
 

@@ -16,9 +16,7 @@ import sys
 import time
 import urllib.request
 from dataclasses import asdict, dataclass
-from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[2]
 CHROMIUM_ARGS = [
     "--headless",
     "--no-sandbox",
@@ -63,15 +61,16 @@ def bench_browser(
     loop: str = "websocket",
     startup_timeout: float = 120.0,
 ) -> BrowserBenchResult:
-    """Serve `python app.py --model MODEL --loop LOOP`, play for `seconds`, return the page's own measurements."""
+    """Serve the app (`python app.py --model MODEL --loop LOOP`), play for `seconds`, return the page's own
+    measurements."""
     from playwright.sync_api import sync_playwright
 
     chromium = chromium_path()
     port = free_port()
     env = {**os.environ, "GRADIO_ANALYTICS_ENABLED": "False"}
     app = subprocess.Popen(
-        [sys.executable, "app.py", "--port", str(port), "--threads", str(threads), "--model", model, "--loop", loop],
-        cwd=REPO,
+        [sys.executable, "-m", "core.play.app", "--port", str(port), "--threads", str(threads), "--model", model]
+        + ["--loop", loop],
         env=env,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
