@@ -24,3 +24,12 @@ def tiny_config(**dynamics) -> WorldModelConfig:
 @pytest.fixture
 def tiny() -> WorldModelConfig:
     return tiny_config()
+
+
+@pytest.fixture(scope="session")
+def installed_python(tmp_path_factory):
+    """The python of a fresh venv with PocketWorld installed as a wheel (tests/installed.py); built once."""
+    pytest.importorskip("setuptools")  # the wheel is built without build isolation, with this setuptools
+    from tests.installed import install_non_editable
+
+    return install_non_editable(tmp_path_factory.mktemp("installed"))

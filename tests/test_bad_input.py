@@ -149,6 +149,7 @@ def no_serving(tmp_path, monkeypatch):
     monkeypatch.setattr(gradio.Blocks, "launch", launch)
     monkeypatch.setenv("POCKETWORLD_REGISTRY", str(tmp_path / "registry"))
     monkeypatch.delenv("GRADIO_SERVER_PORT", raising=False)
+    monkeypatch.delenv("GRADIO_SERVER_NAME", raising=False)
     monkeypatch.setattr(torch, "set_num_threads", lambda threads: None)  # the test process keeps its own
 
 
@@ -185,12 +186,13 @@ def test_play_start_up_names_the_share_option_a_cli_user_has(no_serving, tmp_pat
     monkeypatch.setattr(gradio.Blocks, "launch", launch)
     monkeypatch.setattr(gradio.Blocks, "block_thread", lambda demo: None)
     monkeypatch.setenv("GRADIO_SERVER_PORT", "7861")
+    monkeypatch.setenv("GRADIO_SERVER_NAME", "localhost")  # both variables a Hugging Face Space sets are honoured
     with socket.socket() as probe:
         if probe.connect_ex(("127.0.0.1", 7861)) == 0:
             pytest.skip("port 7861 is in use on this machine")
     assert main(["play", "--loop", "timer"]) == 0
     out = capsys.readouterr().out
-    assert launched["quiet"] is True and launched["server_port"] == 7861
+    assert launched["quiet"] is True and launched["server_port"] == 7861 and launched["server_name"] == "localhost"
     assert "http://127.0.0.1:7861/" in out and "--share" in out and "share=True" not in out
 
 

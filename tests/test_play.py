@@ -181,6 +181,9 @@ def test_the_picker_marks_models_without_weights_and_says_how_to_get_them(zoo_wi
     assert player.default_model() == "nano"
     notes = player.model_notes()
     assert "**Playable:** nano" in notes and "`tiny`: no trained weights" in notes
+    # the page opened on a variant without weights (a Space of tiny) says so before anyone presses Start
+    assert player.opening_message(None) == player.opening_message("nano") == message_html(WELCOME)
+    assert player.opening_message("tiny").startswith('<div class="pw-message pw-error">tiny has no trained weights yet')
 
 
 def test_registry_fine_tunes_are_playable_when_their_base_is(zoo_with_nano):

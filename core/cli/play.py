@@ -14,8 +14,11 @@ import socket
 from dataclasses import asdict
 from pathlib import Path
 
+DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 7860  # Gradio's own default
-PORT_VARIABLE = "GRADIO_SERVER_PORT"  # Gradio's variable: its port hint names it, so the app honours it too
+# Gradio's variables: its port hint names the port's, and a Hugging Face Space sets both (0.0.0.0, 7860)
+HOST_VARIABLE = "GRADIO_SERVER_NAME"
+PORT_VARIABLE = "GRADIO_SERVER_PORT"
 # Leave a core to the browser showing the frames when it runs on the same machine (README, "How fast it plays").
 DEFAULT_PLAY_THREADS = max(1, min(2, (os.cpu_count() or 2) - 1))
 
@@ -25,8 +28,9 @@ def add_play_arguments(parser: argparse.ArgumentParser) -> None:
 
     parser.add_argument(
         "--host",
-        default="127.0.0.1",
-        help="address to serve on (default: 127.0.0.1; 0.0.0.0 to reach it from other machines)",
+        default=None,
+        help=f"address to serve on (default: ${HOST_VARIABLE} if set, else {DEFAULT_HOST}; 0.0.0.0 to reach it "
+        "from other machines)",
     )
     parser.add_argument(
         "--port",
@@ -98,6 +102,11 @@ def register(commands, benches) -> None:
     )
     browser.add_argument("--json", metavar="PATH", help="also write the result(s) as JSON to PATH")
     browser.set_defaults(func=run_bench_browser)
+
+
+def play_host(host: str | None) -> str:
+    """The address to serve on: --host, else $GRADIO_SERVER_NAME, else 127.0.0.1."""
+    return host or os.environ.get(HOST_VARIABLE, "").strip() or DEFAULT_HOST
 
 
 def play_port(port: int | None) -> int:

@@ -17,12 +17,12 @@ import argparse
 import gradio as gr
 
 from core.cli import UsageError
-from core.cli.play import add_play_arguments, check_port_free, play_port, port_taken_message
+from core.cli.play import add_play_arguments, check_port_free, play_host, play_port, port_taken_message
 from core.config import ZOO
 from core.play.benchmarks import EVAL_DIR, show_benchmarks
 from core.play.community import ANY, HEADERS, browse
 from core.play.community import show as show_finetune
-from core.play.controller import START_GAME, START_UPLOAD, WELCOME, Player, PlayerConfig
+from core.play.controller import START_GAME, START_UPLOAD, Player, PlayerConfig
 from core.play.finetune_tab import FinetuneQueue
 from core.play.models import check_model
 from core.play.page import (
@@ -34,12 +34,11 @@ from core.play.page import (
     PAGE_HEAD,
     SURFACE_JS,
     TARGET_FPS,
-    message_html,
 )
 from core.play.real_or_dream import INTRO as REAL_OR_DREAM_INTRO
 from core.play.real_or_dream import RealOrDream
 from core.play.recording import FORMATS
-from core.zoo import UnknownModelError
+from core.zoo import UnknownModelError, weights_dir
 
 
 def build_app(
@@ -70,7 +69,7 @@ def build_app(
                         reset = gr.Button("Reset", elem_id="pw-reset")
                 with gr.Column(scale=2, min_width=300):
                     surface = gr.HTML(
-                        message_html(WELCOME), js_on_load=SURFACE_JS, head=PAGE_HEAD, elem_id="pw-surface"
+                        player.opening_message(model), js_on_load=SURFACE_JS, head=PAGE_HEAD, elem_id="pw-surface"
                     )
                     keys = gr.HTML("0", html_template="", js_on_load=KEYS_JS, head=PAGE_HEAD, elem_id="pw-keys")
                     gr.HTML(CONTROLS_HTML, js_on_load=CONTROLS_JS, head=PAGE_HEAD, elem_id="pw-controls")
@@ -237,7 +236,7 @@ def build_app(
 
 
 def serve(
-    host: str = "127.0.0.1",
+    host: str | None = None,
     port: int | None = None,
     share: bool = False,
     model: str | None = None,
@@ -245,9 +244,10 @@ def serve(
     step_concurrency: int | None = 1,
     loop: str = "websocket",
 ) -> None:
-    """Serve the app on `port` (None: $GRADIO_SERVER_PORT, else 7860). A taken port or an unknown model
-    is a UsageError / UnknownModelError before anything is served."""
-    port = play_port(port)
+    """Serve the app on `host` (None: $GRADIO_SERVER_NAME, else 127.0.0.1) and `port` (None:
+    $GRADIO_SERVER_PORT, else 7860), as Gradio's own launch() would on a Hugging Face Space. A taken port or an
+    unknown model is a UsageError / UnknownModelError before anything is served."""
+    host, port = play_host(host), play_port(port)
     check_port_free(host, port)
     import torch
 
@@ -257,6 +257,12 @@ def serve(
     registry = make_registry("local")  # shared fine-tunes: played, browsed and pushed to
     check_model(model, registry)  # else the page would open on a model that is not in its list
     player = Player(PlayerConfig(loop=loop, step_concurrency=step_concurrency), registry=registry)
+    opening = player.choice(model or player.default_model())
+    if opening.playable:  # the log says what a visitor plays (a Space's log is all its owner sees)
+        source = weights_dir(opening.value) if opening.value in ZOO else "the fine-tune registry"
+        print(f"* Model: {opening.value}, weights from {source}", flush=True)
+    else:
+        print(f"* Model: {opening.value} has no trained weights yet: {opening.how_to_get}", flush=True)
     finetunes = FinetuneQueue(registry=registry)
     demo = build_app(player, model, step_concurrency, finetunes)
     try:

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from core import zoo
 from core.games import GAMES, first_frame
-from core.play.models import ModelCache, all_choices
+from core.play.models import ModelCache, ModelChoice, all_choices
 from core.play.page import frame_html, hud_line, message_html
 from core.play.play_session import PlaySession, PlaySessionConfig, SessionExpired, parse_key_state
 from core.play.recording import RecordingError
@@ -63,6 +63,19 @@ class Player:
     def default_model(self) -> str | None:
         playable = [choice.value for choice in all_choices(self.registry) if choice.playable]
         return "nano" if "nano" in playable else (playable[0] if playable else "nano")
+
+    def choice(self, value: str) -> ModelChoice | None:
+        return next((c for c in all_choices(self.registry) if c.value == value), None)
+
+    def opening_message(self, model: str | None) -> str:
+        """The play surface's first message: how to play, or, when the model the page opens on has no
+        weights (a Space of a variant that has none yet), that it cannot be played and how to get them."""
+        choice = self.choice(model or self.default_model())
+        if choice is None or choice.playable:
+            return message_html(WELCOME)
+        return message_html(
+            f"{choice.value} has no trained weights yet, so it cannot be played here. {choice.how_to_get}", error=True
+        )
 
     def model_notes(self) -> str:
         """Markdown: which choices play, and for the others how to get them."""
