@@ -17,7 +17,6 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from contextlib import contextmanager
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -28,22 +27,9 @@ from tqdm.auto import tqdm
 
 from core.actions import NOOP, NUM_ACTIONS
 from core.dynamics import Dynamics
+from core.train.config import DistillSection  # the distill stage's section is the loss's config: one dataclass
 
 FrameTeacher = Callable[[np.ndarray, np.ndarray], np.ndarray]
-
-
-@dataclass
-class DistillConfig:
-    temperature: float = 2.0  # softens both distributions in the KL term
-    logit_weight: float = 1.0  # weight of KL(teacher || student) (scaled by temperature^2)
-    feature_weight: float = 0.1  # weight of the projected hidden-feature MSE
-    label_weight: float = 1.0  # weight of cross-entropy with the recorded next tokens
-
-    def __post_init__(self):
-        if self.temperature <= 0:
-            raise ValueError(f"distillation temperature must be positive, got {self.temperature}")
-        if min(self.logit_weight, self.feature_weight, self.label_weight) < 0:
-            raise ValueError("distillation loss weights must be >= 0")
 
 
 def logit_kl(student: torch.Tensor, teacher: torch.Tensor, temperature: float) -> torch.Tensor:
@@ -67,7 +53,7 @@ def hidden_features(dynamics: Dynamics):
 class DistillObjective(nn.Module):
     """forward(batch of token clips) -> (loss, metrics); only the student and projection train."""
 
-    def __init__(self, student: Dynamics, teacher: Dynamics, config: DistillConfig):
+    def __init__(self, student: Dynamics, teacher: Dynamics, config: DistillSection):
         super().__init__()
         s, t = student.config, teacher.config
         for name in ("vocab_size", "tokens_per_frame", "num_actions"):

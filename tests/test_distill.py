@@ -7,8 +7,9 @@ import torch
 import torch.nn.functional as F
 
 from core.config import DynamicsConfig
-from core.distill import DistillConfig, DistillObjective, logit_kl, record_teacher_rollouts
+from core.distill import DistillObjective, logit_kl, record_teacher_rollouts
 from core.dynamics import Dynamics
+from core.train.config import DistillSection
 from core.train.data import index_shards, load_sample
 from tests.toy import SPRITE, sprite_clips
 
@@ -50,7 +51,7 @@ def test_kl_is_zero_for_equal_logits_and_grows_with_disagreement():
 def test_teacher_stays_frozen_and_mismatched_vocabularies_are_refused():
     teacher, student = toy_dynamics(32, 0), toy_dynamics(32, 1)
     before = {k: v.clone() for k, v in teacher.state_dict().items()}
-    objective = DistillObjective(student, teacher, DistillConfig())
+    objective = DistillObjective(student, teacher, DistillSection())
     assert not any(name.startswith("frozen") for name, _ in objective.named_parameters())
     optimizer = torch.optim.AdamW(objective.parameters(), lr=1e-2)
     tokens, actions = sprite_clips(2, 4, grid=GRID)
@@ -62,7 +63,7 @@ def test_teacher_stays_frozen_and_mismatched_vocabularies_are_refused():
     assert metrics["kl"] > 0 and metrics["feature_mse"] > 0
     other = Dynamics(DynamicsConfig(vocab_size=8, tokens_per_frame=GRID * GRID, d_model=32, n_heads=4, headdim=16))
     with pytest.raises(ValueError, match="vocab_size"):
-        DistillObjective(other, teacher, DistillConfig())
+        DistillObjective(other, teacher, DistillSection())
 
 
 @pytest.mark.slow
@@ -90,8 +91,8 @@ def test_a_distilled_student_gets_closer_to_the_teacher_than_one_trained_from_sc
     for mode in ("scratch", "distilled"):
         student = toy_dynamics(32, 1)  # the same student, the same recorded clips and steps
         on = 1.0 if mode == "distilled" else 0.0
-        labelled = DistillObjective(student, teacher, DistillConfig(logit_weight=on, feature_weight=on))
-        teacher_only = DistillObjective(student, teacher, DistillConfig(label_weight=0.0, feature_weight=1.0))
+        labelled = DistillObjective(student, teacher, DistillSection(logit_weight=on, feature_weight=on))
+        teacher_only = DistillObjective(student, teacher, DistillSection(label_weight=0.0, feature_weight=1.0))
         teacher_only.projection = labelled.projection
         optimizer = torch.optim.AdamW(labelled.parameters(), lr=1e-2, weight_decay=0.0)
         generator = torch.Generator().manual_seed(7)

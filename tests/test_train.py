@@ -252,6 +252,8 @@ def test_config_overrides_types_and_errors(tmp_path):
         load_run_config(path, stage="tokenizer")
     with pytest.raises(ConfigError, match="section.field=value"):
         load_run_config(path, ["steps"])
+    with pytest.raises(ConfigError, match="distill.temperature must be positive"):  # the loss's own check
+        load_run_config(path, ["distill.temperature=0"])
 
 
 def test_learning_rate_schedule_warms_up_then_decays_to_the_floor():

@@ -22,7 +22,8 @@ BENCH_STAGES = ("tokenizer", "tokens", "dynamics", "decoder", "long_horizon", "d
 
 
 def _objective(stage: str, model: WorldModel):
-    from core.distill import DistillConfig, DistillObjective
+    from core.distill import DistillObjective
+    from core.train.config import DistillSection
     from core.train.decoder import DecoderObjective
     from core.train.dynamics import DynamicsObjective
     from core.train.long_horizon import SelfForcingObjective
@@ -39,7 +40,7 @@ def _objective(stage: str, model: WorldModel):
         objective.mix = 0.5
         return objective
     teacher = WorldModel(model.config).dynamics  # distill: a same-size teacher (a larger one costs more)
-    return DistillObjective(model.dynamics, teacher, DistillConfig())
+    return DistillObjective(model.dynamics, teacher, DistillSection())
 
 
 def bench_train(

@@ -92,11 +92,19 @@ class LongHorizonSection:
 
 @dataclass
 class DistillSection:
+    """The distill stage's section, and the config of its loss (core.distill.DistillObjective reads the weights)."""
+
     teacher: str | None = None  # a WorldModel folder (or Hub id) sharing the student's token vocabulary
     temperature: float = 2.0  # softens both distributions in the KL term (Hinton et al. 2015)
     logit_weight: float = 1.0  # weight of KL(teacher || student) on token logits (x temperature^2)
     feature_weight: float = 0.1  # weight of MSE between projected student and teacher hidden features
     label_weight: float = 1.0  # weight of cross-entropy with the recorded next tokens
+
+    def __post_init__(self):
+        if self.temperature <= 0:
+            raise ConfigError(f"distill.temperature must be positive, got {self.temperature}")
+        if min(self.logit_weight, self.feature_weight, self.label_weight) < 0:
+            raise ConfigError("distill.logit_weight, feature_weight and label_weight must be >= 0")
 
 
 @dataclass

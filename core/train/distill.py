@@ -10,7 +10,7 @@ exported model is the student; the projection used by the feature term is droppe
 from __future__ import annotations
 
 from core.config import ConfigError
-from core.distill import DistillConfig, DistillObjective
+from core.distill import DistillObjective
 from core.train.data import DataError
 from core.train.dynamics import DynamicsStage
 from core.world_model import WorldModel
@@ -23,16 +23,7 @@ class DistillStage(DynamicsStage):
         if not options.teacher:
             raise ConfigError("the distill stage needs a teacher: set distill.teacher to a WorldModel folder or Hub id")
         self.teacher = WorldModel.from_pretrained(options.teacher)
-        self.objective = DistillObjective(
-            model.dynamics,
-            self.teacher.dynamics,
-            DistillConfig(
-                temperature=options.temperature,
-                logit_weight=options.logit_weight,
-                feature_weight=options.feature_weight,
-                label_weight=options.label_weight,
-            ),
-        )
+        self.objective = DistillObjective(model.dynamics, self.teacher.dynamics, options)
 
     def check_data(self, refs):
         from core.train.tokens import tokenizer_fingerprint
