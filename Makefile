@@ -10,7 +10,7 @@ $(VENV)/.installed: pyproject.toml
 	python3 -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q torch==2.13.0
-	$(PY) -m pip install -q -e ".[dev,web,onnx,datasets]"
+	$(PY) -m pip install -q -e ".[app,train,dev,web,onnx,datasets]"
 	touch $@
 
 play: $(VENV)/.installed

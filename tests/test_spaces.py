@@ -28,10 +28,10 @@ PYPROJECT = SPACES.parent / "pyproject.toml"
 
 
 def gradio_requirement() -> Requirement:
-    """The Gradio releases our package accepts, as pyproject.toml declares them."""
+    """The Gradio releases our app accepts, as pyproject.toml's [app] extra declares them."""
     tomllib = pytest.importorskip("tomllib")  # Python 3.11+
-    dependencies = tomllib.loads(PYPROJECT.read_text(encoding="utf-8"))["project"]["dependencies"]
-    return next(r for r in map(Requirement, dependencies) if r.name == "gradio")
+    app = tomllib.loads(PYPROJECT.read_text(encoding="utf-8"))["project"]["optional-dependencies"]["app"]
+    return next(r for r in map(Requirement, app) if r.name == "gradio")
 
 
 def front_matter(path: Path) -> dict:
@@ -80,6 +80,7 @@ def test_space_requirements(variant):
     assert str(requirements["torch"].specifier) == "==2.13.0"
     assert "gradio" not in requirements  # the Space installs Gradio from sdk_version; a second pin would fight it
     assert requirements["pocketworld"].url.startswith("git+https://")
+    assert requirements["pocketworld"].extras == {"app"}  # the app's extra: gradio's companions and training
     cpu_wheel = "--extra-index-url https://download.pytorch.org/whl/cpu"
     assert (cpu_wheel in options) == (variant == "nano")
 

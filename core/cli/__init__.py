@@ -23,6 +23,14 @@ COMMAND_MODULES = (
 )
 
 
+# The modules of pyproject's optional extras that commands import when they run: a command whose extra is not
+# installed says which one to install instead of ending in a traceback.
+EXTRA_MODULES = {
+    **dict.fromkeys(("accelerate", "tensorboard", "peft", "matplotlib", "av"), "train"),
+    **dict.fromkeys(("gradio", "websockets", "starlette", "uvicorn", "fastapi"), "app"),
+}
+
+
 class UsageError(Exception):
     """A user-caused problem: printed as one line, exit status 2, no traceback."""
 
@@ -49,6 +57,16 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return args.func(args) or 0
+    except ModuleNotFoundError as err:
+        extra = EXTRA_MODULES.get((err.name or "").split(".")[0])
+        if extra is None:
+            raise
+        print(
+            f"pocketworld {args.command}: error: it needs {err.name}, which comes with PocketWorld's {extra} extra: "
+            f"pip install 'pocketworld[{extra}]' (from a checkout: pip install -e '.[{extra}]')",
+            file=sys.stderr,
+        )
+        return 2
     except (UsageError, ValueError, FileNotFoundError, FileExistsError, KeyError) as err:
         message = err.args[0] if isinstance(err, KeyError) and err.args else err
         print(f"pocketworld {args.command}: error: {message}", file=sys.stderr)

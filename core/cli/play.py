@@ -24,7 +24,7 @@ DEFAULT_PLAY_THREADS = max(1, min(2, (os.cpu_count() or 2) - 1))
 
 
 def add_play_arguments(parser: argparse.ArgumentParser) -> None:
-    from core.play.stream import LOOPS
+    from core.play.page import LOOPS  # page, not stream: the stream needs the app's web server
 
     parser.add_argument(
         "--host",
@@ -196,7 +196,7 @@ def run_bench_sessions(args) -> int:
 def run_bench_browser(args) -> int:
     from core.cli import UsageError
     from core.play.browser_bench import as_dict, bench_browser
-    from core.play.stream import LOOPS
+    from core.play.page import LOOPS
 
     loops = [name.strip() for name in args.loop.split(",") if name.strip()]
     if not loops or any(name not in LOOPS for name in loops):

@@ -15,10 +15,10 @@ from pathlib import Path
 from core import zoo
 from core.games import GAMES, first_frame
 from core.play.models import ModelCache, ModelChoice, all_choices
-from core.play.page import frame_html, hud_line, message_html
+from core.play.page import LOOPS, frame_html, hud_line, message_html
 from core.play.play_session import PlaySession, PlaySessionConfig, SessionExpired, parse_key_state
 from core.play.recording import RecordingError
-from core.play.stream import LOOPS, FrameStreams
+from core.play.stream import FrameStreams
 from core.play.upload import StartImageError, UploadConfig, load_start_image
 
 START_GAME, START_UPLOAD = "game level", "uploaded image"

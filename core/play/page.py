@@ -25,6 +25,7 @@ from core.actions import INPUT_BUTTONS
 from core.games import FPS
 
 STREAM_PATH = "/pocketworld/stream"  # the frame stream's WebSocket route (core/play/stream.py)
+LOOPS = ("websocket", "timer")  # how frames reach the page: the stream (core/play/stream.py) or a gr.Timer
 TARGET_FPS = FPS  # our games run at 30 FPS; a faster model is held to it so the world keeps its speed
 PLAY_KEYS = sorted(
     k

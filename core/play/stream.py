@@ -28,7 +28,6 @@ from core.play.page import STREAM_PATH, TARGET_FPS
 
 MAX_IN_FLIGHT = 2  # frames sent but not yet shown by the page
 MAX_MESSAGE_CHARS = 512  # a key state is a few dozen characters; anything longer is not our page
-LOOPS = ("websocket", "timer")
 UNSUPPORTED_DATA = 1003  # RFC 6455's close code for a message of a type the endpoint does not accept
 BINARY_REFUSED = "binary messages are not accepted: send the key state as text"
 
