@@ -88,6 +88,7 @@ class WorldSession:
             self._tokens = self.model.choose(logits, self.sampling.temperature, self.sampling.top_k, self._generator)
         with record_function("decoder"):
             self._frame = self.model.render(self._tokens, self._frame)
+            self._tokens = self.model.next_input(self._tokens, self._frame)
         self.frame_index += 1
         return to_uint8(self._frame)[0]
 

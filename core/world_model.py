@@ -103,6 +103,12 @@ class WorldModel(
             inputs = inputs.view(-1, grid, grid)
         return self.decoder(inputs, prev_frames).clamp(-1, 1)
 
+    def next_input(self, chosen: torch.Tensor, frame: torch.Tensor) -> torch.Tensor:
+        """What the dynamics reads next, after `render` drew `frame` from `chosen`: the chosen token ids, or for
+        the frames family the drawn frame pooled again, so that the upsampler (trained to draw crisp frames
+        from predicted ones) cleans the dynamics' blur every step instead of letting it compound."""
+        return self.encode(frame) if self.config.family == "frames" else chosen
+
     def parameter_counts(self) -> dict[str, int]:
         counts = {
             part: sum(p.numel() for p in getattr(self, part).parameters())

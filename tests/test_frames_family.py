@@ -94,6 +94,8 @@ def test_a_session_plays_a_frames_model_with_a_state_of_fixed_size():
         frame = session.step(action)
         sizes.add(session.state_numel())
     assert frame.shape == start.shape and frame.dtype == np.uint8 and len(sizes) == 1
+    # the dynamics reads the frame the player sees, pooled: the upsampler's cleaning carries into the next step
+    assert torch.equal(session._tokens, session.model.encode(session._frame))
 
 
 def test_evaluation_drives_a_frames_model(tmp_path):
@@ -146,12 +148,15 @@ def test_the_frames_stage_trains_and_exports_a_model_that_plays(tmp_path):
             "log.progress=false",
             "log.tensorboard=false",
             "optim.warmup_steps=1",
+            "frames.closed_loop=3",  # the upsampler learns from frames played as the app plays them
         ],
         stage="frames",
     )
     run_stage(config)
     val = [line for line in read_metrics(tmp_path / "run" / "metrics.jsonl") if line["split"] == "val"][-1]
-    assert val["dynamics_mse"] >= 0 and val["decoder_psnr"] > 0 and "action_gap_relative" in val
+    assert (
+        val["dynamics_mse"] >= 0 and val["decoder_psnr"] > 0 and val["loop_psnr"] > 0 and "action_gap_relative" in val
+    )
     model = WorldModel.from_pretrained(tmp_path / "run" / "model")
     assert model.config.family == "frames"
     with pytest.raises(ConfigError, match="clip_len"):

@@ -78,4 +78,5 @@ def rollout(
         output, state = model.dynamics.step(inputs, actions[:, t], state)
         inputs = model.choose(output, temperature, generator=generator)
         frame = model.render(inputs, frame)
+        inputs = model.next_input(inputs, frame)
         yield to_uint8(frame)

@@ -119,6 +119,9 @@ class FramesSection:
     changed_weight: float = 0.0  # pixels that differ from the previous frame weigh 1 + this, in the dynamics' and
     # the upsampler's loss (motion is under 1% of a frame: unweighted, a blurred
     # sprite, or the old frame redrawn, costs almost nothing)
+    closed_loop: int = 0  # > 0: the upsampler's clips are played as the app plays them for this many frames
+    # (the dynamics reads the pooled frames the upsampler drew; the upsampler its own previous frame), so that
+    # it learns to clean the blur that otherwise compounds; 0: one frame, from the real previous frame
     freeze_dynamics: bool = False  # train the upsampler alone (the dynamics' loss is left out, its weights kept)
 
 
@@ -172,8 +175,8 @@ class RunConfig:
             or self.frames.small_noise < 0
         ):
             raise ConfigError("frames.unroll and frames.decoder_clips must be >= 1 and the noise levels >= 0")
-        if not 0 <= self.frames.predicted_share <= 1 or self.frames.changed_weight < 0:
-            raise ConfigError("frames.predicted_share must be in [0, 1] and frames.changed_weight >= 0")
+        if not 0 <= self.frames.predicted_share <= 1 or min(self.frames.changed_weight, self.frames.closed_loop) < 0:
+            raise ConfigError("frames.predicted_share must be in [0, 1], frames.changed_weight and closed_loop >= 0")
         if self.model.init_parts is not None:
             unknown = set(self.model.init_parts) - {"tokenizer", "dynamics", "decoder"}
             if unknown or not self.model.init:

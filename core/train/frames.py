@@ -107,6 +107,40 @@ class FramesObjective(nn.Module):
             given = torch.cat([predicted.clamp(-1, 1), given[dreamed:]])
         return self.decoder(given, full[:, c - 1]), full[:, c], full[:, c - 1]
 
+    def play_loop(
+        self, full: torch.Tensor, small: torch.Tensor, actions: torch.Tensor, steps: int, clips: int | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """The first `clips` clips played as the app plays them (WorldModel.next_input), from their C real frames:
+        the dynamics predicts from the pooled frames the upsampler drew, the upsampler draws from its own previous
+        frame. -> (drawn, real, real before) (B, steps, 3, H, W) each. Only the upsampler gets gradients, one
+        frame deep: it learns to clean what it and the dynamics left in the frames before."""
+        c, k = self.dynamics.config.context, self.dynamics.config.action_context
+        full, small, actions = full[:clips], small[:clips], actions[:clips]
+        context, prev, drawn = small[:, :c], full[:, c - 1], []
+        for j in range(steps):
+            with torch.no_grad():
+                predicted = self.dynamics.predict(context, recent_actions(actions, c - 1 + j, k)).clamp(-1, 1)
+            frame = self.decoder(predicted, prev)
+            drawn.append(frame)
+            prev = frame.detach().clamp(-1, 1)
+            context = torch.cat([context[:, 1:], self.pool.encode(prev)[:, None]], dim=1)
+        return torch.stack(drawn, 1), full[:, c : c + steps], full[:, c - 1 : c - 1 + steps]
+
+    def upsampler_loss(self, full, small, actions) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """-> (the upsampler's loss, what it drew, the real frames), by frames.closed_loop's choice."""
+        options = self.options
+        if options.closed_loop:
+            drawn, target, prev = (
+                x.flatten(0, 1)
+                for x in self.play_loop(full, small, actions, options.closed_loop, options.decoder_clips)
+            )
+        else:
+            drawn, target, prev = self.upsample(
+                full, small, actions, options.small_noise, options.predicted_share, options.decoder_clips
+            )
+        extra = options.changed_weight * changed_mask(target, prev) if options.changed_weight else None
+        return reconstruction_loss(drawn, target, self.rare_weight, extra), drawn, target
+
     def forward(self, batch: dict) -> tuple[torch.Tensor, dict]:
         full, small, actions = self.prepare(batch)
         options, loss, logs = self.options, 0.0, {}
@@ -115,12 +149,9 @@ class FramesObjective(nn.Module):
             loss = DYNAMICS_WEIGHT * dynamics_loss
             logs["dynamics_mse"] = dynamics_loss.detach()
         if self.train_upsampler:
-            decoded, target, prev = self.upsample(
-                full, small, actions, options.small_noise, options.predicted_share, options.decoder_clips
-            )
-            extra = options.changed_weight * changed_mask(target, prev) if options.changed_weight else None
-            loss = loss + reconstruction_loss(decoded, target, self.rare_weight, extra)
-            logs["decoder_psnr"] = psnr(decoded.detach(), target).mean()
+            upsampler_loss, drawn, target = self.upsampler_loss(full, small, actions)
+            loss = loss + upsampler_loss
+            logs["decoder_psnr"] = psnr(drawn.detach(), target).mean()
         return loss, {"loss": loss.detach(), **logs}
 
 
@@ -135,6 +166,8 @@ class FramesStage(Stage):
         "dream_psnr",
         "moved_psnr",
         "moved_psnr_copy_last",
+        "loop_psnr",
+        "loop_moved_psnr",
     )
 
     def __init__(self, config, model):
@@ -144,9 +177,11 @@ class FramesStage(Stage):
                 "the frames stage trains frames-family models (nano v2); this model's family is "
                 f"{model.config.family!r}: use the tokenizer/tokens/dynamics/decoder stages for it"
             )
-        needed = model.dynamics.config.context + config.frames.unroll
+        needed = model.dynamics.config.context + max(config.frames.unroll, config.frames.closed_loop)
         if config.data.clip_len < needed:
-            raise ConfigError(f"data.clip_len must be at least dynamics.context + frames.unroll = {needed}")
+            raise ConfigError(
+                f"data.clip_len must be at least dynamics.context + frames.unroll (or closed_loop) = {needed}"
+            )
         self.objective = FramesObjective(
             model, config.frames, config.train.rare_colour_weight, train_dynamics=not config.frames.freeze_dynamics
         )
@@ -164,6 +199,8 @@ class FramesStage(Stage):
         dreamed, _, prev = objective.upsample(full, small, actions, 0.0, 1.0)
         # the upsampler on what moved: redrawing the previous frame there scores moved_psnr_copy_last
         moved = changed_mask(target, prev)
+        # what a player sees after `unroll` frames of play from real ones, on the whole frame and where it moved
+        looped, real, before = (x[:, -1] for x in objective.play_loop(full, small, actions, u))
         return {
             "dynamics_mse": (true * n, n),
             "dynamics_mse_shuffled_actions": (shuffled * n, n),
@@ -173,6 +210,8 @@ class FramesStage(Stage):
             "dream_psnr": (psnr(dreamed, target).sum().item(), n),
             "moved_psnr": (masked_psnr(dreamed, target, moved).item() * n, n),
             "moved_psnr_copy_last": (masked_psnr(prev, target, moved).item() * n, n),
+            "loop_psnr": (psnr(looped, real).sum().item(), n),
+            "loop_moved_psnr": (masked_psnr(looped, real, changed_mask(real, before)).item() * n, n),
         }
 
     @torch.no_grad()
