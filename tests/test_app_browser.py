@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 import torch
 
+from core.games.web import CHROMIUM_ARGS
 from core.play.browser_bench import free_port, stop, wait_until_served
 from core.world_model import WorldModel
 from finetune.lora import add_lora, save_adapter
@@ -23,15 +24,6 @@ from tests.train_fixtures import write_gameplay_shards
 
 REPO = Path(__file__).resolve().parent.parent
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
 SCREENSHOT = REPO / "runs" / "app_browser" / "play.png"
 
 pytestmark = pytest.mark.slow

@@ -27,7 +27,8 @@ from core.games.base import FPS
 from core.games.gym_adapter import letterbox
 
 KEYS = {"UP": "ArrowUp", "DOWN": "ArrowDown", "LEFT": "ArrowLeft", "RIGHT": "ArrowRight", "FIRE": "Space"}
-BROWSER_ARGS = [
+# headless Chromium without the background work that would compete with the model for CPU
+CHROMIUM_ARGS = [
     "--headless",
     "--no-sandbox",
     "--disable-gpu",
@@ -69,7 +70,7 @@ class WebGame:
         if chromium is None:
             raise ValueError("web games need a Chromium: apt-get install chromium, or set $POCKETWORLD_CHROMIUM")
         self._playwright = sync_playwright().start()
-        self._browser = self._playwright.chromium.launch(executable_path=chromium, args=BROWSER_ARGS)
+        self._browser = self._playwright.chromium.launch(executable_path=chromium, args=CHROMIUM_ARGS)
         self.page = None
         self.t = np.zeros(1, dtype=np.int64)
         self.won = np.zeros(1, dtype=bool)

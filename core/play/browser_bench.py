@@ -17,15 +17,7 @@ import time
 import urllib.request
 from dataclasses import asdict, dataclass
 
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
+from core.games.web import CHROMIUM_ARGS
 
 
 @dataclass
