@@ -11,8 +11,9 @@ Loss: 100 x the dynamics' MSE (small frames change little, so their MSE is ~100x
 upsampler's reconstruction loss) + the upsampler's L1 + MSE. Validation on held-out levels:
 the dynamics' MSE with the true keys and with keys shuffled across clips (their gap is how much
 the keys matter), repeating the last frame as the baseline, and the upsampler's PSNR from the
-real small frame, from the dynamics' prediction, and from it on the pixels that moved (against
-redrawing the previous frame there: an upsampler that ignores motion scores the same).
+real small frame, from the dynamics' prediction, and from both on the pixels that moved (against
+redrawing the previous frame there, which an upsampler that ignores motion scores, and against
+scaling the real small frame up bilinearly), and after `unroll` frames played as the app plays.
 """
 
 from __future__ import annotations
@@ -166,6 +167,8 @@ class FramesStage(Stage):
         "dream_psnr",
         "moved_psnr",
         "moved_psnr_copy_last",
+        "decoder_moved_psnr",
+        "bilinear_moved_psnr",
         "loop_psnr",
         "loop_moved_psnr",
     )
@@ -210,6 +213,13 @@ class FramesStage(Stage):
             "dream_psnr": (psnr(dreamed, target).sum().item(), n),
             "moved_psnr": (masked_psnr(dreamed, target, moved).item() * n, n),
             "moved_psnr_copy_last": (masked_psnr(prev, target, moved).item() * n, n),
+            # the same pixels drawn from the real small frame, by the upsampler and by plain bilinear scaling:
+            # an upsampler below bilinear there is what smears a moving sprite, whatever the dynamics does
+            "decoder_moved_psnr": (masked_psnr(decoded, target, moved).item() * n, n),
+            "bilinear_moved_psnr": (
+                masked_psnr(objective.pool.decode(small[:, c], target.shape[-1]), target, moved).item() * n,
+                n,
+            ),
             "loop_psnr": (psnr(looped, real).sum().item(), n),
             "loop_moved_psnr": (masked_psnr(looped, real, changed_mask(real, before)).item() * n, n),
         }
