@@ -140,6 +140,7 @@ class UpsamplerConfig:
     image_size: int = 256  # size of the frames it makes
     channels: tuple[int, ...] = (16, 24, 48)  # width at image_size, /2, ... down to resolution
     blocks: int = 2  # residual blocks at the small resolution
+    warp: bool = False  # also predict a motion field and draw the previous frame moved by it (rigid sprites stay crisp)
 
     def __post_init__(self):
         self.channels = tuple(self.channels)

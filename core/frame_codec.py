@@ -58,6 +58,13 @@ class FrameUpsampler(nn.Module):
         self.to_rgb = nn.Conv2d(c[0], 3, 3, padding=1)
         nn.init.zeros_(self.to_rgb.weight)  # starts as "nothing changed": the previous frame
         nn.init.zeros_(self.to_rgb.bias)
+        if config.warp:  # where each full-size pixel comes from in the previous frame, in pixels, at the small size
+            self.flow = nn.Conv2d(c[-1], 2, 3, padding=1)
+            nn.init.zeros_(self.flow.weight)  # no motion at first: the previous frame as it was
+            nn.init.zeros_(self.flow.bias)
+            size = config.image_size
+            ys, xs = torch.meshgrid(torch.linspace(-1, 1, size), torch.linspace(-1, 1, size), indexing="ij")
+            self.register_buffer("grid", torch.stack([xs, ys], -1)[None], persistent=False)  # (1, H, W, 2)
 
     def forward(self, small: torch.Tensor, prev_frames: torch.Tensor) -> torch.Tensor:
         """small (B, 3, r, r) the next frame, small; prev_frames (B, 3, H, W) in [-1, 1] -> (B, 3, H, W)."""
@@ -71,7 +78,14 @@ class FrameUpsampler(nn.Module):
         for down in self.down:
             skips.append(F.silu(down(skips[-1])))  # ... down to (B, c_last, r, r)
         x = self.mid(torch.cat([skips[-1], small, small - prev_small], dim=1))  # (B, c_last, r, r)
+        base = prev_frames
+        if self.config.warp:
+            flow = F.interpolate(self.flow(x), scale_factor=factor, mode="bilinear", align_corners=False)
+            offset = flow.permute(0, 2, 3, 1) * (2 / (self.config.image_size - 1))  # pixels -> grid units
+            base = F.grid_sample(
+                prev_frames, self.grid + offset, mode="bilinear", padding_mode="border", align_corners=True
+            )  # (B, 3, H, W)
         for level, up_conv, fuse in zip(reversed(range(len(self.up_convs))), self.up_convs, self.fuse):
             x = up_conv(F.interpolate(x, scale_factor=2, mode="nearest"))
             x = fuse(torch.cat([x, skips[level]], dim=1))  # (B, c_level, 2h, 2w)
-        return prev_frames + self.to_rgb(x)
+        return base + self.to_rgb(x)
