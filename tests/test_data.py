@@ -8,10 +8,10 @@ import numpy as np
 import pytest
 import torch
 
-from core.data.clips import ClipDataset
 from core.data.quality import QualityConfig, QualityReport, label_frames, segments
 from core.data.recorder import CollectConfig, Collector
-from core.data.shards import SPLITS, Sample, ShardWriter, list_shards, read_shard, split_of
+from core.data.shards import DATA_VERSION, SPLITS, Sample, ShardWriter, list_shards, read_shard, split_of
+from core.train.data import GAMEPLAY, index_shards, validation_batches
 
 
 def moving_frames(count, seed=0):
@@ -58,7 +58,14 @@ def write_samples(folder, count=3, frames=40, split_seed=0):
             moving_frames(frames, seed=k),
             np.arange(frames) % 18,
             np.random.rand(frames, 5).astype(np.float32),
-            {"game": "platformer", "seed": split_seed + k, "split": "train", "start_frame": 0, "agent": "random"},
+            {
+                "game": "platformer",
+                "seed": split_seed + k,
+                "split": "train",
+                "start_frame": 0,
+                "agent": "random",
+                "version": DATA_VERSION,
+            },
         )
         writer.write(sample)
         samples.append(sample)
@@ -75,15 +82,12 @@ def test_shards_round_trip_through_both_readers(tmp_path):
         np.testing.assert_array_equal(original.actions, restored.actions)
         np.testing.assert_array_equal(original.state, restored.state)
 
-    clips = list(ClipDataset(tmp_path, clip_len=16, stride=8, shuffle=False))
-    assert len(clips) == 3 * 4
-    first = clips[0]
-    assert first["frames"].dtype == torch.uint8 and first["frames"].shape == (16, 256, 256, 3)
-    np.testing.assert_array_equal(first["frames"].numpy(), samples[0].frames[:16])
-    assert first["actions"].dtype == torch.int64 and first["state"].shape == (16, 5)
-    loader = torch.utils.data.DataLoader(ClipDataset(tmp_path, clip_len=16, buffer=4), batch_size=4, num_workers=2)
-    seen = [(int(seed), int(start)) for b in loader for seed, start in zip(b["seed"], b["start_frame"])]
-    assert len(seen) == len(set(seen)) and {seed for seed, _ in seen} == {0, 1, 2}  # each shard read once
+    # the training reader cuts the same frames and actions out of them
+    refs = index_shards([str(tmp_path)], GAMEPLAY, split=None)
+    first = validation_batches(refs, clip_len=16, clips=6, batch_size=6)[0]
+    assert first["frames"].dtype == torch.uint8 and first["frames"].shape == (6, 16, 256, 256, 3)
+    np.testing.assert_array_equal(first["frames"][0].numpy(), samples[0].frames[:16])
+    np.testing.assert_array_equal(first["actions"][1].numpy(), samples[0].actions[16:32])
 
     from core.data.hf_datasets import load_gameplay, to_arrays
 
@@ -99,8 +103,8 @@ def test_truncated_shard_is_skipped_with_a_warning_naming_it(tmp_path):
     broken = tmp_path / "shard-000001.tar"
     broken.write_bytes(broken.read_bytes()[:5000])
     with pytest.warns(UserWarning, match="shard-000001.tar"):
-        clips = list(ClipDataset(tmp_path, clip_len=40, shuffle=False))
-    assert len(clips) == 2
+        refs = index_shards([str(tmp_path)], GAMEPLAY, split=None)
+    assert len(refs) == 2
 
 
 def test_splits_are_fixed_by_seed_and_recorded():

@@ -211,9 +211,10 @@ def test_the_upsampler_draws_a_sprite_where_the_small_frame_moved_it(warp):
     """What the upsampler is for: the small frame says the sprite moved, the previous full frame has it where
     it was; the upsampler must draw it at the new place (nano v2's first upsampler redrew the old one)."""
     from core.config import FramePoolConfig, UpsamplerConfig
+    from core.evaluation.image_quality import masked_psnr
     from core.frame_codec import FramePool, FrameUpsampler
     from core.tokenizer import reconstruction_loss
-    from core.train.frames import changed_mask, masked_psnr
+    from core.train.frames import changed_mask
 
     torch.manual_seed(0)
     generator = torch.Generator().manual_seed(0)

@@ -14,9 +14,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+import torch
 
 from core.actions import ACTION_IDS
-from core.evaluation.image_quality import PSNR_CAP
+from core.evaluation.image_quality import masked_psnr as psnr_where
 
 HELD_OUT_SEEDS = (200020, 200039, 200072)  # levels of the test split (core.data.shards.split_of)
 
@@ -48,10 +49,8 @@ def held_rollouts(model, game: str, seed: int, key: str, steps: int) -> tuple[np
 
 def masked_psnr(a: np.ndarray, b: np.ndarray, mask: np.ndarray) -> float:
     """PSNR (dB) of uint8 frames a, b (H, W, 3) over the pixels where mask (H, W) is True."""
-    if not mask.any():
-        return PSNR_CAP
-    diff = a.astype(np.float64)[mask] - b.astype(np.float64)[mask]
-    return float(min(PSNR_CAP, 10 * np.log10(255.0**2 / max(np.mean(diff**2), 1e-10))))
+    x, y = (torch.from_numpy(f).permute(2, 0, 1)[None].float() for f in (a, b))
+    return float(psnr_where(x, y, torch.from_numpy(mask)[None, None].float(), peak=255.0))
 
 
 def score_game(model, game: str, config: KeysConfig) -> tuple[dict, list[np.ndarray]]:

@@ -1,11 +1,11 @@
 """The same shards through Hugging Face `datasets` (`load_dataset("webdataset", ...)`), for those who
-work with gameplay as a `datasets` Dataset; training reads shards with core.data.clips.
+work with gameplay as a `datasets` Dataset; training reads shards with core.train.data.ClipBatches.
 
 Needs the `datasets` extra (`pip install 'pocketworld[datasets]'`).
 
 Locally or streamed, a shard folder loads as a dataset with columns "frames.png" (an Image of
 the stacked frames), "actions.npy", "state.npy" and "meta.json"; `to_arrays` turns a row back
-into the arrays ClipDataset would give. Truncated shards are left out with a warning first,
+into the arrays of a shard's sample. Truncated shards are left out with a warning first,
 because `datasets` would stop at them.
 """
 

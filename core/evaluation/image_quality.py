@@ -41,6 +41,16 @@ def psnr(real, generated) -> np.ndarray:
     return values.clamp(max=PSNR_CAP).numpy()
 
 
+def masked_psnr(x: torch.Tensor, target: torch.Tensor, mask: torch.Tensor, peak: float = 2.0) -> torch.Tensor:
+    """PSNR in dB (capped) over the pixels where mask (N, 1, H, W) is 1, pooled over the batch: x, target
+    (N, C, H, W) spanning `peak` (2 for the model's [-1, 1], 255 for uint8 values). An empty mask scores the cap."""
+    count = mask.sum() * x.shape[1]
+    if count == 0:
+        return torch.tensor(PSNR_CAP)
+    mse = ((x - target).pow(2) * mask).sum() / count
+    return (10 * torch.log10(peak**2 / mse.clamp_min(1e-30))).clamp(max=PSNR_CAP)
+
+
 def _gaussian_window() -> torch.Tensor:
     radius = int(_TRUNCATE * _SIGMA + 0.5)
     x = torch.arange(-radius, radius + 1, dtype=torch.float32)

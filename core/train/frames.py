@@ -23,6 +23,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from core.config import ConfigError
+from core.evaluation.image_quality import masked_psnr
 from core.frame_dynamics import recent_actions, unrolled_loss
 from core.frames import to_model
 from core.tokenizer import reconstruction_loss
@@ -40,12 +41,6 @@ CHANGED = 0.05  # a pixel moved if a channel differs from the previous frame's b
 def changed_mask(target: torch.Tensor, prev: torch.Tensor) -> torch.Tensor:
     """(N, 3, H, W) frames and the frames before them -> (N, 1, H, W): 1 where something moved."""
     return ((target - prev).abs().amax(1, keepdim=True) > CHANGED).to(target.dtype)
-
-
-def masked_psnr(x: torch.Tensor, target: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-    """PSNR (dB, frames in [-1, 1]) over the pixels where mask (N, 1, H, W) is 1, pooled over the batch."""
-    mse = ((x - target).pow(2) * mask).sum() / (mask.sum() * x.shape[1]).clamp_min(1)
-    return 10 * torch.log10(4 / mse.clamp_min(1e-10))
 
 
 class FramesObjective(nn.Module):
