@@ -134,13 +134,18 @@ class FrameDynamicsConfig:
             raise ConfigError(f"num_actions must be {NUM_ACTIONS} (the shared action vocabulary)")
 
 
+WARPS = ("none", "free", "gated")
+
+
 @dataclass
 class UpsamplerConfig:
     resolution: int = 64  # size of the small frames it takes
     image_size: int = 256  # size of the frames it makes
     channels: tuple[int, ...] = (16, 24, 48)  # width at image_size, /2, ... down to resolution
     blocks: int = 2  # residual blocks at the small resolution
-    warp: bool = False  # also predict a motion field and draw the previous frame moved by it (rigid sprites stay crisp)
+    # also predict a motion field and draw the previous frame moved by it (a rigid sprite moved stays crisp):
+    # "free" anywhere, "gated" only near where the small frame changed (the still background cannot bend), or "none"
+    warp: str = "none"
 
     def __post_init__(self):
         self.channels = tuple(self.channels)
@@ -154,6 +159,8 @@ class UpsamplerConfig:
             )
         if any(c % 8 for c in self.channels):
             raise ConfigError(f"upsampler channels must be multiples of 8 (group norm), got {self.channels}")
+        if self.warp not in WARPS:
+            raise ConfigError(f"decoder.warp must be one of {', '.join(WARPS)}, got {self.warp!r}")
 
 
 FAMILIES = {

@@ -21,6 +21,8 @@ import torch.nn.functional as F
 from core.config import FramePoolConfig, UpsamplerConfig
 from core.tokenizer import ResBlock
 
+GATE_GAIN = 20.0  # a small-frame change of 0.05 ([-1, 1] units) opens the gated motion field fully
+
 
 class FramePool(nn.Module):
     """Frames (B, 3, H, W) -> (B, 3, r, r) by area pooling; `decode` scales back up (bilinear)."""
@@ -58,7 +60,7 @@ class FrameUpsampler(nn.Module):
         self.to_rgb = nn.Conv2d(c[0], 3, 3, padding=1)
         nn.init.zeros_(self.to_rgb.weight)  # starts as "nothing changed": the previous frame
         nn.init.zeros_(self.to_rgb.bias)
-        if config.warp:  # where each full-size pixel comes from in the previous frame, in pixels, at the small size
+        if config.warp != "none":  # where each full-size pixel comes from in the previous frame (pixels; small size)
             self.flow = nn.Conv2d(c[-1], 2, 3, padding=1)
             nn.init.zeros_(self.flow.weight)  # no motion at first: the previous frame as it was
             nn.init.zeros_(self.flow.bias)
@@ -79,8 +81,12 @@ class FrameUpsampler(nn.Module):
             skips.append(F.silu(down(skips[-1])))  # ... down to (B, c_last, r, r)
         x = self.mid(torch.cat([skips[-1], small, small - prev_small], dim=1))  # (B, c_last, r, r)
         base = prev_frames
-        if self.config.warp:
-            flow = F.interpolate(self.flow(x), scale_factor=factor, mode="bilinear", align_corners=False)
+        if self.config.warp != "none":
+            flow = self.flow(x)  # (B, 2, r, r)
+            if self.config.warp == "gated":  # only within a pixel of where the small frame changed
+                changed = ((small - prev_small).abs().amax(1, keepdim=True) * GATE_GAIN).clamp(max=1)
+                flow = flow * F.max_pool2d(changed, 3, stride=1, padding=1)
+            flow = F.interpolate(flow, scale_factor=factor, mode="bilinear", align_corners=False)
             offset = flow.permute(0, 2, 3, 1) * (2 / (self.config.image_size - 1))  # pixels -> grid units
             base = F.grid_sample(
                 prev_frames, self.grid + offset, mode="bilinear", padding_mode="border", align_corners=True
