@@ -26,6 +26,7 @@ import torch.nn.functional as F
 
 from core.actions import NUM_ACTIONS
 from core.config import FrameDynamicsConfig
+from core.frames import changed_mask
 
 MOVED_SMALL = 0.02  # a small-frame pixel moved if a channel changed by more ([-1, 1] units; pooling dims edges)
 
@@ -152,8 +153,7 @@ def unrolled_loss(
         predicted = dynamics.predict(context, recent_actions(actions, c - 1 + u, k))  # (B, 3, r, r)
         target = frames[:, c + u]
         if changed_weight:
-            moved = (target - frames[:, c + u - 1]).abs().amax(1, keepdim=True) > MOVED_SMALL  # (B, 1, r, r)
-            weight = 1 + changed_weight * moved.to(target.dtype)
+            weight = 1 + changed_weight * changed_mask(target, frames[:, c + u - 1], MOVED_SMALL)  # (B, 1, r, r)
             loss = loss + ((predicted - target).pow(2) * weight).sum() / (weight.sum() * target.shape[1])
         else:
             loss = loss + F.mse_loss(predicted, target)

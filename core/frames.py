@@ -44,3 +44,9 @@ def to_uint8(images: torch.Tensor) -> np.ndarray:
     """float (N, 3, H, W) in [-1, 1] -> uint8 numpy (N, H, W, 3)."""
     images = images.detach().float().add(1.0).mul_(127.5).round_().clamp_(0, 255)
     return images.to(torch.uint8).permute(0, 2, 3, 1).cpu().numpy()
+
+
+def changed_mask(frames: torch.Tensor, before: torch.Tensor, threshold: float = 0.05) -> torch.Tensor:
+    """(N, 3, H, W) frames in [-1, 1] and the frames before them -> (N, 1, H, W): 1 where a channel changed by
+    more than `threshold` (0.05 is ~6 of 255), i.e. where something moved."""
+    return ((frames - before).abs().amax(1, keepdim=True) > threshold).to(frames.dtype)

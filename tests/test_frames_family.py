@@ -213,8 +213,8 @@ def test_the_upsampler_draws_a_sprite_where_the_small_frame_moved_it(warp):
     from core.config import FramePoolConfig, UpsamplerConfig
     from core.evaluation.image_quality import masked_psnr
     from core.frame_codec import FramePool, FrameUpsampler
+    from core.frames import changed_mask
     from core.tokenizer import reconstruction_loss
-    from core.train.frames import changed_mask
 
     torch.manual_seed(0)
     generator = torch.Generator().manual_seed(0)

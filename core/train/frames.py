@@ -25,7 +25,7 @@ import torch.nn.functional as F
 from core.config import ConfigError
 from core.evaluation.image_quality import masked_psnr
 from core.frame_dynamics import recent_actions, unrolled_loss
-from core.frames import to_model
+from core.frames import changed_mask, to_model
 from core.tokenizer import reconstruction_loss
 from core.train.config import FramesSection
 from core.train.dynamics import shuffled_actions
@@ -33,14 +33,6 @@ from core.train.loop import Stage
 from core.train.tokenizer import psnr, save_grid
 
 DYNAMICS_WEIGHT = 100.0
-
-
-CHANGED = 0.05  # a pixel moved if a channel differs from the previous frame's by more than this ([-1, 1] units)
-
-
-def changed_mask(target: torch.Tensor, prev: torch.Tensor) -> torch.Tensor:
-    """(N, 3, H, W) frames and the frames before them -> (N, 1, H, W): 1 where something moved."""
-    return ((target - prev).abs().amax(1, keepdim=True) > CHANGED).to(target.dtype)
 
 
 class FramesObjective(nn.Module):
@@ -194,11 +186,13 @@ class FramesStage(Stage):
         c, u = objective.dynamics.config.context, objective.options.unroll
         copy = F.mse_loss(small[:, c - 1 : c].expand(-1, u, -1, -1, -1), small[:, c : c + u]).item()
         decoded, target, _ = objective.upsample(full, small, actions, 0.0, 0.0)
-        dreamed, _, prev = objective.upsample(full, small, actions, 0.0, 1.0)
+        # what a player sees after 1 and after `unroll` frames of play from real ones (the first is the dynamics'
+        # prediction drawn from the real previous frame), on the whole frame and where it moved
+        played = objective.play_loop(full, small, actions, u)
+        dreamed, prev = played[0][:, 0], played[2][:, 0]
+        looped, real, before = (x[:, -1] for x in played)
         # the upsampler on what moved: redrawing the previous frame there scores moved_psnr_copy_last
         moved = changed_mask(target, prev)
-        # what a player sees after `unroll` frames of play from real ones, on the whole frame and where it moved
-        looped, real, before = (x[:, -1] for x in objective.play_loop(full, small, actions, u))
         return {
             "dynamics_mse": (true * n, n),
             "dynamics_mse_shuffled_actions": (shuffled * n, n),
