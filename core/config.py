@@ -135,6 +135,7 @@ class FrameDynamicsConfig:
 
 
 WARPS = ("none", "free", "gated")
+BASES = ("previous", "blend")
 
 
 @dataclass
@@ -146,6 +147,10 @@ class UpsamplerConfig:
     # also predict a motion field and draw the previous frame moved by it (a rigid sprite moved stays crisp):
     # "free" anywhere, "gated" only near where the small frame changed (the still background cannot bend), or "none"
     warp: str = "none"
+    # what the predicted change is added to: the previous frame ("previous"), or that frame with the small frame
+    # scaled up in its place wherever the small frame changed ("blend"): a moved sprite starts from a blurred copy
+    # of itself where it now is, not from the background
+    base: str = "previous"
 
     def __post_init__(self):
         self.channels = tuple(self.channels)
@@ -161,6 +166,8 @@ class UpsamplerConfig:
             raise ConfigError(f"upsampler channels must be multiples of 8 (group norm), got {self.channels}")
         if self.warp not in WARPS:
             raise ConfigError(f"decoder.warp must be one of {', '.join(WARPS)}, got {self.warp!r}")
+        if self.base not in BASES:
+            raise ConfigError(f"decoder.base must be one of {', '.join(BASES)}, got {self.base!r}")
 
 
 FAMILIES = {

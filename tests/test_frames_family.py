@@ -174,8 +174,8 @@ def test_the_frames_stage_trains_and_exports_a_model_that_plays(tmp_path):
         )
 
 
-@pytest.mark.parametrize("warp", ["none", "free", "gated"])
-def test_the_onnx_decoder_plays_a_frames_model_as_torch_does(warp):
+@pytest.mark.parametrize("drawing", [{}, {"warp": "free"}, {"warp": "gated"}, {"base": "blend"}], ids=str)
+def test_the_onnx_decoder_plays_a_frames_model_as_torch_does(drawing):
     """The app's default engine exports the decoder to ONNX: the upsampler (with its motion field, grid_sample)
     must export and agree."""
     pytest.importorskip("onnxruntime")
@@ -183,11 +183,13 @@ def test_the_onnx_decoder_plays_a_frames_model_as_torch_does(warp):
 
     torch.manual_seed(0)
     data = frames_config().to_dict()
-    data["decoder"]["warp"] = warp
+    data["decoder"].update(drawing)
     model = WorldModel(WorldModelConfig.from_dict(data)).eval()
     torch.nn.init.normal_(model.decoder.to_rgb.weight, std=0.1)  # zero-initialised output would hide a mismatch
-    if warp != "none":
+    if "warp" in drawing:
         torch.nn.init.normal_(model.decoder.flow.weight, std=0.5)
+    if "base" in drawing:
+        torch.nn.init.normal_(model.decoder.blend.weight, std=0.5)
     prepared = prepare(model, EngineConfig("fp32", "onnx"))
     small, prev = torch.rand(2, 3, 16, 16) * 2 - 1, torch.rand(2, 3, 256, 256) * 2 - 1
     with torch.no_grad():
@@ -206,8 +208,8 @@ def moving_squares(n: int, generator: torch.Generator) -> tuple[torch.Tensor, to
     return prev, nxt
 
 
-@pytest.mark.parametrize("warp", ["none", "free", "gated"])
-def test_the_upsampler_draws_a_sprite_where_the_small_frame_moved_it(warp):
+@pytest.mark.parametrize("drawing", [{}, {"warp": "free"}, {"warp": "gated"}, {"base": "blend"}], ids=str)
+def test_the_upsampler_draws_a_sprite_where_the_small_frame_moved_it(drawing):
     """What the upsampler is for: the small frame says the sprite moved, the previous full frame has it where
     it was; the upsampler must draw it at the new place (nano v2's first upsampler redrew the old one)."""
     from core.config import FramePoolConfig, UpsamplerConfig
@@ -218,7 +220,7 @@ def test_the_upsampler_draws_a_sprite_where_the_small_frame_moved_it(warp):
 
     torch.manual_seed(0)
     generator = torch.Generator().manual_seed(0)
-    upsampler = FrameUpsampler(UpsamplerConfig(resolution=8, image_size=32, channels=(8, 8, 8), blocks=1, warp=warp))
+    upsampler = FrameUpsampler(UpsamplerConfig(resolution=8, image_size=32, channels=(8, 8, 8), blocks=1, **drawing))
     pool = FramePool(FramePoolConfig(resolution=8))
     optimizer = torch.optim.Adam(upsampler.parameters(), lr=3e-3)
     for _ in range(150):
