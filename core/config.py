@@ -117,9 +117,14 @@ class FrameDynamicsConfig:
     action_context: int = 4  # recent keys embedded (the current one first)
     action_dim: int = 64  # key embedding width
     num_actions: int = NUM_ACTIONS  # the shared 18-action vocabulary
+    # 0: predict the next frame directly (the mean of what may come: a sprite whose next place is uncertain
+    # blurs, and the blur compounds in play); N > 0: a denoiser of the next frame, sampled in N steps (DIAMOND)
+    denoise_steps: int = 0
 
     def __post_init__(self):
         self.channels = tuple(self.channels)
+        if not 0 <= self.denoise_steps <= 50:
+            raise ConfigError(f"dynamics.denoise_steps must be 0 (no denoiser) to 50, got {self.denoise_steps}")
         if self.action_mode not in ACTION_MODES:
             raise ConfigError(f"action_mode must be one of {ACTION_MODES}, got {self.action_mode!r}")
         if not self.channels or self.resolution % 2 ** (len(self.channels) - 1):

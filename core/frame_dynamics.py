@@ -14,6 +14,14 @@ The key vector sums one embedding per recency (the key pressed now, the one befo
 a held key and a fresh press differ. `forward` runs a whole clip (each frame predicted from
 the real frames before it); `step` runs one frame for play, carrying a `FrameState` of fixed
 size; a test holds the two to each other.
+
+Predicting the next frame directly gives the mean of what may come: where the player will be is
+a little uncertain, so it blurs, and in play the blur compounds (nano v2's smear). With
+`denoise_steps` > 0 the same U-Net is a denoiser instead (as DIAMOND's, after EDM, Karras et
+al. 2022): it also sees the next frame under Gaussian noise of a level sigma, given to every
+block with the keys, and predicts it clean; play samples it in a few Euler steps from pure
+noise, so each frame is one sharp possible frame rather than the mean of them. The denoiser's
+extra parts start at zero: grown from a trained direct dynamics, it first predicts as that did.
 """
 
 from __future__ import annotations
@@ -29,6 +37,11 @@ from core.config import FrameDynamicsConfig
 from core.frames import changed_mask
 
 MOVED_SMALL = 0.02  # a small-frame pixel moved if a channel changed by more ([-1, 1] units; pooling dims edges)
+# the denoiser's noise levels ([-1, 1] units), as DIAMOND's: it learns at ln(sigma) ~ N(P_MEAN, P_STD), it samples
+# down a Karras schedule from SIGMA_MAX to SIGMA_MIN, then to 0
+SIGMA_DATA, SIGMA_MIN, SIGMA_MAX, RHO = 0.5, 0.002, 5.0, 7.0
+P_MEAN, P_STD = -0.4, 1.2
+SIGMA_FREQUENCIES = 8  # Fourier features of ln(sigma)
 
 
 @dataclass
@@ -59,6 +72,37 @@ class FiLMBlock(nn.Module):
         return self.skip(x) + self.conv2(F.silu(h))
 
 
+def sigma_schedule(steps: int) -> list[float]:
+    """The noise levels a sample goes down, `steps` of them then 0 (Karras et al. 2022, eq. 5)."""
+    if steps == 1:
+        return [SIGMA_MAX, 0.0]
+    top, bottom = SIGMA_MAX ** (1 / RHO), SIGMA_MIN ** (1 / RHO)
+    return [(top + i / (steps - 1) * (bottom - top)) ** RHO for i in range(steps)] + [0.0]
+
+
+class Denoiser(nn.Module):
+    """What a denoising dynamics adds to the U-Net: the noisy next frame into the first features, and the
+    noise level into the vector the keys give every block. Both start at zero (the U-Net as it was)."""
+
+    def __init__(self, width: int, action_dim: int):
+        super().__init__()
+        self.noisy_in = nn.Conv2d(3, width, 3, padding=1)
+        self.sigma_in = nn.Linear(2 * SIGMA_FREQUENCIES, action_dim)
+        for layer in (self.noisy_in, self.sigma_in):
+            nn.init.zeros_(layer.weight)
+            nn.init.zeros_(layer.bias)
+        self.register_buffer("frequencies", 2.0 ** torch.arange(SIGMA_FREQUENCIES), persistent=False)
+
+    def embed_sigma(self, sigma: torch.Tensor) -> torch.Tensor:
+        """sigma (B,) -> (B, A)."""
+        angle = torch.log(sigma)[:, None] / 4 * self.frequencies  # ln(sigma)/4 is ~[-1.6, 0.4]: EDM's c_noise
+        return self.sigma_in(torch.cat([angle.cos(), angle.sin()], dim=1))
+
+    def features(self, noisy: torch.Tensor, sigma: torch.Tensor) -> torch.Tensor:
+        """noisy (B, 3, r, r), sigma (B,) -> (B, width, r, r), scaled to unit variance first (EDM's c_in)."""
+        return self.noisy_in(noisy / (sigma**2 + SIGMA_DATA**2).sqrt()[:, None, None, None])
+
+
 class FrameDynamics(nn.Module):
     def __init__(self, config: FrameDynamicsConfig):
         super().__init__()
@@ -78,17 +122,43 @@ class FrameDynamics(nn.Module):
         self.to_rgb = nn.Conv2d(c[0], 3, 3, padding=1)
         nn.init.zeros_(self.to_rgb.weight)  # starts as "nothing changes": the last frame again
         nn.init.zeros_(self.to_rgb.bias)
+        self.denoiser = Denoiser(c[0], config.action_dim) if config.denoise_steps else None
 
     def embed_actions(self, recent: torch.Tensor) -> torch.Tensor:
         """recent (B, K) ids, the current key first -> (B, A)."""
         offsets = torch.arange(recent.shape[1], device=recent.device) * (NUM_ACTIONS + 1)
         return self.action_mlp(self.action_embedding(recent + offsets).sum(1))
 
-    def predict(self, context: torch.Tensor, recent: torch.Tensor) -> torch.Tensor:
+    def predict(
+        self, context: torch.Tensor, recent: torch.Tensor, generator: torch.Generator | None = None
+    ) -> torch.Tensor:
         """context (B, C, 3, r, r) oldest first, in [-1, 1]; recent (B, K) keys, the one pressed at the
-        last context frame first -> the next frame (B, 3, r, r)."""
+        last context frame first -> the next frame (B, 3, r, r): for a denoiser a sample of it (its noise
+        drawn from `generator`)."""
+        if self.denoiser is None:
+            return self.denoise(context, recent)
+        sigmas = sigma_schedule(self.config.denoise_steps)
+        last = context[:, -1]
+        x = sigmas[0] * torch.randn(last.shape, generator=generator, device=last.device, dtype=last.dtype)
+        for sigma, lower in zip(sigmas[:-1], sigmas[1:]):  # Euler steps of the probability-flow ODE
+            clean = self.denoise(context, recent, x, torch.full((len(x),), sigma, device=x.device))
+            x = clean + (lower / sigma) * (x - clean)
+        return x
+
+    def denoise(
+        self,
+        context: torch.Tensor,
+        recent: torch.Tensor,
+        noisy: torch.Tensor | None = None,
+        sigma: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        """The next frame (B, 3, r, r) from the context and keys, for a denoiser also from the next frame under
+        noise: noisy (B, 3, r, r) of level sigma (B,)."""
         action = self.embed_actions(recent)  # (B, A)
         x = self.stem(context.flatten(1, 2))  # (B, c0, r, r)
+        if self.denoiser is not None:
+            action = action + self.denoiser.embed_sigma(sigma)
+            x = x + self.denoiser.features(noisy, sigma)
         if self.action_in is not None:
             x = x + self.action_in(action)[:, :, None, None]
         skips = []
@@ -118,7 +188,12 @@ class FrameDynamics(nn.Module):
         return FrameState(frames=None, recent_actions=recent)
 
     def step(
-        self, frames: torch.Tensor, actions: torch.Tensor, state: FrameState, inplace: bool = False
+        self,
+        frames: torch.Tensor,
+        actions: torch.Tensor,
+        state: FrameState,
+        inplace: bool = False,
+        generator: torch.Generator | None = None,
     ) -> tuple[torch.Tensor, FrameState]:
         """frames (B, 3, r, r) the current frame, actions (B,) pressed now -> the next frame (B, 3, r, r)
         and the new state (the old one is never modified; `inplace` is accepted for the session's API)."""
@@ -126,7 +201,7 @@ class FrameDynamics(nn.Module):
         history = state.frames if state.frames is not None else frames[:, None].expand(-1, c - 1, -1, -1, -1)
         context = torch.cat([history, frames[:, None]], dim=1)  # (B, C, 3, r, r)
         recent = torch.cat([actions[:, None], state.recent_actions[:, :-1]], dim=1)  # (B, K), newest first
-        return self.predict(context, recent), FrameState(frames=context[:, 1:], recent_actions=recent)
+        return self.predict(context, recent, generator), FrameState(frames=context[:, 1:], recent_actions=recent)
 
 
 def unrolled_loss(
@@ -142,16 +217,27 @@ def unrolled_loss(
     before it, its own predictions fed back as context; real context frames get Gaussian noise of a std
     drawn per clip up to `context_noise` (so that rollouts stay on the frames it makes, as GameNGen's
     context noise does). changed_weight > 0 weighs the pixels that differ from the frame before 1 + this
-    (MOVED_SMALL): the moving sprites are well under 1% of a frame, and an unweighted MSE lets them blur."""
+    (MOVED_SMALL): the moving sprites are well under 1% of a frame, and an unweighted MSE lets them blur.
+    A denoiser learns each of the `unroll` frames from the real (noised) frames before it instead: fed back, its
+    prediction would be the mean it is there to avoid; it denoises the frame from a noise level drawn per clip.
+    """
     c, k = dynamics.config.context, dynamics.config.action_context
-    context = frames[:, :c]
+    device = frames.device
+    noisy_frames = frames
     if context_noise:
-        sigma = torch.rand(len(frames), 1, 1, 1, 1, generator=generator).to(frames.device) * context_noise
-        context = context + sigma * torch.randn(context.shape, generator=generator).to(frames.device)
+        sigma = torch.rand(len(frames), 1, 1, 1, 1, generator=generator).to(device) * context_noise
+        noisy_frames = frames + sigma * torch.randn(frames.shape, generator=generator).to(device)
+    context = noisy_frames[:, :c]
     loss = 0.0
     for u in range(unroll):
-        predicted = dynamics.predict(context, recent_actions(actions, c - 1 + u, k))  # (B, 3, r, r)
-        target = frames[:, c + u]
+        recent, target = recent_actions(actions, c - 1 + u, k), frames[:, c + u]
+        if dynamics.denoiser is None:
+            predicted = dynamics.predict(context, recent)  # (B, 3, r, r)
+        else:
+            context = noisy_frames[:, u : u + c]
+            sigma = (torch.randn(len(frames), generator=generator) * P_STD + P_MEAN).exp().to(device)
+            noise = torch.randn(target.shape, generator=generator).to(device)
+            predicted = dynamics.denoise(context, recent, target + sigma[:, None, None, None] * noise, sigma)
         if changed_weight:
             weight = 1 + changed_weight * changed_mask(target, frames[:, c + u - 1], MOVED_SMALL)  # (B, 1, r, r)
             loss = loss + ((predicted - target).pow(2) * weight).sum() / (weight.sum() * target.shape[1])

@@ -49,6 +49,7 @@ class WorldSession:
         self._tokens = None  # what the dynamics reads of the current frame: (1, S) ids or (1, 3, r, r) small frame
         self._frame = None  # (1, 3, H, W) current frame in [-1, 1]
         self._generator = torch.Generator(device=self.device)
+        self.prediction = None
 
     @torch.inference_mode()
     def reset(
@@ -81,9 +82,12 @@ class WorldSession:
         # the labels name the parts in `pocketworld bench play --profile`; they cost nothing otherwise
         with record_function("dynamics"):
             # in place: the session owns its state, and reusing its buffers saves fresh memory every step
+            # a denoising dynamics draws its noise from the session's generator: a seeded dream replays
+            sampled = {"generator": self._generator} if self.model.config.family == "frames" else {}
             logits, self._state = self.model.dynamics.step(
-                self._tokens, torch.tensor([action_id], device=self.device), self._state, inplace=True
+                self._tokens, torch.tensor([action_id], device=self.device), self._state, inplace=True, **sampled
             )
+        self.prediction = logits  # the dynamics' own output (a frames model's small frame), for diagnostics
         with record_function("sampling"):
             self._tokens = self.model.choose(logits, self.sampling.temperature, self.sampling.top_k, self._generator)
         with record_function("decoder"):

@@ -164,9 +164,12 @@ def load_config(path: str | Path) -> WorldModelConfig:
         raise ConfigError(f"{path}: {err}") from None
 
 
-def load_weights(model: nn.Module, path: str | Path, parts: Iterable[str] | None = None) -> None:
+def load_weights(
+    model: nn.Module, path: str | Path, parts: Iterable[str] | None = None, grown: Iterable[str] = ()
+) -> None:
     """Copy the tensors of a safetensors file into `model` (only those of the submodules named in `parts`,
-    if given); any mismatch is a WeightsError naming the key."""
+    if given); any mismatch is a WeightsError naming the key. Submodules named in `grown` may be missing from
+    the file: they keep their initial weights (parts added to a trained model, made to start as a no-op)."""
     try:
         tensors = load_file(str(path))
     except (SafetensorError, OSError) as err:
@@ -176,7 +179,8 @@ def load_weights(model: nn.Module, path: str | Path, parts: Iterable[str] | None
         prefixes = tuple(f"{part}." for part in parts)
         tensors = {k: v for k, v in tensors.items() if k.startswith(prefixes)}
         expected = {k: v for k, v in expected.items() if k.startswith(prefixes)}
-    missing = sorted(set(expected) - set(tensors))
+    grown = tuple(f"{name}." for name in grown)
+    missing = sorted(k for k in set(expected) - set(tensors) if not (grown and k.startswith(grown)))
     unexpected = sorted(set(tensors) - set(expected))
     if missing or unexpected:
         raise WeightsError(
@@ -190,7 +194,7 @@ def load_weights(model: nn.Module, path: str | Path, parts: Iterable[str] | None
                 f"{path}: tensor {key!r} has shape {tuple(tensor.shape)} but the config needs "
                 f"{tuple(expected[key].shape)} (are these the weights of another variant?)"
             )
-    model.load_state_dict({k: v.to(expected[k].dtype) for k, v in tensors.items()}, strict=parts is None)
+    model.load_state_dict({k: v.to(expected[k].dtype) for k, v in tensors.items()}, strict=parts is None and not grown)
 
 
 def _resolve(name_or_path, filename, revision, cache_dir, local_files_only, token) -> str:

@@ -123,6 +123,7 @@ class FramesSection:
     # (the dynamics reads the pooled frames the upsampler drew; the upsampler its own previous frame), so that
     # it learns to clean the blur that otherwise compounds; 0: one frame, from the real previous frame
     freeze_dynamics: bool = False  # train the upsampler alone (the dynamics' loss is left out, its weights kept)
+    freeze_upsampler: bool = False  # train the dynamics alone (e.g. a denoiser grown from a direct dynamics)
 
 
 @dataclass

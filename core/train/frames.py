@@ -56,6 +56,8 @@ class FramesObjective(nn.Module):
         self.train_dynamics, self.train_upsampler = train_dynamics, train_upsampler
         if not train_dynamics:
             self.dynamics.requires_grad_(False)
+        if not train_upsampler:
+            self.decoder.requires_grad_(False)
 
     def prepare(self, batch: dict) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """uint8 clips (B, L, H, W, 3) -> full (B, L, 3, H, W), small (B, L, 3, r, r), actions (B, L)."""
@@ -67,9 +69,16 @@ class FramesObjective(nn.Module):
         return full, small, batch["actions"]
 
     def rollout_loss(
-        self, small: torch.Tensor, actions: torch.Tensor, noise: float, changed_weight: float = 0.0
+        self,
+        small: torch.Tensor,
+        actions: torch.Tensor,
+        noise: float,
+        changed_weight: float = 0.0,
+        generator: torch.Generator | None = None,
     ) -> torch.Tensor:
-        return unrolled_loss(self.dynamics, small, actions, self.options.unroll, noise, changed_weight=changed_weight)
+        return unrolled_loss(
+            self.dynamics, small, actions, self.options.unroll, noise, generator, changed_weight=changed_weight
+        )
 
     def upsample(
         self,
@@ -167,13 +176,19 @@ class FramesStage(Stage):
                 "the frames stage trains frames-family models (nano v2); this model's family is "
                 f"{model.config.family!r}: use the tokenizer/tokens/dynamics/decoder stages for it"
             )
+        if config.frames.freeze_dynamics and config.frames.freeze_upsampler:
+            raise ConfigError("frames.freeze_dynamics and frames.freeze_upsampler together leave nothing to train")
         needed = model.dynamics.config.context + max(config.frames.unroll, config.frames.closed_loop)
         if config.data.clip_len < needed:
             raise ConfigError(
                 f"data.clip_len must be at least dynamics.context + frames.unroll (or closed_loop) = {needed}"
             )
         self.objective = FramesObjective(
-            model, config.frames, config.train.rare_colour_weight, train_dynamics=not config.frames.freeze_dynamics
+            model,
+            config.frames,
+            config.train.rare_colour_weight,
+            train_dynamics=not config.frames.freeze_dynamics,
+            train_upsampler=not config.frames.freeze_upsampler,
         )
 
     @torch.no_grad()
@@ -181,8 +196,11 @@ class FramesStage(Stage):
         objective = self.objective
         full, small, actions = objective.prepare(batch)
         n = len(small)
-        true = objective.rollout_loss(small, actions, 0.0).item()
-        shuffled = objective.rollout_loss(small, shuffled_actions(actions), 0.0).item()
+        # the same noise for both (a denoiser's loss draws noise levels): only the keys differ
+        true = objective.rollout_loss(small, actions, 0.0, generator=torch.Generator().manual_seed(0)).item()
+        shuffled = objective.rollout_loss(
+            small, shuffled_actions(actions), 0.0, generator=torch.Generator().manual_seed(0)
+        ).item()
         c, u = objective.dynamics.config.context, objective.options.unroll
         copy = F.mse_loss(small[:, c - 1 : c].expand(-1, u, -1, -1, -1), small[:, c : c + u]).item()
         decoded, target, _ = objective.upsample(full, small, actions, 0.0, 0.0)

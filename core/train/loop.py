@@ -81,14 +81,28 @@ def build_model(config: RunConfig) -> WorldModel:
     model = WorldModel(architecture)
     if parts:  # the rest of init may be of another architecture: only the named parts are read
         source = load_config(Path(config.model.init) / CONFIG_FILE)
+        grown = []
+        if "dynamics" in parts and denoiser_grows(source, architecture):
+            source.dynamics.denoise_steps = architecture.dynamics.denoise_steps
+            grown.append("dynamics.denoiser")
         for part in parts:
             if getattr(source, part) != getattr(architecture, part):
                 raise ConfigError(
                     f"model.init_parts: {config.model.init}'s {part} is not the one {variant} "
                     f"describes ({getattr(source, part)} vs {getattr(architecture, part)})"
                 )
-        load_weights(model, Path(config.model.init) / WEIGHTS_FILE, parts)
+        load_weights(model, Path(config.model.init) / WEIGHTS_FILE, parts, grown)
     return model.train()
+
+
+def denoiser_grows(source, architecture) -> bool:
+    """A frames dynamics that predicts directly may start a denoising one (core/frame_dynamics.py): the same
+    U-Net, the denoiser's parts added at zero."""
+    return (
+        source.family == architecture.family == "frames"
+        and not source.dynamics.denoise_steps
+        and architecture.dynamics.denoise_steps > 0
+    )
 
 
 def prepare_run_dir(config: RunConfig, resume: bool) -> tuple[Path, Path | None]:
