@@ -163,6 +163,8 @@ def test_bench_keys_scores_a_dream_by_the_real_outcome_of_its_own_key(monkeypatc
 
 
 def test_bench_keys_runs_a_model_folder_and_writes_json_and_strips(tmp_path, capsys):
+    from PIL import Image
+
     from core.cli import main
     from core.world_model import WorldModel
     from tests.test_frames_family import frames_config
@@ -188,7 +190,10 @@ def test_bench_keys_runs_a_model_folder_and_writes_json_and_strips(tmp_path, cap
     assert code == 0
     result = json.loads((tmp_path / "keys.json").read_text())
     assert result["games"][0]["game"] == "maze" and result["games"][0]["follows"] == 0
-    assert len(list((tmp_path / "strips").glob("maze-*.png"))) == 3
+    strips = sorted((tmp_path / "strips").glob("maze-*.png"))
+    assert len(strips) == 3
+    # under each key: real, dreamed and the dynamics' own small frames, for frame 0 (every 3rd of 2 steps)
+    assert Image.open(strips[0]).size == (256, 6 * 256)
     assert "| maze |" in capsys.readouterr().out
     assert main(["bench", "keys", str(tmp_path / "model"), "--games", "chess"]) == 2
     assert "--games takes some of" in capsys.readouterr().err

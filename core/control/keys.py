@@ -6,7 +6,9 @@ player, what it pushed or shot): on those pixels the dream under RIGHT should be
 real RIGHT outcome than to the real LEFT one, and the other way round. The margin (dB, the
 mean over both keys) is positive for a model that follows the keys and zero for one that
 ignores them (its two dreams are the same frame); a level counts as followed when both dreams
-are nearer their own key's outcome. A strip of frames, real above dreamed, shows it.
+are nearer their own key's outcome. A strip of frames, real above dreamed, shows it; for a frames
+model a third row shows the dynamics' own small frames, scaled up by repeating pixels, so that blur
+the dynamics made can be told from blur the upsampler made.
 """
 
 from __future__ import annotations
@@ -32,8 +34,12 @@ class KeysConfig:
     differ: int = 24  # a pixel is where the keys mattered if a channel differs by more (of 255)
 
 
-def held_rollouts(model, game: str, seed: int, key: str, steps: int) -> tuple[np.ndarray, np.ndarray]:
-    """-> (real, dreamed) uint8 (steps + 1, H, W, 3): the level's first frame, then `key` held `steps` times."""
+def held_rollouts(model, game: str, seed: int, key: str, steps: int) -> tuple[np.ndarray, ...]:
+    """-> (real, dreamed) uint8 (steps + 1, H, W, 3): the level's first frame, then `key` held `steps` times;
+    for a frames model also the dynamics' small frames, the first one pooled from the real frame."""
+    import torch.nn.functional as F
+
+    from core.frames import to_model, to_uint8
     from core.games import make_game
     from core.session import WorldSession
 
@@ -43,8 +49,16 @@ def held_rollouts(model, game: str, seed: int, key: str, steps: int) -> tuple[np
         real.append(env.step(np.array([ACTION_IDS[key]]))[0][0])
     session = WorldSession(model)
     dreamed = [session.reset(seed=seed, game=game)]
-    dreamed += [session.step(key) for _ in range(steps)]
-    return np.stack(real), np.stack(dreamed)
+    if model.config.family != "frames":
+        dreamed += [session.step(key) for _ in range(steps)]
+        return np.stack(real), np.stack(dreamed)
+    size = dreamed[0].shape[0]
+    small = [model.encode(to_model(dreamed[0][None]))]
+    for _ in range(steps):
+        dreamed.append(session.step(key))
+        small.append(session.prediction.clamp(-1, 1))
+    scaled = to_uint8(F.interpolate(torch.cat(small).float(), size=(size, size), mode="nearest"))
+    return np.stack(real), np.stack(dreamed), np.asarray(scaled)
 
 
 def masked_psnr(a: np.ndarray, b: np.ndarray, mask: np.ndarray) -> float:
@@ -79,12 +93,12 @@ def score_game(model, game: str, config: KeysConfig) -> tuple[dict, list[np.ndar
 
 
 def strip(runs: dict, config: KeysConfig) -> np.ndarray:
-    """Rows: real and dreamed frames under each key; columns: every strip_every-th step."""
+    """Rows: real and dreamed frames (and the dynamics' small ones) under each key; columns: every
+    strip_every-th step."""
     picks = list(range(0, config.steps + 1, config.strip_every))
     rows = []
     for key in config.keys:
-        real, dreamed = runs[key]
-        rows += [np.concatenate(list(real[picks]), 1), np.concatenate(list(dreamed[picks]), 1)]
+        rows += [np.concatenate(list(frames[picks]), 1) for frames in runs[key]]
     return np.concatenate(rows, 0)
 
 
