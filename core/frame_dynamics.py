@@ -223,16 +223,17 @@ def unrolled_loss(
     """
     c, k = dynamics.config.context, dynamics.config.action_context
     device = frames.device
-    noisy_frames = frames
+    noisy_frames = frames[:, : c + unroll - 1]  # the context frames any step reads
     if context_noise:
         sigma = torch.rand(len(frames), 1, 1, 1, 1, generator=generator).to(device) * context_noise
-        noisy_frames = frames + sigma * torch.randn(frames.shape, generator=generator).to(device)
+        noisy_frames = noisy_frames + sigma * torch.randn(noisy_frames.shape, generator=generator).to(device)
     context = noisy_frames[:, :c]
     loss = 0.0
     for u in range(unroll):
         recent, target = recent_actions(actions, c - 1 + u, k), frames[:, c + u]
         if dynamics.denoiser is None:
             predicted = dynamics.predict(context, recent)  # (B, 3, r, r)
+            context = torch.cat([context[:, 1:], predicted[:, None]], dim=1)
         else:
             context = noisy_frames[:, u : u + c]
             sigma = (torch.randn(len(frames), generator=generator) * P_STD + P_MEAN).exp().to(device)
@@ -243,7 +244,6 @@ def unrolled_loss(
             loss = loss + ((predicted - target).pow(2) * weight).sum() / (weight.sum() * target.shape[1])
         else:
             loss = loss + F.mse_loss(predicted, target)
-        context = torch.cat([context[:, 1:], predicted[:, None]], dim=1)
     return loss / unroll
 
 

@@ -11,7 +11,7 @@ import torch
 from core.config import ConfigError, WorldModelConfig
 from core.frame_dynamics import SIGMA_MAX, sigma_schedule, unrolled_loss
 from core.world_model import WorldModel
-from tests.test_frames_family import frames_config
+from tests.test_frames_family import frames_config, frames_run
 
 LEFT, RIGHT = slice(2, 6), slice(10, 14)  # the columns the square may move to
 
@@ -83,23 +83,9 @@ def test_a_denoiser_grown_from_a_direct_dynamics_predicts_as_it_did_then_learns_
     architecture = tmp_path / "architecture.json"
     architecture.write_text(json.dumps(frames_config(denoise_steps=3).to_dict()))
     shards = write_gameplay_shards(tmp_path / "frames", samples=2, frames=8)
-    overrides = [
+    overrides = frames_run(architecture, tmp_path / "source", shards) + [
         f"out={tmp_path / 'run'}",
-        f"model.variant={architecture}",
-        f"model.init={tmp_path / 'source'}",
         "model.init_parts=[dynamics, decoder]",
-        f"data.train=[{shards}]",
-        "data.clip_len=5",
-        "data.stride=1",
-        "data.val_clips=2",
-        "train.batch_size=2",
-        "train.steps=2",
-        "log.every=1",
-        "log.val_every=2",
-        "log.sample_every=0",
-        "log.progress=false",
-        "log.tensorboard=false",
-        "optim.warmup_steps=1",
         "frames.freeze_upsampler=true",
     ]
     config = load_run_config(None, overrides, stage="frames")

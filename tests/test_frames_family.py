@@ -25,6 +25,26 @@ def frames_config(**dynamics) -> WorldModelConfig:
     )
 
 
+def frames_run(architecture, source, shards) -> list[str]:
+    """Overrides for a 2-step frames run with `architecture`'s parts, some taken from the model `source`."""
+    return [
+        f"model.variant={architecture}",
+        f"model.init={source}",
+        f"data.train=[{shards}]",
+        "data.clip_len=5",
+        "data.stride=1",
+        "data.val_clips=2",
+        "train.batch_size=2",
+        "train.steps=2",
+        "log.every=1",
+        "log.val_every=2",
+        "log.sample_every=0",
+        "log.progress=false",
+        "log.tensorboard=false",
+        "optim.warmup_steps=1",
+    ]
+
+
 def test_a_frames_config_builds_its_own_parts_and_round_trips():
     config = frames_config()
     again = WorldModelConfig.from_dict(config.to_dict())
@@ -255,22 +275,7 @@ def test_the_upsampler_trains_alone_on_a_dynamics_taken_from_another_model(tmp_p
     architecture = tmp_path / "architecture.json"
     architecture.write_text(json.dumps(wider))
     shards = write_gameplay_shards(tmp_path / "frames", samples=2, frames=8)
-    common = [
-        f"model.variant={architecture}",
-        f"model.init={tmp_path / 'source'}",
-        f"data.train=[{shards}]",
-        "data.clip_len=5",
-        "data.stride=1",
-        "data.val_clips=2",
-        "train.batch_size=2",
-        "train.steps=2",
-        "log.every=1",
-        "log.val_every=2",
-        "log.sample_every=0",
-        "log.progress=false",
-        "log.tensorboard=false",
-        "optim.warmup_steps=1",
-    ]
+    common = frames_run(architecture, tmp_path / "source", shards)
     run_stage(
         load_run_config(
             None,
