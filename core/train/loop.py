@@ -159,6 +159,8 @@ def train(config: RunConfig, stage_class: type[Stage], resume: bool = False) -> 
     objective, optimizer = accelerator.prepare(objective, optimizer)
     raw = accelerator.unwrap_model(objective)
     stage.to(accelerator.device)
+    if ema is not None:
+        ema.to(accelerator.device)
 
     step, resumed = 0, None
     if checkpoint is not None:

@@ -51,6 +51,11 @@ class EMA:
         self.updates = 0
         self.shadow = {k: v.detach().clone() for k, v in module.state_dict().items() if v.is_floating_point()}
 
+    def to(self, device) -> EMA:
+        """Keep the average where the weights are: it is made from the model before it moves to the GPU."""
+        self.shadow = {k: v.to(device) for k, v in self.shadow.items()}
+        return self
+
     def current_decay(self) -> float:
         return min(self.decay, (1 + self.updates) / (10 + self.updates))
 
