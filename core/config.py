@@ -120,11 +120,23 @@ class FrameDynamicsConfig:
     # 0: predict the next frame directly (the mean of what may come: a sprite whose next place is uncertain
     # blurs, and the blur compounds in play); N > 0: a denoiser of the next frame, sampled in N steps (DIAMOND)
     denoise_steps: int = 0
+    # a denoiser that is told the noise level of its context frames (GameNGen's noise augmentation): it learns on
+    # real frames under noise of a known level (frames.context_noise), so it can tell how far to trust them; play
+    # adds play_context_noise to its own frames and says so, which puts them among what it learnt to correct
+    context_level: bool = False
+    play_context_noise: float = 0.0
 
     def __post_init__(self):
         self.channels = tuple(self.channels)
         if not 0 <= self.denoise_steps <= 50:
             raise ConfigError(f"dynamics.denoise_steps must be 0 (no denoiser) to 50, got {self.denoise_steps}")
+        if self.context_level and not self.denoise_steps:
+            raise ConfigError("dynamics.context_level needs a denoiser (dynamics.denoise_steps > 0)")
+        if not 0 <= self.play_context_noise <= 1 or (self.play_context_noise and not self.context_level):
+            raise ConfigError(
+                "dynamics.play_context_noise must be 0 to 1, and above 0 only with dynamics.context_level: true, "
+                f"got {self.play_context_noise}"
+            )
         if self.action_mode not in ACTION_MODES:
             raise ConfigError(f"action_mode must be one of {ACTION_MODES}, got {self.action_mode!r}")
         if not self.channels or self.resolution % 2 ** (len(self.channels) - 1):

@@ -42,6 +42,7 @@ MOVED_SMALL = 0.02  # a small-frame pixel moved if a channel changed by more ([-
 SIGMA_DATA, SIGMA_MIN, SIGMA_MAX, RHO = 0.5, 0.002, 5.0, 7.0
 P_MEAN, P_STD = -0.4, 1.2
 SIGMA_FREQUENCIES = 8  # Fourier features of ln(sigma)
+CONTEXT_LEVEL_FLOOR = 0.01  # added to a context noise level before its log: clean frames (0) get a finite feature
 
 
 @dataclass
@@ -82,21 +83,32 @@ def sigma_schedule(steps: int) -> list[float]:
 
 class Denoiser(nn.Module):
     """What a denoising dynamics adds to the U-Net: the noisy next frame into the first features, and the
-    noise level into the vector the keys give every block. Both start at zero (the U-Net as it was)."""
+    noise level into the vector the keys give every block (and, with dynamics.context_level, the level of the
+    noise on its context frames). All start at zero (the U-Net as it was)."""
 
-    def __init__(self, width: int, action_dim: int):
+    def __init__(self, width: int, action_dim: int, context_level: bool = False):
         super().__init__()
         self.noisy_in = nn.Conv2d(3, width, 3, padding=1)
         self.sigma_in = nn.Linear(2 * SIGMA_FREQUENCIES, action_dim)
-        for layer in (self.noisy_in, self.sigma_in):
-            nn.init.zeros_(layer.weight)
-            nn.init.zeros_(layer.bias)
+        self.context_level_in = nn.Linear(2 * SIGMA_FREQUENCIES, action_dim) if context_level else None
+        for layer in (self.noisy_in, self.sigma_in, self.context_level_in):
+            if layer is not None:
+                nn.init.zeros_(layer.weight)
+                nn.init.zeros_(layer.bias)
         self.register_buffer("frequencies", 2.0 ** torch.arange(SIGMA_FREQUENCIES), persistent=False)
 
-    def embed_sigma(self, sigma: torch.Tensor) -> torch.Tensor:
-        """sigma (B,) -> (B, A)."""
-        angle = torch.log(sigma)[:, None] / 4 * self.frequencies  # ln(sigma)/4 is ~[-1.6, 0.4]: EDM's c_noise
-        return self.sigma_in(torch.cat([angle.cos(), angle.sin()], dim=1))
+    def level_features(self, level: torch.Tensor) -> torch.Tensor:
+        """level (B,) -> (B, 2F): Fourier features of ln(level)/4 (for sigma ~[-1.6, 0.4]: EDM's c_noise)."""
+        angle = torch.log(level)[:, None] / 4 * self.frequencies
+        return torch.cat([angle.cos(), angle.sin()], dim=1)
+
+    def embed_sigma(self, sigma: torch.Tensor, context_level: torch.Tensor | None = None) -> torch.Tensor:
+        """sigma (B,), the context frames' noise level (B,) or None (clean) -> (B, A)."""
+        embedded = self.sigma_in(self.level_features(sigma))
+        if self.context_level_in is not None:
+            level = torch.zeros_like(sigma) if context_level is None else context_level
+            embedded = embedded + self.context_level_in(self.level_features(level + CONTEXT_LEVEL_FLOOR))
+        return embedded
 
     def features(self, noisy: torch.Tensor, sigma: torch.Tensor) -> torch.Tensor:
         """noisy (B, 3, r, r), sigma (B,) -> (B, width, r, r), scaled to unit variance first (EDM's c_in)."""
@@ -122,7 +134,7 @@ class FrameDynamics(nn.Module):
         self.to_rgb = nn.Conv2d(c[0], 3, 3, padding=1)
         nn.init.zeros_(self.to_rgb.weight)  # starts as "nothing changes": the last frame again
         nn.init.zeros_(self.to_rgb.bias)
-        self.denoiser = Denoiser(c[0], config.action_dim) if config.denoise_steps else None
+        self.denoiser = Denoiser(c[0], config.action_dim, config.context_level) if config.denoise_steps else None
 
     def embed_actions(self, recent: torch.Tensor) -> torch.Tensor:
         """recent (B, K) ids, the current key first -> (B, A)."""
@@ -137,11 +149,16 @@ class FrameDynamics(nn.Module):
         drawn from `generator`)."""
         if self.denoiser is None:
             return self.denoise(context, recent)
+        level = None
+        if self.config.play_context_noise:
+            noise = torch.randn(context.shape, generator=generator, device=context.device, dtype=context.dtype)
+            context = context + self.config.play_context_noise * noise
+            level = torch.full((len(context),), self.config.play_context_noise, device=context.device)
         sigmas = sigma_schedule(self.config.denoise_steps)
         last = context[:, -1]
         x = sigmas[0] * torch.randn(last.shape, generator=generator, device=last.device, dtype=last.dtype)
         for sigma, lower in zip(sigmas[:-1], sigmas[1:]):  # Euler steps of the probability-flow ODE
-            clean = self.denoise(context, recent, x, torch.full((len(x),), sigma, device=x.device))
+            clean = self.denoise(context, recent, x, torch.full((len(x),), sigma, device=x.device), level)
             x = clean + (lower / sigma) * (x - clean)
         return x
 
@@ -151,13 +168,15 @@ class FrameDynamics(nn.Module):
         recent: torch.Tensor,
         noisy: torch.Tensor | None = None,
         sigma: torch.Tensor | None = None,
+        context_level: torch.Tensor | None = None,
     ) -> torch.Tensor:
         """The next frame (B, 3, r, r) from the context and keys, for a denoiser also from the next frame under
-        noise: noisy (B, 3, r, r) of level sigma (B,)."""
+        noise: noisy (B, 3, r, r) of level sigma (B,); context_level (B,) the noise level on the context frames
+        (read with dynamics.context_level; None: clean)."""
         action = self.embed_actions(recent)  # (B, A)
         x = self.stem(context.flatten(1, 2))  # (B, c0, r, r)
         if self.denoiser is not None:
-            action = action + self.denoiser.embed_sigma(sigma)
+            action = action + self.denoiser.embed_sigma(sigma, context_level)
             x = x + self.denoiser.features(noisy, sigma)
         if self.action_in is not None:
             x = x + self.action_in(action)[:, :, None, None]
@@ -224,9 +243,11 @@ def unrolled_loss(
     c, k = dynamics.config.context, dynamics.config.action_context
     device = frames.device
     noisy_frames = frames[:, : c + unroll - 1]  # the context frames any step reads
+    level = None
     if context_noise:
-        sigma = torch.rand(len(frames), 1, 1, 1, 1, generator=generator).to(device) * context_noise
-        noisy_frames = noisy_frames + sigma * torch.randn(noisy_frames.shape, generator=generator).to(device)
+        level = torch.rand(len(frames), generator=generator).to(device) * context_noise  # (B,)
+        noise = torch.randn(noisy_frames.shape, generator=generator).to(device)
+        noisy_frames = noisy_frames + level[:, None, None, None, None] * noise
     context = noisy_frames[:, :c]
     loss = 0.0
     for u in range(unroll):
@@ -238,7 +259,8 @@ def unrolled_loss(
             context = noisy_frames[:, u : u + c]
             sigma = (torch.randn(len(frames), generator=generator) * P_STD + P_MEAN).exp().to(device)
             noise = torch.randn(target.shape, generator=generator).to(device)
-            predicted = dynamics.denoise(context, recent, target + sigma[:, None, None, None] * noise, sigma)
+            noisy = target + sigma[:, None, None, None] * noise
+            predicted = dynamics.denoise(context, recent, noisy, sigma, level)
         if changed_weight:
             weight = 1 + changed_weight * changed_mask(target, frames[:, c + u - 1], MOVED_SMALL)  # (B, 1, r, r)
             loss = loss + ((predicted - target).pow(2) * weight).sum() / (weight.sum() * target.shape[1])

@@ -132,3 +132,65 @@ def test_a_session_dream_of_a_denoiser_replays_from_its_seed():
             predictions.append(session.prediction)  # the dynamics' small frame: its noise shows there first
         dreams.append(torch.cat(predictions))
     assert torch.equal(dreams[0], dreams[1]) and not torch.allclose(dreams[0], dreams[2])
+
+
+def test_a_denoiser_told_its_context_noise_grows_from_one_that_was_not_and_learns_to_read_it(tmp_path):
+    """dynamics.context_level (GameNGen's noise augmentation): grown from a trained denoiser, the level's input
+    starts at zero, so it samples as that did from the same noise; trained on context frames under noise of a
+    known level (frames.context_noise), it learns to read the level."""
+    import json
+
+    from safetensors.torch import load_file
+
+    from core.train import run_stage
+    from core.train.config import load_run_config
+    from core.train.loop import build_model
+    from tests.train_fixtures import write_gameplay_shards
+
+    torch.manual_seed(0)
+    source = WorldModel(frames_config(denoise_steps=3))
+    for p in source.parameters():
+        p.data.add_(0.05 * torch.randn_like(p))
+    source.save_pretrained(tmp_path / "source")
+    architecture = tmp_path / "architecture.json"
+    architecture.write_text(json.dumps(frames_config(denoise_steps=3, context_level=True).to_dict()))
+    shards = write_gameplay_shards(tmp_path / "frames", samples=2, frames=8)
+    overrides = frames_run(architecture, tmp_path / "source", shards) + [
+        f"out={tmp_path / 'run'}",
+        "model.init_parts=[dynamics, decoder]",
+        "frames.freeze_upsampler=true",
+        "frames.context_noise=0.3",
+    ]
+    config = load_run_config(None, overrides, stage="frames")
+    grown = build_model(config).eval()
+    context, keys = torch.rand(3, 2, 3, 16, 16) * 2 - 1, torch.randint(0, 18, (3, 4))
+    with torch.no_grad():
+        before = source.dynamics.predict(context, keys, torch.Generator().manual_seed(1))
+        assert torch.allclose(
+            grown.dynamics.predict(context, keys, torch.Generator().manual_seed(1)), before, atol=1e-5
+        )
+    run_stage(config)
+    after = load_file(str(tmp_path / "run" / "model" / "model.safetensors"))
+    assert after["dynamics.denoiser.context_level_in.weight"].abs().sum() > 0
+
+
+def test_play_noise_on_the_context_is_drawn_from_the_seed_and_needs_the_level_input():
+    torch.manual_seed(0)
+    model = WorldModel(frames_config(denoise_steps=2, context_level=True, play_context_noise=0.2)).dynamics
+    for p in model.parameters():
+        p.data.add_(0.2 * torch.randn_like(p))
+    context, keys = torch.rand(2, 2, 3, 16, 16) * 2 - 1, torch.randint(0, 18, (2, 4))
+    with torch.no_grad():
+        a, b, c = (model.predict(context, keys, torch.Generator().manual_seed(s)) for s in (5, 5, 6))
+        model.config.play_context_noise = 0.0
+        clean = model.predict(context, keys, torch.Generator().manual_seed(5))
+    assert torch.equal(a, b) and not torch.allclose(a, c) and not torch.allclose(a, clean)
+    for bad, match in (
+        ({"context_level": True}, "needs a denoiser"),
+        ({"denoise_steps": 2, "play_context_noise": 0.1}, "only with dynamics.context_level"),
+        ({"denoise_steps": 2, "context_level": True, "play_context_noise": 1.5}, "must be 0 to 1"),
+    ):
+        data = frames_config().to_dict()
+        data["dynamics"].update(bad)
+        with pytest.raises(ConfigError, match=match):
+            WorldModelConfig.from_dict(data)

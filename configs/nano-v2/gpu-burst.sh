@@ -1,14 +1,17 @@
-# nano v2's training burst on a lent GPU (the `device` tool; one call of under 10 minutes), from the repository
-# root. It needs runs/gpu-init (carried): the model it starts from (see gpu-denoise.yaml). It makes 4x the play of
-# data.sh (the same recipe, more level seeds) on 15 cores at once, trains gpu-denoise.yaml, then
-# gpu-denoise-loop.yaml, and leaves both models and their metrics under $OUT:
-#   run(command="bash configs/nano-v2/gpu-burst.sh", carry=["runs/gpu-init"], timeout_s=590)
-# A dry run on the CPU: FRAMES=600 MINUTES_A=0.3 MINUTES_B=0.3 PYTHON=.venv/bin/python OUT=/tmp/out bash ...
+# nano v2's training bursts on a lent GPU (the `device` tool; one call of under 10 minutes), from the repository
+# root. It makes 4 x FRAMES of play per game with data.sh's recipe (more level seeds) on 15 cores at once, then
+# trains each CONFIG:MINUTES:NAME given in turn (the first from runs/gpu-init, carried), leaving each model and
+# its metrics under $OUT/NAME. The first burst (01:16 UTC, 2026-11-30; 565 s of device time):
+#   run(command="bash configs/nano-v2/gpu-burst.sh configs/nano-v2/gpu-denoise.yaml:5:denoise
+#                configs/nano-v2/gpu-denoise-loop.yaml:2.5:loop", carry=["runs/gpu-init"], timeout_s=590)
+# with runs/gpu-init from step 5's checkpoint (denoiser) and step 6's export (upsampler). The second (the
+# context-level arm, runs/gpu-init = the first burst's loop model):
+#   run(command="FRAMES=6000 bash configs/nano-v2/gpu-burst.sh configs/nano-v2/gpu-level.yaml:2.8:level", ...)
+# A dry run on the CPU: FRAMES=600 PYTHON=.venv/bin/python OUT=/tmp/out bash configs/nano-v2/gpu-burst.sh
+#   configs/nano-v2/gpu-denoise.yaml:0.3:denoise
 set -uo pipefail
 PYTHON=${PYTHON:-python3}
 FRAMES=${FRAMES:-12000}
-MINUTES_A=${MINUTES_A:-5}
-MINUTES_B=${MINUTES_B:-2.5}
 export PYTHONUNBUFFERED=1 OMP_NUM_THREADS=1
 log="$OUT/log.txt"
 started=$(date +%s)
@@ -36,6 +39,8 @@ train() {  # config, minutes, name under $OUT
   cp "$run/metrics.jsonl" "$OUT/$3-metrics.jsonl" 2>/dev/null
 }
 export OMP_NUM_THREADS=4
-train configs/nano-v2/gpu-denoise.yaml "$MINUTES_A" denoise
-train configs/nano-v2/gpu-denoise-loop.yaml "$MINUTES_B" loop
+for stage in "$@"; do
+  IFS=: read -r config minutes name <<<"$stage"
+  train "$config" "$minutes" "$name"
+done
 stamp "done"

@@ -81,10 +81,7 @@ def build_model(config: RunConfig) -> WorldModel:
     model = WorldModel(architecture)
     if parts:  # the rest of init may be of another architecture: only the named parts are read
         source = load_config(Path(config.model.init) / CONFIG_FILE)
-        grown = []
-        if "dynamics" in parts and denoiser_grows(source, architecture):
-            source.dynamics.denoise_steps = architecture.dynamics.denoise_steps
-            grown.append("dynamics.denoiser")
+        grown = grow_dynamics(source, architecture) if "dynamics" in parts else []
         for part in parts:
             if getattr(source, part) != getattr(architecture, part):
                 raise ConfigError(
@@ -95,14 +92,23 @@ def build_model(config: RunConfig) -> WorldModel:
     return model.train()
 
 
-def denoiser_grows(source, architecture) -> bool:
-    """A frames dynamics that predicts directly may start a denoising one (core/frame_dynamics.py): the same
-    U-Net, the denoiser's parts added at zero."""
-    return (
-        source.family == architecture.family == "frames"
-        and not source.dynamics.denoise_steps
-        and architecture.dynamics.denoise_steps > 0
-    )
+def grow_dynamics(source, architecture) -> list[str]:
+    """The parts a frames dynamics of `architecture` adds at zero to the trained one `source` describes
+    (core/frame_dynamics.py), which then starts predicting as that did: a denoiser grown from a direct dynamics
+    (the same U-Net), or a denoiser's input of its context frames' noise level. How a denoiser samples (its steps,
+    its play noise) is no weight: it may differ. Brings source's description in line with what it can grow into."""
+    if not source.family == architecture.family == "frames":
+        return []
+    old, new = source.dynamics, architecture.dynamics
+    grown = []
+    if new.denoise_steps and not old.denoise_steps:
+        grown.append("dynamics.denoiser")
+    elif new.context_level and not old.context_level and old.denoise_steps:
+        grown.append("dynamics.denoiser.context_level_in")
+    if new.denoise_steps and (grown or old.context_level == new.context_level):
+        old.denoise_steps, old.context_level = new.denoise_steps, new.context_level
+        old.play_context_noise = new.play_context_noise
+    return grown
 
 
 def prepare_run_dir(config: RunConfig, resume: bool) -> tuple[Path, Path | None]:
