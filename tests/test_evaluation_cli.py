@@ -9,6 +9,7 @@ from conftest import tiny_config
 from evaluation_play import play_platformer
 
 from core.cli import main
+from core.config import WorldModelConfig
 from core.data.shards import Sample, ShardWriter
 from core.evaluation.episodes import Episode
 from core.evaluation.loading import check_compatible
@@ -162,3 +163,24 @@ def test_lora_adapter_of_the_model_is_merged(workspace, tmp_path):
         expected = tuned(tokens, actions)
         assert torch.allclose(merged.dynamics(tokens, actions), expected, atol=1e-4)
         assert not torch.allclose(WorldModel.from_pretrained(workspace / "model").dynamics(tokens, actions), expected)
+
+
+def test_a_frames_model_reports_its_small_frame_not_a_tokenizer(workspace, tmp_path):
+    config = WorldModelConfig(
+        name="test-frames",
+        family="frames",
+        tokenizer={"resolution": 16},
+        dynamics={"resolution": 16, "channels": (8, 16), "mid_blocks": 1, "action_dim": 8},
+        decoder={"resolution": 16, "channels": (8, 8, 8, 8, 8)},
+    )
+    WorldModel(config).save_pretrained(tmp_path / "frames-model")
+    out = tmp_path / "results.json"
+    command = ["evaluate", str(tmp_path / "frames-model"), "--data", str(workspace / "shards"), "--episodes", "1"]
+    assert main(command + ["--horizon", "0.2", "--recon-frames", "3", "--json", str(out), "--no-progress"]) == 0
+    results = json.loads(out.read_text())
+    recon = results["metrics"]["reconstruction"]
+    assert recon["tokenizer_psnr"].startswith("not applicable (frames family")  # no learnt tokenizer to score
+    assert recon["codebook_used_fraction"].startswith("not applicable")
+    assert 10 < recon["small_frame_psnr"] < 60 and recon["small_frame_resolution"] == 16
+    rows = {row["metric"]: row for row in results["targets"]}
+    assert rows["tokenizer PSNR (dB)"]["status"] == "-"

@@ -125,18 +125,12 @@ def _reconstruction(model, episodes, config, lpips, lpips_note, progress) -> tup
             rows["dec_lpips"] += list(lpips.distance(frames[1:], decoded))
             rows["tf_lpips"] += list(lpips.distance(frames[1:], predicted))
     gap = _action_loss_gap(model, episodes, ids)
-    usage = (
-        codebook_usage(torch.cat(ids), model.config.tokenizer.vocab_size) if model.config.family == "tokens" else None
-    )  # a frames-family model reads small frames: it has no codebook
     lpips_value = (lambda key: _mean(rows[key])) if lpips is not None else (lambda key: lpips_note)
     recon = {
-        "tokenizer_psnr": _mean(rows["tok_psnr"]),
-        "tokenizer_ssim": _mean(rows["tok_ssim"]),
+        **_encoding(model, ids, _mean(rows["tok_psnr"]), _mean(rows["tok_ssim"])),
         "decoder_psnr": _mean(rows["dec_psnr"]),
         "decoder_ssim": _mean(rows["dec_ssim"]),
         "decoder_lpips": lpips_value("dec_lpips"),
-        "codebook_used_fraction": round(usage["used_fraction"], 4) if usage else None,
-        "codebook_perplexity": round(usage["perplexity"], 2) if usage else None,
         "frames": len(rows["tok_psnr"]),
     }
     prediction = {
@@ -148,6 +142,31 @@ def _reconstruction(model, episodes, config, lpips, lpips_note, progress) -> tup
         **gap,
     }
     return recon, prediction
+
+
+def _encoding(model, ids: list[torch.Tensor], round_trip_psnr, round_trip_ssim) -> dict:
+    """What the encoding keeps of a frame. A tokens-family model: its tokenizer's round trip and codebook use.
+    A frames-family model has no learnt tokenizer and no codebook (the dynamics reads the frame area-pooled);
+    its round trip is the small frame scaled back up, reported under its own name, never as a tokenizer's."""
+    if model.config.family == "tokens":
+        usage = codebook_usage(torch.cat(ids), model.config.tokenizer.vocab_size)
+        return {
+            "tokenizer_psnr": round_trip_psnr,
+            "tokenizer_ssim": round_trip_ssim,
+            "codebook_used_fraction": round(usage["used_fraction"], 4),
+            "codebook_perplexity": round(usage["perplexity"], 2),
+        }
+    r = model.config.tokenizer.resolution
+    none = f"not applicable (frames family: no learnt tokenizer, the dynamics reads frames area-pooled to {r}x{r})"
+    return {
+        "tokenizer_psnr": none,
+        "tokenizer_ssim": none,
+        "codebook_used_fraction": "not applicable (frames family: no codebook)",
+        "codebook_perplexity": "not applicable (frames family: no codebook)",
+        "small_frame_psnr": round_trip_psnr,  # the pooled frame scaled back up (bilinear): what the pool keeps
+        "small_frame_ssim": round_trip_ssim,
+        "small_frame_resolution": r,
+    }
 
 
 def _action_loss_gap(model, episodes, ids: list[torch.Tensor], window: int = 32) -> dict:

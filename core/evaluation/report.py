@@ -24,6 +24,7 @@ TARGETS = (
     ("decoder SSIM", ("reconstruction", "decoder_ssim"), "> 0.9", lambda v: v > 0.9),
     ("decoder LPIPS", ("reconstruction", "decoder_lpips"), "< 0.2", lambda v: v < 0.2),
     ("codebook used", ("reconstruction", "codebook_used_fraction"), "(reported)", None),
+    ("small frame scaled up, PSNR (dB; frames family)", ("reconstruction", "small_frame_psnr"), "(reported)", None),
     ("teacher-forced PSNR (dB)", ("prediction", "teacher_forced_psnr"), "> 30", lambda v: v > 30),
     ("teacher-forced SSIM", ("prediction", "teacher_forced_ssim"), "> 0.9", lambda v: v > 0.9),
     ("repeat-last-frame PSNR (dB), the baseline", ("prediction", "copy_previous_psnr"), "(reported)", None),
