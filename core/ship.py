@@ -3,9 +3,10 @@
 What lands there is what `WorldModel.from_pretrained` and the Hub read (config.json, fp16/bf16
 model.safetensors, README.md) plus what a visitor wants to look at: the evaluation report with
 its preview GIF and plots in `eval/` (where the app's Benchmarks tab reads them, with the
-`bench play` JSON as eval/bench_play.json), and each training stage's curves. The card's numbers are read from a
-`pocketworld evaluate --report` folder and from the run folders themselves (steps, frames
-seen, CPU time), never typed in, and it names the command that measured them. The folder is
+`bench play` JSON as eval/bench_play.json), and each training stage's curves. The card's numbers are read from
+`pocketworld evaluate --report` folders (one, or one per game: each then lands in `eval/<game>/` and
+the bars get a column per game) and from the run folders themselves (steps, frames seen, optimiser
+time), never typed in, and it names the commands that measured them. The folder is
 built aside and swapped in whole, so a failed ship leaves the previous weights playable.
 """
 
@@ -38,6 +39,18 @@ SHIP_BARS = (
         None,
     ),
     ("action accuracy (visible effect)", ("action_accuracy", "generated", "accuracy"), ">= 90%", lambda v: v >= 0.9),
+    (
+        "action accuracy, the IDM on real frames (its ceiling)",
+        ("action_accuracy", "real_this_split", "accuracy"),
+        "(reference)",
+        None,
+    ),
+    (
+        "delta-PSNR t=16, real vs random keys (dB; 0 = keys ignored)",
+        ("controllability", "t=16", "delta_psnr"),
+        ">= 1.0",
+        lambda v: v >= 1.0,
+    ),
     ("physics consistency (platformer rollouts)", ("physics", "generated", "score"), ">= 0.8", lambda v: v >= 0.8),
     ("drift-free horizon (s)", ("drift_free_horizon", "seconds_median"), ">= 30", lambda v: v >= 30),
 )
@@ -48,8 +61,9 @@ REPORT_SUFFIXES = (".json", ".md", ".png", ".gif")  # what of a report folder is
 class ShipConfig:
     model: str  # a trained model folder (a run's model/ export)
     variant: str = "nano"  # the zoo variant it is; its architecture must match
-    report: str | None = None  # a `pocketworld evaluate --report` folder of this model
-    evaluate_command: str | None = None  # the command that made the report, quoted in the card
+    # `pocketworld evaluate --report` folders of this model: one, or one per game (a list)
+    report: str | list[str] | None = None
+    evaluate_command: str | list[str] | None = None  # the command(s) that made the report(s), quoted in the card
     runs: list[str] = field(default_factory=list)  # training run folders, for the budget and curves
     bench: str | None = None  # a `pocketworld bench play --json` file of this model
     out: str | None = None  # default: the zoo folder of the variant
@@ -104,16 +118,25 @@ def ship(config: ShipConfig) -> Path:
         )
     model.config.name = config.variant
 
-    results = _read_results(config.report) if config.report else None
+    reports = [config.report] if isinstance(config.report, str) else list(config.report or [])
+    results = [_read_results(report) for report in reports]  # [(game, metrics)]
+    games = [game for game, _ in results]
+    if len(set(games)) < len(games):
+        raise ValueError(f"two reports of the same game ({', '.join(games)}): give one report per game")
     budget = [run_budget(run) for run in config.runs]
     bench = json.loads(Path(config.bench).read_text()) if config.bench else None
     notes = _read_notes(config.notes) if config.notes else ""
-    bars = bar_rows(results) if results else None
-    metrics = {row["metric"]: row["value"] for row in bars if isinstance(row["value"], (int, float))} if bars else None
+    bars = {game: bar_rows(metrics) for game, metrics in results}
+    metrics = {}
+    for game, rows in bars.items():  # one report: the metric's name; several: "name (game)"
+        label = (lambda name: name) if len(bars) == 1 else (lambda name, game=game: f"{name} ({game})")
+        metrics.update({label(r["metric"]): r["value"] for r in rows if isinstance(r["value"], (int, float))})
     out = Path(config.out) if config.out else zoo_dir() / config.variant
     with staged_folder(out, replace=True) as folder:
         model.save_pretrained(folder, dtype=config.dtype)
-        previews = _copy_report(config.report, folder / "eval") if config.report else []
+        previews = []
+        for report, game in zip(reports, games):
+            previews += _copy_report(report, folder / "eval" if len(reports) == 1 else folder / "eval" / game, folder)
         if config.bench:
             (folder / "eval").mkdir(exist_ok=True)
             shutil.copyfile(config.bench, folder / "eval" / "bench_play.json")
@@ -129,26 +152,28 @@ def ship(config: ShipConfig) -> Path:
             config.variant,
             repo_id=f"pocketworld/{config.variant}",
             parameters=model.parameter_counts(),
-            metrics=metrics,
-            measured_on="held-out level seeds (split test)" if results else None,
+            metrics=metrics or None,
+            measured_on=f"held-out level seeds (split test) of {', '.join(games)}" if results else None,
+            family=model.config.family,
         )
-        card = (
-            card.rstrip("\n") + "\n" + _training_section(budget, curves, previews, bars, config.evaluate_command, bench)
-        )
+        commands = [config.evaluate_command] if isinstance(config.evaluate_command, str) else config.evaluate_command
+        card = card.rstrip("\n") + "\n" + _training_section(budget, curves, previews, bars, commands or [], bench)
         if notes:
             card += "\n" + notes.strip() + "\n"
         (folder / "README.md").write_text(card)
     return out
 
 
-def _read_results(report: str) -> dict:
+def _read_results(report: str) -> tuple[str, dict]:
+    """-> (the game it was measured on, its metrics)."""
     path = Path(report) / "results.json"
     if not path.is_file():
         raise FileNotFoundError(f"{path} not found: give the folder written by `pocketworld evaluate --report`")
     results = json.loads(path.read_text())
     if not isinstance(results, dict) or not isinstance(results.get("metrics"), dict):
         raise ValueError(f"{path} is not a `pocketworld evaluate` report (it has no 'metrics')")
-    return results["metrics"]
+    game = (results.get("info") or {}).get("game") or Path(report).name
+    return str(game), results["metrics"]
 
 
 def _read_notes(notes: str) -> str:
@@ -161,15 +186,15 @@ def _read_notes(notes: str) -> str:
         raise ValueError(f"--notes {path} is not UTF-8 text; give a markdown file") from None
 
 
-def _copy_report(report: str, folder: Path) -> list[str]:
-    """The report's files into folder; returns the images (card paths) among them."""
-    folder.mkdir()
+def _copy_report(report: str, folder: Path, root: Path) -> list[str]:
+    """The report's files into folder; returns the images among them, as card paths (relative to root)."""
+    folder.mkdir(parents=True)
     images = []
     for path in sorted(Path(report).iterdir()):
         if path.is_file() and path.suffix in REPORT_SUFFIXES:
             shutil.copyfile(path, folder / path.name)
             if path.suffix in (".png", ".gif"):
-                images.append(f"{folder.name}/{path.name}")
+                images.append((folder / path.name).relative_to(root).as_posix())
     return images
 
 
@@ -177,13 +202,29 @@ def _shown(value) -> str:
     return f"{value:.4g}" if isinstance(value, float) else str(value)
 
 
-def _training_section(budget, curves, previews, bars, evaluate_command, bench) -> str:
+def _cell(row: dict) -> str:
+    return _shown(row["value"]) + (f" {row['status']}" if row["status"] != "-" else "")
+
+
+def _training_section(budget, curves, previews, bars, evaluate_commands, bench) -> str:
     parts = []
     if bars:
-        parts += ["\n## Shipping bars\n", "| metric | bar | measured | |", "|---|---|---|---|"]
-        parts += [f"| {r['metric']} | {r['target']} | {_shown(r['value'])} | {r['status']} |" for r in bars]
-        if evaluate_command:
-            parts += ["", f"Measured with `{evaluate_command}`."]
+        games = list(bars)
+        first = bars[games[0]]
+        if len(games) == 1:
+            parts += ["\n## Shipping bars\n", "| metric | bar | measured | |", "|---|---|---|---|"]
+            parts += [f"| {r['metric']} | {r['target']} | {_shown(r['value'])} | {r['status']} |" for r in first]
+        else:
+            parts += [
+                "\n## Shipping bars\n",
+                f"| metric | bar | {' | '.join(games)} |",
+                "|---" * (len(games) + 2) + "|",
+            ]
+            for i, row in enumerate(first):
+                cells = [_cell(bars[game][i]) for game in games]
+                parts.append(f"| {row['metric']} | {row['target']} | {' | '.join(cells)} |")
+        if evaluate_commands:
+            parts += ["", "Measured with:", "", "```"] + list(evaluate_commands) + ["```"]
     if bench:
         rows = bench if isinstance(bench, list) else [bench]
         parts += ["\n## Play speed\n", "| threads | precision | FPS | p50 ms | p95 ms |", "|---|---|---|---|---|"]
@@ -194,7 +235,7 @@ def _training_section(budget, curves, previews, bars, evaluate_command, bench) -
         ]
     if budget:
         total = sum(r["train_seconds"] for r in budget)
-        parts += ["\n## Training budget\n", "| stage | steps | frames seen | CPU minutes |", "|---|---|---|---|"]
+        parts += ["\n## Training budget\n", "| stage | steps | frames seen | optimiser minutes |", "|---|---|---|---|"]
         parts += [
             f"| {r['stage']} | {r['steps']:,} | {r['frames_seen']:,} | {r['train_seconds'] / 60:.0f} |" for r in budget
         ]

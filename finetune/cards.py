@@ -52,6 +52,16 @@ def _number(name: str, value) -> float | int:
     return round(float(value), 4) if isinstance(value, float) else int(value)
 
 
+# one line per model family (config.json's `family`): what the card says the model is made of
+ARCHITECTURES = {
+    "tokens": "Tokenizer (FSQ VQ-VAE, 16x16 tokens) -> Mamba dynamics with action cross-attention -> U-Net\n"
+    "frame decoder.",
+    "frames": "Frames area-pooled to small frames -> a U-Net dynamics that denoises the next small frame in a few\n"
+    "steps, the keys FiLM'd into every block (DIAMOND) -> a U-Net upsampler that draws the full-size frame\n"
+    "from it and the previous frame.",
+}
+
+
 def zoo_card(
     variant: str,
     repo_id: str,
@@ -59,8 +69,15 @@ def zoo_card(
     metrics: dict | None = None,
     measured_on: str | None = None,
     fps: int = 30,
+    family: str | None = None,
 ) -> str:
-    """The card of a zoo variant; `metrics` maps a metric name to its measured value."""
+    """The card of a zoo variant; `metrics` maps a metric name to its measured value; `family` (default: the
+    zoo config's) picks the architecture line."""
+    from core.config import ZOO
+
+    family = family or (ZOO[variant].family if variant in ZOO else "tokens")
+    if family not in ARCHITECTURES:
+        raise CardError(f"unknown model family {family!r}; expected one of {sorted(ARCHITECTURES)}")
     metrics = {name: _number(name, value) for name, value in (metrics or {}).items()}
     data = ModelCardData(
         library_name=LIBRARY,
@@ -78,6 +95,7 @@ def zoo_card(
         measured_on=measured_on,
         fps=fps,
         license=LICENSE,
+        architecture=ARCHITECTURES[family],
     )
     return check_card(str(card), finetune=False).content
 

@@ -104,8 +104,7 @@ def test_ship_writes_a_playable_zoo_folder_with_a_valid_card(tmp_path, nano_mode
     out = tmp_path / "zoo" / "nano"
     assert weights_available("nano")
     with safe_open(out / "model.safetensors", "pt") as f:
-        assert f.get_tensor("dynamics.head.weight").dtype.is_floating_point
-        assert str(f.get_tensor("dynamics.head.weight").dtype) == "torch.float16"
+        assert {str(f.get_tensor(name).dtype) for name in f.keys()} == {"torch.float16"}
     loaded = WorldModel.from_pretrained(out)
     assert loaded.config.name == "nano"
     card = ModelCard.load(out / "README.md")
@@ -114,6 +113,7 @@ def test_ship_writes_a_playable_zoo_folder_with_a_valid_card(tmp_path, nano_mode
     assert "pocketworld evaluate nano --data shards/x" in card.text
     assert "pocketworld finetune --base nano`" in card.text  # a name finetune takes
     assert "| 2 | fp32 | 12.5 | 80.0 | 90.0 |" in card.text
+    assert "a U-Net dynamics that denoises the next small frame" in card.text  # nano is the frames family
     assert "| dynamics | 40 | 640 | 3 |" in card.text
     assert (out / "eval" / "real_vs_generated.gif").is_file() and (out / "curves-dynamics-run.png").is_file()
     assert json.loads((out / "eval" / "results.json").read_text())["metrics"] == RESULTS
@@ -128,10 +128,33 @@ def test_ship_refuses_another_architecture_and_keeps_the_old_folder(tmp_path, na
     before = (out / "model.safetensors").read_bytes()
     other = tmp_path / "other"
     WorldModel(tiny_config()).save_pretrained(other)
-    with pytest.raises(ConfigError, match="is not a nano model: its decoder, dynamics, tokenizer differ"):
+    with pytest.raises(ConfigError, match="is not a nano model: its decoder, dynamics, family, tokenizer differ"):
         ship(ShipConfig(model=str(other), out=str(out)))
     with pytest.raises(FileNotFoundError, match="pocketworld evaluate --report"):
         ship(ShipConfig(model=str(nano_model), out=str(out), report=str(tmp_path)))
     with pytest.raises(FileNotFoundError, match="--notes .*no such file"):
         ship(ShipConfig(model=str(nano_model), out=str(out), notes=str(tmp_path / "missing.md")))
     assert (out / "model.safetensors").read_bytes() == before
+
+
+def test_one_report_per_game_gives_a_bars_column_each(tmp_path, nano_model, report):
+    reports = []
+    for game, accuracy in (("maze", 0.95), ("shooter", 0.5)):
+        folder = tmp_path / f"report-{game}"
+        folder.mkdir()
+        metrics = {**RESULTS, "action_accuracy": {"generated": {"accuracy": accuracy}}}
+        (folder / "results.json").write_text(json.dumps({"info": {"game": game}, "metrics": metrics}))
+        (folder / "real_vs_generated.gif").write_bytes(b"GIF89a")
+        reports.append(str(folder))
+    out = tmp_path / "zoo" / "nano"
+    commands = ["pocketworld evaluate nano --data shards/maze", "pocketworld evaluate nano --data shards/shooter"]
+    ship(ShipConfig(model=str(nano_model), out=str(out), report=reports, evaluate_command=commands))
+    card = ModelCard.load(out / "README.md")
+    assert "| metric | bar | maze | shooter |" in card.text
+    assert "| action accuracy (visible effect) | >= 90% | 0.95 pass | 0.5 fail |" in card.text
+    assert "| action accuracy (visible effect) (shooter) | 0.5 |" in card.text  # the Measured table names the game
+    assert all(command in card.text for command in commands)
+    assert "![eval/shooter/real_vs_generated.gif](eval/shooter/real_vs_generated.gif)" in card.text
+    assert json.loads((out / "eval" / "maze" / "results.json").read_text())["info"]["game"] == "maze"
+    with pytest.raises(ValueError, match="two reports of the same game"):
+        ship(ShipConfig(model=str(nano_model), out=str(out), report=[reports[0], reports[0]]))

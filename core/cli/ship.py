@@ -7,8 +7,15 @@ def register(commands, benches) -> None:
     ship = commands.add_parser("ship", help="put a trained model into zoo/<variant>/ (fp16 weights, card, previews)")
     ship.add_argument("model", help="a trained model folder (a run's model/ export)")
     ship.add_argument("--variant", default="nano", help="the zoo variant it is (default: nano)")
-    ship.add_argument("--report", help="its `pocketworld evaluate --report` folder: the card's numbers and previews")
-    ship.add_argument("--evaluate-command", help="the evaluate command line that made --report, quoted in the card")
+    ship.add_argument(
+        "--report",
+        nargs="+",
+        help="its `pocketworld evaluate --report` folder, or one per game (a bars column each, eval/GAME/): "
+        "the card's numbers and previews",
+    )
+    ship.add_argument(
+        "--evaluate-command", nargs="+", help="the evaluate command line(s) that made --report, quoted in the card"
+    )
     ship.add_argument("--runs", nargs="*", default=[], help="its training run folders: budget table and curves")
     ship.add_argument("--bench", help="a `pocketworld bench play --json` file of it: the card's speed table")
     ship.add_argument("--out", help="destination (default: the zoo folder of --variant)")
