@@ -3,7 +3,10 @@ chunks (the way a long run is done in the background), `plot`, and `bench train`
 
 import json
 
+from conftest import tiny_config
+
 from core.cli import main
+from core.config import ZOO
 from core.train.checkpoint import latest_checkpoint
 from core.train.metrics import read_metrics
 from tests.train_fixtures import run_overrides, save_tiny_model, write_token_shards
@@ -37,7 +40,10 @@ def test_cli_errors_are_one_line_and_exit_2(tmp_path, capsys):
     assert main(["plot", str(tmp_path)]) == 2
 
 
-def test_bench_train_reports_frames_per_second_and_memory(tmp_path, capsys):
+def test_bench_train_reports_frames_per_second_and_memory(tmp_path, capsys, monkeypatch):
+    monkeypatch.setitem(ZOO, "test-tiny", tiny_config())  # a tokens-family variant that times in a second
+    assert main(["bench", "train", "--variant", "nano"]) == 2  # nano is the frames family: not these stages
+    assert "nano is the frames family" in capsys.readouterr().err
     out = tmp_path / "bench.json"
     assert (
         main(
@@ -47,7 +53,7 @@ def test_bench_train_reports_frames_per_second_and_memory(tmp_path, capsys):
                 "--stage",
                 "dynamics",
                 "--variant",
-                "nano",
+                "test-tiny",
                 "--batch-size",
                 "1",
                 "--clip-len",

@@ -46,7 +46,9 @@ def register(commands, benches) -> None:
 
     bench = benches.add_parser("train", help="training frames/s and peak memory of a stage")
     bench.add_argument("--stage", default="dynamics", choices=STAGES, help="stage to time (default: dynamics)")
-    bench.add_argument("--variant", default="nano", help="zoo variant (default: nano)")
+    bench.add_argument(
+        "--variant", default="tiny", help="zoo variant of the tokens family, whose stages these are (default: tiny)"
+    )
     bench.add_argument("--batch-size", type=int, default=2, help="clips per step (default: 2)")
     bench.add_argument("--clip-len", type=int, help="frames per clip (default: the stage's own: 1, 2 or 32)")
     bench.add_argument("--steps", type=int, default=3, help="timed optimizer steps (default: 3)")
@@ -88,8 +90,16 @@ def cmd_plot(args) -> int:
 
 
 def cmd_bench_train(args) -> int:
+    from core.cli import UsageError
+    from core.config import zoo_config
     from core.train.bench import bench_train
 
+    family = zoo_config(args.variant).family
+    if family != "tokens":
+        raise UsageError(
+            f"bench train times the tokens family's stages; {args.variant} is the {family} family, whose "
+            "training (`pocketworld train frames`) logs its frames_per_second in the run's metrics.jsonl"
+        )
     for name in ("batch_size", "steps"):
         if getattr(args, name) <= 0:
             raise ValueError(f"--{name.replace('_', '-')} must be positive")
