@@ -76,12 +76,15 @@ def test_idm_train_then_evaluate_writes_the_report(workspace, capsys):
                 "3",
                 "--batch",
                 "4",
+                "--pool",
+                "2",
                 "--no-progress",
             ]
         )
         == 0
     )
     assert "held-out accuracy" in capsys.readouterr().out
+    assert json.loads((workspace / "idm" / "idm.json").read_text())["config"]["pool"] == 2
     report = workspace / "report"
     assert (
         _evaluate(
@@ -113,6 +116,11 @@ def test_idm_train_then_evaluate_writes_the_report(workspace, capsys):
 def test_errors_come_before_any_work(workspace, tmp_path, capsys):
     assert _evaluate(workspace, "--split", "val") == 2
     assert "no episodes of split 'val'" in capsys.readouterr().err
+    idm = ["idm", "train", "--data", str(workspace / "shards"), "--steps", "1", "--no-progress"]
+    assert main([*idm, "--out", str(tmp_path / "idm0"), "--pool", "0"]) == 2
+    assert "--pool must be positive" in capsys.readouterr().err
+    assert main([*idm, "--out", str(tmp_path / "idm3"), "--pool", "3"]) == 2
+    assert "pool 3 does not divide image_size 256" in capsys.readouterr().err
     assert main(["evaluate", "tiny", "--data", str(workspace / "shards")]) == 2
     assert "no trained weights" in capsys.readouterr().err
     adapter = tmp_path / "adapter"

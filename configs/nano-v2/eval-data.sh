@@ -5,5 +5,5 @@ set -euo pipefail
 . .venv/bin/activate
 for game in platformer maze shooter; do
   pocketworld collect --game "$game" --agent held --frames 4096 --seed 200000 --split test --out "shards/v2/$game-test" --no-progress
-  pocketworld idm train --data "shards/v2/$game-held" "shards/v2/$game-test" --out "runs/v2-idm-$game" --steps 3000 --no-progress
+  pocketworld idm train --data "shards/v2/$game-held" "shards/v2/$game-test" --out "runs/v2-idm-$game" --steps 3000 --pool 2 --threads 2 --no-progress
 done

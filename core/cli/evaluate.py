@@ -52,6 +52,13 @@ def register(commands, benches) -> None:
     train.add_argument("--batch", type=int, default=32, help="transitions per step (default: 32)")
     train.add_argument("--seed", type=int, default=0, help="seed (default: 0)")
     train.add_argument("--threads", type=int, default=1, help="torch CPU threads (default: 1)")
+    train.add_argument(
+        "--pool",
+        type=int,
+        default=4,
+        help="average-pool frames by this before the convs (default: 4; 2 keeps a 2 px move a whole pixel: "
+        "held-out platformer accuracy 39%% -> 74%%, at ~4x the training time)",
+    )
     train.add_argument("--no-progress", action="store_true", help="no progress bar")
     train.set_defaults(func=cmd_idm_train)
 
@@ -161,7 +168,7 @@ def cmd_idm_train(args) -> int:
     from core.evaluation.idm import save_idm
     from core.evaluation.idm_train import IDMTrainConfig, train_idm
 
-    _positive(steps=args.steps, batch=args.batch, threads=args.threads)
+    _positive(steps=args.steps, batch=args.batch, threads=args.threads, pool=args.pool)
     out = Path(args.out)
     if out.exists() and any(out.iterdir()):
         raise FileExistsError(f"{out} is not empty; pass a new folder for the IDM")
@@ -171,6 +178,7 @@ def cmd_idm_train(args) -> int:
         train_split=args.train_split,
         eval_split=args.eval_split,
         config=IDMTrainConfig(steps=args.steps, batch=args.batch, seed=args.seed),
+        pool=args.pool,
         progress=not args.no_progress,
     )
     save_idm(model, out, info)

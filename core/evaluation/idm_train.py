@@ -67,13 +67,16 @@ def train_idm(
     eval_split: str = "test",
     config: IDMTrainConfig | None = None,
     idm_config: IDMConfig | None = None,
+    pool: int = IDMConfig.pool,
     progress: bool = True,
 ) -> tuple[InverseDynamics, dict]:
     """Train on `train_split` of the shards at `sources`, score on `eval_split`; returns the model
     and its info (game, splits, seeds, held-out accuracy and confusion) for save_idm."""
     train_episodes = load_episodes(sources, train_split)
     heldout_episodes = load_episodes(sources, eval_split)
-    model, info = fit_idm(train_episodes, heldout_episodes, config=config, idm_config=idm_config, progress=progress)
+    model, info = fit_idm(
+        train_episodes, heldout_episodes, config=config, idm_config=idm_config, pool=pool, progress=progress
+    )
     return model, {**info, "train_split": train_split, "eval_split": eval_split}
 
 
@@ -83,9 +86,11 @@ def fit_idm(
     *,
     config: IDMTrainConfig | None = None,
     idm_config: IDMConfig | None = None,
+    pool: int = IDMConfig.pool,
     progress: bool = True,
 ) -> tuple[InverseDynamics, dict]:
-    """Train an IDM on the transitions of `train_episodes` (one game), score it on `heldout_episodes`."""
+    """Train an IDM on the transitions of `train_episodes` (one game), score it on `heldout_episodes`;
+    without an idm_config, one for their game and frame size that pools frames by `pool`."""
     config = config or IDMTrainConfig()
     games = {e.meta["game"] for e in train_episodes + heldout_episodes}
     if len(games) != 1:
@@ -94,7 +99,7 @@ def fit_idm(
         )
     game = games.pop()
     size = train_episodes[0].frames.shape[1]
-    idm_config = idm_config or IDMConfig(game=game, image_size=size)
+    idm_config = idm_config or IDMConfig(game=game, image_size=size, pool=pool)
     torch.manual_seed(config.seed)
     model = InverseDynamics(idm_config)
     train, heldout = Transitions(train_episodes, model), Transitions(heldout_episodes, model)
