@@ -1,4 +1,5 @@
 import json
+from pathlib import Path
 
 import pytest
 import torch
@@ -34,11 +35,22 @@ def test_every_variant_keeps_tokenizer_and_decoder_small(name):
     assert c["total"] == c["tokenizer"] + c["dynamics"] + c["decoder"]
 
 
-def test_config_round_trips_through_json_as_dataclasses():
-    config = zoo_config("nano")
+@pytest.mark.parametrize("name, dynamics", [("tiny", "DynamicsConfig"), ("nano", "FrameDynamicsConfig")])
+def test_config_round_trips_through_json_as_dataclasses(name, dynamics):
+    config = zoo_config(name)
     again = WorldModelConfig.from_dict(json.loads(json.dumps(config.to_dict())))
     assert again == config
-    assert type(again.dynamics).__name__ == "DynamicsConfig"
+    assert type(again.dynamics).__name__ == dynamics
+
+
+def test_nano_is_the_frames_family_architecture_that_configs_nano_v2_trains():
+    """The shipped nano samples its denoiser in 2 steps where training sampled in 3: steps are no weights."""
+    architecture = Path(__file__).parents[1] / "configs" / "nano-v2" / "architecture-denoise-level.json"
+    trained = WorldModelConfig.from_dict(json.loads(architecture.read_text()))
+    trained.dynamics.denoise_steps = 2
+    assert zoo_config("nano") == trained
+    assert zoo_config("nano").family == "frames" and zoo_config("nano").dynamics.context_level
+    assert {zoo_config(name).family for name in ("tiny", "base", "large")} == {"tokens"}
 
 
 def test_unknown_variant_lists_the_zoo():
@@ -47,7 +59,7 @@ def test_unknown_variant_lists_the_zoo():
 
 
 def test_unknown_and_missing_fields_are_named():
-    data = zoo_config("nano").to_dict()
+    data = zoo_config("tiny").to_dict()
     data["dynamics"]["d_modle"] = 3
     with pytest.raises(ConfigError, match="d_modle"):
         WorldModelConfig.from_dict(data)
@@ -56,16 +68,17 @@ def test_unknown_and_missing_fields_are_named():
 
 
 def test_wrong_types_are_named_and_lists_become_tuples():
-    data = zoo_config("nano").to_dict()
+    data = zoo_config("tiny").to_dict()
     data["dynamics"]["d_model"] = "wide"
     with pytest.raises(ConfigError, match=r"dynamics.d_model: expected int, got 'wide'"):
         WorldModelConfig.from_dict(data)
-    data = json.loads(json.dumps(zoo_config("nano").to_dict()))  # tuples come back from JSON as lists
-    assert WorldModelConfig.from_dict(data).decoder.channels == zoo_config("nano").decoder.channels
+    for name in ("tiny", "nano"):  # tuples come back from JSON as lists
+        data = json.loads(json.dumps(zoo_config(name).to_dict()))
+        assert WorldModelConfig.from_dict(data).decoder.channels == zoo_config(name).decoder.channels
 
 
 def test_inconsistent_vocabularies_are_rejected():
-    data = zoo_config("nano").to_dict()
+    data = zoo_config("tiny").to_dict()
     data["dynamics"]["vocab_size"] = 1024
     with pytest.raises(ConfigError, match="vocabulary sizes disagree"):
         WorldModelConfig.from_dict(data)

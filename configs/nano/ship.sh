@@ -1,4 +1,5 @@
-# Ship nano v1 into zoo/nano/ (the committed weights), from the repository root, once the configs/nano/ stages
+# Ship nano v1 into zoo/nano/ (kept as a record: zoo/nano is now nano v2, configs/nano-v2/ship.sh, and ship
+# refuses v1's tokens-family weights as nano), from the repository root, once the configs/nano/ stages
 # have made these run folders and the --evaluate-command below (on the test shards made as card-notes.md says)
 # has made the report.
 . .venv/bin/activate
