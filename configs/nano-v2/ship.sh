@@ -24,8 +24,10 @@ fi
 for game in maze platformer shooter; do
   [ -f "shards/v2/$game-test/report.json" ] || pw collect --game "$game" --agent held --frames 4096 --seed 200000 \
     --split test --out "shards/v2/$game-test" --no-progress
+  pool=2  # as configs/nano-v2/eval-data.sh: the shooter's IDM reads full-size frames
+  [ "$game" = shooter ] && pool=1
   [ -f "runs/v2-idm-$game/idm.json" ] || pw idm train --data "shards/v2/$game-held" "shards/v2/$game-test" \
-    --out "runs/v2-idm-$game" --steps 3000 --pool 2 --threads 2 --no-progress
+    --out "runs/v2-idm-$game" --steps 3000 --pool "$pool" --threads 2 --no-progress
 done
 
 # The GPU bursts (configs/nano-v2/gpu-burst.sh) brought back metrics, not run folders: give them their configs.
