@@ -62,32 +62,40 @@ def test_where_the_next_frame_is_a_coin_flip_the_denoiser_samples_one_crisp_outc
     assert crisp > 0.7 and 0.25 < right < 0.75, (crisp, right)
 
 
+def growth_run(tmp_path, source_config, architecture_config) -> tuple[WorldModel, list[str]]:
+    """A trained-looking source model saved in tmp_path, and the overrides of a frames run that grows its dynamics
+    (and takes its upsampler, frozen) into architecture_config."""
+    import json
+
+    from tests.train_fixtures import write_gameplay_shards
+
+    torch.manual_seed(0)
+    source = WorldModel(source_config)
+    for p in source.parameters():
+        p.data.add_(0.05 * torch.randn_like(p))
+    source.save_pretrained(tmp_path / "source")
+    architecture = tmp_path / "architecture.json"
+    architecture.write_text(json.dumps(architecture_config.to_dict()))
+    shards = write_gameplay_shards(tmp_path / "frames", samples=2, frames=8)
+    return source, frames_run(architecture, tmp_path / "source", shards) + [
+        f"out={tmp_path / 'run'}",
+        "model.init_parts=[dynamics, decoder]",
+        "frames.freeze_upsampler=true",
+    ]
+
+
 def test_a_denoiser_grown_from_a_direct_dynamics_predicts_as_it_did_then_learns_alone(tmp_path):
     """model.init_parts: [dynamics, decoder] into an architecture with dynamics.denoise_steps: the trained
     U-Net is read, the denoiser's parts start at zero, so its samples are the direct prediction; with
     frames.freeze_upsampler only the dynamics learns."""
-    import json
 
     from safetensors.torch import load_file
 
     from core.train import run_stage
     from core.train.config import load_run_config
     from core.train.loop import build_model
-    from tests.train_fixtures import write_gameplay_shards
 
-    torch.manual_seed(0)
-    source = WorldModel(frames_config())
-    for p in source.parameters():
-        p.data.add_(0.05 * torch.randn_like(p))
-    source.save_pretrained(tmp_path / "source")
-    architecture = tmp_path / "architecture.json"
-    architecture.write_text(json.dumps(frames_config(denoise_steps=3).to_dict()))
-    shards = write_gameplay_shards(tmp_path / "frames", samples=2, frames=8)
-    overrides = frames_run(architecture, tmp_path / "source", shards) + [
-        f"out={tmp_path / 'run'}",
-        "model.init_parts=[dynamics, decoder]",
-        "frames.freeze_upsampler=true",
-    ]
+    source, overrides = growth_run(tmp_path, frames_config(), frames_config(denoise_steps=3))
     config = load_run_config(None, overrides, stage="frames")
     grown = build_model(config).eval()
     context, keys = torch.rand(3, 2, 3, 16, 16) * 2 - 1, torch.randint(0, 18, (3, 4))
@@ -138,30 +146,17 @@ def test_a_denoiser_told_its_context_noise_grows_from_one_that_was_not_and_learn
     """dynamics.context_level (GameNGen's noise augmentation): grown from a trained denoiser, the level's input
     starts at zero, so it samples as that did from the same noise; trained on context frames under noise of a
     known level (frames.context_noise), it learns to read the level."""
-    import json
 
     from safetensors.torch import load_file
 
     from core.train import run_stage
     from core.train.config import load_run_config
     from core.train.loop import build_model
-    from tests.train_fixtures import write_gameplay_shards
 
-    torch.manual_seed(0)
-    source = WorldModel(frames_config(denoise_steps=3))
-    for p in source.parameters():
-        p.data.add_(0.05 * torch.randn_like(p))
-    source.save_pretrained(tmp_path / "source")
-    architecture = tmp_path / "architecture.json"
-    architecture.write_text(json.dumps(frames_config(denoise_steps=3, context_level=True).to_dict()))
-    shards = write_gameplay_shards(tmp_path / "frames", samples=2, frames=8)
-    overrides = frames_run(architecture, tmp_path / "source", shards) + [
-        f"out={tmp_path / 'run'}",
-        "model.init_parts=[dynamics, decoder]",
-        "frames.freeze_upsampler=true",
-        "frames.context_noise=0.3",
-    ]
-    config = load_run_config(None, overrides, stage="frames")
+    source, overrides = growth_run(
+        tmp_path, frames_config(denoise_steps=3), frames_config(denoise_steps=3, context_level=True)
+    )
+    config = load_run_config(None, overrides + ["frames.context_noise=0.3"], stage="frames")
     grown = build_model(config).eval()
     context, keys = torch.rand(3, 2, 3, 16, 16) * 2 - 1, torch.randint(0, 18, (3, 4))
     with torch.no_grad():
