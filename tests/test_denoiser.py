@@ -62,9 +62,9 @@ def test_where_the_next_frame_is_a_coin_flip_the_denoiser_samples_one_crisp_outc
     assert crisp > 0.7 and 0.25 < right < 0.75, (crisp, right)
 
 
-def growth_run(tmp_path, source_config, architecture_config) -> tuple[WorldModel, list[str]]:
-    """A trained-looking source model saved in tmp_path, and the overrides of a frames run that grows its dynamics
-    (and takes its upsampler, frozen) into architecture_config."""
+def growth_run(tmp_path, source_config, architecture_config, frozen="upsampler") -> tuple[WorldModel, list[str]]:
+    """A trained-looking source model saved in tmp_path, and the overrides of a frames run that grows it into
+    architecture_config with one part (`frozen`: upsampler or dynamics) frozen."""
     import json
 
     from tests.train_fixtures import write_gameplay_shards
@@ -80,7 +80,7 @@ def growth_run(tmp_path, source_config, architecture_config) -> tuple[WorldModel
     return source, frames_run(architecture, tmp_path / "source", shards) + [
         f"out={tmp_path / 'run'}",
         "model.init_parts=[dynamics, decoder]",
-        "frames.freeze_upsampler=true",
+        f"frames.freeze_{frozen}=true",
     ]
 
 
@@ -109,6 +109,29 @@ def test_a_denoiser_grown_from_a_direct_dynamics_predicts_as_it_did_then_learns_
         run_stage(
             load_run_config(None, overrides + [f"out={tmp_path / 'x'}", "frames.freeze_dynamics=true"], stage="frames")
         )
+
+
+def test_a_motion_field_grown_on_a_trained_upsampler_draws_as_it_did_then_learns(tmp_path):
+    """model.init_parts: [dynamics, decoder] into an architecture with decoder.warp: the trained upsampler is read,
+    its motion field starts at zero (the previous frame unmoved), so it draws as before; then the field learns."""
+    from safetensors.torch import load_file
+
+    from core.train import run_stage
+    from core.train.config import load_run_config
+    from core.train.loop import build_model
+
+    warped = frames_config()
+    warped.decoder.warp = "gated"
+    source, overrides = growth_run(tmp_path, frames_config(), warped, frozen="dynamics")
+    config = load_run_config(None, overrides + ["frames.closed_loop=0"], stage="frames")
+    grown = build_model(config).eval()
+    small, previous = torch.rand(2, 3, 16, 16) * 2 - 1, torch.rand(2, 3, 256, 256) * 2 - 1
+    with torch.no_grad():
+        assert torch.allclose(grown.decoder(small, previous), source.decoder(small, previous), atol=1e-4)
+    run_stage(config)
+    after = load_file(str(tmp_path / "run" / "model" / "model.safetensors"))
+    assert after["decoder.flow.weight"].abs().sum() > 0  # the field learnt (from zero)
+    assert WorldModel.from_pretrained(tmp_path / "run" / "model").config.decoder.warp == "gated"
 
 
 def test_the_noise_levels_go_down_to_zero_and_bad_step_counts_are_named():

@@ -82,6 +82,7 @@ def build_model(config: RunConfig) -> WorldModel:
     if parts:  # the rest of init may be of another architecture: only the named parts are read
         source = load_config(Path(config.model.init) / CONFIG_FILE)
         grown = grow_dynamics(source, architecture) if "dynamics" in parts else []
+        grown += grow_upsampler(source, architecture) if "decoder" in parts else []
         for part in parts:
             if getattr(source, part) != getattr(architecture, part):
                 raise ConfigError(
@@ -108,6 +109,26 @@ def grow_dynamics(source, architecture) -> list[str]:
     if new.denoise_steps and (grown or old.context_level == new.context_level):
         old.denoise_steps, old.context_level = new.denoise_steps, new.context_level
         old.play_context_noise = new.play_context_noise
+    return grown
+
+
+def grow_upsampler(source, architecture) -> list[str]:
+    """The parts a frames upsampler of `architecture` adds to the trained one `source` describes (core/frame_codec.py):
+    a motion field (decoder.warp), which starts at zero and so draws as that did, or the blend's learnt gate
+    (decoder.base: blend), whose correction starts at zero over its fixed prior. Brings source's description in
+    line with what it can grow into."""
+    if not source.family == architecture.family == "frames":
+        return []
+    old, new = source.decoder, architecture.decoder
+    grown = []
+    if old.warp == "none" and new.warp != "none":
+        grown.append("decoder.flow")
+        old.warp = new.warp
+    elif {old.warp, new.warp} == {"free", "gated"}:  # the same layer; gating is no weight
+        old.warp = new.warp
+    if old.base == "previous" and new.base == "blend":
+        grown.append("decoder.blend")
+        old.base = new.base
     return grown
 
 
