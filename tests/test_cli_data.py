@@ -80,6 +80,6 @@ def test_collect_refuses_a_non_empty_folder(tmp_path, capsys):
 def test_bench_games_writes_json(tmp_path, capsys):
     assert main(["bench", "games", "--num-envs", "2", "--steps", "3", "--json", str(tmp_path / "b.json")]) == 0
     rows = json.loads((tmp_path / "b.json").read_text())
-    assert [r["game"] for r in rows] == ["platformer", "maze", "shooter"] and all(
+    assert [r["game"] for r in rows] == ["platformer", "maze", "shooter", "bricks"] and all(
         r["frames_per_second"] > 0 for r in rows
     )

@@ -2,7 +2,8 @@
 
 Many presses change nothing on screen: jumping in mid-air, running into a wall, FIRE in the
 platformer while standing still (it only makes running faster), FIRE in the shooter while the
-gun cools down (the "no ammo" case). Two frames cannot tell such a press from NOOP, so an IDM
+gun cools down (the "no ammo" case), LEFT with the paddle at the wall or FIRE with the ball in
+flight in bricks. Two frames cannot tell such a press from NOOP, so an IDM
 scored against the commanded action would be blamed for the game's rules. We read the
 recorded ground-truth state before and after each step and keep only the buttons whose
 effect shows; the IDM is trained on, and every accuracy is counted against, this visible
@@ -14,7 +15,10 @@ Rules (state[t] is the state at frame t, state[t+1] after the action):
   DOWN (fast fall) never: it adds one gravity step (~0.5 px/frame) of speed, under a pixel.
 - maze: a direction shows when the player moved along its axis; FIRE always (the sword is drawn).
 - shooter: a direction shows when the ship moved along its axis; FIRE when a new bullet appeared.
-- other games (no rule): the commanded action counts as visible.
+- bricks: LEFT/RIGHT show when the paddle moved sideways; UP/DOWN never (the paddle only slides);
+  FIRE when it launched the ball off the paddle.
+- other games (no rule), and play recorded without ground-truth state (ingested video): the
+  commanded action counts as visible.
 """
 
 from __future__ import annotations
@@ -25,7 +29,7 @@ from core.games.base import BUTTONS, unflatten_state
 
 _UP, _DOWN, _LEFT, _RIGHT, _FIRE = range(5)  # columns of core.games.base.BUTTONS
 MOVE_EPS = 0.5  # px: a smaller move rounds to the same pixel, so it cannot be seen
-RULES = ("platformer", "maze", "shooter")
+RULES = ("platformer", "maze", "shooter", "bricks")
 _BUTTON_IDS = {sum(int(b) << i for i, b in enumerate(row)): a for a, row in enumerate(BUTTONS.tolist())}
 
 
@@ -37,7 +41,7 @@ def visible_actions(game: str, actions: np.ndarray, state: np.ndarray, layout: d
     """actions (T,) commanded at frames 0..T-1, state (T+1, D) for frames 0..T (flat, with its
     layout from the shard meta) -> (T,) ids of the visible part of each action."""
     actions = np.asarray(actions, dtype=np.int64)
-    if not has_rule(game):
+    if not has_rule(game) or not layout:  # no state: a user's video named after one of our games
         return actions.copy()
     assert len(state) == len(actions) + 1, (len(state), len(actions))
     fields = unflatten_state(np.asarray(state, dtype=np.float64), layout)
@@ -58,6 +62,9 @@ def visible_actions(game: str, actions: np.ndarray, state: np.ndarray, layout: d
         if game == "shooter":
             alive = fields["bullets"][..., -1] > 0.5  # (T+1, slots)
             pressed[:, _FIRE] &= (alive[1:] & ~alive[:-1]).any(1)
+        if game == "bricks":
+            resting = fields["ball_attached"].reshape(-1) > 0.5  # (T+1,)
+            pressed[:, _FIRE] &= resting[:-1] & ~resting[1:]
     codes = (pressed.astype(np.int64) << np.arange(5)).sum(1)
     # every subset of a valid action's buttons is itself one of the 18 actions
     return np.array([_BUTTON_IDS[int(c)] for c in codes], dtype=np.int64)

@@ -1,6 +1,7 @@
 """PocketWorld's games: our procedural 2D games, and gymnasium / Atari games through an adapter.
 
-`GAMES` maps each built-in game's name to its class; `make_game` also accepts
+`GAMES` maps each built-in game's name to its class; `HELD_OUT` names those no shipped model trains
+on (bricks: the test bed for bringing your own game, which a fine-tune learns). `make_game` also accepts
 "gym:<ENV_ID>" (any gymnasium env with rgb_array rendering and a Discrete action space),
 "atari:<NAME>" (through ale-py, an optional extra) and "web:<PAGE>" (an HTML5 canvas game in
 headless Chromium). `first_frame(game, seed)` is what a play
@@ -12,11 +13,13 @@ from __future__ import annotations
 import numpy as np
 
 from core.games.base import FPS, FRAME_SIZE, GameConfig, VecGame, unflatten_state
+from core.games.bricks import Bricks
 from core.games.maze import Maze
 from core.games.platformer import Platformer
 from core.games.shooter import Shooter
 
-GAMES: dict[str, type[VecGame]] = {cls.name: cls for cls in (Platformer, Maze, Shooter)}
+GAMES: dict[str, type[VecGame]] = {cls.name: cls for cls in (Platformer, Maze, Shooter, Bricks)}
+HELD_OUT = ("bricks",)  # built-in games kept out of every zoo model's training data (a test checks the configs)
 PREFIXES = ("gym:", "atari:", "web:")  # third-party games: gym_adapter.py and web.py
 
 
@@ -57,6 +60,7 @@ __all__ = [
     "FPS",
     "FRAME_SIZE",
     "GAMES",
+    "HELD_OUT",
     "GameConfig",
     "VecGame",
     "check_game",

@@ -25,6 +25,8 @@ import numpy as np
 
 TILE = 16  # tile and sprite size in pixels
 
+_BLOCK = ("++++++++", "+######o", "+#+####o", "+######o", "+######o", "+######o", "+######o", "oooooooo")
+
 # 8x8 shapes drawn at 2x. '.' is background (tiles) or transparent (sprites),
 # '#' the main colour, 'o' a dark detail, '+' a light detail.
 SHAPES: dict[str, tuple[str, ...]] = {
@@ -53,6 +55,14 @@ SHAPES: dict[str, tuple[str, ...]] = {
     "bullet": ("........", "...++...", "...##...", "...##...", "...##...", "........", "........", "........"),
     "enemy_bullet": ("........", "........", "...o#...", "...##...", "...#o...", "........", "........", "........"),
     "life": ("........", "...#....", "..###...", ".#####..", "#######.", "##.#.##.", "........", "........"),
+    # bricks: three kinds of breakable block (one shape), the two halves of a 28 px paddle (they meet at their
+    # inner edges) and the ball; a free cell column at each end leaves room for a tileset's outline
+    "block_low": _BLOCK,
+    "block_mid": _BLOCK,
+    "block_top": _BLOCK,
+    "paddle_left": ("........", "..++++++", ".+######", ".#######", "..oooooo", "........", "........", "........"),
+    "paddle_right": ("........", "++++++..", "#######.", "######o.", "oooooo..", "........", "........", "........"),
+    "ball": ("........", "..ooo...", ".o++#o..", ".o+##o..", ".o###o..", "..ooo...", "........", "........"),
 }
 
 
@@ -123,6 +133,12 @@ def procedural_art(rng: np.random.Generator, tiles: tuple[str, ...], sprites: tu
         "enemy": "enemy",
         "alien": "enemy",
         "enemy_bullet": "enemy",
+        "block_low": "gem",
+        "block_mid": "door",
+        "block_top": "goal",
+        "paddle_left": "player",
+        "paddle_right": "player",
+        "ball": "shot",
     }
     plain = np.broadcast_to(background, (TILE, TILE, 3))
     tile_rgb = []

@@ -38,9 +38,18 @@ COLOURS = {
     "bullet": (255, 255, 140),
     "enemy_bullet": (255, 90, 200),
     "life": (230, 50, 40),
+    "block_low": (60, 200, 90),
+    "block_mid": (250, 170, 40),
+    "block_top": (220, 60, 160),
+    "paddle_left": (200, 200, 215),
+    "paddle_right": (200, 200, 215),
+    "ball": (255, 255, 255),
 }
 TILES = ("sky", "ground", "brick", "coin", "flag", "floor", "wall", "gem", "key", "door", "exit", "space", "star")
 SPRITES = ("player", "enemy", "slash", "ship", "alien", "bullet", "enemy_bullet", "life")
+# bricks' art, placed after the others so that their cells keep their places in the sheet
+LATER_TILES = ("block_low", "block_mid", "block_top")
+LATER_SPRITES = ("paddle_left", "paddle_right", "ball")
 BACKGROUND_OF = {"coin": "sky", "flag": "sky", "gem": "floor", "key": "floor", "exit": "floor"}
 
 
@@ -73,6 +82,7 @@ def main() -> None:
     from PIL import Image
 
     names = [(n, False) for n in TILES] + [(n, True) for n in SPRITES]
+    names += [(n, False) for n in LATER_TILES] + [(n, True) for n in LATER_SPRITES]
     columns = 8
     sheet = np.zeros((TILE * ((len(names) + columns - 1) // columns), TILE * columns, 4), dtype=np.uint8)
     spec = {"image": "pocket_tiles.png", "tile_size": TILE, "tiles": {}, "sprites": {}}
@@ -84,7 +94,8 @@ def main() -> None:
     ASSETS.mkdir(exist_ok=True)
     Image.fromarray(sheet).save(ASSETS / "pocket_tiles.png")
     (ASSETS / "pocket_tiles.json").write_text(json.dumps(spec, indent=1) + "\n")
-    print(f"wrote {ASSETS / 'pocket_tiles.png'} and pocket_tiles.json ({len(TILES)} tiles, {len(SPRITES)} sprites)")
+    tiles, sprites = len(spec["tiles"]), len(spec["sprites"])
+    print(f"wrote {ASSETS / 'pocket_tiles.png'} and pocket_tiles.json ({tiles} tiles, {sprites} sprites)")
 
 
 if __name__ == "__main__":
