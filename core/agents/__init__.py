@@ -12,7 +12,7 @@ from core.agents.scripted import SCRIPTED
 AGENTS = {
     "random": "sticky random actions (every action well represented); works with every game",
     "held": "random actions held for 1-8 frames, blind to the game (data to learn control from); every game",
-    "scripted": "a competent scripted player per built-in game (platformer, maze, shooter)",
+    "scripted": "a competent scripted player per built-in game (platformer, maze, shooter, bricks)",
     "rl": "PPO on the ground-truth state vector, rewarded for new regions and score (built-in games)",
 }
 

@@ -2,7 +2,8 @@
 
 They play well enough to reach the parts of a level random play never sees (the platformer
 player runs, jumps gaps, walls and enemies; the dungeon player walks shortest paths to gems,
-the key, the doors and the exit; the pilot lines up under aliens, fires and dodges shots).
+the key, the doors and the exit; the pilot lines up under aliens, fires and dodges shots; the
+bricks player launches towards the bricks and meets the ball where it will come down).
 A share of sticky random actions keeps every action in the data.
 """
 
@@ -14,7 +15,7 @@ import numpy as np
 
 from core.actions import from_buttons
 from core.agents.random_play import RandomAgent
-from core.games import maze, platformer, shooter
+from core.games import bricks, maze, platformer, shooter
 from core.games.art import TILE
 from core.games.base import FRAME_SIZE
 from core.games.physics import RIGHT
@@ -186,4 +187,29 @@ class ShooterPilot(ScriptedAgent):
         return _action(dx, dy, np.ones(game.num_envs, dtype=bool))
 
 
-SCRIPTED = {"platformer": PlatformerPlayer, "maze": MazePlayer, "shooter": ShooterPilot}
+class BricksPlayer(ScriptedAgent):
+    """Launch towards the bricks; meet a falling ball where it will cross the paddle's line (walls folded in),
+    a little off-centre so that it rebounds towards the bricks left."""
+
+    def plan(self, game: bricks.Bricks) -> np.ndarray:
+        paddle = game.pos[:, 0] + bricks.PADDLE_W / 2
+        cols = np.arange(1, bricks.COLS - 1) * TILE + TILE / 2  # (14,) brick centres, px
+        left = (game.state()["bricks"] > 0).sum(1)  # (N, 14) bricks left per column
+        aim = (left * cols).sum(1) / np.maximum(left.sum(1), 1)  # their centre of mass, px
+        x, y = game.ball[:, 0], game.ball[:, 1]
+        vx, vy = game.ball_vel[:, 0], game.ball_vel[:, 1]
+        steps = np.where(vy > 0, (bricks.PADDLE_Y - bricks.BALL_BOX - y) / np.maximum(vy, 1e-6), 0.0)
+        low, high = bricks.FIELD_LEFT, bricks.FIELD_RIGHT - bricks.BALL_BOX
+        fold = np.mod(x + vx * steps - low, 2 * (high - low))
+        landing = low + np.where(fold <= high - low, fold, 2 * (high - low) - fold) + bricks.BALL_BOX / 2
+        # hit the ball on the paddle's side away from the bricks, which sends it towards them
+        side = np.clip((aim - landing) / 32, -1, 1) * bricks.PADDLE_W * 0.45
+        target = np.where(vy > 0, landing - side, x + bricks.BALL_BOX / 2)
+        gap = target - paddle
+        dx = np.where(np.abs(gap) > game.paddle_speed / 2, np.sign(gap), 0).astype(np.int64)
+        launch_dx = np.sign(np.round((aim - paddle) / 48)).astype(np.int64)  # only well off-centre: angled
+        dx = np.where(game.attached, launch_dx, dx)
+        return _action(dx, np.zeros_like(dx), game.attached)
+
+
+SCRIPTED = {"platformer": PlatformerPlayer, "maze": MazePlayer, "shooter": ShooterPilot, "bricks": BricksPlayer}
