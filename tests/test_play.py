@@ -225,6 +225,15 @@ def test_the_controller_plays_a_level_and_saves_what_was_played(zoo_with_nano, t
     assert session.closed and not new_session.closed
 
 
+def test_the_game_picker_offers_the_held_out_game_marked_as_such(zoo_with_nano, tmp_path):
+    player = Player(PlayerConfig(recordings_dir=tmp_path, loop="timer"))
+    labels = {game: label for label, game in player.game_choices()}
+    assert list(labels) == player.games() and labels["maze"] == "maze"
+    assert "held out" in labels["bricks"] and "fine-tune" in labels["bricks"]
+    session, _, running = player.start(None, "nano", START_GAME, "bricks", 2, None)  # a fine-tune's start
+    assert running and session.start_label == "bricks level 2"
+
+
 def test_the_controller_turns_player_errors_into_page_messages(zoo_with_nano, tmp_path):
     player = Player(PlayerConfig(recordings_dir=tmp_path, loop="timer"))
     session, html, running = player.start(None, "tiny", START_GAME, "maze", 0, None)

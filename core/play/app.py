@@ -59,7 +59,7 @@ def build_app(
                     with gr.Accordion("Which models can play, and how to get the others", open=False):
                         gr.Markdown(player.model_notes())
                     start_kind = gr.Radio([START_GAME, START_UPLOAD], value=START_GAME, label="Start from")
-                    game = gr.Dropdown(player.games(), value=player.games()[0], label="Game")
+                    game = gr.Dropdown(player.game_choices(), value=player.games()[0], label="Game")
                     seed = gr.Number(0, precision=0, minimum=0, label="Level seed")
                     upload = gr.File(
                         label="Start image (PNG/JPEG, letterboxed to 256x256)", file_types=["image"], type="filepath"
@@ -136,7 +136,7 @@ def build_app(
             gr.Markdown(REAL_OR_DREAM_INTRO)
             with gr.Row():
                 dream_model = gr.Dropdown(player.model_choices(), value=model or player.default_model(), label="Model")
-                dream_game = gr.Dropdown(player.games(), value=player.games()[0], label="Game")
+                dream_game = gr.Dropdown(player.game_choices(), value=player.games()[0], label="Game")
                 deal = gr.Button("New pair", variant="primary", elem_id="pw-deal")
             pair_note = gr.Markdown()
             pair_clips = gr.HTML(elem_id="pw-pair")

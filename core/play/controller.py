@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from core import zoo
-from core.games import GAMES, first_frame
+from core.games import GAMES, HELD_OUT, first_frame
 from core.play.models import ModelCache, ModelChoice, all_choices
 from core.play.page import LOOPS, frame_html, hud_line, message_html
 from core.play.play_session import PlaySession, PlaySessionConfig, SessionExpired, parse_key_state
@@ -91,6 +91,12 @@ class Player:
 
     def games(self) -> list[str]:
         return list(GAMES)
+
+    def game_choices(self) -> list[tuple[str, str]]:
+        """(label, game) for the game pickers. Every game is offered, as any level can start a model, but a
+        held-out game says so: no zoo model was trained on it, so it is there for fine-tunes of it."""
+        note = " (held out: no zoo model trained on it; for fine-tunes)"
+        return [(name + note if name in HELD_OUT else name, name) for name in GAMES]
 
     def start(self, session: PlaySession | None, model: str, start_kind: str, game: str, seed, upload: str | None):
         """A new session (the old one is closed). Returns (session, surface html, whether the timer loop should
