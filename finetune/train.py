@@ -164,7 +164,12 @@ def run_config(config: FinetuneConfig, base_dir: Path, shards: Path, time_limit_
         model=ModelSection(init=str(base_dir)),
         data=DataSection(train=[str(shards)], clip_len=clip_len, stride=stride),
         frames=FramesSection(unroll=config.unroll),
-        optim=OptimSection(lr=config.lr, warmup_steps=max(1, min(100, steps // 10))),
+        # under --minutes the rate decays over the budget: a run the clock stops still ends at the low rate
+        optim=OptimSection(
+            lr=config.lr,
+            warmup_steps=max(1, min(100, steps // 10)),
+            decay_over="budget" if time_limit_minutes else "steps",
+        ),
         train=TrainSection(
             steps=steps,
             batch_size=config.batch_size,

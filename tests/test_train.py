@@ -267,6 +267,22 @@ def test_learning_rate_schedule_warms_up_then_decays_to_the_floor():
     assert lrs[-1] == pytest.approx(0.1, abs=1e-3)
 
 
+def test_a_schedule_over_a_time_budget_ends_its_decay_when_the_budget_does():
+    """optim.decay_over: budget (a fine-tune's --minutes): a run its time limit stops at step 117 of 300 is at the
+    floor by then, not still near the peak."""
+    from core.train.config import OptimSection
+    from core.train.optim import lr_at
+
+    by_steps = OptimSection(lr=1.0, warmup_steps=10, min_lr_ratio=0.1)
+    by_budget = OptimSection(lr=1.0, warmup_steps=10, min_lr_ratio=0.1, decay_over="budget")
+    assert lr_at(116, 300, by_steps, time_spent=1.0) > 0.7
+    assert lr_at(116, 300, by_budget, time_spent=1.0) == pytest.approx(0.1)
+    assert lr_at(50, 300, by_budget, time_spent=0.5) == pytest.approx(0.55)  # halfway through the budget
+    assert lr_at(290, 300, by_budget, time_spent=0.1) == pytest.approx(lr_at(290, 300, by_steps))  # steps ahead
+    with pytest.raises(ConfigError, match="decay_over: budget needs train.time_limit_minutes"):
+        load_run_config(None, ["optim.decay_over=budget"], stage="dynamics")
+
+
 def test_the_weight_average_warms_up_instead_of_keeping_the_initial_weights():
     from core.train.optim import EMA
 

@@ -50,6 +50,9 @@ class OptimSection:
     warmup_steps: int = 100  # linear warmup from 0 to lr
     schedule: str = "cosine"  # after warmup: cosine or linear decay to min_lr_ratio*lr, or constant
     min_lr_ratio: float = 0.1  # floor of the decay as a share of lr
+    # what the decay runs over: train.steps ("steps"), or whichever of the steps and train.time_limit_minutes runs
+    # out first ("budget": a run cut short by its time limit still ends its decay; a fine-tune's --minutes)
+    decay_over: str = "steps"
     grad_clip: float = 1.0  # max global gradient norm (0 = no clipping)
 
 
@@ -152,6 +155,10 @@ class RunConfig:
             raise ConfigError(f"unknown stage {self.stage!r}; stages: {', '.join(STAGES)}")
         if self.optim.schedule not in ("cosine", "linear", "constant"):
             raise ConfigError(f"optim.schedule must be cosine, linear or constant, got {self.optim.schedule!r}")
+        if self.optim.decay_over not in ("steps", "budget"):
+            raise ConfigError(f"optim.decay_over must be steps or budget, got {self.optim.decay_over!r}")
+        if self.optim.decay_over == "budget" and not self.train.time_limit_minutes:
+            raise ConfigError("optim.decay_over: budget needs train.time_limit_minutes (the budget it decays over)")
         if self.train.mixed_precision not in ("no", "bf16", "fp16"):
             raise ConfigError(f"train.mixed_precision must be no, bf16 or fp16, got {self.train.mixed_precision!r}")
         for name in (

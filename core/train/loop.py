@@ -256,7 +256,8 @@ def train(config: RunConfig, stage_class: type[Stage], resume: bool = False) -> 
     while step < cfg.steps:
         step_started = time.monotonic()
         stage.before_step(step)
-        lr = lr_at(step, cfg.steps, config.optim)
+        spent = (time.monotonic() - started) / (60 * cfg.time_limit_minutes) if cfg.time_limit_minutes else 0.0
+        lr = lr_at(step, cfg.steps, config.optim, spent)
         for group in optimizer.param_groups:
             group["lr"] = lr
         finite, values = True, {}
@@ -292,7 +293,10 @@ def train(config: RunConfig, stage_class: type[Stage], resume: bool = False) -> 
         bar.update(1)
         window.append({**values, "grad_norm": float(norm)})
 
-        if step % config.log.every == 0 or step == cfg.steps:
+        out_of_time = bool(cfg.time_limit_minutes) and _main_decides(
+            accelerator, time.monotonic() - started > 60 * cfg.time_limit_minutes
+        )
+        if step % config.log.every == 0 or step == cfg.steps or out_of_time:  # a stopped run logs its last steps
             logged = {k: sum(v[k] for v in window) / len(window) for k in window[0]}
             logged = {
                 k: float(v)
@@ -312,9 +316,7 @@ def train(config: RunConfig, stage_class: type[Stage], resume: bool = False) -> 
                     {k: v.to(accelerator.device) for k, v in sample_batch.items()},
                     run_dir / "samples" / f"step-{step:07d}.png",
                 )
-        if cfg.time_limit_minutes and _main_decides(
-            accelerator, time.monotonic() - started > 60 * cfg.time_limit_minutes
-        ):
+        if out_of_time:
             stopped = "time_limit"
             break
         if step % config.log.save_every == 0 and step < cfg.steps:

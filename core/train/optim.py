@@ -25,13 +25,16 @@ def build_optimizer(module: torch.nn.Module, config: OptimSection) -> torch.opti
     return torch.optim.AdamW(groups, lr=config.lr, betas=(config.beta1, config.beta2))
 
 
-def lr_at(step: int, total: int, config: OptimSection) -> float:
-    """Learning rate for optimizer step `step` (0-based) of `total`."""
+def lr_at(step: int, total: int, config: OptimSection, time_spent: float = 0.0) -> float:
+    """Learning rate for optimizer step `step` (0-based) of `total`; `time_spent` (0-1) is the share of a time
+    budget used, which with optim.decay_over: budget moves the decay on when it is ahead of the steps."""
     if step < config.warmup_steps:
         return config.lr * (step + 1) / config.warmup_steps
     if config.schedule == "constant":
         return config.lr
     progress = min(1.0, (step - config.warmup_steps) / max(1, total - config.warmup_steps))
+    if config.decay_over == "budget":
+        progress = max(progress, min(1.0, time_spent))
     shape = 0.5 * (1 + math.cos(math.pi * progress)) if config.schedule == "cosine" else 1 - progress
     floor = config.min_lr_ratio
     return config.lr * (floor + (1 - floor) * shape)
