@@ -23,6 +23,13 @@ def register(commands, benches) -> None:
         type=float,
         help="the recording's frame rate, 1 to 240 (default: the video's, else the log's, else 30 for PNG frames)",
     )
+    ingest.add_argument(
+        "--split",
+        choices=("auto", "train", "val", "test"),
+        default="auto",
+        help="auto (default): every 10th chunk held out as val for the fine-tune; test: the whole recording is "
+        "held out, for `pocketworld evaluate` (base vs fine-tune) and `idm train`; train or val: all of it so",
+    )
     ingest.add_argument("--chunk", type=int, default=128, help="frames per shard sample (default: 128)")
     ingest.add_argument("--max-mb", type=int, default=4096, help="refuse inputs larger than this (default: 4096)")
     ingest.add_argument(
@@ -153,7 +160,7 @@ def cmd_ingest(args) -> int:
         if getattr(args, name) <= 0:
             raise ValueError(f"--{name.replace('_', '-')} must be positive, got {getattr(args, name)}")
     limits = Limits(max_input_bytes=args.max_mb * 2**20, max_frames=round(args.max_minutes * 60 * 30))
-    config = IngestConfig(game=args.game, fps=args.fps, chunk=args.chunk, limits=limits)
+    config = IngestConfig(game=args.game, fps=args.fps, chunk=args.chunk, split=args.split, limits=limits)
     report = ingest(args.source, args.out, args.actions, config, progress=not args.no_progress)
     splits = ", ".join(f"{split} {frames}" for split, frames in sorted(report["split_frames"].items()))
     print(

@@ -44,6 +44,7 @@ from finetune.sources import (
 
 TIME_TOLERANCE = 1e-3  # seconds: container timestamps are rounded to their time base
 REPORT_FILE = "ingest.json"
+INGEST_SPLITS = ("auto", "train", "val", "test")
 
 
 @dataclass
@@ -53,7 +54,9 @@ class IngestConfig:
     target_fps: int = 30  # the model's frame rate (every game runs at 30 FPS)
     min_frames: int = 33  # fewer frames after resampling cannot make one 32-frame training clip + target
     chunk: int = 128  # frames per shard sample, as `pocketworld collect` writes
-    val_every: int = 10  # every val_every-th chunk (and the last, if none was) is held out as split "val"
+    val_every: int = 10  # every val_every-th chunk (and the last, if none was) is held out as split "val"...
+    split: str = "auto"  # ...("auto"), or the whole recording is one split: "test" marks a held-out recording for
+    # `pocketworld evaluate` and `idm train --eval-split test`; "train"/"val" as they say
     shard_mb: int = 256  # shard size in MB
     limits: Limits = field(default_factory=Limits)  # input size, length and resolution limits
 
@@ -64,6 +67,8 @@ class IngestConfig:
             self.fps = check_fps(self.fps, "--fps")
         if min(self.target_fps, self.min_frames, self.chunk, self.val_every, self.shard_mb) <= 0:
             raise ValueError("target_fps, min_frames, chunk, val_every and shard_mb must be positive")
+        if self.split not in INGEST_SPLITS:
+            raise ValueError(f"--split must be one of {', '.join(INGEST_SPLITS)}, got {self.split!r}")
 
 
 def ingest(
@@ -197,7 +202,8 @@ def _from_recording(
         # every val_every-th chunk is held out; a short recording holds out its last chunk
         val = (index + 1) % config.val_every == 0 or (last and index > 0 and not held_out)
         held_out |= val
-        yield _sample(frames, actions, dict(meta, split="val" if val else "train", start_frame=start), last, config)
+        split = ("val" if val else "train") if config.split == "auto" else config.split
+        yield _sample(frames, actions, dict(meta, split=split, start_frame=start), last, config)
 
 
 def _from_shards(source: Path, config: IngestConfig) -> Iterator[Sample]:
@@ -214,7 +220,7 @@ def _from_shards(source: Path, config: IngestConfig) -> Iterator[Sample]:
             "source": source.name,
             "source_fps": fps,
             "pseudo_labelled": bool(sample.meta.get("pseudo_labelled", False)),
-            "split": sample.meta.get("split", "train"),
+            "split": sample.meta.get("split", "train") if config.split == "auto" else config.split,
         }
         for start, frames, actions, last in _chunks(aligned, config.chunk):
             ends = last and bool(sample.meta.get("ends_episode", True))

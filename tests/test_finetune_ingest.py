@@ -13,6 +13,7 @@ from PIL import Image
 
 from core import actions as vocab
 from core.data.shards import Sample, ShardWriter, list_shards, read_shard
+from core.evaluation.episodes import load_episodes
 from finetune.errors import (
     ActionLogError,
     CorruptInputError,
@@ -302,6 +303,14 @@ def test_cli_ingest(tmp_path, capsys):
     )
     assert "wrote 40 frames (1.33 s at 30 FPS) of mine in 1 shard(s)" in capsys.readouterr().out
     assert json.loads((tmp_path / "out" / "ingest.json").read_text())["split_frames"] == {"train": 32, "val": 8}
+    # a held-out recording: all of it split "test", which evaluate (and idm train's --eval-split) read
+    args = ["ingest", str(tmp_path / "run.webm"), "--actions", str(tmp_path / "run.csv"), "--chunk", "16"]
+    assert main([*args, "--out", str(tmp_path / "heldout"), "--split", "test", "--no-progress"]) == 0
+    assert json.loads((tmp_path / "heldout" / "ingest.json").read_text())["split_frames"] == {"test": 40}
+    assert [len(e.frames) for e in load_episodes(tmp_path / "heldout", "test")] == [40]
+    with pytest.raises(SystemExit):
+        main([*args, "--out", str(tmp_path / "x"), "--split", "holdout", "--no-progress"])
+    assert "invalid choice: 'holdout'" in capsys.readouterr().err
     write_log(tmp_path / "bad.csv", ["RIGHT"] * 39 + ["KICK"])
     assert (
         main(
