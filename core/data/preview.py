@@ -8,6 +8,7 @@ import numpy as np
 
 from core.actions import ACTIONS, to_buttons
 from core.data.shards import list_shards, read_shard
+from core.data.video import write_video
 
 # arrow offsets for the on-screen joystick, in a 3x3 grid of 6-pixel cells
 _ARROWS = {"UP": (0, -1), "DOWN": (0, 1), "LEFT": (-1, 0), "RIGHT": (1, 0)}
@@ -61,13 +62,5 @@ def write_preview(source: str | Path, out: str | Path, sample: int = 0, max_fram
         images = [Image.fromarray(frame) for frame in frames]
         images[0].save(out, save_all=True, append_images=images[1:], duration=round(1000 / fps), loop=0)
     else:
-        import av
-
-        with av.open(str(out), mode="w") as container:
-            stream = container.add_stream("libx264" if out.suffix.lower() == ".mp4" else "libvpx-vp9", rate=fps)
-            stream.width = stream.height = 256
-            stream.pix_fmt = "yuv420p"
-            for frame in frames:
-                container.mux(stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")))
-            container.mux(stream.encode())
+        write_video(out, frames, fps)
     return {"out": str(out), "frames": len(frames), "game": meta["game"], "seed": meta["seed"]}

@@ -17,6 +17,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from core.data.video import write_video
+
 FORMATS = ("gif", "mp4")
 
 
@@ -85,21 +87,5 @@ class Recording:
                 path, save_all=True, append_images=images[1:], loop=0, duration=round(1000 / fps), optimize=False
             )
         else:
-            _write_mp4(path, frames, fps)
+            write_video(path, frames, fps, suffix=".mp4")
         return path
-
-
-def _write_mp4(path: Path, frames: list[np.ndarray], fps: float) -> None:
-    from fractions import Fraction
-
-    import av
-
-    with av.open(str(path), mode="w") as container:
-        # H.264 with yuv420p plays in every browser and phone; the rate is a fraction so 7.3 FPS stays 7.3.
-        stream = container.add_stream("libx264", rate=Fraction(fps).limit_denominator(1000))
-        stream.width, stream.height = frames[0].shape[1], frames[0].shape[0]
-        stream.pix_fmt = "yuv420p"
-        stream.options = {"crf": "20", "preset": "veryfast"}
-        for frame in frames:
-            container.mux(stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")))
-        container.mux(stream.encode())
