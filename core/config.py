@@ -333,6 +333,7 @@ def _variant(
 
 # The zoo. Parameter counts are tested (tests/test_config.py) and printed by `pocketworld zoo`. nano is the
 # frames family; tiny, base and large are the tokens family.
+HUB_ORGANISATION = "pocketworld"  # the zoo's variants on the Hugging Face Hub: pocketworld/nano, ...
 ZOO: dict[str, WorldModelConfig] = {
     # nano (v2): the frames family. The dynamics works on 64x64 area-pooled frames (a 64x64 frame costs a small
     # U-Net pass where 256 tokens cost six attention + Mamba blocks), the keys FiLM every block, and it denoises

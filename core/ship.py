@@ -20,7 +20,7 @@ from pathlib import Path
 import yaml
 
 from core.atomic import staged_folder
-from core.config import ConfigError, zoo_config
+from core.config import HUB_ORGANISATION, ConfigError, zoo_config
 from core.evaluation.report import target_rows
 from core.train.metrics import METRICS_FILE, plot_run, read_metrics
 from core.world_model import WorldModel
@@ -150,7 +150,7 @@ def ship(config: ShipConfig) -> Path:
             curves.append(name)
         card = zoo_card(
             config.variant,
-            repo_id=f"pocketworld/{config.variant}",
+            repo_id=f"{HUB_ORGANISATION}/{config.variant}",
             parameters=model.parameter_counts(),
             metrics=metrics or None,
             measured_on=f"held-out level seeds (split test) of {', '.join(games)}" if results else None,

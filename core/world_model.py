@@ -24,11 +24,12 @@ from pathlib import Path
 import torch
 import torch.nn as nn
 from huggingface_hub import PyTorchModelHubMixin, hf_hub_download
+from huggingface_hub.errors import HfHubHTTPError, HFValidationError, LocalEntryNotFoundError
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
 from core.atomic import atomic_write
-from core.config import ConfigError, WorldModelConfig
+from core.config import HUB_ORGANISATION, ConfigError, WorldModelConfig
 from core.decoder import FrameDecoder
 from core.dynamics import Dynamics
 from core.frame_codec import FramePool, FrameUpsampler
@@ -209,11 +210,36 @@ def _resolve(name_or_path, filename, revision, cache_dir, local_files_only, toke
         raise FileNotFoundError(
             f"{name_or_path} is a file; pass the model's folder (with {CONFIG_FILE} and {WEIGHTS_FILE})"
         )
-    return hf_hub_download(
-        repo_id=str(name_or_path),
-        filename=filename,
-        revision=revision,
-        cache_dir=cache_dir,
-        local_files_only=local_files_only,
-        token=token,
-    )
+    shipped = _shipped_variant(str(name_or_path))
+    if shipped is not None and revision is None:  # the same files as the Hub's, already installed
+        return str(shipped / filename)
+    try:
+        return hf_hub_download(
+            repo_id=str(name_or_path),
+            filename=filename,
+            revision=revision,
+            cache_dir=cache_dir,
+            local_files_only=local_files_only,
+            token=token,
+        )
+    except (HfHubHTTPError, LocalEntryNotFoundError, HFValidationError, OSError) as err:
+        from core.config import ZOO
+
+        reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise FileNotFoundError(
+            f"{name_or_path!r} is not a model folder here, and its {filename} could not be fetched from the "
+            f"Hugging Face Hub ({type(err).__name__}: {reason}). Pass a folder holding {CONFIG_FILE} + "
+            f"{WEIGHTS_FILE}, a zoo variant ({', '.join(ZOO)}), or a Hub repo id you can reach"
+        ) from None
+
+
+def _shipped_variant(name: str) -> Path | None:
+    """The installed weights folder of a zoo variant named as such ("nano") or by its Hub id ("pocketworld/nano"),
+    or None when the name is neither or that variant's weights are not installed."""
+    from core.config import ZOO
+    from core.zoo import weights_available, zoo_dir
+
+    variant = name.removeprefix(f"{HUB_ORGANISATION}/")
+    if variant in ZOO and weights_available(variant):
+        return zoo_dir() / variant
+    return None

@@ -20,6 +20,7 @@ from numbers import Real
 
 from huggingface_hub import ModelCard, ModelCardData
 
+from core.config import HUB_ORGANISATION, ZOO
 from core.paths import TEMPLATES_VARIABLE, card_templates_dir
 
 LIBRARY = "pocketworld"
@@ -112,7 +113,11 @@ def finetune_card(
     metrics: dict | None = None,
     preview: str | None = None,
 ) -> str:
-    """The card of a LoRA fine-tune; `metrics` maps a metric name to (base value, fine-tuned value)."""
+    """The card of a LoRA fine-tune; `metrics` maps a metric name to (base value, fine-tuned value). A zoo
+    variant's name as base_model ("nano") is written as its Hub id ("pocketworld/nano"), which links to it and
+    which WorldModel.from_pretrained reads from the installed zoo."""
+    if base_model in ZOO:
+        base_model = f"{HUB_ORGANISATION}/{base_model}"
     pairs = {}
     for name, pair in (metrics or {}).items():
         if not isinstance(pair, (tuple, list)) or len(pair) != 2:

@@ -48,6 +48,10 @@ def test_finetune_card():
     assert game_tag("Jumpy Jim!") == "game-jumpy-jim" and "game-jumpy-jim" in card.data.tags
     assert "| next_frame_psnr_db | 21.5 | 24.25 |" in text and "18000 frames (600.0 s at 30 FPS)" in text
     assert "![preview](preview.gif)" in text
+    # a zoo variant's name is written as its Hub id: the link goes to the model, not to huggingface.co/nano
+    nano = finetune_card("alice/jumpy", "nano", "Jumpy", rank=8, alpha=16.0, targets=["to_q"])
+    assert check_card(nano, finetune=True).data.base_model == "pocketworld/nano"
+    assert "(https://huggingface.co/pocketworld/nano)" in nano and "huggingface.co/nano" not in nano
 
 
 @pytest.mark.parametrize(

@@ -27,6 +27,22 @@ def test_round_trip_restores_config_as_dataclasses_and_weights_exactly(tmp_path)
     assert not loaded.training
 
 
+def test_a_zoo_variant_by_name_or_hub_id_loads_the_installed_weights_and_an_unreachable_repo_says_so(
+    tmp_path, monkeypatch
+):
+    """The card's snippet, WorldModel.from_pretrained("pocketworld/nano"), works outside the repository from the
+    installed zoo (it went to the Hub and failed with a LocalEntryNotFoundError traceback); a repo the Hub cannot
+    give is a FileNotFoundError saying what to pass instead."""
+    monkeypatch.setenv("POCKETWORLD_ZOO", str(tmp_path))
+    model = saved(tmp_path / "nano")
+    monkeypatch.chdir(tmp_path / "nano")  # no folder named nano or pocketworld/nano here
+    for name in ("nano", "pocketworld/nano"):
+        loaded = WorldModel.from_pretrained(name)
+        assert all(torch.equal(a, b) for a, b in zip(model.state_dict().values(), loaded.state_dict().values()))
+    with pytest.raises(FileNotFoundError, match="could not be fetched from the Hugging Face Hub.*a zoo variant"):
+        WorldModel.from_pretrained("pocketworld/tiny", local_files_only=True)  # tiny's weights are not installed
+
+
 @pytest.mark.parametrize("dtype, torch_dtype", [("fp16", torch.float16), ("bf16", torch.bfloat16)])
 def test_half_precision_storage_halves_the_file_and_loads_as_fp32(tmp_path, dtype, torch_dtype):
     model = saved(tmp_path, dtype=dtype)
