@@ -37,6 +37,15 @@ def game_tag(game: str) -> str:
     return "game-" + (re.sub(r"[^a-z0-9]+", "-", game.lower()).strip("-") or "unnamed")
 
 
+MARKDOWN_SPECIAL = re.compile(r"([\\`*_{}\[\]()#+\-.!|<>~&])")
+
+
+def markdown_text(text: str) -> str:
+    """User text (a game's name, a repo's) as literal Markdown on one line: every character Markdown or HTML
+    would read as syntax is escaped, so a name cannot break the card's tables, add links or inject HTML."""
+    return MARKDOWN_SPECIAL.sub(r"\\\1", " ".join(str(text).split()))
+
+
 def _template(name: str) -> str:
     path = card_templates_dir() / name
     if not path.is_file():
@@ -130,17 +139,28 @@ def finetune_card(
         base_model=base_model,
         base_model_relation="adapter",
         tags=[LIBRARY, "world-model", "game", "lora", game_tag(game)],
-        pocketworld={"game": game, "rank": rank, "steps": steps, "data_frames": data_frames},
+        # all the card says, so that a push can write it again under the repo it goes to (rerender_card)
+        pocketworld={
+            "game": game,
+            "rank": rank,
+            "alpha": alpha,
+            "targets": list(targets),
+            "steps": steps,
+            "data_frames": data_frames,
+            "metrics": {name: list(pair) for name, pair in pairs.items()},
+            "preview": preview,
+        },
     )
     base_url = base_model if "://" in base_model else f"https://huggingface.co/{base_model}"
     card = ModelCard.from_template(
         data,
         template_path=_template("finetune.md"),
-        title=f"{repo_id.split('/')[-1]}: PocketWorld on {game}",
+        title=markdown_text(f"{repo_id.split('/')[-1]}: PocketWorld on {game}"),
         repo_id=repo_id,
         base_model=base_model,
+        base_model_text=markdown_text(base_model),
         base_url=base_url,
-        game=game,
+        game=markdown_text(game),
         rank=rank,
         alpha=alpha,
         targets=targets,
@@ -152,6 +172,29 @@ def finetune_card(
         license=LICENSE,
     )
     return check_card(str(card), finetune=True).content
+
+
+def rerender_card(text: str, repo_id: str) -> str:
+    """A fine-tune's card written again for the repo it is pushed as (`pocketworld finetune` names the adapter's
+    folder, which is not where others pull it from). A card without what that needs (a hand-written one, or
+    one from before cards kept it) comes back unchanged."""
+    card = check_card(text, finetune=True)
+    kept = card.data.get("pocketworld")
+    needed = ("game", "rank", "alpha", "targets", "metrics")
+    if not all(key in kept for key in needed):
+        return text
+    return finetune_card(
+        repo_id,
+        card.data.base_model,
+        kept["game"],
+        kept["rank"],
+        kept["alpha"],
+        kept["targets"],
+        steps=kept.get("steps"),
+        data_frames=kept.get("data_frames"),
+        metrics={name: tuple(pair) for name, pair in kept["metrics"].items()},
+        preview=kept.get("preview"),
+    )
 
 
 def check_card(text: str, finetune: bool) -> ModelCard:

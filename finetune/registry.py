@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from core.atomic import staged_folder
-from finetune.cards import LIBRARY, CardError, check_card, finetune_card
+from finetune.cards import LIBRARY, CardError, check_card, finetune_card, rerender_card
 from finetune.lora import read_adapter_config
 
 LOCAL_OWNER = "local"  # the namespace of a repo pushed to the local registry without one
@@ -94,7 +94,7 @@ def _staged_upload(folder: Path, repo: str, game: str | None, stage: Path) -> Pa
     card = stage / "README.md"
     if card.exists():
         try:
-            check_card(card.read_text(encoding="utf-8"), finetune=True)
+            card.write_text(rerender_card(card.read_text(encoding="utf-8"), repo), encoding="utf-8")
         except CardError as err:
             raise RegistryError(
                 f"{folder / 'README.md'}: {err}; fix the card or delete it and push with --game"

@@ -44,7 +44,16 @@ def test_finetune_card():
     )
     card = check_card(text, finetune=True)
     assert card.data.base_model == "pocketworld/pocketworld-nano" and card.data.base_model_relation == "adapter"
-    assert card.data.pocketworld == {"game": "Jumpy Jim!", "rank": 8, "steps": 600, "data_frames": 18_000}
+    assert card.data.pocketworld == {
+        "game": "Jumpy Jim!",
+        "rank": 8,
+        "alpha": 16.0,
+        "targets": ["to_q", "in_proj"],
+        "steps": 600,
+        "data_frames": 18_000,
+        "metrics": {"next_frame_psnr_db": [21.5, 24.25], "action_accuracy": [0.41, 0.63]},
+        "preview": "preview.gif",
+    }  # all a push needs to write the card again under its repo
     assert game_tag("Jumpy Jim!") == "game-jumpy-jim" and "game-jumpy-jim" in card.data.tags
     assert "| next_frame_psnr_db | 21.5 | 24.25 |" in text and "18000 frames (600.0 s at 30 FPS)" in text
     assert "![preview](preview.gif)" in text

@@ -4,6 +4,7 @@ Failures (no token, a taken name, a bad adapter) say why and leave the local ada
 the token never appears in output or in anything written."""
 
 import json
+import re
 
 import numpy as np
 import pytest
@@ -69,6 +70,24 @@ def test_local_registry_round_trip(tmp_path, adapter):
     assert sorted(p.name for p in pulled.iterdir()) == ["README.md", "adapter_config.json", WEIGHTS_FILE]
     assert str(pulled) != where
     load_adapter(WorldModel(tiny_config()), pulled, base=BASE)
+
+
+def test_a_finetune_card_is_pushed_naming_the_repo_it_went_to_with_the_users_text_escaped(tmp_path, adapter):
+    """`pocketworld finetune` (and the app's Fine-tune tab) writes the card for the adapter's folder ("adapter");
+    pushed as alice/jumpy it must say `hub pull alice/jumpy`; a game's name stays text in the Markdown."""
+    from finetune.cards import finetune_card
+
+    game = "Jumpy | <img src=x onerror=alert(1)> [win](javascript:x)"
+    card = finetune_card(adapter.name, BASE, game, 4, 8.0, ["to_q"], steps=3, data_frames=90, metrics={"mse": (2, 1)})
+    (adapter / "README.md").write_text(card, encoding="utf-8")
+    LocalRegistry(tmp_path / "registry").push(adapter, "alice/jumpy")
+    pushed = (tmp_path / "registry" / "alice" / "jumpy" / "README.md").read_text(encoding="utf-8")
+    body = pushed.split("\n---\n", 1)[1]  # below the YAML metadata (which keeps the name as data)
+    assert "pocketworld hub pull alice/jumpy --out jumpy" in body and "hub pull adapter" not in body
+    assert '"jumpy", base=' in body and "| mse | 2 | 1 |" in body
+    assert not re.search(r"(?<!\\)<img", body) and "](javascript" not in body  # every < escaped
+    assert "| game | Jumpy \\| \\<img src=x onerror=alert\\(1\\)\\> \\[win\\]\\(javascript:x\\) |" in body
+    assert LocalRegistry(tmp_path / "registry").info("alice/jumpy").game == game
 
 
 def test_push_refuses_bad_adapters_and_missing_cards(tmp_path, adapter):
