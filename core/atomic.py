@@ -17,6 +17,7 @@ def atomic_write(path: Path, write: Callable[[str], object]) -> None:
     path = Path(path)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     os.close(fd)
+    os.chmod(tmp, 0o644)  # mkstemp makes it private; what we publish is not (as staged_folder's 0o755)
     try:
         write(tmp)
         os.replace(tmp, path)
