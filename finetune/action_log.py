@@ -10,6 +10,7 @@ Two formats, both one entry per recorded frame, frames numbered from 0 with none
 
 Keys mean what core.actions says they mean, so a log means the same thing in the app, the
 recorders and here. Every problem is an ActionLogError naming the line (CSV) or entry (JSON).
+`format_action_log` writes either format (`pocketworld record` exports play with it).
 """
 
 from __future__ import annotations
@@ -59,6 +60,20 @@ def parse_action_log(data: bytes, name: str) -> ActionLog:
     raise ActionLogError(
         f"{name}: unknown action log type {suffix or '(no suffix)'!r}; use a .csv (frame,keys) or .json log"
     )
+
+
+def format_action_log(actions, name: str, fps: float | None = None) -> str:
+    """The text of a log called `name` (.csv or .json by its suffix) holding action ids `actions`, one per
+    frame: what parse_action_log reads back. Keys are button names joined by '+' ('LEFT+FIRE', '' for none);
+    a JSON log also states `fps` when given (a CSV log has no place for it)."""
+    order = ("UP", "DOWN", "LEFT", "RIGHT", "FIRE")
+    keys = ["+".join(b for b in order if b in vocab.to_buttons(int(a))) for a in actions]
+    suffix = Path(name).suffix.lower()
+    if suffix == ".csv":
+        return "frame,keys\n" + "".join(f"{index},{entry}\n" for index, entry in enumerate(keys))
+    if suffix == ".json":
+        return json.dumps({"fps": fps, "actions": keys} if fps is not None else keys) + "\n"
+    raise ActionLogError(f"{name}: an action log is written as .csv (frame,keys) or .json")
 
 
 def _parse_csv(text: str, name: str) -> np.ndarray:

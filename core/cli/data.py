@@ -1,4 +1,4 @@
-"""Data commands: `games`, `collect`, `preview`, and the `bench games|encoding|agents` benchmarks."""
+"""Data commands: `games`, `collect`, `record`, `preview`, and the `bench games|encoding|agents` benchmarks."""
 
 from __future__ import annotations
 
@@ -33,6 +33,24 @@ def register(commands, benches) -> None:
     collect.add_argument("--no-progress", action="store_true", help="no progress bar")
     collect.set_defaults(func=cmd_collect)
 
+    record = commands.add_parser(
+        "record",
+        help="play a game into a video + key log, as a developer exports play from their engine (for `ingest`)",
+    )
+    record.add_argument("--game", default="bricks", help="a game from `pocketworld games` (default: bricks, held out)")
+    record.add_argument("--agent", default="scripted", help="scripted, held, random or rl (default: scripted)")
+    record.add_argument("--minutes", type=float, default=10.0, help="minutes of play at 30 FPS (default: 10)")
+    record.add_argument(
+        "--split", choices=("train", "val", "test"), default="train", help="play levels of this split (default: train)"
+    )
+    record.add_argument("--seed", type=int, default=0, help="first level seed (default: 0)")
+    record.add_argument("--out", required=True, help="the video to write: a new .mp4 or .webm")
+    record.add_argument("--keys", required=True, help="the key log to write: a new .csv (frame,keys) or .json")
+    record.add_argument("--max-steps", type=int, default=1800, help="a level's time limit in frames (default: 1800)")
+    record.add_argument("--tileset", help="tileset JSON to draw our games with (see core/games/art.py)")
+    record.add_argument("--no-progress", action="store_true", help="no progress bar")
+    record.set_defaults(func=cmd_record)
+
     preview = commands.add_parser("preview", help="write a GIF/MP4 of a recorded sample with its actions drawn on")
     preview.add_argument("source", help="a .tar shard or a folder of shards")
     preview.add_argument("--out", required=True, help="output .gif, .mp4 or .webm")
@@ -54,7 +72,7 @@ def register(commands, benches) -> None:
     agents = benches.add_parser("agents", help="level coverage and action histogram per agent and game")
     agents.add_argument("--episodes", type=int, default=16, help="episodes per agent and game (default: 16)")
     agents.add_argument("--rl-steps", type=int, default=100_000, help="RL training steps per game (default: 100000)")
-    agents.add_argument("--games", default="platformer,maze,shooter", help="comma-separated games")
+    agents.add_argument("--games", default="platformer,maze,shooter,bricks", help="comma-separated games")
     agents.add_argument("--json", help="also write the rows to this JSON file")
     agents.set_defaults(func=cmd_bench_agents)
 
@@ -158,6 +176,37 @@ def cmd_collect(args) -> int:
     )
     print(f"episodes finished: {summary['episodes']}; mean coverage {summary['coverage_mean']}")
     print(f"report: {Path(args.out) / 'report.json'}")
+    return 0
+
+
+def cmd_record(args) -> int:
+    from core.data.export import ExportConfig, export_play
+    from core.games import FPS, check_game
+
+    check_game(args.game)
+    _positive(minutes=args.minutes, max_steps=args.max_steps)
+    frames = round(args.minutes * 60 * FPS)
+    if frames < 1:
+        raise ValueError(f"--minutes {args.minutes} is less than one frame at {FPS} FPS")
+    config = ExportConfig(
+        game=args.game,
+        agent=args.agent,
+        frames=frames,
+        split=args.split,
+        seed=args.seed,
+        max_steps=args.max_steps,
+        tileset=args.tileset,
+    )
+    summary = export_play(config, args.out, args.keys, progress=not args.no_progress)
+    print(
+        f"wrote {summary['frames']} frames ({summary['minutes']} min) of {args.game} played by {args.agent} "
+        f"to {args.out} ({summary['video_bytes'] / 2**20:.1f} MiB) and {args.keys}, "
+        f"{summary['frames_per_second']:.0f} frames/s"
+    )
+    ended = ", ".join(f"{k} {v}" for k, v in summary["levels_ended"].items()) or "none"
+    seeds = summary["seeds"]
+    print(f"{summary['levels']} {args.split} level(s), seeds {seeds[0]}..{seeds[-1]}; levels ended: {ended}")
+    print(f"next: pocketworld ingest {args.out} --actions {args.keys} --game {args.game} --out shards/my-{args.game}")
     return 0
 
 
