@@ -48,7 +48,8 @@ class PlayBenchResult:
     latency_ms_p95: float
     peak_rss_mb: float  # peak resident memory of this process (one process per engine)
     psnr_vs_fp32: float | None  # dB, frames of a rollout vs the plain fp32 path; None: identical
-    token_agreement: float  # share of the rollout's token ids equal to the fp32 path's
+    token_agreement: float | None  # share of the rollout's token ids equal to the fp32 path's (None: a frames
+    # model, which has no token ids: its small frames are compared through the frames' PSNR)
     quality_steps: int  # length of that rollout
     prepare_s: float  # time to prepare the engine (quantize, export): the wait before a first frame
     cpu: str
@@ -110,7 +111,7 @@ def bench_play(
         latency_ms_p95=round(float(np.percentile(latencies_ms, 95)), 2),
         peak_rss_mb=round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
         psnr_vs_fp32=psnr,
-        token_agreement=round(agreement, 4),
+        token_agreement=None if agreement is None else round(agreement, 4),
         quality_steps=quality_steps,
         prepare_s=round(prepare_s, 2),
         cpu=platform.processor() or platform.machine(),
@@ -164,7 +165,8 @@ def _start_and_actions(model):
 
 
 def _quality(model, session, start, actions, device) -> tuple[float | None, float]:
-    """PSNR (dB; None when identical) and token agreement of `session`'s rollout vs the plain fp32 path's."""
+    """PSNR (dB; None when identical) and token agreement (None for a frames model) of `session`'s rollout vs
+    the plain fp32 path's."""
 
     def rollout(player):
         player.reset(start)
@@ -178,6 +180,8 @@ def _quality(model, session, start, actions, device) -> tuple[float | None, floa
     frames, tokens = rollout(session)
     mse = float(((frames - reference_frames) ** 2).mean())
     psnr = None if mse == 0 else round(10 * np.log10(255**2 / mse), 2)
+    if model.config.family != "tokens":
+        return psnr, None
     return psnr, (tokens == reference_tokens).float().mean().item()
 
 

@@ -103,7 +103,7 @@ def test_bench_control_trains_an_arm_and_scores_it_and_the_baseline(tmp_path, ca
                 "bench",
                 "control",
                 "--arm",
-                "film,nano-v1",
+                "film,nano",
                 "--games",
                 "maze",
                 "--minutes",
@@ -121,8 +121,8 @@ def test_bench_control_trains_an_arm_and_scores_it_and_the_baseline(tmp_path, ca
         == 0
     )
     printed = capsys.readouterr().out
-    assert "| film |" in printed and "| nano-v1 |" in printed
-    for arm in ("film", "nano-v1"):
+    assert "| film |" in printed and "| nano |" in printed
+    for arm in ("film", "nano"):
         results = json.loads((out / arm / "results.json").read_text())
         scores = results["last"]["games"]["maze"]
         assert {

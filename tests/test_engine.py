@@ -157,7 +157,8 @@ def test_bench_play_reports_speed_and_quality_per_engine(tmp_path, capsys):
             "prepare_s",
             "weights",
         }
-        assert result["fps"] > 0 and result["peak_rss_mb"] > 0 and 0 <= result["token_agreement"] <= 1
+        assert result["fps"] > 0 and result["peak_rss_mb"] > 0
+        assert result["token_agreement"] is None  # nano is a frames model: no token ids to agree
     table = capsys.readouterr().out
     assert "PSNR vs fp32" in table and "int8" in table
 

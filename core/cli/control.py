@@ -29,7 +29,7 @@ def register(commands, benches) -> None:
         "--arm",
         default="film",
         help="comma-separated arms, or 'all' (film, input, film-128, film-scripted, film-unroll, "
-        "and nano-v1: the shipped nano scored, not retrained); model:FOLDER scores a trained "
+        "and nano: the shipped nano scored, not retrained); model:FOLDER scores a trained "
         "model folder without training it; default: film",
     )
     bench.add_argument(

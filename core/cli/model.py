@@ -78,9 +78,10 @@ def run_bench_play(args) -> int:
     )
     for r in results:
         psnr = "exact" if r.psnr_vs_fp32 is None else f"{r.psnr_vs_fp32:.1f} dB"
+        tokens = "-" if r.token_agreement is None else f"{r.token_agreement:.1%}"
         print(
             f"{r.variant:<8} {r.precision:<10} {r.threads:>7} {r.fps:>7.2f} {r.latency_ms_p50:>8.1f} "
-            f"{r.latency_ms_p95:>8.1f} {r.peak_rss_mb:>11.0f} {psnr:>12} {r.token_agreement:>8.1%} {r.prepare_s:>9.1f}"
+            f"{r.latency_ms_p95:>8.1f} {r.peak_rss_mb:>11.0f} {psnr:>12} {tokens:>8} {r.prepare_s:>9.1f}"
         )
     print(
         f"{results[0].weights} weights, quality over {args.quality_steps} steps vs the plain fp32 path, "

@@ -6,8 +6,8 @@ training (the process's CPU time, all threads counted, so that other work on the
 an arm down without shortening its budget; the clock stops while it is scored), and is scored
 every `eval_every` CPU-minutes by core/control/scores.py on the same held-out clips. The run writes
 metrics.jsonl (one line per scoring), results.json (the last scoring, the arm's config, speed)
-and curves.png (each metric against training minutes). The baseline arm `nano-v1` is not
-trained: it scores the shipped nano, whose training cost is given with it.
+and curves.png (each metric against training minutes). The baseline arm `nano` is not
+trained: it scores the shipped nano (whichever version zoo/nano holds; its card gives its training cost).
 """
 
 from __future__ import annotations
@@ -55,7 +55,7 @@ ARMS: dict[str, ArmConfig] = {
         context_noise=0.03,
     ),
 }
-BASELINE = "nano-v1"
+BASELINE = "nano"
 MODEL_PREFIX = "model:"  # an arm "model:FOLDER" scores a trained WorldModel folder without training it
 
 
