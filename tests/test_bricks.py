@@ -104,6 +104,22 @@ def test_a_struck_brick_disappears_and_scores():
     np.testing.assert_array_equal(cell, game.tile_rgb[0, bricks.SKY])
 
 
+def test_the_ball_never_enters_a_wall_or_a_brick():
+    game = make_game("bricks", num_envs=8, render=False)
+    game.reset(np.arange(8))
+    rng = np.random.default_rng(0)
+    for _ in range(600):
+        _, done = game.step(rng.integers(0, 18, 8))
+        x0, y0 = np.floor(game.ball).astype(int).T
+        x1, y1 = (np.ceil(game.ball + bricks.BALL_BOX).astype(int) - 1).T
+        for i in np.flatnonzero(y0 < 256):
+            cells = game.tilemap[i, y0[i] // TILE : min(y1[i], 255) // TILE + 1, x0[i] // TILE : x1[i] // TILE + 1]
+            assert (cells == bricks.SKY).all(), f"env {i}: ball at {game.ball[i]} overlaps {cells}"
+        if done.any():
+            ids = np.flatnonzero(done)
+            game.reset(ids + 100, ids)
+
+
 def test_a_lost_ball_costs_a_life_and_the_last_ends_the_game():
     game, _ = new_game(render=False)
     for lives in (2, 1, 0):
