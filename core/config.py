@@ -168,10 +168,6 @@ class UpsamplerConfig:
     # scaled up in its place wherever the small frame changed ("blend"): a moved sprite starts from a blurred copy
     # of itself where it now is, not from the background
     base: str = "previous"
-    # > 0: where the previous frame, moved block by block by at most this many pixels, explains the small frame,
-    # draw that (a moved sprite keeps its pixels and colours exactly; the still background is the previous frame
-    # exactly); the learnt drawing only where no move does (something new). A search, not weights: 0 = off
-    motion_search: int = 0
 
     def __post_init__(self):
         self.channels = tuple(self.channels)
@@ -189,8 +185,6 @@ class UpsamplerConfig:
             raise ConfigError(f"decoder.warp must be one of {', '.join(WARPS)}, got {self.warp!r}")
         if self.base not in BASES:
             raise ConfigError(f"decoder.base must be one of {', '.join(BASES)}, got {self.base!r}")
-        if not 0 <= self.motion_search <= 16:
-            raise ConfigError(f"decoder.motion_search must be 0 (off) to 16 pixels, got {self.motion_search!r}")
 
 
 FAMILIES = {

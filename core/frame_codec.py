@@ -26,40 +26,6 @@ from core.tokenizer import ResBlock
 GATE_GAIN = 20.0  # a small-frame change of 0.05 ([-1, 1] units) opens a gate fully
 BLEND_GAIN = 8.0  # the blend's prior in logits: a closed gate starts at sigmoid(-4), an open one at sigmoid(4)
 NOISE_FLOOR = 0.03  # mean absolute small-frame change (3x3, [-1, 1] units) below which nothing is taken to move
-# motion search: a block's error is the small frame's absolute difference from the moved previous frame pooled, summed
-# over channels and averaged over the 3x3 blocks around it ([-1, 1] units)
-SEARCH_PENALTY = 0.004  # added per pixel of a move: where moves explain a block equally, the smallest wins
-SEARCH_TOLERANCE = 0.12  # above this the best move does not explain a block: the learnt drawing is used there
-
-
-def motion_search(small: torch.Tensor, prev_frames: torch.Tensor, radius: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """The previous frame moved, each small-frame block (f x f pixels) by the whole-pixel move of at most `radius`
-    pixels whose area-pooled result best matches the small frame around it (block matching, as video codecs'
-    motion compensation). small (B, 3, r, r), prev_frames (B, 3, H, W) -> (the moved frame (B, 3, H, W), each
-    block's error (B, 1, r, r)). Every move's pooled blocks come from one summed-area table of the previous frame,
-    so trying all (2 radius + 1)^2 moves costs four lookups a block each, not a pooling of the whole frame."""
-    b, c, h, w = prev_frames.shape
-    r, f, pad = small.shape[-1], h // small.shape[-1], radius
-    padded = F.pad(prev_frames, (pad, pad, pad, pad), mode="replicate")  # (B, 3, H + 2R, W + 2R)
-    table = F.pad(padded.double().cumsum(-2).cumsum(-1), (1, 0, 1, 0))  # sums of padded[:y, :x] at [y, x]
-    starts = torch.arange(r, device=small.device) * f
-    moves = [(dy, dx) for dy in range(-pad, pad + 1) for dx in range(-pad, pad + 1)]
-    errors = []
-    for dy, dx in moves:  # content moved by (dy, dx): block (i, j) shows padded[i f - dy + R : ..., j f - dx + R : ...]
-        y0, x0 = starts - dy + pad, starts - dx + pad
-        rows0, rows1 = table[:, :, y0], table[:, :, y0 + f]
-        sums = rows1[..., x0 + f] - rows0[..., x0 + f] - rows1[..., x0] + rows0[..., x0]  # (B, 3, r, r)
-        errors.append((sums.float() / (f * f) - small).abs().sum(1))  # (B, r, r)
-    steps = torch.tensor([abs(dy) + abs(dx) for dy, dx in moves], device=small.device, dtype=small.dtype)
-    error = F.avg_pool2d(torch.stack(errors, 1), 3, stride=1, padding=1, count_include_pad=False)  # (B, M, r, r)
-    best_error, best = (error + SEARCH_PENALTY * steps[None, :, None, None]).min(1)  # (B, r, r)
-    shift = torch.tensor(moves, device=small.device)[best]  # (B, r, r, 2)
-    shift = shift.repeat_interleave(f, 1).repeat_interleave(f, 2)  # (B, H, W, 2): each pixel its block's move
-    ys = torch.arange(h, device=small.device)[None, :, None] - shift[..., 0] + pad
-    xs = torch.arange(w, device=small.device)[None, None, :] - shift[..., 1] + pad
-    index = (ys * (w + 2 * pad) + xs).flatten(1)[:, None].expand(-1, c, -1)  # (B, 3, H W) into padded, flattened
-    moved = padded.flatten(2).gather(2, index).view(b, c, h, w)
-    return moved, best_error[:, None]
 
 
 def changed_gate(small: torch.Tensor, prev_small: torch.Tensor) -> torch.Tensor:
@@ -154,9 +120,4 @@ class FrameUpsampler(nn.Module):
         for level, up_conv, fuse in zip(reversed(range(len(self.up_convs))), self.up_convs, self.fuse):
             x = up_conv(F.interpolate(x, scale_factor=2, mode="nearest"))
             x = fuse(torch.cat([x, skips[level]], dim=1))  # (B, c_level, 2h, 2w)
-        drawn = base + self.to_rgb(x)
-        if not self.config.motion_search:
-            return drawn
-        moved, error = motion_search(small, prev_frames, self.config.motion_search)
-        explained = F.interpolate((error < SEARCH_TOLERANCE).to(drawn.dtype), scale_factor=factor, mode="nearest")
-        return explained * moved + (1 - explained) * drawn
+        return base + self.to_rgb(x)
