@@ -97,6 +97,19 @@ def register(commands, benches) -> None:
         help="frames-family bases: frames predicted per clip, each fed back as context, as the "
         "frames stage trains (default: 3)",
     )
+    finetune.add_argument(
+        "--context-noise",
+        type=float,
+        default=0.03,
+        help="frames-family bases: max std of the noise on context frames (default: 0.03; 0.3, as nano learnt "
+        "under, gives steadier free rollouts)",
+    )
+    finetune.add_argument(
+        "--changed-weight",
+        type=float,
+        default=0.0,
+        help="frames-family bases: extra loss weight of pixels that move (default: 0)",
+    )
     finetune.add_argument("--threads", type=int, default=0, help="torch threads (default: torch's choice)")
     finetune.add_argument(
         "--quantize",
@@ -187,6 +200,8 @@ def cmd_finetune(args) -> int:
         batch_size=args.batch_size,
         clip_len=args.clip_len,
         unroll=args.unroll,
+        context_noise=args.context_noise,
+        changed_weight=args.changed_weight,
         threads=args.threads,
         quantize=args.quantize,
         seed=args.seed,

@@ -75,6 +75,11 @@ class FinetuneConfig:
     # dynamics.context + unroll frames: the frames stage uses no more
     unroll: int = 3  # frames bases: frames predicted per clip, each fed back as context (as
     # the frames stage trains them; ignored for a tokens base)
+    # frames bases: the max std of the noise on context frames (nano v2 learnt under up to 0.3, which keeps its
+    # rollouts steadier; on bricks 0.3 gave better free rollouts but read fewer keys than 0.03: README "Bring your
+    # own game"), and the extra weight of pixels that move (the paddle and ball are under 1% of a frame)
+    context_noise: float = 0.03
+    changed_weight: float = 0.0
     val_every: int = 0  # steps between validations (0: four times a run)
     threads: int = 0  # torch threads (0: torch's default)
     quantize: str = "none"  # none, 8bit or 4bit (a bitsandbytes base: CUDA only)
@@ -92,8 +97,10 @@ class FinetuneConfig:
             raise ValueError("clip-len must be >= 2: the dynamics learns to predict the next frame")
         if not self.lr > 0:
             raise ValueError(f"lr must be positive, got {self.lr}")
-        if self.val_every < 0 or self.threads < 0 or self.minutes < 0:
-            raise ValueError("val-every, threads and minutes must be >= 0")
+        if self.val_every < 0 or self.threads < 0 or self.minutes < 0 or self.changed_weight < 0:
+            raise ValueError("val-every, threads, minutes and changed-weight must be >= 0")
+        if not 0 <= self.context_noise <= 1:
+            raise ValueError(f"context-noise must be from 0 to 1, got {self.context_noise}")
         if not self.run_dir:
             self.run_dir = str(Path(self.out)) + ".run"
 
@@ -163,7 +170,11 @@ def run_config(config: FinetuneConfig, base_dir: Path, shards: Path, time_limit_
         out=config.run_dir,
         model=ModelSection(init=str(base_dir)),
         data=DataSection(train=[str(shards)], clip_len=clip_len, stride=stride),
-        frames=FramesSection(unroll=config.unroll),
+        frames=FramesSection(
+            unroll=config.unroll,
+            context_noise=config.context_noise,
+            changed_weight=config.changed_weight,
+        ),
         # under --minutes the rate decays over the budget: a run the clock stops still ends at the low rate
         optim=OptimSection(
             lr=config.lr,

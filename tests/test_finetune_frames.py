@@ -257,8 +257,21 @@ def test_a_fine_tune_learns_mirrored_controls_from_gameplay_shards(square_base, 
     run = load_run_config(tmp_path / "adapter.run" / "config.yaml")
     assert run.stage == "frames" and run.data.clip_len == 2 + run.frames.unroll == 5 and run.data.stride == 1
     assert not (tmp_path / "adapter.run" / "tokens").exists()  # no tokenizer, no encode step
+    assert (run.frames.context_noise, run.frames.changed_weight) == (0.03, 0.0)  # the base reads no noise level
     card = check_card((tmp_path / "adapter" / "README.md").read_text(), finetune=True)
     assert "held-out dynamics MSE, keys shuffled" in card.text and "conv1, conv2, film" in card.text
+
+
+def test_the_context_noise_and_moved_pixel_weight_of_a_fine_tune_are_options_and_checked(tmp_path):
+    from finetune.train import run_config
+
+    folder = tmp_path / "base"
+    WorldModel(frames_config(denoise_steps=2, context_level=True)).save_pretrained(folder)
+    config = FinetuneConfig(base=str(folder), data=".", out=str(tmp_path / "out"), context_noise=0.3, changed_weight=5)
+    frames = run_config(config, folder, tmp_path).frames
+    assert (frames.context_noise, frames.changed_weight) == (0.3, 5)
+    with pytest.raises(ValueError, match="context-noise must be from 0 to 1"):
+        FinetuneConfig(base="nano", data=".", out="x", context_noise=2.0)
 
 
 def frames_base(folder) -> str:

@@ -206,7 +206,11 @@ def cmd_record(args) -> int:
     ended = ", ".join(f"{k} {v}" for k, v in summary["levels_ended"].items()) or "none"
     seeds = summary["seeds"]
     print(f"{summary['levels']} {args.split} level(s), seeds {seeds[0]}..{seeds[-1]}; levels ended: {ended}")
-    print(f"next: pocketworld ingest {args.out} --actions {args.keys} --game {args.game} --out shards/my-{args.game}")
+    held_out = " --split test" if args.split == "test" else ""  # a test-split recording is for judging a fine-tune
+    print(
+        f"next: pocketworld ingest {args.out} --actions {args.keys} --game {args.game}{held_out} "
+        f"--out shards/my-{args.game}{'-test' if held_out else ''}"
+    )
     return 0
 
 
