@@ -17,6 +17,12 @@ def register(commands, benches) -> None:
         help="the action log: CSV 'frame,keys' or JSON, one entry per frame "
         "(default: actions.csv/actions.json inside a frames folder or zip)",
     )
+    ingest.add_argument(
+        "--label-with",
+        metavar="IDM_DIR",
+        help="no key log: an inverse-dynamics model (`pocketworld idm train`, best on some of your own logged play) "
+        "proposes each frame's keys; the shards are marked pseudo-labelled",
+    )
     ingest.add_argument("--game", help="the game's name stored with the data (default: the file's name)")
     ingest.add_argument(
         "--fps",
@@ -173,12 +179,15 @@ def cmd_ingest(args) -> int:
         if getattr(args, name) <= 0:
             raise ValueError(f"--{name.replace('_', '-')} must be positive, got {getattr(args, name)}")
     limits = Limits(max_input_bytes=args.max_mb * 2**20, max_frames=round(args.max_minutes * 60 * 30))
-    config = IngestConfig(game=args.game, fps=args.fps, chunk=args.chunk, split=args.split, limits=limits)
+    config = IngestConfig(
+        game=args.game, fps=args.fps, chunk=args.chunk, split=args.split, idm=args.label_with, limits=limits
+    )
     report = ingest(args.source, args.out, args.actions, config, progress=not args.no_progress)
     splits = ", ".join(f"{split} {frames}" for split, frames in sorted(report["split_frames"].items()))
     print(
         f"wrote {report['frames']} frames ({report['seconds']} s at {report['target_fps']} FPS) of "
         f"{', '.join(report['games'])} in {report['shards']} shard(s) to {args.out}; frames per split: {splits}"
+        + (f"; keys proposed by the IDM {args.label_with} (pseudo-labelled)" if report["pseudo_labelled"] else "")
     )
     return 0
 

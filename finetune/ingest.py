@@ -55,6 +55,8 @@ class IngestConfig:
     min_frames: int = 33  # fewer frames after resampling cannot make one 32-frame training clip + target
     chunk: int = 128  # frames per shard sample, as `pocketworld collect` writes
     val_every: int = 10  # every val_every-th chunk (and the last, if none was) is held out as split "val"...
+    idm: str | None = None  # an IDM folder (`pocketworld idm train`) that proposes the keys of a recording without
+    # a log: its shards are marked pseudo_labelled
     split: str = "auto"  # ...("auto"), or the whole recording is one split: "test" marks a held-out recording for
     # `pocketworld evaluate` and `idm train --eval-split test`; "train"/"val" as they say
     shard_mb: int = 256  # shard size in MB
@@ -90,11 +92,16 @@ def ingest(
         samples = _from_shards(source, config)
         name = source.name
     else:
+        if actions is not None and config.idm is not None:
+            raise IngestError("pass --actions (the keys logged) or --label-with (an IDM proposes them), not both")
         given_log = read_action_log(actions) if actions is not None else None  # checked before any decoding
         recording = _open(source, config.limits)
-        log = given_log or _embedded_log(recording)
-        source_fps = _source_fps(recording, log, config)
-        samples = _from_recording(recording, log, source_fps, config, progress)
+        if given_log is None and recording.log_bytes is None and config.idm is not None:
+            samples = _from_unlogged(recording, config, progress)
+        else:
+            log = given_log or _embedded_log(recording)
+            source_fps = _source_fps(recording, log, config)
+            samples = _from_recording(recording, log, source_fps, config, progress)
         name = recording.name
     with staged_folder(out, exists_message=_EXISTS.format(out=out)) as stage:
         report = _write(samples, stage, config)
@@ -132,10 +139,10 @@ def _open(source: Path, limits: Limits) -> FrameSource:
 def _embedded_log(recording: FrameSource) -> ActionLog:
     if recording.log_bytes is not None:
         return parse_action_log(recording.log_bytes, recording.log_name)
-    # Labelling unlogged play would need an inverse-dynamics model trained on the game: ingest says so instead.
     raise IngestError(
         f"{recording.name}: no action log; pass --actions FILE (CSV 'frame,keys' or JSON, one entry "
-        "per frame). Labelling unlogged play with an inverse-dynamics model is not available yet"
+        "per frame), or --label-with IDM_DIR to have an inverse-dynamics model propose the keys (one from "
+        "`pocketworld idm train`, best trained on some of your own logged play)"
     )
 
 
@@ -189,13 +196,63 @@ def _from_recording(
             )
 
     aligned = _align(_resample(timed_frames(), source_fps, config, recording.name), log.actions)
+    yield from _recording_samples(aligned, recording, source_fps, config, {"pseudo_labelled": False})
+
+
+def _from_unlogged(recording: FrameSource, config: IngestConfig, progress: bool) -> Iterator[Sample]:
+    """Samples of a recording with no key log, its keys proposed by the IDM at config.idm: the key of frame t is
+    what the IDM reads from frames t -> t+1 at 30 FPS (the last frame's is NOOP, the shard format's pad). The
+    samples say they are pseudo-labelled, and which IDM labelled them."""
+    from core.evaluation.idm import load_idm
+
+    idm, _ = load_idm(config.idm)  # safetensors + a bounded config.json, as every model we load
+    source_fps = config.fps or (
+        check_fps(recording.fps, f"{recording.name}: its declared frame rate", "; pass --fps to give the right one")
+        if recording.fps
+        else 30.0
+    )
+    bar = tqdm(unit="frame", desc=f"ingest {recording.name}, keys by the IDM", disable=not progress)
+
+    def timed_frames():
+        decoded = 0
+        for index, (time, frame) in enumerate(recording.frames):
+            decoded = index + 1
+            bar.update()
+            yield (time if config.fps is None and time is not None else index / source_fps), frame
+        bar.close()
+        if decoded == 0:
+            raise LengthMismatchError(f"{recording.name} holds no frames (an empty video?)")
+
+    shown = (letterbox(frame) for _, frame in _resample(timed_frames(), source_fps, config, recording.name))
+    labelled = {"pseudo_labelled": True, "labelled_by": str(config.idm)}
+    yield from _recording_samples(_idm_keys(shown, idm), recording, source_fps, config, labelled)
+
+
+def _idm_keys(frames: Iterator[np.ndarray], idm, batch: int = 64) -> Iterator[tuple[np.ndarray, int]]:
+    """(frame, the key the IDM reads from it to the next frame) per frame, in batches of `batch` transitions."""
+    window = []
+    for frame in frames:
+        window.append(frame)
+        if len(window) == batch + 1:
+            yield from zip(window[:-1], idm.predict(np.stack(window[:-1]), np.stack(window[1:]))[0].tolist())
+            window = window[-1:]
+    if len(window) > 1:
+        yield from zip(window[:-1], idm.predict(np.stack(window[:-1]), np.stack(window[1:]))[0].tolist())
+    if window:
+        yield window[-1], vocab.NOOP
+
+
+def _recording_samples(
+    aligned: Iterator, recording: FrameSource, source_fps: float, config: IngestConfig, labels: dict
+) -> Iterator[Sample]:
+    """(frame, action) pairs of one recording -> its samples, `config.chunk` frames each, split by config.split."""
     meta = {
         "game": config.game or Path(recording.name).stem,
         "seed": 0,
         "agent": "human",
         "source": recording.name,
         "source_fps": source_fps,
-        "pseudo_labelled": False,
+        **labels,
     }
     held_out = False
     for index, (start, frames, actions, last) in enumerate(_chunks(aligned, config.chunk)):
@@ -300,7 +357,9 @@ def _sample(frames: list, actions: list, meta: dict, ends: bool, config: IngestC
 def _write(samples: Iterator[Sample], stage: Path, config: IngestConfig) -> dict:
     writer = ShardWriter(stage, max_bytes=config.shard_mb * 2**20)
     frames, splits, histogram, games = 0, {}, np.zeros(vocab.NUM_ACTIONS, np.int64), set()
+    pseudo = False
     for sample in samples:
+        pseudo |= bool(sample.meta.get("pseudo_labelled"))
         writer.write(sample)
         frames += len(sample.frames)
         splits[sample.meta["split"]] = splits.get(sample.meta["split"], 0) + len(sample.frames)
@@ -319,4 +378,5 @@ def _write(samples: Iterator[Sample], stage: Path, config: IngestConfig) -> dict
         "split_frames": splits,
         "shards": writer.index,
         "action_counts": {vocab.ACTIONS[i]: int(n) for i, n in enumerate(histogram) if n},
+        "pseudo_labelled": pseudo,
     }

@@ -327,3 +327,40 @@ def test_cli_ingest(tmp_path, capsys):
         == 2
     )
     assert "bad.csv line 41: unknown action 'KICK'" in capsys.readouterr().err
+
+
+def test_unlogged_play_is_labelled_by_an_idm_and_marked_pseudo_labelled(tmp_path, capsys):
+    """No key log: `ingest --label-with IDM` has an inverse-dynamics model propose each frame's key (the one that
+    moves it to the next frame); trained on the game, it proposes the keys that were pressed."""
+    from core.cli import main
+    from core.evaluation.idm import IDMConfig, save_idm
+    from core.evaluation.idm_train import IDMTrainConfig, train_idm
+    from tests.test_evaluation_models import _toy_shards
+
+    _toy_shards(tmp_path / "labelled", [(1, "train"), (2, "train"), (3, "train"), (4, "test")])
+    idm, info = train_idm(
+        tmp_path / "labelled",
+        config=IDMTrainConfig(steps=60, batch=16, lr=3e-3),
+        idm_config=IDMConfig(game="toy", channels=(8, 16, 16, 16)),
+        progress=False,
+    )
+    save_idm(idm, tmp_path / "idm", info)
+    _toy_shards(tmp_path / "play", [(5, "train")])  # another recording, exported as bare PNG frames
+    played = samples(tmp_path / "play")[0]
+    (tmp_path / "frames").mkdir()
+    for index, image in enumerate(played.frames):
+        (tmp_path / "frames" / f"{index:04d}.png").write_bytes(png_bytes(image))
+    args = ["ingest", str(tmp_path / "frames"), "--game", "toy", "--no-progress"]
+    assert main([*args, "--out", str(tmp_path / "refused")]) == 2
+    assert "--label-with IDM_DIR" in capsys.readouterr().err
+    assert main([*args, "--out", str(tmp_path / "out"), "--label-with", str(tmp_path / "idm")]) == 0
+    assert "pseudo-labelled" in capsys.readouterr().out
+    got = samples(tmp_path / "out")
+    proposed = np.concatenate([s.actions for s in got])
+    assert all(s.meta["pseudo_labelled"] and s.meta["labelled_by"] == str(tmp_path / "idm") for s in got)
+    assert (proposed[:-1] == played.actions[:-1]).mean() > 0.8  # the keys pressed (the last frame's is the pad)
+    log = tmp_path / "keys.csv"
+    write_log(log, ["NOOP"] * len(played.frames))
+    both = ["--actions", str(log), "--label-with", str(tmp_path / "idm")]
+    assert main([*args, "--out", str(tmp_path / "x"), *both]) == 2
+    assert "not both" in capsys.readouterr().err
