@@ -45,6 +45,7 @@ SIZE_BOUNDS: dict[str, tuple[float, float]] = {
     "blocks_per_stage": (0, 32),
     "mid_blocks": (0, 32),
     "expand_ratio": (1, 16),
+    "pool": (1, 64),  # an IDM's pooling before its convs
 }
 LIST_BOUNDS: dict[str, tuple[int, int, int]] = {  # field: (least entry, most entry, most entries)
     "channels": (1, 2048, 8),

@@ -9,6 +9,7 @@ from evaluation_play import play_platformer
 from safetensors.torch import save_file
 
 from core.actions import ACTION_IDS
+from core.config import ConfigError
 from core.data.shards import Sample, ShardWriter
 from core.evaluation import weights
 from core.evaluation.effects import visible_actions
@@ -75,6 +76,14 @@ def test_idm_learns_actions_and_round_trips(tmp_path):
 def test_idm_loading_is_strict(tmp_path):
     model = InverseDynamics(IDMConfig(channels=(8, 8, 8, 8)))
     save_idm(model, tmp_path, {"game": "platformer"})
+    # a user's IDM folder (ingest --label-with) is bounded before anything is built from it
+    (tmp_path / "bad").mkdir()
+    (tmp_path / "bad" / "idm.safetensors").write_bytes((tmp_path / "idm.safetensors").read_bytes())
+    saved = json.loads((tmp_path / "idm.json").read_text())
+    for bad in ({**saved["config"], "channels": [8, 8, 8, 100_000]}, {**saved["config"], "pool": float("nan")}):
+        (tmp_path / "bad" / "idm.json").write_text(json.dumps({**saved, "config": bad}))  # json writes NaN as NaN
+        with pytest.raises(ConfigError, match="channels|NaN"):
+            load_idm(tmp_path / "bad")
     save_file({"head.weight": torch.zeros(1)}, str(tmp_path / "idm.safetensors"))
     with pytest.raises(WeightsError):
         load_idm(tmp_path)

@@ -27,6 +27,7 @@ from safetensors.torch import load_file, save_file
 
 from core.actions import ACTIONS, NUM_ACTIONS
 from core.atomic import atomic_write
+from core.config_bounds import check_sizes, read_json
 from core.world_model import WeightsError
 
 WEIGHTS_FILE = "idm.safetensors"
@@ -140,7 +141,11 @@ def load_idm(directory: str | Path) -> tuple[InverseDynamics, dict]:
                 f"{directory / name} not found: an IDM folder holds {CONFIG_FILE} and "
                 f"{WEIGHTS_FILE}; train one with `pocketworld idm train --data SHARDS --out DIR`"
             )
-    info = json.loads((directory / CONFIG_FILE).read_text())
+    # an IDM folder may be a user's (ingest --label-with): its sizes are bounded before anything is built
+    info = read_json(directory / CONFIG_FILE)
+    if not isinstance(info, dict) or not isinstance(info.get("config"), dict):
+        raise ValueError(f"{directory / CONFIG_FILE}: not an IDM config (no 'config' object)")
+    check_sizes(info["config"], str(directory / CONFIG_FILE))
     try:
         model = InverseDynamics(IDMConfig(**info.pop("config")))
     except (TypeError, KeyError) as err:
