@@ -97,8 +97,9 @@ class FinetuneConfig:
             raise ValueError("clip-len must be >= 2: the dynamics learns to predict the next frame")
         if not self.lr > 0:
             raise ValueError(f"lr must be positive, got {self.lr}")
-        if self.val_every < 0 or self.threads < 0 or self.minutes < 0 or self.changed_weight < 0:
-            raise ValueError("val-every, threads, minutes and changed-weight must be >= 0")
+        for name in ("val_every", "threads", "minutes", "changed_weight"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"{name.replace('_', '-')} must be >= 0, got {getattr(self, name)}")
         if not 0 <= self.context_noise <= 1:
             raise ValueError(f"context-noise must be from 0 to 1, got {self.context_noise}")
         if not self.run_dir:

@@ -272,6 +272,8 @@ def test_the_context_noise_and_moved_pixel_weight_of_a_fine_tune_are_options_and
     assert (frames.context_noise, frames.changed_weight) == (0.3, 5)
     with pytest.raises(ValueError, match="context-noise must be from 0 to 1"):
         FinetuneConfig(base="nano", data=".", out="x", context_noise=2.0)
+    with pytest.raises(ValueError, match="changed-weight must be >= 0, got -1"):
+        FinetuneConfig(base="nano", data=".", out="x", changed_weight=-1)
 
 
 def frames_base(folder) -> str:
