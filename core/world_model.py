@@ -29,7 +29,7 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
 from core.atomic import atomic_write
-from core.config import HUB_ORGANISATION, ConfigError, WorldModelConfig
+from core.config import HUB_ORGANISATION, ZOO, ConfigError, WorldModelConfig
 from core.decoder import FrameDecoder
 from core.dynamics import Dynamics
 from core.frame_codec import FramePool, FrameUpsampler
@@ -223,8 +223,6 @@ def _resolve(name_or_path, filename, revision, cache_dir, local_files_only, toke
             token=token,
         )
     except (HfHubHTTPError, LocalEntryNotFoundError, HFValidationError, OSError) as err:
-        from core.config import ZOO
-
         reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
         raise FileNotFoundError(
             f"{name_or_path!r} is not a model folder here, and its {filename} could not be fetched from the "
@@ -236,8 +234,7 @@ def _resolve(name_or_path, filename, revision, cache_dir, local_files_only, toke
 def _shipped_variant(name: str) -> Path | None:
     """The installed weights folder of a zoo variant named as such ("nano") or by its Hub id ("pocketworld/nano"),
     or None when the name is neither or that variant's weights are not installed."""
-    from core.config import ZOO
-    from core.zoo import weights_available, zoo_dir
+    from core.zoo import weights_available, zoo_dir  # core.zoo imports this module
 
     variant = name.removeprefix(f"{HUB_ORGANISATION}/")
     if variant in ZOO and weights_available(variant):

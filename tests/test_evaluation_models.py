@@ -56,14 +56,19 @@ def _toy_shards(path, seeds_and_splits):
     writer.close()
 
 
-def test_idm_learns_actions_and_round_trips(tmp_path):
-    _toy_shards(tmp_path / "shards", [(1, "train"), (2, "train"), (3, "train"), (4, "test")])
-    model, info = train_idm(
-        tmp_path / "shards",
+def toy_idm(shards):
+    """An IDM trained in a few seconds on the toy game's play written into `shards` (seed 4 held out)."""
+    _toy_shards(shards, [(1, "train"), (2, "train"), (3, "train"), (4, "test")])
+    return train_idm(
+        shards,
         config=IDMTrainConfig(steps=60, batch=16, lr=3e-3),
         idm_config=IDMConfig(game="toy", channels=(8, 16, 16, 16)),
         progress=False,
     )
+
+
+def test_idm_learns_actions_and_round_trips(tmp_path):
+    model, info = toy_idm(tmp_path / "shards")
     assert info["heldout"]["accuracy"] > 0.8, info["heldout"]
     assert info["eval_seeds"] == [4] and "commanded" in info["labels"]
     save_idm(model, tmp_path / "idm", info)

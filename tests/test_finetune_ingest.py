@@ -333,17 +333,10 @@ def test_unlogged_play_is_labelled_by_an_idm_and_marked_pseudo_labelled(tmp_path
     """No key log: `ingest --label-with IDM` has an inverse-dynamics model propose each frame's key (the one that
     moves it to the next frame); trained on the game, it proposes the keys that were pressed."""
     from core.cli import main
-    from core.evaluation.idm import IDMConfig, save_idm
-    from core.evaluation.idm_train import IDMTrainConfig, train_idm
-    from tests.test_evaluation_models import _toy_shards
+    from core.evaluation.idm import save_idm
+    from tests.test_evaluation_models import _toy_shards, toy_idm
 
-    _toy_shards(tmp_path / "labelled", [(1, "train"), (2, "train"), (3, "train"), (4, "test")])
-    idm, info = train_idm(
-        tmp_path / "labelled",
-        config=IDMTrainConfig(steps=60, batch=16, lr=3e-3),
-        idm_config=IDMConfig(game="toy", channels=(8, 16, 16, 16)),
-        progress=False,
-    )
+    idm, info = toy_idm(tmp_path / "labelled")
     save_idm(idm, tmp_path / "idm", info)
     _toy_shards(tmp_path / "play", [(5, "train")])  # another recording, exported as bare PNG frames
     played = samples(tmp_path / "play")[0]
