@@ -172,6 +172,8 @@ def _registry_option(parser) -> None:
 
 
 def cmd_ingest(args) -> int:
+    from pathlib import Path
+
     from finetune.ingest import IngestConfig, ingest
     from finetune.sources import Limits
 
@@ -189,6 +191,12 @@ def cmd_ingest(args) -> int:
         f"{', '.join(report['games'])} in {report['shards']} shard(s) to {args.out}; frames per split: {splits}"
         + (f"; keys proposed by the IDM {args.label_with} (pseudo-labelled)" if report["pseudo_labelled"] else "")
     )
+    if "review" in report:
+        out = Path(args.out)
+        print(
+            f"check the proposed keys in {out / report['review']['picture']}; to correct them, edit "
+            f"{out / report['review']['keys']} and ingest the recording again with --actions"
+        )
     return 0
 
 

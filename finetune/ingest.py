@@ -31,6 +31,7 @@ from core.data.shards import DATA_VERSION, Sample, ShardWriter
 from core.games.gym_adapter import letterbox
 from finetune.action_log import ActionLog, parse_action_log, read_action_log
 from finetune.errors import IngestError, LengthMismatchError, LimitError
+from finetune.review import PROPOSED_KEYS, REVIEW_PICTURE, KeyReview
 from finetune.sources import (
     VIDEO_SUFFIXES,
     FrameSource,
@@ -86,6 +87,7 @@ def ingest(
     if not source.exists():
         raise FileNotFoundError(f"no gameplay at {source}")
     _check_out(out)
+    review = None  # pseudo-labelled keys are laid out for a person to check (finetune/review.py)
     if _is_shards(source):
         if actions is not None:
             raise IngestError("shards carry their own actions; drop --actions")
@@ -98,14 +100,18 @@ def ingest(
         recording = _open(source, config.limits)
         if given_log is None and recording.log_bytes is None and config.idm is not None:
             samples = _from_unlogged(recording, config, progress)
+            review = KeyReview(config.target_fps)
         else:
             log = given_log or _embedded_log(recording)
             source_fps = _source_fps(recording, log, config)
             samples = _from_recording(recording, log, source_fps, config, progress)
         name = recording.name
     with staged_folder(out, exists_message=_EXISTS.format(out=out)) as stage:
-        report = _write(samples, stage, config)
+        report = _write(samples, stage, config, review)
         report.update(source=name, target_fps=config.target_fps)
+        if review is not None:
+            review.write(stage, Path(config.idm).name)
+            report["review"] = {"keys": PROPOSED_KEYS, "picture": REVIEW_PICTURE}
         (stage / REPORT_FILE).write_text(json.dumps(report, indent=2))
     return report
 
@@ -354,13 +360,15 @@ def _sample(frames: list, actions: list, meta: dict, ends: bool, config: IngestC
     return Sample(np.stack(frames), actions, np.zeros((len(frames), 0), np.float32), meta)
 
 
-def _write(samples: Iterator[Sample], stage: Path, config: IngestConfig) -> dict:
+def _write(samples: Iterator[Sample], stage: Path, config: IngestConfig, review: KeyReview | None = None) -> dict:
     writer = ShardWriter(stage, max_bytes=config.shard_mb * 2**20)
     frames, splits, histogram, games = 0, {}, np.zeros(vocab.NUM_ACTIONS, np.int64), set()
     pseudo = False
     for sample in samples:
         pseudo |= bool(sample.meta.get("pseudo_labelled"))
         writer.write(sample)
+        if review is not None:
+            review.add(sample.frames, sample.actions)
         frames += len(sample.frames)
         splits[sample.meta["split"]] = splits.get(sample.meta["split"], 0) + len(sample.frames)
         histogram += np.bincount(sample.actions, minlength=vocab.NUM_ACTIONS)

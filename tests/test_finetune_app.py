@@ -88,3 +88,57 @@ def test_fine_tune_push_browse_filter_and_open(tmp_path, upload):
     card, preview, value = show(registry, "me/sprite-land")
     assert "LoRA fine-tune" in card and preview.endswith("loss_curve.png") and value == "registry:me/sprite-land"
     assert show(registry, "me/missing")[0].startswith("Cannot open me/missing")
+
+
+def test_play_without_a_key_log_is_labelled_by_an_idm_and_reviewed_before_training(tmp_path, upload):
+    """No action log: the visitor picks one of the app's IDMs; its proposed keys are shown (a picture and a log to
+    correct) and nothing trains until the visitor accepts them; discarding deletes the upload's shards."""
+    from core.evaluation.idm import save_idm
+    from tests.test_evaluation_models import _toy_shards, toy_idm
+    from tests.test_finetune_ingest import png_bytes, samples
+
+    base, logged = upload
+    idm, info = toy_idm(tmp_path / "labelled")
+    save_idm(idm, tmp_path / "idms" / "toy", info)
+    _toy_shards(tmp_path / "play", [(5, "train")])
+    (tmp_path / "frames").mkdir()
+    for index, image in enumerate(samples(tmp_path / "play")[0].frames):
+        (tmp_path / "frames" / f"{index:04d}.png").write_bytes(png_bytes(image))
+    started = []
+    queue = FinetuneQueue(
+        FinetuneTabConfig(work_dir=tmp_path / "jobs", idm_dir=tmp_path / "idms"),
+        run=lambda config: started.append(config) or {"held_out": {}, "seconds": 1},
+    )
+    assert queue.idms() == ["toy"]
+    frames = str(tmp_path / "frames")
+    unknown = queue.submit(str(base), frames, None, "", 4, 10, "other")[1]
+    assert unknown == "Not started: no IDM called 'other' here; this app offers toy"
+    both = queue.submit(str(base), str(logged), str(tmp_path / "keys.csv"), "", 4, 10, "toy")[1]
+    assert "not both" in both
+
+    job, _ = queue.submit(str(base), frames, None, "toy", 4, 10, "toy")
+    wait_for(queue, job, "review")
+    text, _ = queue.status(job)
+    assert "the IDM toy proposed the keys" in text and "Accept keys" in text
+    picture, keys = queue.review_files(job)
+    assert picture.endswith("proposed_keys.png") and keys.endswith("proposed_keys.json")
+    threading.Event().wait(0.3)
+    assert not started  # nothing trains on keys no one has looked at
+    assert queue.approve(job) == "Keys accepted: your fine-tune is queued."
+    assert queue.approve(job).startswith("Nothing to accept")  # a second click queues nothing more
+    wait_for(queue, job, "done")
+    assert len(started) == 1
+
+    turned_down, _ = queue.submit(str(base), frames, None, "toy", 4, 10, "toy")
+    wait_for(queue, turned_down, "review")
+    assert queue.discard(turned_down).startswith("Discarded.")
+    assert queue.status(turned_down)[0].startswith("Discarded") and queue.review_files(turned_down) == (None, None)
+    assert not (tmp_path / "jobs" / turned_down).exists() and len(started) == 1
+
+
+def test_the_app_refuses_an_idm_folder_that_is_not_there(tmp_path):
+    from core.cli import UsageError
+    from core.play.app import serve
+
+    with pytest.raises(UsageError, match="--idms .*missing: no such folder"):
+        serve(idms=str(tmp_path / "missing"))  # before anything is loaded or served

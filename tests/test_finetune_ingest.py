@@ -14,6 +14,7 @@ from PIL import Image
 from core import actions as vocab
 from core.data.shards import Sample, ShardWriter, list_shards, read_shard
 from core.evaluation.episodes import load_episodes
+from finetune.action_log import read_action_log
 from finetune.errors import (
     ActionLogError,
     CorruptInputError,
@@ -352,6 +353,11 @@ def test_unlogged_play_is_labelled_by_an_idm_and_marked_pseudo_labelled(tmp_path
     proposed = np.concatenate([s.actions for s in got])
     assert all(s.meta["pseudo_labelled"] and s.meta["labelled_by"] == str(tmp_path / "idm") for s in got)
     assert (proposed[:-1] == played.actions[:-1]).mean() > 0.8  # the keys pressed (the last frame's is the pad)
+    # laid out for review: a log of the proposed keys that --actions reads back, and a picture of them
+    review = read_action_log(tmp_path / "out" / "proposed_keys.json")
+    assert review.fps == 30 and np.array_equal(review.actions, proposed)
+    picture = Image.open(tmp_path / "out" / "proposed_keys.png")
+    assert picture.size[0] > 600 and np.asarray(picture.convert("L")).std() > 10  # drawn, not blank
     log = tmp_path / "keys.csv"
     write_log(log, ["NOOP"] * len(played.frames))
     both = ["--actions", str(log), "--label-with", str(tmp_path / "idm")]

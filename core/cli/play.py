@@ -19,6 +19,7 @@ DEFAULT_PORT = 7860  # Gradio's own default
 # Gradio's variables: its port hint names the port's, and a Hugging Face Space sets both (0.0.0.0, 7860)
 HOST_VARIABLE = "GRADIO_SERVER_NAME"
 PORT_VARIABLE = "GRADIO_SERVER_PORT"
+IDMS_VARIABLE = "POCKETWORLD_IDMS"
 # Leave a core to the browser showing the frames when it runs on the same machine (README, "How fast it plays").
 DEFAULT_PLAY_THREADS = max(1, min(2, (os.cpu_count() or 2) - 1))
 
@@ -60,6 +61,13 @@ def add_play_arguments(parser: argparse.ArgumentParser) -> None:
         default="websocket",
         help="how frames reach the page: websocket (a stream beside Gradio) or timer (a gr.Timer "
         "polling Gradio's queue); default: websocket",
+    )
+    parser.add_argument(
+        "--idms",
+        default=os.environ.get(IDMS_VARIABLE) or None,
+        metavar="DIR",
+        help="a folder of IDMs (`pocketworld idm train --out DIR/NAME`) the Fine-tune tab offers to propose the "
+        f"keys of play uploaded without a key log (default: ${IDMS_VARIABLE}, else none)",
     )
 
 
@@ -160,7 +168,7 @@ def port_taken_message(host: str, port: int) -> str:
 def run_play(args) -> int:
     from core.play.app import serve
 
-    serve(args.host, args.port, args.share, args.model, args.threads, args.step_concurrency, args.loop)
+    serve(args.host, args.port, args.share, args.model, args.threads, args.step_concurrency, args.loop, args.idms)
     return 0
 
 

@@ -13,6 +13,7 @@ and `pocketworld play` only call it.
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
 import gradio as gr
 
@@ -23,7 +24,7 @@ from core.play.benchmarks import EVAL_DIR, show_benchmarks
 from core.play.community import ANY, HEADERS, browse
 from core.play.community import show as show_finetune
 from core.play.controller import START_GAME, START_UPLOAD, Player, PlayerConfig
-from core.play.finetune_tab import FinetuneQueue
+from core.play.finetune_tab import FinetuneQueue, FinetuneTabConfig
 from core.play.models import check_model
 from core.play.page import (
     ASSETS_DIR,
@@ -165,7 +166,8 @@ def build_app(
             job = gr.State(None)  # this visitor's fine-tune id; the job itself stays on the server
             gr.Markdown(
                 "Record your game, upload it with its action log, and LoRA fine-tune a model on it "
-                "(`pocketworld finetune` does the same). One fine-tune runs at a time."
+                "(`pocketworld finetune` does the same). One fine-tune runs at a time. No action log? Pick an "
+                "IDM under Keys to propose them; you check its keys before anything trains."
             )
             with gr.Row():
                 with gr.Column():
@@ -177,6 +179,12 @@ def build_app(
                     ft_actions = gr.File(
                         label="Action log: CSV 'frame,keys' or JSON (not needed for shards)", type="filepath"
                     )
+                    ft_labeller = gr.Dropdown(
+                        [("from the action log", "")] + [(f"proposed by the IDM {name}", name) for name in jobs.idms()],
+                        value="",
+                        label="Keys" + ("" if jobs.idms() else " (no IDMs installed: start the app with --idms DIR)"),
+                        elem_id="pw-ft-keys",
+                    )
                     ft_game = gr.Textbox(label="Game name", elem_id="pw-ft-game")
                     ft_base = gr.Dropdown(list(ZOO), value="nano", label="Base model")
                     ft_rank = gr.Slider(1, jobs.config.max_rank, value=8, step=1, label="LoRA rank")
@@ -187,13 +195,43 @@ def build_app(
                     ft_note = gr.Markdown(elem_id="pw-ft-note")
                 with gr.Column():
                     ft_status = gr.Markdown(elem_id="pw-ft-status")
+                    ft_review = gr.Image(label="Proposed keys", type="filepath", interactive=False, visible=False)
+                    ft_keys = gr.File(label="Proposed keys (a JSON action log to correct)", visible=False)
+                    with gr.Row(visible=False) as ft_decide:
+                        ft_accept = gr.Button("Accept keys", variant="primary", elem_id="pw-ft-accept")
+                        ft_discard = gr.Button("Discard", elem_id="pw-ft-discard")
                     ft_curve = gr.Image(label="Loss", type="filepath", interactive=False)
                     ft_repo = gr.Textbox(label="Share as (owner/name)", elem_id="pw-ft-repo")
                     ft_push = gr.Button("Push", elem_id="pw-ft-push")
                     ft_pushed = gr.Markdown(elem_id="pw-ft-pushed")
             ft_ticks = gr.Timer(2.0)  # progress, queue position and the live loss curve
-            ft_start.click(jobs.submit, [ft_base, ft_gameplay, ft_actions, ft_game, ft_rank, ft_steps], [job, ft_note])
+            shown_review = gr.State(None)  # (job id, state) whose review parts the page shows: redrawn on a change only
+
+            def review_parts(job_id, shown):
+                now = (job_id, jobs.state_of(job_id))
+                if now == shown:
+                    return gr.skip(), gr.skip(), gr.skip(), shown
+                picture, keys = jobs.review_files(job_id)
+                return (
+                    gr.Image(value=picture, visible=picture is not None),
+                    gr.File(value=keys, visible=keys is not None),
+                    gr.Row(visible=now[1] == "review"),
+                    now,
+                )
+
+            ft_start.click(
+                jobs.submit, [ft_base, ft_gameplay, ft_actions, ft_game, ft_rank, ft_steps, ft_labeller], [job, ft_note]
+            )
             ft_ticks.tick(jobs.status, job, [ft_status, ft_curve], show_progress="hidden", api_visibility="private")
+            ft_ticks.tick(
+                review_parts,
+                [job, shown_review],
+                [ft_review, ft_keys, ft_decide, shown_review],
+                show_progress="hidden",
+                api_visibility="private",
+            )
+            ft_accept.click(jobs.approve, job, ft_note)
+            ft_discard.click(jobs.discard, job, ft_note)
             ft_push.click(jobs.push, [job, ft_repo], ft_pushed)
         with gr.Tab("Community") as community_tab:
             with gr.Row():
@@ -243,11 +281,14 @@ def serve(
     threads: int = 2,
     step_concurrency: int | None = 1,
     loop: str = "websocket",
+    idms: str | None = None,
 ) -> None:
     """Serve the app on `host` (None: $GRADIO_SERVER_NAME, else 127.0.0.1) and `port` (None:
     $GRADIO_SERVER_PORT, else 7860), as Gradio's own launch() would on a Hugging Face Space. A taken port or an
     unknown model is a UsageError / UnknownModelError before anything is served."""
     host, port = play_host(host), play_port(port)
+    if idms is not None and not Path(idms).is_dir():
+        raise UsageError(f"--idms {idms}: no such folder (it holds IDM folders from `pocketworld idm train`)")
     check_port_free(host, port)
     import torch
 
@@ -263,7 +304,7 @@ def serve(
         print(f"* Model: {opening.value}, weights from {source}", flush=True)
     else:
         print(f"* Model: {opening.value} has no trained weights yet: {opening.how_to_get}", flush=True)
-    finetunes = FinetuneQueue(registry=registry)
+    finetunes = FinetuneQueue(FinetuneTabConfig(idm_dir=Path(idms) if idms else None), registry=registry)
     demo = build_app(player, model, step_concurrency, finetunes)
     try:
         # quiet: Gradio's start-up lines tell a CLI user to "set `share=True` in `launch()`"; ours name --share
@@ -294,7 +335,7 @@ def main(argv: list[str] | None = None) -> None:
     add_play_arguments(parser)
     args = parser.parse_args(argv)
     try:
-        serve(args.host, args.port, args.share, args.model, args.threads, args.step_concurrency, args.loop)
+        serve(args.host, args.port, args.share, args.model, args.threads, args.step_concurrency, args.loop, args.idms)
     except (UsageError, UnknownModelError) as err:
         parser.exit(2, f"{parser.prog}: error: {err}\n")
 

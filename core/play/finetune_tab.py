@@ -30,6 +30,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from core import zoo
+from finetune.review import percent
 from finetune.train import CURVE_FILE, FinetuneConfig, finetune
 
 LIVE_CURVE = "live_curve.png"
@@ -43,6 +44,8 @@ class FinetuneTabConfig:
     batch_size: int = 4  # clips per step
     clip_len: int = 16  # frames per clip
     threads: int = 0  # torch threads of a fine-tune (0: torch's default)
+    idm_dir: Path | None = None  # IDM folders (`pocketworld idm train --out DIR/NAME`) offered to propose the keys
+    # of play uploaded without a log; the keys they propose are shown for review before anything trains
 
 
 @dataclass
@@ -50,9 +53,11 @@ class Job:
     id: str
     folder: Path  # shards/, adapter/ and adapter.run/ of this fine-tune
     config: FinetuneConfig
-    state: str = "checking"  # checking, refused (the upload), queued, running, done or failed
+    state: str = "checking"  # checking, refused (the upload), review (keys an IDM proposed), queued, running, done,
+    # failed or discarded (a review the visitor turned down)
     message: str = ""  # why it was refused or failed; what the check found
     result: dict = field(default_factory=dict)
+    review: dict = field(default_factory=dict)  # keys an IDM proposed: their files, counts and the IDM's name
 
 
 class FinetuneQueue:
@@ -69,17 +74,26 @@ class FinetuneQueue:
         self._jobs: dict[str, Job] = {}
         self._waiting: deque[str] = deque()
         self._ready = threading.Condition()
-        self._uploads: deque[tuple[Job, str, str | None, str]] = deque()  # (job, upload, action log, game) to check
+        # (job, upload, action log, game, IDM folder) to check
+        self._uploads: deque[tuple[Job, str, str | None, str, Path | None]] = deque()
         self._uploaded = threading.Condition()
         threading.Thread(target=self._work, name="finetune-queue", daemon=True).start()
         threading.Thread(target=self._check_uploads, name="finetune-uploads", daemon=True).start()
 
+    def idms(self) -> list[str]:
+        """The IDMs this app offers to propose keys: the folders of config.idm_dir that hold one."""
+        root = self.config.idm_dir
+        if root is None or not Path(root).is_dir():
+            return []
+        return sorted(p.name for p in Path(root).iterdir() if (p / "idm.json").is_file())
+
     def submit(
-        self, base: str, upload: str | None, actions: str | None, game: str, rank, steps
+        self, base: str, upload: str | None, actions: str | None, game: str, rank, steps, labeller: str | None = None
     ) -> tuple[str | None, str]:
         """Check the options and hand the upload to the checking thread; (job id or None, a message for the page).
-        The job's status says what the check found, then its place in the queue."""
-        problem = self._check_options(base, upload, rank, steps)
+        The job's status says what the check found, then its place in the queue. `labeller`: the name of one of
+        idms() to propose the keys of play without a log (its keys then wait for the visitor's review)."""
+        problem = self._check_options(base, upload, rank, steps) or self._check_labeller(labeller, actions)
         if problem:
             return None, f"Not started: {problem}"
         job_id = uuid.uuid4().hex[:12]
@@ -98,7 +112,8 @@ class FinetuneQueue:
         job = Job(job_id, folder, config)
         with self._uploaded:
             self._jobs[job_id] = job
-            self._uploads.append((job, upload, actions or None, (game or "").strip()))
+            idm = Path(self.config.idm_dir) / labeller if labeller else None
+            self._uploads.append((job, upload, actions or None, (game or "").strip(), idm))
             self._uploaded.notify()
         return job_id, "Checking your upload; its status appears on the right."
 
@@ -109,9 +124,10 @@ class FinetuneQueue:
             with self._uploaded:
                 while not self._uploads:
                     self._uploaded.wait()
-                job, upload, actions, game = self._uploads.popleft()
+                job, upload, actions, game, idm = self._uploads.popleft()
+            config = IngestConfig(game=game or None, idm=str(idm) if idm else None)
             try:
-                report = ingest(upload, job.folder / "shards", actions, IngestConfig(game=game or None), progress=False)
+                report = ingest(upload, job.folder / "shards", actions, config, progress=False)
             except Exception as err:  # every failure is a message, and leaves no folder behind
                 shutil.rmtree(job.folder, ignore_errors=True)
                 job.message, job.state = _failure(err), "refused"
@@ -119,10 +135,52 @@ class FinetuneQueue:
             finally:
                 _release_memory()
             job.message = f"Checked: {report['frames']} frames ({report['seconds']} s) of {', '.join(report['games'])}."
-            with self._ready:
-                job.state = "queued"
-                self._waiting.append(job.id)
-                self._ready.notify()
+            if "review" in report:  # keys an IDM proposed: the visitor looks at them before anything trains
+                job.review = {**report["review"], "action_counts": report["action_counts"], "idm": idm.name}
+                job.state = "review"
+                continue
+            self._queue(job)
+
+    def _queue(self, job: Job) -> None:
+        with self._ready:
+            job.state = "queued"
+            self._waiting.append(job.id)
+            self._ready.notify()
+
+    def approve(self, job_id: str | None) -> str:
+        """The visitor accepts the keys an IDM proposed: their fine-tune joins the queue. A message for the page."""
+        job = self._jobs.get(job_id or "")
+        with self._ready:  # a double click queues it once
+            if job is None or job.state != "review":
+                return "Nothing to accept: this applies to keys an IDM proposed, once they are shown."
+            self._queue(job)
+        return "Keys accepted: your fine-tune is queued."
+
+    def discard(self, job_id: str | None) -> str:
+        """The visitor turns the proposed keys down: the ingested play is deleted. A message for the page."""
+        job = self._jobs.get(job_id or "")
+        with self._ready:
+            if job is None or job.state != "review":
+                return "Nothing to discard: this applies to keys an IDM proposed, once they are shown."
+            job.state = "discarded"
+        shutil.rmtree(job.folder, ignore_errors=True)
+        return (
+            "Discarded. To correct the keys instead, download the proposed keys, edit them, and upload them "
+            "as the action log with the same recording."
+        )
+
+    def state_of(self, job_id: str | None) -> str | None:
+        job = self._jobs.get(job_id or "")
+        return None if job is None else job.state
+
+    def review_files(self, job_id: str | None) -> tuple[str | None, str | None]:
+        """(the picture of the proposed keys, their log) of a job whose keys an IDM proposed, while its folder
+        lasts (a failed or discarded job's is deleted); (None, None) otherwise."""
+        job = self._jobs.get(job_id or "")
+        if job is None or not job.review:
+            return None, None
+        picture, keys = (job.folder / "shards" / job.review[name] for name in ("picture", "keys"))
+        return (str(picture), str(keys)) if picture.is_file() and keys.is_file() else (None, None)
 
     def status(self, job_id: str | None) -> tuple[str, str | None]:
         """(Markdown: queue position, progress or result; the loss curve so far, or None)."""
@@ -133,6 +191,20 @@ class FinetuneQueue:
             return "Checking your upload (frames, action log and limits).", None
         if job.state == "refused":
             return f"Not started: {job.message}", None
+        if job.state == "discarded":
+            return "Discarded: the proposed keys were turned down and the upload deleted.", None
+        if job.state == "review":
+            counts = job.review["action_counts"]
+            total = sum(counts.values())
+            ranked = sorted(counts.items(), key=lambda kv: -kv[1])
+            shares = ", ".join(f"{key} {percent(n / total)}" for key, n in ranked)
+            return (
+                f"{job.message} No key log: the IDM {job.review['idm']} proposed the keys ({shares}). Check them in "
+                "the picture (when each key was read, and a few frames with the key read between them); press "
+                "Accept keys to fine-tune on them, or Discard. To correct them, download the proposed keys, edit "
+                "them and upload them as the action log with the same recording.",
+                None,
+            )
         if job.state == "queued":
             with self._ready:
                 ahead = list(self._waiting).index(job.id) + sum(j.state == "running" for j in self._jobs.values())
@@ -176,6 +248,16 @@ class FinetuneQueue:
         except (RegistryError, ValueError, FileNotFoundError) as err:
             return f"Not pushed: {err}"
         return f"Pushed to {where}: pick it in the Community or Play tab."
+
+    def _check_labeller(self, labeller: str | None, actions: str | None) -> str:
+        if not labeller:
+            return ""
+        offered = self.idms()
+        if labeller not in offered:
+            return f"no IDM called {labeller!r} here; this app offers {', '.join(offered) or 'none'}"
+        if actions:
+            return "upload an action log or pick an IDM to propose the keys, not both"
+        return ""
 
     def _check_options(self, base: str, upload: str | None, rank, steps) -> str:
         if not upload:
