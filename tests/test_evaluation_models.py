@@ -13,9 +13,10 @@ from core.config import ConfigError
 from core.data.shards import Sample, ShardWriter
 from core.evaluation import weights
 from core.evaluation.effects import visible_actions
+from core.evaluation.episodes import load_episodes
 from core.evaluation.fvd import I3D, clips_of, frechet_distance, load_i3d
 from core.evaluation.idm import IDMConfig, InverseDynamics, load_idm, save_idm, score
-from core.evaluation.idm_train import IDMTrainConfig, train_idm
+from core.evaluation.idm_train import IDMTrainConfig, Transitions, train_idm
 from core.evaluation.lpips import LPIPS, load_lpips
 from core.world_model import WeightsError
 
@@ -76,6 +77,22 @@ def test_idm_learns_actions_and_round_trips(tmp_path):
     assert loaded_info["heldout"] == json.loads(json.dumps(info["heldout"]))
     frames = np.random.default_rng(0).integers(0, 256, (2, 256, 256, 3), dtype=np.uint8)
     assert np.allclose(loaded.predict(frames, frames[::-1])[1], model.predict(frames, frames[::-1])[1])
+
+
+def test_idm_training_holds_frames_pooled_as_they_are_read(tmp_path):
+    """`idm train` never holds a recording's full frames (6.6 GB for 10 minutes before): each chunk is pooled as
+    it is read, into exactly what the IDM reads at prediction."""
+    _toy_shards(tmp_path, [(1, "train")])
+    raw, pooled = load_episodes(tmp_path, "train"), load_episodes(tmp_path, "train", pool=2)
+    assert pooled[0].frames.dtype == np.uint8 and pooled[0].frames.shape == (48, 3, 128, 128)
+    assert pooled[0].frames.nbytes * 4 == raw[0].frames.nbytes
+    model = InverseDynamics(IDMConfig(game="toy", pool=2, channels=(8, 8, 8, 8)))
+    rows = np.arange(10)
+    from_raw, from_pooled = Transitions(raw, model).pairs(rows), Transitions(pooled, model).pairs(rows)
+    assert all(torch.equal(a, b) for a, b in zip(from_raw, from_pooled))
+    assert torch.equal(from_pooled[1], model.prepare(raw[0].frames[1:11]))
+    with pytest.raises(ValueError, match="pooled by \\[2\\], the IDM pools by 4"):
+        Transitions(pooled, InverseDynamics(IDMConfig(game="toy", pool=4, channels=(8, 8, 8, 8))))
 
 
 def test_idm_loading_is_strict(tmp_path):

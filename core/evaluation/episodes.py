@@ -15,17 +15,20 @@ from pathlib import Path
 import numpy as np
 
 from core.data.shards import SPLITS, list_shards, read_shard
+from core.evaluation.idm import pool_frames
 
 
 @dataclass
 class Episode:
-    """frames uint8 (T, H, W, 3); actions int64 (T,): actions[t] at frames[t] led to frames[t+1];
+    """frames uint8 (T, H, W, 3), or (T, 3, H/p, W/p) when `pooled` = p > 0 (load_episodes(pool=p): as an IDM
+    reads them, core.evaluation.idm.pool_frames); actions int64 (T,): actions[t] at frames[t] led to frames[t+1];
     state float32 (T, D) after each frame; meta of its first chunk (game, seed, split, layout...)."""
 
     frames: np.ndarray
     actions: np.ndarray
     state: np.ndarray
     meta: dict
+    pooled: int = 0
 
     @property
     def name(self) -> str:
@@ -39,11 +42,14 @@ def load_episodes(
     min_frames: int = 2,
     max_episodes: int | None = None,
     max_frames: int | None = None,
+    pool: int = 0,
 ) -> list[Episode]:
     """The continuous stretches of play of `split` in the shards at `sources`, longest first.
 
-    Stretches shorter than `min_frames` are left out; each is cut to `max_frames`. Raises
-    ValueError when the split has no usable play, naming the splits that are there."""
+    Stretches shorter than `min_frames` are left out; each is cut to `max_frames`. pool > 0 keeps
+    each chunk's frames only average-pooled by `pool`, as they are read (an IDM's training set:
+    a recording's full frames are never all in memory at once). Raises ValueError when the split
+    has no usable play, naming the splits that are there."""
     if split not in SPLITS:
         raise ValueError(f"unknown split {split!r}; valid splits: {', '.join(SPLITS)}")
     sources = sources if isinstance(sources, (list, tuple)) else [sources]
@@ -53,6 +59,8 @@ def load_episodes(
             seen_splits.add(sample.meta["split"])
             if sample.meta["split"] != split:
                 continue
+            if pool:
+                sample.frames = pool_frames(sample.frames, pool)
             key = (sample.meta["game"], sample.meta["seed"], sample.meta.get("agent"))
             chunks.setdefault(key, []).append(sample)
     episodes = []
@@ -64,9 +72,9 @@ def load_episodes(
             if sample.meta["start_frame"] == previous["start_frame"] + len(run[-1].frames):
                 run.append(sample)
             else:
-                episodes.append(_join(run, max_frames))
+                episodes.append(_join(run, max_frames, pool))
                 run = [sample]
-        episodes.append(_join(run, max_frames))
+        episodes.append(_join(run, max_frames, pool))
     episodes = [e for e in episodes if len(e.frames) >= min_frames]
     if not episodes:
         found = ", ".join(sorted(seen_splits)) or "none"
@@ -79,8 +87,8 @@ def load_episodes(
     return episodes[:max_episodes] if max_episodes else episodes
 
 
-def _join(run, max_frames: int | None) -> Episode:
+def _join(run, max_frames: int | None, pool: int) -> Episode:
     frames = np.concatenate([s.frames for s in run])[:max_frames]
     actions = np.concatenate([s.actions for s in run]).astype(np.int64)[:max_frames]
     state = np.concatenate([s.state for s in run]).astype(np.float32)[:max_frames]
-    return Episode(frames, actions, state, dict(run[0].meta, num_frames=len(frames)))
+    return Episode(frames, actions, state, dict(run[0].meta, num_frames=len(frames)), pooled=pool)

@@ -48,6 +48,20 @@ class IDMConfig:
             raise ValueError(f"pool {self.pool} does not divide image_size {self.image_size}")
 
 
+def pool_frames(frames: np.ndarray, pool: int) -> np.ndarray:
+    """uint8 (N, H, W, 3) -> uint8 (N, 3, H/pool, W/pool): average-pooled, rounded to whole levels. What an IDM
+    reads, in the form a training set holds it: a pool-2 set is a quarter of its frames' bytes (float16 was half)."""
+    if pool < 1 or frames.shape[1] % pool or frames.shape[2] % pool:
+        raise ValueError(f"pool {pool} does not divide image_size {frames.shape[1]}")
+    x = torch.as_tensor(np.ascontiguousarray(frames)).permute(0, 3, 1, 2).float()
+    return F.avg_pool2d(x, pool).round_().to(torch.uint8).numpy()
+
+
+def from_pooled(pooled: np.ndarray | torch.Tensor) -> torch.Tensor:
+    """pool_frames' uint8 -> float in [-1, 1], as forward reads it."""
+    return torch.as_tensor(pooled).float() / 127.5 - 1
+
+
 class InverseDynamics(nn.Module):
     def __init__(self, config: IDMConfig):
         super().__init__()
@@ -65,14 +79,13 @@ class InverseDynamics(nn.Module):
 
     def prepare(self, frames) -> torch.Tensor:
         """uint8 (N, H, W, 3) -> pooled float (N, 3, H/pool, W/pool) in [-1, 1]: the input forward reads."""
-        frames = torch.as_tensor(np.ascontiguousarray(frames))
+        frames = np.asarray(frames)
         if frames.shape[1:] != (self.config.image_size, self.config.image_size, 3):
             raise ValueError(
                 f"this IDM reads ({self.config.image_size}, {self.config.image_size}, 3) frames, "
                 f"got {tuple(frames.shape[1:])}"
             )
-        x = frames.permute(0, 3, 1, 2).contiguous().float()
-        return F.avg_pool2d(x, self.config.pool) / 127.5 - 1
+        return from_pooled(pool_frames(frames, self.config.pool))
 
     def forward(self, before: torch.Tensor, after: torch.Tensor) -> torch.Tensor:
         """before, after prepared frames (B, 3, h, w) -> logits (B, num_actions)."""

@@ -16,7 +16,7 @@ from tqdm import tqdm
 
 from core.evaluation.effects import has_rule, visible_actions
 from core.evaluation.episodes import Episode, load_episodes
-from core.evaluation.idm import IDMConfig, InverseDynamics, score
+from core.evaluation.idm import IDMConfig, InverseDynamics, from_pooled, pool_frames, score
 
 
 @dataclass
@@ -30,13 +30,14 @@ class IDMTrainConfig:
 
 class Transitions:
     """Every (frame t, frame t+1, visible action, commanded action) of some episodes; frames are
-    pooled once up front (as the IDM reads them), so a training step does no image work."""
+    held pooled (as the IDM reads them, uint8), so a training step does no image work."""
 
     def __init__(self, episodes: list[Episode], model: InverseDynamics):
-        self.frames = [
-            torch.cat([model.prepare(e.frames[i : i + 256]) for i in range(0, len(e.frames), 256)]).half()
-            for e in episodes
-        ]  # per episode (T, 3, h, w)
+        pool = model.config.pool
+        if any(e.pooled not in (0, pool) for e in episodes):
+            raise ValueError(f"episodes pooled by {sorted({e.pooled for e in episodes})}, the IDM pools by {pool}")
+        # per episode (T, 3, h, w) uint8
+        self.frames = [torch.from_numpy(e.frames if e.pooled else _pooled(e.frames, pool)) for e in episodes]
         index, labels, commanded = [], [], []
         for e, episode in enumerate(episodes):
             count = len(episode.frames) - 1
@@ -55,9 +56,13 @@ class Transitions:
 
     def pairs(self, rows: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
         """Prepared frames (b, 3, h, w) before and after for the given rows."""
-        before = torch.stack([self.frames[e][t] for e, t in self.index[rows]]).float()
-        after = torch.stack([self.frames[e][t + 1] for e, t in self.index[rows]]).float()
+        before = from_pooled(torch.stack([self.frames[e][t] for e, t in self.index[rows]]))
+        after = from_pooled(torch.stack([self.frames[e][t + 1] for e, t in self.index[rows]]))
         return before, after
+
+
+def _pooled(frames: np.ndarray, pool: int, chunk: int = 256) -> np.ndarray:
+    return np.concatenate([pool_frames(frames[i : i + chunk], pool) for i in range(0, len(frames), chunk)])
 
 
 def train_idm(
@@ -71,9 +76,11 @@ def train_idm(
     progress: bool = True,
 ) -> tuple[InverseDynamics, dict]:
     """Train on `train_split` of the shards at `sources`, score on `eval_split`; returns the model
-    and its info (game, splits, seeds, held-out accuracy and confusion) for save_idm."""
-    train_episodes = load_episodes(sources, train_split)
-    heldout_episodes = load_episodes(sources, eval_split)
+    and its info (game, splits, seeds, held-out accuracy and confusion) for save_idm. Frames are pooled
+    as the shards are read: the recording's full frames are never all in memory."""
+    pool = idm_config.pool if idm_config else pool
+    train_episodes = load_episodes(sources, train_split, pool=pool)
+    heldout_episodes = load_episodes(sources, eval_split, pool=pool)
     model, info = fit_idm(
         train_episodes, heldout_episodes, config=config, idm_config=idm_config, pool=pool, progress=progress
     )
@@ -98,7 +105,8 @@ def fit_idm(
             f"an IDM learns one game, but the data holds {', '.join(sorted(games))}; pass the shards of one game"
         )
     game = games.pop()
-    size = train_episodes[0].frames.shape[1]
+    first = train_episodes[0]
+    size = first.frames.shape[-1] * first.pooled if first.pooled else first.frames.shape[1]
     idm_config = idm_config or IDMConfig(game=game, image_size=size, pool=pool)
     torch.manual_seed(config.seed)
     model = InverseDynamics(idm_config)
