@@ -124,6 +124,13 @@ def register(commands, benches) -> None:
         help="hold the frozen base in 8 or 4 bits through bitsandbytes (QLoRA; CUDA only; default: none)",
     )
     finetune.add_argument("--game", help="the game's name on the card (default: the name stored in the shards)")
+    finetune.add_argument(
+        "--preview-frames",
+        type=int,
+        default=60,
+        help="frames of the card's preview GIF, a clip of your play beside the fine-tune's dream of it under the "
+        "same keys (default: 60; 0: none)",
+    )
     finetune.add_argument("--seed", type=int, default=0, help="seeds the LoRA init and the data order (default: 0)")
     finetune.add_argument("--resume", action="store_true", help="continue the fine-tune in the run folder")
     finetune.add_argument("--no-progress", action="store_true", help="no progress bars")
@@ -224,6 +231,7 @@ def cmd_finetune(args) -> int:
         seed=args.seed,
         game=args.game,
         minutes=args.minutes,
+        preview_frames=args.preview_frames,
         progress=not args.no_progress,
     )
     print(json.dumps(finetune(config, resume=args.resume), indent=2))

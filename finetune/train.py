@@ -39,7 +39,7 @@ from core.train.config import (
     TokensSection,
     TrainSection,
 )
-from core.train.data import GAMEPLAY, TOKENS, DataError, index_shards, validation_batches
+from core.train.data import GAMEPLAY, TOKENS, DataError, index_shards, load_sample, validation_batches
 from core.train.dynamics import DynamicsStage
 from core.train.frames import FramesObjective, FramesStage
 from core.train.loop import Stage
@@ -49,6 +49,7 @@ from finetune.quantize import check_quantization, quantize_dynamics
 
 ADAPTER_DIR = "adapter"  # inside the run folder: what the loop exports
 CURVE_FILE = "loss_curve.png"
+PREVIEW_FILE = "preview.gif"  # on the card: real play (left) and the fine-tune's dream of it (right)
 # the stage that trains each family's dynamics: (the run config's stage name, its class)
 FAMILY_STAGES = {"tokens": ("dynamics", DynamicsStage), "frames": ("frames", FramesStage)}
 # card labels of the frames stage's validation metrics (the tokens stage's read well as they are)
@@ -87,6 +88,8 @@ class FinetuneConfig:
     minutes: float = 0.0  # time budget for encoding + training; training stops with a checkpoint
     # when it is spent (0: none). Scoring the held-out clips comes after it.
     game: str | None = None  # the game's name on the card (default: the one stored in the shards)
+    preview_frames: int = 60  # the card's preview GIF: a clip of the play (a held-out one if there is one) beside
+    # the fine-tune's dream of it under the same keys, this many frames (0: none; token shards hold no frames)
     progress: bool = True  # progress bars
 
     def __post_init__(self):
@@ -97,7 +100,7 @@ class FinetuneConfig:
             raise ValueError("clip-len must be >= 2: the dynamics learns to predict the next frame")
         if not self.lr > 0:
             raise ValueError(f"lr must be positive, got {self.lr}")
-        for name in ("val_every", "threads", "minutes", "changed_weight"):
+        for name in ("val_every", "threads", "minutes", "changed_weight", "preview_frames"):
             if getattr(self, name) < 0:
                 raise ValueError(f"{name.replace('_', '-')} must be >= 0, got {getattr(self, name)}")
         if not 0 <= self.context_noise <= 1:
@@ -216,6 +219,24 @@ def held_out_metrics(model: WorldModel, refs, config: RunConfig) -> dict[str, fl
     return {name: total / max(count, 1) for name, (total, count) in totals.items()}
 
 
+def write_preview(model: WorldModel, refs, frames: int, path: Path) -> bool:
+    """The card's preview GIF: the first of `refs` with more than `frames` frames, beside the model's dream of it
+    from its first frame under its keys. False when no clip is that long."""
+    import numpy as np
+
+    from core.play.dream_pairs import dream, write_gif
+
+    ref = next((ref for ref in refs if ref.length > frames), None)
+    if ref is None:
+        return False
+    clip = load_sample(ref)
+    real = clip["frames"][: frames + 1]
+    dreamed = dream(model.eval(), real[0], clip["actions"][:frames])  # actions[t] led from frame t to t+1
+    gap = np.full((len(real), real.shape[1], 4, 3), 255, np.uint8)
+    write_gif(np.concatenate([real, gap, dreamed], 2), path, frame_ms=30)
+    return True
+
+
 def finetune(config: FinetuneConfig, resume: bool = False) -> dict:
     """Fine-tune `config.base` on `config.data`; writes the adapter to `config.out` and returns a summary."""
     from core.atomic import atomic_write
@@ -284,6 +305,11 @@ def finetune(config: FinetuneConfig, resume: bool = False) -> dict:
         metrics = {name: (base_scores[name], tuned_scores[name]) for name in base_scores}
     curve = run_dir / CURVE_FILE
     plot_run(run_dir, curve)
+    files = {CURVE_FILE: curve}
+    if kind == GAMEPLAY and config.preview_frames:
+        clips = index_shards([config.data], GAMEPLAY, "val") + index_shards([config.data], GAMEPLAY, "train")
+        if write_preview(tuned, clips, config.preview_frames, run_dir / PREVIEW_FILE):
+            files[PREVIEW_FILE] = run_dir / PREVIEW_FILE
 
     games = sorted({str(ref.meta.get("game", "unknown")) for ref in train_refs})
     game = config.game or ", ".join(games)
@@ -298,8 +324,9 @@ def finetune(config: FinetuneConfig, resume: bool = False) -> dict:
         steps=summary["step"],
         data_frames=frames,
         metrics={f"held-out {METRIC_LABELS.get(name, name.replace('_', ' '))}": pair for name, pair in metrics.items()},
+        preview=PREVIEW_FILE if PREVIEW_FILE in files else None,
     )
-    save_adapter(tuned, out, card=card, files={CURVE_FILE: curve})
+    save_adapter(tuned, out, card=card, files=files)
     result = {
         "adapter": str(out),
         "run_dir": str(run_dir),

@@ -12,6 +12,7 @@ import pytest
 import torch
 import torch.nn as nn
 from peft import PeftModel
+from PIL import Image
 from safetensors.torch import load_file, save_file
 
 from core.actions import ACTION_IDS
@@ -236,6 +237,7 @@ def test_a_fine_tune_learns_mirrored_controls_from_gameplay_shards(square_base, 
             lr=1e-2,
             batch_size=8,
             threads=1,
+            preview_frames=20,
             progress=False,
         )
     )
@@ -260,6 +262,14 @@ def test_a_fine_tune_learns_mirrored_controls_from_gameplay_shards(square_base, 
     assert (run.frames.context_noise, run.frames.changed_weight) == (0.03, 0.0)  # the base reads no noise level
     card = check_card((tmp_path / "adapter" / "README.md").read_text(), finetune=True)
     assert "held-out dynamics MSE, keys shuffled" in card.text and "conv1, conv2, film" in card.text
+    # its preview: a held-out clip (left) beside the fine-tune's dream of it under the same keys (right)
+    assert "![preview](preview.gif)" in card.text
+    with Image.open(tmp_path / "adapter" / "preview.gif") as gif:
+        assert 1 < gif.n_frames <= 21 and gif.size == (2 * 256 + 4, 256)  # (GIF merges repeated frames)
+        gif.seek(gif.n_frames - 1)
+        last = np.asarray(gif.convert("RGB")).astype(float)
+    real, dreamed = last[:, :256], last[:, 260:]
+    assert np.abs(real - dreamed).mean() < 0.25 * np.abs(real - 128).mean()  # a dream of the same scene, not noise
 
 
 def test_the_context_noise_and_moved_pixel_weight_of_a_fine_tune_are_options_and_checked(tmp_path):
@@ -309,7 +319,9 @@ def test_cli_fine_tunes_a_frames_base_on_gameplay_shards(tmp_path, capsys):
     result = json.loads(printed.out[printed.out.rindex("\n{") + 1 :])
     assert result["steps"] == 2 and result["family"] == "frames"
     assert set(result["held_out"]) == set(FramesStage.val_metrics)
-    assert {CONFIG_FILE, WEIGHTS_FILE, "README.md", CURVE_FILE} <= {p.name for p in (tmp_path / "mine").iterdir()}
+    made = {p.name for p in (tmp_path / "mine").iterdir()}
+    assert {CONFIG_FILE, WEIGHTS_FILE, "README.md", CURVE_FILE} <= made
+    assert "preview.gif" not in made  # no clip is longer than the preview's 60 frames
     config = json.loads((tmp_path / "mine" / CONFIG_FILE).read_text())
     assert config["r"] == 2 and config["base_model_name_or_path"] == base
     assert sorted(config["target_modules"]) == ["conv1", "conv2", "film"]
