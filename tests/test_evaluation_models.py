@@ -12,7 +12,7 @@ from core.actions import ACTION_IDS
 from core.config import ConfigError
 from core.data.shards import Sample, ShardWriter
 from core.evaluation import weights
-from core.evaluation.effects import visible_actions
+from core.evaluation.effects import label_kind, visible_actions
 from core.evaluation.episodes import load_episodes
 from core.evaluation.fvd import I3D, clips_of, frechet_distance, load_i3d
 from core.evaluation.idm import IDMConfig, InverseDynamics, load_idm, save_idm, score
@@ -30,6 +30,10 @@ def test_platformer_presses_without_visible_effect_are_relabelled():
     assert (labels[down] == ACTION_IDS["NOOP"]).all()
     # a game without a rule keeps the commanded actions
     assert np.array_equal(visible_actions("gym:CartPole-v1", actions[:-1], state, layout), actions[:-1])
+    # and a report says which labels it scored: a recording without state (an ingested video) has only the keys
+    assert label_kind("platformer", layout).startswith("visible action")
+    assert label_kind("platformer", {}).startswith("keys pressed (a recording without game state")
+    assert label_kind("gym:CartPole-v1", layout).startswith("commanded action")
 
 
 def test_score_counts_a_confusion_matrix():

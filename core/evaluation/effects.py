@@ -37,6 +37,21 @@ def has_rule(game: str) -> bool:
     return game in RULES
 
 
+def label_kind(game: str, layout: dict) -> str:
+    """What visible_actions gives for play of `game` whose state has this layout, in words for a report."""
+    if not has_rule(game):
+        return "commanded action (no visibility rule for this game)"
+    if not layout:
+        return (
+            "keys pressed (a recording without game state, e.g. an ingested video: presses that showed nothing "
+            "count as misses for real and generated frames alike)"
+        )
+    return (
+        "visible action: presses with no visible effect in that game state (e.g. UP in mid-air, FIRE while "
+        "standing) count as the buttons that did show, from the recorded state (core/evaluation/effects.py)"
+    )
+
+
 def visible_actions(game: str, actions: np.ndarray, state: np.ndarray, layout: dict) -> np.ndarray:
     """actions (T,) commanded at frames 0..T-1, state (T+1, D) for frames 0..T (flat, with its
     layout from the shard meta) -> (T,) ids of the visible part of each action."""

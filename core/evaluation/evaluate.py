@@ -15,7 +15,7 @@ import torch
 from tqdm import tqdm
 
 from core.evaluation import drift
-from core.evaluation.effects import has_rule, visible_actions
+from core.evaluation.effects import label_kind, visible_actions
 from core.evaluation.episodes import Episode
 from core.evaluation.idm import score
 from core.evaluation.image_quality import psnr, ssim
@@ -277,12 +277,7 @@ def _action_accuracy(episodes, rollouts, idm, idm_info) -> dict | str:
     labels, commanded = np.concatenate(labels), np.concatenate(commanded)
     real = score(np.concatenate(real_predicted), labels, commanded)
     generated = score(np.concatenate(rollouts["idm_predicted"]), labels, commanded)
-    rule = (
-        "visible action: presses with no visible effect in that game state (e.g. UP in mid-air, FIRE while "
-        "standing) count as the buttons that did show, from the recorded state (core/evaluation/effects.py)"
-        if has_rule(game)
-        else "commanded action (no visibility rule for this game)"
-    )
+    rule = label_kind(game, episodes[0].meta.get("state_layout", {}))
     return {
         "generated": generated.to_dict(),
         "real_this_split": real.to_dict(),

@@ -14,7 +14,7 @@ import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
-from core.evaluation.effects import has_rule, visible_actions
+from core.evaluation.effects import label_kind, visible_actions
 from core.evaluation.episodes import Episode, load_episodes
 from core.evaluation.idm import IDMConfig, InverseDynamics, from_pooled, pool_frames, score
 
@@ -131,7 +131,7 @@ def fit_idm(
         "train_transitions": len(train),
         "train_seeds": sorted({e.meta["seed"] for e in train_episodes}),
         "eval_seeds": sorted({e.meta["seed"] for e in heldout_episodes}),
-        "labels": "visible action" if has_rule(game) else "commanded action (no visibility rule for this game)",
+        "labels": label_kind(game, train_episodes[0].meta.get("state_layout", {})),
         "heldout": report.to_dict(),
         "train": asdict(config),
     }
