@@ -180,6 +180,11 @@ class FrameDynamics(nn.Module):
             x = x + self.denoiser.features(noisy, sigma)
         if self.action_in is not None:
             x = x + self.action_in(action)[:, :, None, None]
+        return context[:, -1] + self.to_rgb(self.trunk(x, action))
+
+    def trunk(self, x: torch.Tensor, action: torch.Tensor) -> torch.Tensor:
+        """The U-Net from the stem's features x (B, c0, r, r) and the key vector (B, A) to the features the output
+        reads (B, c0, r, r), normalised and activated (a lab head may read them instead of to_rgb)."""
         skips = []
         for block, down in zip(self.down_blocks, self.downsample):
             x = block(x, action)
@@ -190,7 +195,7 @@ class FrameDynamics(nn.Module):
         for block in self.up_blocks:
             x = F.interpolate(x, scale_factor=2, mode="nearest")
             x = block(torch.cat([x, skips.pop()], dim=1), action)
-        return context[:, -1] + self.to_rgb(F.silu(self.out_norm(x)))
+        return F.silu(self.out_norm(x))
 
     def forward(self, frames: torch.Tensor, actions: torch.Tensor) -> torch.Tensor:
         """frames (B, T, 3, r, r) of a clip, actions (B, T) pressed at each -> (B, T, 3, r, r): output t is the

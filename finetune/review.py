@@ -33,13 +33,14 @@ class KeyReview:
     def __init__(self, fps: int, seed: int = 0):
         self.fps = fps
         self.actions: list[np.ndarray] = []
+        self._frames = 0  # frames added so far: the index of the next sample's first frame
         self._rng = np.random.default_rng(seed)
         self._seen: dict[int, int] = {}  # transitions of each key so far
         self._kept: dict[int, list[tuple[int, np.ndarray, np.ndarray]]] = {}  # key -> (frame index, it, the next)
 
     def add(self, frames: np.ndarray, actions: np.ndarray) -> None:
         """One sample's frames (T, H, W, 3) and proposed keys (T,), in recording order."""
-        first = sum(len(a) for a in self.actions)
+        first, self._frames = self._frames, self._frames + len(actions)
         self.actions.append(np.asarray(actions))
         for t in range(len(frames) - 1):  # a sample's last frame has no next frame inside it
             key = int(actions[t])

@@ -1,7 +1,7 @@
 """Score a motion-lab model the way `bench keys` scores a model (RIGHT, then LEFT, held 12 frames from 3 held-out
 levels a game), beside the shipped nano; whole-frame PSNR against the real game at t = 1, 4, 12; strips (rows per
 key: real, nano, motion, motion with moves smoothed over neighbouring blocks).
-    ARM=A python configs/nano-v2/motion-lab/evaluate.py runs/motion-lab/motionA.pt TAG
+    ARM=A python configs/nano-v2/motion-lab/evaluate.py runs/motion-lab/motionA.safetensors TAG
 """
 
 import json
@@ -11,6 +11,7 @@ import sys
 import numpy as np
 import torch
 from PIL import Image
+from safetensors.torch import load_file
 
 sys.path.insert(0, "configs/nano-v2/motion-lab")
 import lab
@@ -62,13 +63,13 @@ def motion_rollout(md, nano, first, key, steps, smooth, seed):
 
 def main():
     torch.set_num_threads(2)
-    weights = sys.argv[1] if len(sys.argv) > 1 else "runs/motion-lab/motion.pt"
+    weights = sys.argv[1] if len(sys.argv) > 1 else "runs/motion-lab/motionA.safetensors"
     tag = sys.argv[2] if len(sys.argv) > 2 else "lab"
     nano = WorldModel.from_pretrained("zoo/nano").eval()
     trained = WorldModel.from_pretrained("zoo/nano").eval()
     arm = os.environ.get("ARM", "A")
     md = lab.MotionDynamics(trained.dynamics, dreamed_input=arm in "BC", blind=arm == "C").eval()
-    md.load_state_dict(torch.load(weights))
+    md.load_state_dict(load_file(weights))
     cfg = KeysConfig()
     results = {}
     for game in cfg.games:

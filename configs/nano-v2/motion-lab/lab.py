@@ -16,6 +16,7 @@ import time
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
+from safetensors.torch import load_file, save_file
 
 from core.actions import NUM_ACTIONS
 from core.frame_dynamics import recent_actions
@@ -88,18 +89,7 @@ class MotionDynamics(nn.Module):
         inputs = context.flatten(1, 2)
         if self.dreamed_input:
             inputs = torch.cat([inputs, dreamed], 1)
-        x = d.stem(inputs)
-        skips = []
-        for block, down in zip(d.down_blocks, d.downsample):
-            x = block(x, action)
-            skips.append(x)
-            x = down(x)
-        for block in d.mid:
-            x = block(x, action)
-        for block in d.up_blocks:
-            x = F.interpolate(x, scale_factor=2, mode="nearest")
-            x = block(torch.cat([x, skips.pop()], dim=1), action)
-        h = F.silu(d.out_norm(x))  # (B, c0, 64, 64)
+        h = d.trunk(d.stem(inputs), action)  # (B, c0, 64, 64)
         if BLOCK != 4:
             h = F.avg_pool2d(h, BLOCK // 4)
         return self.head(h)  # (B, NM+1, 64, 64)
@@ -135,7 +125,7 @@ def main():
     dreamer = WorldModel.from_pretrained("zoo/nano").dynamics.eval().requires_grad_(False) if arm in "BC" else None
     md = MotionDynamics(model.dynamics, dreamed_input=arm in "BC", blind=arm == "C")
     if len(sys.argv) > 2:
-        md.load_state_dict(torch.load(sys.argv[2]))
+        md.load_state_dict(load_file(sys.argv[2]))
     games = ["maze", "platformer", "shooter"]
     refs = index_shards([f"shards/v2/{g}-held" for g in games], "gameplay", None)
     c = model.dynamics.config.context
@@ -179,8 +169,8 @@ def main():
             log.write(json.dumps(row) + "\n")
             log.flush()
         if step % 100 == 0:
-            torch.save(md.state_dict(), f"runs/motion-lab/motion{arm}.pt")
-    torch.save(md.state_dict(), f"runs/motion-lab/motion{arm}.pt")
+            save_file(md.state_dict(), f"runs/motion-lab/motion{arm}.safetensors")
+    save_file(md.state_dict(), f"runs/motion-lab/motion{arm}.safetensors")
 
 
 if __name__ == "__main__":
