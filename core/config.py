@@ -108,6 +108,27 @@ class FramePoolConfig:
 
 
 @dataclass
+class MotionConfig:
+    """A frames dynamics' motion net (core/frame_motion.py): it reads what the dynamics reads (the small frames and
+    the keys) and picks, for each square of the full frame under one small-frame pixel, the whole-pixel move of the
+    previous frame that makes it, or "redraw" (the dynamics' small frame, drawn by the upsampler, fills it)."""
+
+    radius: int = 6  # the farthest move of a square each way, in full-frame pixels: (2 radius + 1)^2 moves
+    channels: tuple[int, ...] = (32, 64, 128)  # its U-Net's width at the small resolution, /2, /4, ...
+    mid_blocks: int = 2  # residual blocks at the coarsest level
+    hidden: int = 64  # width of the head that scores the moves of each block
+
+    def __post_init__(self):
+        self.channels = tuple(self.channels)
+        if not 1 <= self.radius <= 16:
+            raise ConfigError(f"dynamics.motion.radius must be 1 to 16 pixels, got {self.radius}")
+        if self.hidden < 1 or self.mid_blocks < 0:
+            raise ConfigError("dynamics.motion.hidden must be >= 1, mid_blocks >= 0")
+        if not self.channels or any(c % 8 for c in self.channels):
+            raise ConfigError(f"dynamics.motion.channels must be multiples of 8 (group norm), got {self.channels}")
+
+
+@dataclass
 class FrameDynamicsConfig:
     resolution: int = 64  # internal frame size (frames are area-pooled to it)
     context: int = 2  # past frames it sees (2 give position and velocity)
@@ -125,6 +146,9 @@ class FrameDynamicsConfig:
     # adds play_context_noise to its own frames and says so, which puts them among what it learnt to correct
     context_level: bool = False
     play_context_noise: float = 0.0
+    # a motion net beside the denoiser: play moves the previous frame's pixels where it can, and redraws only where
+    # it cannot (a sprite moved stays itself, and the denoiser and upsampler run only for a frame that needs them)
+    motion: MotionConfig | None = None
 
     def __post_init__(self):
         self.channels = tuple(self.channels)
@@ -149,6 +173,12 @@ class FrameDynamicsConfig:
             raise ConfigError("context and action_context must be >= 1")
         if self.num_actions != NUM_ACTIONS:
             raise ConfigError(f"num_actions must be {NUM_ACTIONS} (the shared action vocabulary)")
+        if isinstance(self.motion, dict):
+            self.motion = build_dataclass(MotionConfig, self.motion, "dynamics.motion")
+        if self.motion is not None and self.resolution % 2 ** (len(self.motion.channels) - 1):
+            raise ConfigError(
+                f"resolution {self.resolution} must divide by 2^(levels - 1) of motion.channels {self.motion.channels}"
+            )
 
 
 WARPS = ("none", "free", "gated")
@@ -277,8 +307,7 @@ def _coerce(hint, value, where: str):
     if type(None) in args:  # X | None
         if value is None:
             return None
-        hint = next(a for a in args if a is not type(None))
-        args = typing.get_args(hint)
+        return _coerce(next(a for a in args if a is not type(None)), value, where)
     origin = typing.get_origin(hint)
     if origin is list:
         items = value if isinstance(value, list) else [value]  # one path may be given bare

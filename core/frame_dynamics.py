@@ -3,17 +3,10 @@
 The dynamics of the "frames" model family (nano v2). It works on frames area-pooled to a
 small internal resolution (64x64 for nano), not on token ids: a 2D game's motion is a few
 pixels, which a continuous frame keeps and a categorical token turns into a jump between
-codes. A small U-Net (Ronneberger et al. 2015) over the last `context` frames, stacked as
-channels, outputs the change to the last frame. The keys reach it in one of two ways:
-- "film": the embedded recent keys scale and shift the features of every residual block
-  (FiLM, Perez et al. 2018; as DIAMOND's adaptive group norm and Oasis's AdaLN), zero-
-  initialised so that an untrained block ignores them;
-- "input": the same embedding is added to the first features only (the weak baseline the
-  controllability lab compares against).
-The key vector sums one embedding per recency (the key pressed now, the one before, ...), so
-a held key and a fresh press differ. `forward` runs a whole clip (each frame predicted from
-the real frames before it); `step` runs one frame for play, carrying a `FrameState` of fixed
-size; a test holds the two to each other.
+codes. A small U-Net with the keys in every block (core/keyed_unet.py) over the last `context`
+frames, stacked as channels, outputs the change to the last frame. `forward` runs a whole clip
+(each frame predicted from the real frames before it); `step` runs one frame for play, carrying
+a `FrameState` of fixed size; a test holds the two to each other.
 
 Predicting the next frame directly gives the mean of what may come: where the player will be is
 a little uncertain, so it blurs, and in play the blur compounds (nano v2's smear). With
@@ -22,6 +15,11 @@ al. 2022): it also sees the next frame under Gaussian noise of a level sigma, gi
 block with the keys, and predicts it clean; play samples it in a few Euler steps from pure
 noise, so each frame is one sharp possible frame rather than the mean of them. The denoiser's
 extra parts start at zero: grown from a trained direct dynamics, it first predicts as that did.
+
+Drawn anew, a sprite that moved is only as sharp as the upsampler can make it. With a `motion`
+net (core/frame_motion.py), play moves the previous full frame's pixels instead, square by
+square, and calls the denoiser (and the upsampler) only for squares it must redraw: `step` and
+`forward` then return a `FramePrediction` (the moves, and the small frame where one is needed).
 """
 
 from __future__ import annotations
@@ -34,7 +32,9 @@ import torch.nn.functional as F
 
 from core.actions import NUM_ACTIONS
 from core.config import FrameDynamicsConfig
+from core.frame_motion import FrameMotion, FramePrediction
 from core.frames import changed_mask
+from core.keyed_unet import KeyedUNet
 
 MOVED_SMALL = 0.02  # a small-frame pixel moved if a channel changed by more ([-1, 1] units; pooling dims edges)
 # the denoiser's noise levels ([-1, 1] units), as DIAMOND's: it learns at ln(sigma) ~ N(P_MEAN, P_STD), it samples
@@ -49,28 +49,6 @@ CONTEXT_LEVEL_FLOOR = 0.01  # added to a context noise level before its log: cle
 class FrameState:
     frames: torch.Tensor | None  # (B, C-1, 3, r, r) the frames before the current one; None before the first step
     recent_actions: torch.Tensor  # (B, K) key ids, the newest first; num_actions = "none yet"
-
-
-class FiLMBlock(nn.Module):
-    """GroupNorm -> (FiLM by the keys) -> SiLU -> conv, twice, with a residual path."""
-
-    def __init__(self, c_in: int, c_out: int, action_dim: int | None):
-        super().__init__()
-        self.norm1, self.conv1 = nn.GroupNorm(8, c_in), nn.Conv2d(c_in, c_out, 3, padding=1)
-        self.norm2, self.conv2 = nn.GroupNorm(8, c_out), nn.Conv2d(c_out, c_out, 3, padding=1)
-        self.skip = nn.Conv2d(c_in, c_out, 1) if c_in != c_out else nn.Identity()
-        self.film = nn.Linear(action_dim, 2 * c_out) if action_dim else None
-        if self.film is not None:
-            nn.init.zeros_(self.film.weight)
-            nn.init.zeros_(self.film.bias)
-
-    def forward(self, x: torch.Tensor, action: torch.Tensor) -> torch.Tensor:
-        """x (B, C, h, w), action (B, A) -> (B, C_out, h, w)."""
-        h = self.norm2(self.conv1(F.silu(self.norm1(x))))
-        if self.film is not None:
-            scale, shift = self.film(action)[:, :, None, None].chunk(2, dim=1)  # (B, C_out, 1, 1) each
-            h = h * (1 + scale) + shift
-        return self.skip(x) + self.conv2(F.silu(h))
 
 
 def sigma_schedule(steps: int) -> list[float]:
@@ -115,31 +93,23 @@ class Denoiser(nn.Module):
         return self.noisy_in(noisy / (sigma**2 + SIGMA_DATA**2).sqrt()[:, None, None, None])
 
 
-class FrameDynamics(nn.Module):
+class FrameDynamics(KeyedUNet):
     def __init__(self, config: FrameDynamicsConfig):
-        super().__init__()
+        super().__init__(
+            3 * config.context,
+            config.channels,
+            config.mid_blocks,
+            config.action_mode,
+            config.action_context,
+            config.action_dim,
+        )
         self.config = config
-        c = config.channels
-        film_dim = config.action_dim if config.action_mode == "film" else None
-        # one table per recency: a held key and a fresh press look different
-        self.action_embedding = nn.Embedding(config.action_context * (NUM_ACTIONS + 1), config.action_dim)
-        self.action_mlp = nn.Sequential(nn.SiLU(), nn.Linear(config.action_dim, config.action_dim))
-        self.stem = nn.Conv2d(3 * config.context, c[0], 3, padding=1)
-        self.action_in = nn.Linear(config.action_dim, c[0]) if config.action_mode == "input" else None
-        self.down_blocks = nn.ModuleList(FiLMBlock(c[i], c[i], film_dim) for i in range(len(c) - 1))
-        self.downsample = nn.ModuleList(nn.Conv2d(c[i], c[i + 1], 3, stride=2, padding=1) for i in range(len(c) - 1))
-        self.mid = nn.ModuleList(FiLMBlock(c[-1], c[-1], film_dim) for _ in range(config.mid_blocks))
-        self.up_blocks = nn.ModuleList(FiLMBlock(c[i + 1] + c[i], c[i], film_dim) for i in reversed(range(len(c) - 1)))
-        self.out_norm = nn.GroupNorm(8, c[0])
-        self.to_rgb = nn.Conv2d(c[0], 3, 3, padding=1)
+        self.to_rgb = nn.Conv2d(config.channels[0], 3, 3, padding=1)
         nn.init.zeros_(self.to_rgb.weight)  # starts as "nothing changes": the last frame again
         nn.init.zeros_(self.to_rgb.bias)
-        self.denoiser = Denoiser(c[0], config.action_dim, config.context_level) if config.denoise_steps else None
-
-    def embed_actions(self, recent: torch.Tensor) -> torch.Tensor:
-        """recent (B, K) ids, the current key first -> (B, A)."""
-        offsets = torch.arange(recent.shape[1], device=recent.device) * (NUM_ACTIONS + 1)
-        return self.action_mlp(self.action_embedding(recent + offsets).sum(1))
+        c0 = config.channels[0]
+        self.denoiser = Denoiser(c0, config.action_dim, config.context_level) if config.denoise_steps else None
+        self.motion = FrameMotion(config) if config.motion is not None else None
 
     def predict(
         self, context: torch.Tensor, recent: torch.Tensor, generator: torch.Generator | None = None
@@ -178,33 +148,22 @@ class FrameDynamics(nn.Module):
         if self.denoiser is not None:
             action = action + self.denoiser.embed_sigma(sigma, context_level)
             x = x + self.denoiser.features(noisy, sigma)
-        if self.action_in is not None:
-            x = x + self.action_in(action)[:, :, None, None]
         return context[:, -1] + self.to_rgb(self.trunk(x, action))
-
-    def trunk(self, x: torch.Tensor, action: torch.Tensor) -> torch.Tensor:
-        """The U-Net from the stem's features x (B, c0, r, r) and the key vector (B, A) to the features the output
-        reads (B, c0, r, r), normalised and activated (a lab head may read them instead of to_rgb)."""
-        skips = []
-        for block, down in zip(self.down_blocks, self.downsample):
-            x = block(x, action)
-            skips.append(x)
-            x = down(x)  # (B, c_i+1, h/2, w/2)
-        for block in self.mid:
-            x = block(x, action)
-        for block in self.up_blocks:
-            x = F.interpolate(x, scale_factor=2, mode="nearest")
-            x = block(torch.cat([x, skips.pop()], dim=1), action)
-        return F.silu(self.out_norm(x))
 
     def forward(self, frames: torch.Tensor, actions: torch.Tensor) -> torch.Tensor:
         """frames (B, T, 3, r, r) of a clip, actions (B, T) pressed at each -> (B, T, 3, r, r): output t is the
-        prediction of frame t+1 from the real frames up to t (the first frame stands in for those before it)."""
+        prediction of frame t+1 from the real frames up to t (the first frame stands in for those before it); with
+        a motion net a FramePrediction of moves (B, T, g, g) and those small frames."""
         c, k = self.config.context, self.config.action_context
         padded = torch.cat([frames[:, :1].expand(-1, c - 1, -1, -1, -1), frames], dim=1)  # (B, C-1+T, ...)
-        out = []
+        out, moves = [], []
         for t in range(frames.shape[1]):
-            out.append(self.predict(padded[:, t : t + c], recent_actions(actions, t, k)))
+            context, recent = padded[:, t : t + c], recent_actions(actions, t, k)
+            out.append(self.predict(context, recent))
+            if self.motion is not None:
+                moves.append(self.motion.scores(context, recent).argmax(1))
+        if self.motion is not None:  # the small frames too: what a redrawn square shows, what the loss gap reads
+            return FramePrediction(torch.stack(moves, 1), torch.stack(out, 1))
         return torch.stack(out, 1)
 
     def init_state(self, batch: int, device=None, dtype=None) -> FrameState:
@@ -219,13 +178,19 @@ class FrameDynamics(nn.Module):
         inplace: bool = False,
         generator: torch.Generator | None = None,
     ) -> tuple[torch.Tensor, FrameState]:
-        """frames (B, 3, r, r) the current frame, actions (B,) pressed now -> the next frame (B, 3, r, r)
-        and the new state (the old one is never modified; `inplace` is accepted for the session's API)."""
+        """frames (B, 3, r, r) the current frame, actions (B,) pressed now -> the next frame (B, 3, r, r), or with
+        a motion net a FramePrediction (the small frame only when some square is redrawn), and the new state (the
+        old one is never modified; `inplace` is accepted for the session's API)."""
         c = self.config.context
         history = state.frames if state.frames is not None else frames[:, None].expand(-1, c - 1, -1, -1, -1)
         context = torch.cat([history, frames[:, None]], dim=1)  # (B, C, 3, r, r)
         recent = torch.cat([actions[:, None], state.recent_actions[:, :-1]], dim=1)  # (B, K), newest first
-        return self.predict(context, recent, generator), FrameState(frames=context[:, 1:], recent_actions=recent)
+        state = FrameState(frames=context[:, 1:], recent_actions=recent)
+        if self.motion is None:
+            return self.predict(context, recent, generator), state
+        moves = self.motion.scores(context, recent).argmax(1)
+        small = self.predict(context, recent, generator) if (moves == self.motion.redraw).any() else None
+        return FramePrediction(moves, small), state
 
 
 def unrolled_loss(

@@ -34,6 +34,7 @@ from core.decoder import FrameDecoder
 from core.dynamics import Dynamics
 from core.frame_codec import FramePool, FrameUpsampler
 from core.frame_dynamics import FrameDynamics
+from core.frame_motion import FramePrediction
 from core.tokenizer import Tokenizer
 
 PARTS = {"tokens": (Tokenizer, Dynamics, FrameDecoder), "frames": (FramePool, FrameDynamics, FrameUpsampler)}
@@ -78,7 +79,10 @@ class WorldModel(
         generator: torch.Generator | None = None,
     ) -> torch.Tensor:
         """The dynamics' output for one frame -> the next frame's input: token logits (B, S, V) -> ids (B, S),
-        the likeliest (temperature 0) or sampled; a predicted small frame is taken as it is (clamped)."""
+        the likeliest (temperature 0) or sampled; a predicted small frame (or FramePrediction) is taken as it is
+        (clamped)."""
+        if isinstance(output, FramePrediction):
+            return output.clamped()
         if self.config.family == "frames":
             return output.clamp(-1, 1)
         if temperature == 0:
@@ -98,7 +102,10 @@ class WorldModel(
         return self.tokenizer.decode(inputs.view(-1, grid, grid)).clamp(-1, 1)
 
     def render(self, inputs: torch.Tensor, prev_frames: torch.Tensor) -> torch.Tensor:
-        """The next frame's ids (B, S) or small frame (B, 3, r, r) + the previous frames (B, 3, H, W) -> frames."""
+        """The next frame's ids (B, S), small frame (B, 3, r, r) or FramePrediction + the previous frames
+        (B, 3, H, W) -> frames."""
+        if isinstance(inputs, FramePrediction):
+            return self.dynamics.motion.draw(inputs, prev_frames, self.decoder).clamp(-1, 1)
         if self.config.family == "tokens":
             grid = self.config.tokenizer.grid_size
             inputs = inputs.view(-1, grid, grid)

@@ -56,7 +56,10 @@ def held_rollouts(model, game: str, seed: int, key: str, steps: int) -> tuple[np
     small = [model.encode(to_model(dreamed[0][None]))]
     for _ in range(steps):
         dreamed.append(session.step(key))
-        small.append(session.prediction.clamp(-1, 1))
+        predicted = session.prediction  # a motion net's FramePrediction has no small frame: show what it drew, pooled
+        small.append(
+            predicted.clamp(-1, 1) if torch.is_tensor(predicted) else model.encode(to_model(dreamed[-1][None]))
+        )
     scaled = to_uint8(F.interpolate(torch.cat(small).float(), size=(size, size), mode="nearest"))
     return np.stack(real), np.stack(dreamed), np.asarray(scaled)
 

@@ -127,6 +127,13 @@ class FramesSection:
     # it learns to clean the blur that otherwise compounds; 0: one frame, from the real previous frame
     freeze_dynamics: bool = False  # train the upsampler alone (the dynamics' loss is left out, its weights kept)
     freeze_upsampler: bool = False  # train the dynamics alone (e.g. a denoiser grown from a direct dynamics)
+    # a dynamics with a motion net (dynamics.motion, core/frame_motion.py): freeze it, or how it learns: the moves
+    # within motion_tolerance of a square's best are all right, "redraw" where the best is off by > motion_redraw
+    # (mean |difference|, [-1, 1] units), squares that move weigh 1 + motion_moving_weight
+    freeze_motion: bool = False
+    motion_tolerance: float = 0.03
+    motion_redraw: float = 0.15
+    motion_moving_weight: float = 20.0
 
 
 @dataclass

@@ -25,6 +25,7 @@ import torch.nn.functional as F
 from core.config import ConfigError
 from core.evaluation.image_quality import masked_psnr
 from core.frame_dynamics import recent_actions, unrolled_loss
+from core.frame_motion import FramePrediction, acceptable_moves, moves_loss
 from core.frames import changed_mask, to_model
 from core.tokenizer import reconstruction_loss
 from core.train.config import FramesSection
@@ -36,9 +37,10 @@ DYNAMICS_WEIGHT = 100.0
 
 
 class FramesObjective(nn.Module):
-    """The frames stage's loss. `train_dynamics`/`train_upsampler` leave a part's term out (its weights are
-    then frozen): the upsampler alone (frames.freeze_dynamics), or the dynamics alone (a LoRA fine-tune,
-    whose adapter touches only the dynamics: the upsampler's term would be a constant that costs most of a step)."""
+    """The frames stage's loss. `train_dynamics`/`train_upsampler`/`train_motion` leave a part's term out (its
+    weights are then frozen): the upsampler alone (frames.freeze_dynamics), the dynamics alone (a LoRA fine-tune,
+    whose adapter touches only the dynamics: the upsampler's term would be a constant that costs most of a step),
+    or a motion net alone. "dynamics" here is the denoiser, without its motion net (dynamics.motion)."""
 
     def __init__(
         self,
@@ -48,16 +50,25 @@ class FramesObjective(nn.Module):
         *,
         train_dynamics: bool = True,
         train_upsampler: bool = True,
+        train_motion: bool = True,
     ):
         super().__init__()
         self.dynamics, self.decoder = model.dynamics, model.decoder
         self.pool = model.tokenizer
         self.options, self.rare_weight = options, rare_weight
         self.train_dynamics, self.train_upsampler = train_dynamics, train_upsampler
+        self.train_motion = train_motion and model.dynamics.motion is not None
         if not train_dynamics:
             self.dynamics.requires_grad_(False)
+        if self.motion is not None:
+            self.motion.requires_grad_(self.train_motion)
         if not train_upsampler:
             self.decoder.requires_grad_(False)
+
+    @property
+    def motion(self):
+        """The dynamics' motion net, or None (a property: as an attribute it would be saved twice)."""
+        return self.dynamics.motion
 
     def prepare(self, batch: dict) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """uint8 clips (B, L, H, W, 3) -> full (B, L, 3, H, W), small (B, L, 3, r, r), actions (B, L)."""
@@ -138,9 +149,43 @@ class FramesObjective(nn.Module):
         extra = options.changed_weight * changed_mask(target, prev) if options.changed_weight else None
         return reconstruction_loss(drawn, target, self.rare_weight, extra), drawn, target
 
+    def motion_pairs(
+        self, full: torch.Tensor, small: torch.Tensor, actions: torch.Tensor, noise: float
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Every (frame t, frame t+1) pair of the clips that has C frames up to t -> (contexts (N, C, 3, r, r) with
+        Gaussian noise of a std drawn per clip up to `noise`, recent keys (N, K), full frames t (N, 3, H, W), the
+        acceptable moves of frames t+1 (N, M + 1, g, g))."""
+        c, k, options = self.dynamics.config.context, self.dynamics.config.action_context, self.options
+        radius, square = self.motion.config.radius, full.shape[-1] // small.shape[-1]
+        contexts, recents, before, acceptable = [], [], [], []
+        for t in range(c - 1, small.shape[1] - 1):
+            context = small[:, t - c + 1 : t + 1]
+            if noise:
+                context = context + noise * torch.rand(len(context), 1, 1, 1, 1) * torch.randn_like(context)
+            contexts.append(context)
+            recents.append(recent_actions(actions, t, k))
+            before.append(full[:, t])
+            acceptable.append(
+                acceptable_moves(
+                    full[:, t], full[:, t + 1], radius, square, options.motion_tolerance, options.motion_redraw
+                )
+            )
+        return torch.cat(contexts), torch.cat(recents), torch.cat(before), torch.cat(acceptable)
+
+    def motion_loss(self, contexts, recents, acceptable) -> tuple[torch.Tensor, torch.Tensor]:
+        """-> (the motion net's set loss, its logits)."""
+        logits = self.motion.scores(contexts, recents)
+        return moves_loss(logits, acceptable, self.options.motion_moving_weight), logits
+
     def forward(self, batch: dict) -> tuple[torch.Tensor, dict]:
         full, small, actions = self.prepare(batch)
         options, loss, logs = self.options, 0.0, {}
+        if self.train_motion:
+            contexts, recents, _, acceptable = self.motion_pairs(full, small, actions, options.context_noise)
+            motion_loss, logits = self.motion_loss(contexts, recents, acceptable)
+            loss = loss + motion_loss
+            logs["motion_loss"] = motion_loss.detach()
+            logs["motion_hit"] = acceptable.gather(1, logits.detach().argmax(1, keepdim=True)).float().mean()
         if self.train_dynamics:
             dynamics_loss = self.rollout_loss(small, actions, options.context_noise, options.changed_weight)
             loss = DYNAMICS_WEIGHT * dynamics_loss
@@ -176,8 +221,12 @@ class FramesStage(Stage):
                 "the frames stage trains frames-family models (nano v2); this model's family is "
                 f"{model.config.family!r}: use the tokenizer/tokens/dynamics/decoder stages for it"
             )
-        if config.frames.freeze_dynamics and config.frames.freeze_upsampler:
-            raise ConfigError("frames.freeze_dynamics and frames.freeze_upsampler together leave nothing to train")
+        frozen = config.frames.freeze_dynamics and config.frames.freeze_upsampler
+        if frozen and (config.frames.freeze_motion or model.dynamics.motion is None):
+            raise ConfigError(
+                "frames.freeze_dynamics and frames.freeze_upsampler (and freeze_motion, or no dynamics.motion) "
+                "together leave nothing to train"
+            )
         needed = model.dynamics.config.context + max(config.frames.unroll, config.frames.closed_loop)
         if config.data.clip_len < needed:
             raise ConfigError(
@@ -189,7 +238,10 @@ class FramesStage(Stage):
             config.train.rare_colour_weight,
             train_dynamics=not config.frames.freeze_dynamics,
             train_upsampler=not config.frames.freeze_upsampler,
+            train_motion=not config.frames.freeze_motion,
         )
+        if model.dynamics.motion is not None:
+            self.val_metrics = self.val_metrics + MOTION_METRICS
 
     @torch.no_grad()
     def validate(self, batch):
@@ -229,15 +281,65 @@ class FramesStage(Stage):
             ),
             "loop_psnr": (psnr(looped, real).sum().item(), n),
             "loop_moved_psnr": (masked_psnr(looped, real, changed_mask(real, before)).item() * n, n),
+            **(self.validate_motion(full, small, actions) if objective.motion is not None else {}),
+        }
+
+    def validate_motion(self, full, small, actions) -> dict:
+        """The motion net on every pair of the clips: its loss with the true and with shuffled keys, how often its
+        likeliest move is an acceptable one (of all squares, of those that move), and the frame it draws from the
+        real one before against the real next frame, beside that real frame repeated (whole frame and where it
+        changed; redrawn squares drawn by the upsampler from the dynamics' small frame)."""
+        objective = self.objective
+        contexts, recents, before, acceptable = objective.motion_pairs(full, small, actions, 0.0)
+        loss, logits = objective.motion_loss(contexts, recents, acceptable)
+        shuffled, _ = objective.motion_loss(contexts, shuffled_actions(recents), acceptable)
+        moves = logits.argmax(1)
+        hit = acceptable.gather(1, moves[:, None])[:, 0]
+        moving = ~acceptable[:, objective.motion.stay]
+        c = objective.dynamics.config.context
+        after = full[:, c:].transpose(0, 1).flatten(0, 1)  # frames t+1, in motion_pairs' order
+        redrawn = moves == objective.motion.redraw
+        small_next = objective.dynamics.predict(contexts, recents).clamp(-1, 1) if redrawn.any() else None
+        drawn = objective.motion.draw(FramePrediction(moves, small_next), before, objective.decoder).clamp(-1, 1)
+        changed = changed_mask(after, before)
+        n = len(moves)
+        return {
+            "motion_loss": (loss.item() * n, n),
+            "motion_loss_shuffled_actions": (shuffled.item() * n, n),
+            "motion_hit": (hit.float().mean().item() * n, n),
+            "motion_hit_moving": (hit[moving].float().sum().item(), moving.sum().item()),
+            "motion_redraw_share": (redrawn.float().mean().item() * n, n),
+            "motion_psnr": (psnr(drawn, after).sum().item(), n),
+            "motion_psnr_copy_last": (psnr(before, after).sum().item(), n),
+            "motion_moved_psnr": (masked_psnr(drawn, after, changed).item() * n, n),
         }
 
     @torch.no_grad()
     def write_samples(self, batch, path):
-        """Rows: the real frame C-1, the real frame C, the dreamed frame C (dynamics, then upsampler)."""
+        """Rows: the real frame C-1, the real frame C, the dreamed frame C (dynamics, then upsampler), and with a
+        motion net the frame C it draws (frame C-1 moved)."""
         objective = self.objective
         full, small, actions = objective.prepare({k: v[:4] for k, v in batch.items()})
         dreamed, target, prev = objective.upsample(full, small, actions, 0.0, 1.0)
-        save_grid([prev, target, dreamed.clamp(-1, 1)], path)
+        rows = [prev, target, dreamed.clamp(-1, 1)]
+        if objective.motion is not None:
+            c, k = objective.dynamics.config.context, objective.dynamics.config.action_context
+            context, recent = small[:, :c], recent_actions(actions, c - 1, k)
+            moves = objective.motion.scores(context, recent).argmax(1)
+            predicted = FramePrediction(moves, objective.dynamics.predict(context, recent).clamp(-1, 1))
+            rows.append(objective.motion.draw(predicted, prev, objective.decoder).clamp(-1, 1))
+        save_grid(rows, path)
 
+
+MOTION_METRICS = (
+    "motion_loss",
+    "motion_loss_shuffled_actions",
+    "motion_hit",
+    "motion_hit_moving",
+    "motion_redraw_share",
+    "motion_psnr",
+    "motion_psnr_copy_last",
+    "motion_moved_psnr",
+)
 
 STAGE = FramesStage

@@ -96,7 +96,8 @@ def build_model(config: RunConfig) -> WorldModel:
 def grow_dynamics(source, architecture) -> list[str]:
     """The parts a frames dynamics of `architecture` adds at zero to the trained one `source` describes
     (core/frame_dynamics.py), which then starts predicting as that did: a denoiser grown from a direct dynamics
-    (the same U-Net), or a denoiser's input of its context frames' noise level. How a denoiser samples (its steps,
+    (the same U-Net), a denoiser's input of its context frames' noise level, or a motion net (whose head starts at
+    "nothing moves": play is the frame before until it learns). How a denoiser samples (its steps,
     its play noise) is no weight: it may differ. Brings source's description in line with what it can grow into."""
     if not source.family == architecture.family == "frames":
         return []
@@ -109,6 +110,9 @@ def grow_dynamics(source, architecture) -> list[str]:
     if new.denoise_steps and (grown or old.context_level == new.context_level):
         old.denoise_steps, old.context_level = new.denoise_steps, new.context_level
         old.play_context_noise = new.play_context_noise
+    if new.motion is not None and old.motion is None:
+        grown.append("dynamics.motion")
+        old.motion = new.motion
     return grown
 
 

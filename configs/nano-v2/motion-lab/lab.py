@@ -5,7 +5,8 @@ budget on the nano v2 shards, each block's target the set of moves within TOL of
 labels cost a summed-difference per move, on one colour-weighted channel). Arms (env ARM): A reads what the
 dynamics reads (2 small frames, the keys); B also the denoiser's own next small frame; C only what an upsampler
 has (the last small frame and the denoiser's next one, no keys).
-    ARM=A python configs/nano-v2/motion-lab/lab.py MINUTES [WEIGHTS to continue [DATA SEED]]  # -> runs/motion-lab/
+    ARM=A [LR=5e-4] python configs/nano-v2/motion-lab/lab.py MINUTES [WEIGHTS to go on from [DATA SEED]]  # -> runs/
+
 """
 
 import json
@@ -131,7 +132,7 @@ def main():
     c = model.dynamics.config.context
     L = c + 4
     batches = ClipBatches(refs, L, 2, 24, 8, seed=int(sys.argv[3]) if len(sys.argv) > 3 else 1 + (len(sys.argv) > 2))
-    opt = torch.optim.AdamW(md.parameters(), lr=5e-4, weight_decay=1e-4)
+    opt = torch.optim.AdamW(md.parameters(), lr=float(os.environ.get("LR", 5e-4)), weight_decay=1e-4)
     log = open(f"runs/motion-lab/train{arm}.jsonl", "a")
     start, step = time.time(), 0
     k = model.dynamics.config.action_context

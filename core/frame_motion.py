@@ -1,0 +1,147 @@
+"""The motion net: a frames dynamics that moves the previous frame's pixels instead of drawing the next frame.
+
+A 2D game's next frame is mostly its last frame with a few sprites moved by whole pixels. Drawn anew (a denoised
+small frame scaled up), a moved sprite is as sharp as the upsampler can make it, and in play what it loses
+compounds. The motion net reads what the dynamics reads (the last small frames and the recent keys, through its
+own U-Net with the keys in every block, core/keyed_unet.py) and scores, for each square of the full frame under
+one small-frame pixel (4x4 for nano), each whole-pixel move within `radius` and "redraw". Play takes the likeliest:
+the square is the previous frame's pixels moved by it (exact, so a sprite stays itself), or, for "redraw" (what
+was not in the last frame: a scrolled-in edge, a sprite appearing), the dynamics' small frame drawn by the
+upsampler. So a frame with nothing to redraw costs one U-Net at the small size and a gather.
+
+It learns from pairs of real frames. A square's target is the set of moves that reproduce it (within `tolerance`
+of the best move's mean difference; a uniform square accepts many) or "redraw" where none comes close; the loss is
+the cross-entropy of the whole set (the log of the probability summed over it), with the squares that do not stay
+put weighed `moving_weight` more: well under 1% of squares move, and unweighed a net learns "nothing moves".
+Measured in the motion lab (configs/nano-v2/motion-lab, README "Moving pixels instead of drawing them").
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from core.config import FrameDynamicsConfig
+from core.keyed_unet import KeyedUNet
+
+# a square's difference to a move is taken on one channel: RGB weighted so that few palette colour pairs alias
+COST_WEIGHTS = (1.0 / 7.4, 2.3 / 7.4, 4.1 / 7.4)
+
+
+def move_table(radius: int) -> torch.Tensor:
+    """-> (M, 2) long, each move's (dx, dy), rows for dy = -radius..radius, within them dx likewise; "stay" is the
+    middle one (M // 2)."""
+    steps = torch.arange(-radius, radius + 1)
+    dy, dx = torch.meshgrid(steps, steps, indexing="ij")
+    return torch.stack([dx.flatten(), dy.flatten()], 1)
+
+
+@dataclass
+class FramePrediction:
+    """What a dynamics with a motion net predicts for the next frame(s)."""
+
+    moves: torch.Tensor  # (..., g, g) long: per square a move id, or the motion net's `redraw` id
+    small: torch.Tensor | None  # (..., 3, r, r) the dynamics' small frame; None when no square is redrawn
+
+    def __getitem__(self, index) -> FramePrediction:
+        return FramePrediction(self.moves[index], None if self.small is None else self.small[index])
+
+    def clamped(self) -> FramePrediction:
+        return FramePrediction(self.moves, None if self.small is None else self.small.clamp(-1, 1))
+
+
+class FrameMotion(KeyedUNet):
+    def __init__(self, dynamics: FrameDynamicsConfig):
+        config = dynamics.motion
+        super().__init__(
+            3 * dynamics.context,
+            config.channels,
+            config.mid_blocks,
+            dynamics.action_mode,
+            dynamics.action_context,
+            dynamics.action_dim,
+        )
+        self.config = config
+        self.register_buffer("offsets", move_table(config.radius), persistent=False)
+        self.redraw = len(self.offsets)  # the id of "redraw", after the moves
+        self.stay = self.redraw // 2
+        self.head = nn.Sequential(
+            nn.Conv2d(config.channels[0], config.hidden, 3, padding=1),
+            nn.SiLU(),
+            nn.Conv2d(config.hidden, self.redraw + 1, 1),
+        )
+        nn.init.zeros_(self.head[-1].weight)  # starts as "nothing moves"
+        with torch.no_grad():
+            self.head[-1].bias.zero_()
+            self.head[-1].bias[self.stay] = 2.0
+
+    def scores(self, context: torch.Tensor, recent: torch.Tensor) -> torch.Tensor:
+        """context (B, C, 3, r, r) small frames, oldest first; recent (B, K) keys, newest first -> logits
+        (B, M + 1, r, r) of each square's moves and, last, "redraw"."""
+        return self.head(self.trunk(self.stem(context.flatten(1, 2)), self.embed_actions(recent)))
+
+    def warp(self, frames: torch.Tensor, moves: torch.Tensor) -> torch.Tensor:
+        """frames (B, 3, H, W), moves (B, g, g) ids -> each square of frames taken from where its move says:
+        out[y, x] = frames[y - dy, x - dx], the nearest edge pixel past the border ("redraw" squares stay)."""
+        b, channels, height, width = frames.shape
+        square = height // moves.shape[-2]
+        shift = self.offsets[moves.clamp(max=self.redraw - 1)]  # (B, g, g, 2)
+        shift = shift.repeat_interleave(square, 1).repeat_interleave(square, 2)  # (B, H, W, 2)
+        rows = torch.arange(height, device=frames.device)[:, None] - shift[..., 1]
+        cols = torch.arange(width, device=frames.device)[None, :] - shift[..., 0]
+        index = (rows.clamp(0, height - 1) * width + cols.clamp(0, width - 1)).flatten(1)  # (B, H*W)
+        taken = frames.flatten(2).gather(2, index[:, None].expand(-1, channels, -1))
+        return taken.view(b, channels, height, width)
+
+    def draw(self, prediction: FramePrediction, prev_frames: torch.Tensor, upsampler: nn.Module) -> torch.Tensor:
+        """The next frames (B, 3, H, W): prev_frames moved square by square, and where a square is redrawn the
+        upsampler's drawing of the small frame (run only when some square needs it)."""
+        out = self.warp(prev_frames, prediction.moves)
+        redraw = prediction.moves == self.redraw  # (B, g, g)
+        if redraw.any():
+            if prediction.small is None:
+                raise ValueError("a FramePrediction that redraws squares needs its small frame")
+            square = prev_frames.shape[-1] // redraw.shape[-1]
+            where = redraw.repeat_interleave(square, 1).repeat_interleave(square, 2)[:, None]
+            out = torch.where(where, upsampler(prediction.small, prev_frames), out)
+        return out
+
+
+@torch.no_grad()
+def move_costs(prev: torch.Tensor, nxt: torch.Tensor, radius: int, square: int) -> torch.Tensor:
+    """prev, nxt (B, 3, H, W) -> (B, M, H/square, W/square): per square of nxt the mean absolute difference to
+    prev moved by each move (on one weighted channel)."""
+    weights = prev.new_tensor(COST_WEIGHTS)[:, None, None]
+    prev, nxt = ((x * weights).sum(1, keepdim=True) for x in (prev, nxt))
+    height, width = prev.shape[-2:]
+    padded = F.pad(prev, (radius,) * 4, mode="replicate")
+    costs = []
+    for dx, dy in move_table(radius).tolist():
+        moved = padded[..., radius - dy : radius - dy + height, radius - dx : radius - dx + width]
+        costs.append(F.avg_pool2d((moved - nxt).abs(), square))
+    return torch.cat(costs, 1)
+
+
+@torch.no_grad()
+def acceptable_moves(
+    prev: torch.Tensor, nxt: torch.Tensor, radius: int, square: int, tolerance: float, redraw_cost: float
+) -> torch.Tensor:
+    """-> (B, M + 1, g, g) bool, per square the moves within `tolerance` of its best move, or only "redraw" (the
+    last) where even the best move is off by more than `redraw_cost` (mean |difference|, [-1, 1] units)."""
+    costs = move_costs(prev, nxt, radius, square)
+    best = costs.min(1, keepdim=True).values
+    redraw = best > redraw_cost
+    return torch.cat([(costs <= best + tolerance) & ~redraw, redraw], 1)
+
+
+def moves_loss(logits: torch.Tensor, acceptable: torch.Tensor, moving_weight: float) -> torch.Tensor:
+    """Set cross-entropy: -log of the probability summed over each square's acceptable moves, the squares whose
+    best move is not "stay" weighed 1 + moving_weight. logits, acceptable (B, M + 1, g, g)."""
+    total = torch.logsumexp(logits, 1)
+    kept = torch.logsumexp(logits.masked_fill(~acceptable, -1e4), 1)
+    stay = (acceptable.shape[1] - 1) // 2
+    weight = 1 + moving_weight * (~acceptable[:, stay]).float()
+    return ((total - kept) * weight).sum() / weight.sum()

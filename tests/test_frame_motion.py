@@ -1,0 +1,193 @@
+"""The motion net (core/frame_motion.py): moves of the previous frame's squares, their targets, learning to follow
+the keys, play that calls the denoiser and upsampler only to redraw, and its training in the frames stage."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+from core.config import ConfigError, FrameDynamicsConfig, WorldModelConfig
+from core.frame_motion import FrameMotion, FramePrediction, acceptable_moves, move_table, moves_loss
+from core.world_model import WorldModel
+from tests.test_frames_family import frames_config, frames_run
+
+MOTION = {"radius": 4, "channels": (8, 16), "mid_blocks": 1, "hidden": 16}
+
+
+def motion_config() -> WorldModelConfig:
+    return frames_config(motion=MOTION)
+
+
+def test_a_move_takes_each_square_from_where_it_says_and_the_edge_past_the_border():
+    motion = FrameMotion(FrameDynamicsConfig(resolution=8, channels=(8, 16), action_dim=8, motion=MOTION))
+    frames = torch.arange(32 * 32, dtype=torch.float).view(1, 1, 32, 32).expand(1, 3, 32, 32)
+    move = next(i for i, (dx, dy) in enumerate(move_table(4).tolist()) if (dx, dy) == (2, -1))
+    moves = torch.full((1, 8, 8), motion.stay)
+    moves[0, 2, 3] = move  # the square of rows 8-11, columns 12-15
+    out = motion.warp(frames, moves)
+    assert torch.equal(out[0, 0, 8:12, 12:16], frames[0, 0, 9:13, 10:14])  # out[y, x] = in[y + 1, x - 2]
+    out[0, :, 8:12, 12:16] = frames[0, :, 8:12, 12:16]
+    assert torch.equal(out, frames)  # every other square stayed
+    moves[0, 7, 0] = move  # the bottom-left square: rows past the bottom and columns past the left repeat the edge
+    corner = motion.warp(frames, moves)[0, 0, 28:32, 0:4]
+    assert torch.equal(corner[-1], frames[0, 0, 31, torch.tensor([0, 0, 0, 1])])
+
+
+def test_the_targets_are_the_moves_that_reproduce_a_square_or_redraw():
+    prev, nxt = torch.full((2, 1, 3, 32, 32), -1.0)
+    prev[0, :, 8:16, 4:12] = 1  # a sprite that moves 4 px right
+    nxt[0, :, 8:16, 8:16] = 1
+    nxt[0, 0, 24:28, 24:28] = 1  # something new (red): no move of the last frame makes it
+    ok = acceptable_moves(prev, nxt, radius=4, square=4, tolerance=0.01, redraw_cost=0.1)  # (1, 82, 8, 8)
+    right = move_table(4).tolist().index([4, 0])
+    redraw, stay = ok.shape[1] - 1, (ok.shape[1] - 1) // 2
+    assert ok[0, right, 2, 3] and not ok[0, stay, 2, 3]  # the sprite's new right half came 4 px from the left
+    assert ok[0, redraw, 6, 6] and ok[0, :redraw, 6, 6].sum() == 0
+    assert ok[0, stay, 0, 0] and not ok[0, redraw, 0, 0]  # the still background stays (and accepts other moves)
+    logits = torch.zeros(1, ok.shape[1], 8, 8)
+    logits[:, right] = 5.0
+    assert moves_loss(logits, ok, 20.0) < moves_loss(torch.zeros_like(logits), ok, 20.0)
+
+
+def keyed_square(n: int, generator: torch.Generator) -> tuple[torch.Tensor, ...]:
+    """(prev, next) (n, 3, 32, 32) and the keys (n,): an 8x8 white square on black moved 4 px right (RIGHT, 3),
+    left (LEFT, 4) or not at all (NOOP, 0): only the key says which."""
+    prev, nxt = torch.full((2, n, 3, 32, 32), -1.0)
+    keys = torch.tensor([0, 3, 4])[torch.randint(0, 3, (n,), generator=generator)]
+    xs = torch.randint(4, 20, (n,), generator=generator)
+    ys = torch.randint(0, 24, (n,), generator=generator)
+    for i, (x, y, key) in enumerate(zip(xs.tolist(), ys.tolist(), keys.tolist())):
+        step = {0: 0, 3: 4, 4: -4}[key]
+        prev[i, :, y : y + 8, x : x + 8] = 1
+        nxt[i, :, y : y + 8, x + step : x + step + 8] = 1
+    return prev, nxt, keys
+
+
+def test_the_motion_net_learns_to_move_the_sprite_the_way_the_key_says():
+    from core.actions import NUM_ACTIONS
+    from core.evaluation.image_quality import masked_psnr
+    from core.frame_codec import FramePool
+    from core.frames import changed_mask
+
+    torch.manual_seed(0)
+    generator = torch.Generator().manual_seed(0)
+    config = FrameDynamicsConfig(resolution=8, channels=(8, 16), mid_blocks=1, action_dim=8, motion=MOTION)
+    motion, pool = FrameMotion(config), FramePool(config)
+    optimizer = torch.optim.Adam(motion.parameters(), lr=3e-3)
+
+    def inputs(prev, keys):
+        small = pool.encode(prev)
+        recent = torch.full((len(keys), config.action_context), NUM_ACTIONS)
+        recent[:, 0] = keys
+        return torch.stack([small, small], 1), recent
+
+    for _ in range(150):
+        prev, nxt, keys = keyed_square(16, generator)
+        ok = acceptable_moves(prev, nxt, 4, 4, 0.03, 0.15)
+        loss = moves_loss(motion.scores(*inputs(prev, keys)), ok, 20.0)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+    prev, nxt, keys = keyed_square(48, generator)
+    moved = changed_mask(nxt, prev)
+    with torch.no_grad():
+        drawn = motion.warp(prev, motion.scores(*inputs(prev, keys)).argmax(1))
+        wrong = motion.warp(prev, motion.scores(*inputs(prev, keys.roll(1))).argmax(1))
+    assert masked_psnr(drawn, nxt, moved) > 30  # the sprite moved whole, where the key said
+    assert masked_psnr(wrong, nxt, moved) < masked_psnr(drawn, nxt, moved) - 10  # and the keys decided it
+
+
+def test_play_moves_pixels_and_calls_the_denoiser_and_upsampler_only_to_redraw(monkeypatch):
+    from core.session import WorldSession
+    from tests.synthetic import sprite_frames
+
+    torch.manual_seed(0)
+    model = WorldModel(motion_config()).eval()
+    calls = {"upsampler": 0, "denoiser": 0}
+    upsample, predict = model.decoder.forward, model.dynamics.predict
+
+    def counted(name, fn):
+        def wrapper(*args, **kwargs):
+            calls[name] += 1
+            return fn(*args, **kwargs)
+
+        return wrapper
+
+    monkeypatch.setattr(model.decoder, "forward", counted("upsampler", upsample))
+    monkeypatch.setattr(model.dynamics, "predict", counted("denoiser", predict))
+    session = WorldSession(model)
+    first = sprite_frames(1, seed=3)[0]
+    session.reset(first)
+    assert (session.step("RIGHT") == first).all()  # a fresh head says "stay": the frame, exactly
+    assert calls == {"upsampler": 0, "denoiser": 0} and isinstance(session.prediction, FramePrediction)
+    with torch.no_grad():
+        model.dynamics.motion.head[-1].bias[-1] = 10.0  # now every square is redrawn
+    session.step("RIGHT")
+    assert calls == {"upsampler": 1, "denoiser": 1}
+
+
+def test_the_clip_forward_and_the_step_choose_the_same_moves():
+    from core.frames import to_model
+    from tests.synthetic import sprite_frames
+
+    torch.manual_seed(0)
+    model = WorldModel(motion_config()).eval()
+    with torch.no_grad():
+        model.dynamics.motion.head[-1].weight.normal_(0, 1.0)  # a head with opinions
+    frames = to_model(sprite_frames(4, seed=2))
+    small = model.encode(frames)
+    actions = torch.tensor([[3, 3, 4, 0]])
+    with torch.no_grad():
+        clip = model.dynamics(small[None], actions)
+        state = model.dynamics.init_state(1)
+        for t in range(4):
+            step, state = model.dynamics.step(small[t : t + 1], actions[:, t], state)
+            assert torch.equal(step.moves[0], clip.moves[0, t])
+    assert clip.small.shape == (1, 4, 3, 16, 16)  # the denoiser's frames too: the evaluation's loss gap reads them
+
+
+def test_a_motion_model_saves_loads_and_checks_its_config(tmp_path):
+    model = WorldModel(motion_config())
+    model.save_pretrained(tmp_path / "m")
+    again = WorldModel.from_pretrained(tmp_path / "m")
+    assert again.config.dynamics.motion == model.config.dynamics.motion
+    assert all(torch.equal(a, b) for a, b in zip(model.state_dict().values(), again.state_dict().values()))
+    for bad, message in (({"radius": 0}, "radius"), ({"channels": (8, 12)}, "multiples of 8")):
+        with pytest.raises(ConfigError, match=message):
+            frames_config(motion={**MOTION, **bad})
+    with pytest.raises(ConfigError, match="motion.channels"):
+        frames_config(motion={**MOTION, "channels": (8, 8, 8, 8, 8, 8)})  # 16 does not halve 5 times
+
+
+def test_the_frames_stage_trains_a_motion_net_alone_and_scores_it_on_held_out_clips(tmp_path):
+    from core.train import run_stage
+    from core.train.config import load_run_config
+    from core.train.metrics import read_metrics
+    from tests.train_fixtures import write_gameplay_shards
+
+    source = WorldModel(frames_config())
+    source.save_pretrained(tmp_path / "source")
+    architecture = tmp_path / "architecture.json"
+    architecture.write_text(json.dumps(motion_config().to_dict()))
+    shards = write_gameplay_shards(tmp_path / "frames", samples=2, frames=8)
+    write_gameplay_shards(tmp_path / "frames-val", samples=1, frames=8, split="val")
+    config = load_run_config(
+        None,
+        frames_run(architecture, tmp_path / "source", shards)
+        + [
+            f"out={tmp_path / 'run'}",
+            f"data.val=[{tmp_path / 'frames-val'}]",
+            "model.init_parts=[dynamics, decoder]",  # the motion net is grown on the trained model
+            "frames.freeze_dynamics=true",
+            "frames.freeze_upsampler=true",
+        ],
+        stage="frames",
+    )
+    run_stage(config)
+    val = [line for line in read_metrics(tmp_path / "run" / "metrics.jsonl") if line["split"] == "val"][-1]
+    assert 0 <= val["motion_hit"] <= 1 and val["motion_psnr"] > 0 and "motion_loss_shuffled_actions" in val
+    after = WorldModel.from_pretrained(tmp_path / "run" / "model").state_dict()
+    assert all(torch.equal(after[k], v) for k, v in source.state_dict().items())  # denoiser, upsampler as they were
+    assert after["dynamics.motion.head.2.weight"].abs().sum() > 0  # the head started at zero, and learnt
