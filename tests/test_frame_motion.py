@@ -51,17 +51,17 @@ def test_the_targets_are_the_moves_that_reproduce_a_square_or_redraw():
     assert moves_loss(logits, ok, 20.0) < moves_loss(torch.zeros_like(logits), ok, 20.0)
 
 
-def keyed_square(n: int, generator: torch.Generator) -> tuple[torch.Tensor, ...]:
-    """(prev, next) (n, 3, 32, 32) and the keys (n,): an 8x8 white square on black moved 4 px right (RIGHT, 3),
-    left (LEFT, 4) or not at all (NOOP, 0): only the key says which."""
-    prev, nxt = torch.full((2, n, 3, 32, 32), -1.0)
+def keyed_square(n: int, generator: torch.Generator, size: int = 32, side: int = 8) -> tuple[torch.Tensor, ...]:
+    """(prev, next) (n, 3, size, size) and the keys (n,): a side x side white square on black moved 4 px right
+    (RIGHT, 3), left (LEFT, 4) or not at all (NOOP, 0): only the key says which."""
+    prev, nxt = torch.full((2, n, 3, size, size), -1.0)
     keys = torch.tensor([0, 3, 4])[torch.randint(0, 3, (n,), generator=generator)]
-    xs = torch.randint(4, 20, (n,), generator=generator)
-    ys = torch.randint(0, 24, (n,), generator=generator)
+    xs = torch.randint(4, size - side - 4, (n,), generator=generator)
+    ys = torch.randint(0, size - side, (n,), generator=generator)
     for i, (x, y, key) in enumerate(zip(xs.tolist(), ys.tolist(), keys.tolist())):
         step = {0: 0, 3: 4, 4: -4}[key]
-        prev[i, :, y : y + 8, x : x + 8] = 1
-        nxt[i, :, y : y + 8, x + step : x + step + 8] = 1
+        prev[i, :, y : y + side, x : x + side] = 1
+        nxt[i, :, y : y + side, x + step : x + step + side] = 1
     return prev, nxt, keys
 
 
@@ -191,3 +191,41 @@ def test_the_frames_stage_trains_a_motion_net_alone_and_scores_it_on_held_out_cl
     after = WorldModel.from_pretrained(tmp_path / "run" / "model").state_dict()
     assert all(torch.equal(after[k], v) for k, v in source.state_dict().items())  # denoiser, upsampler as they were
     assert after["dynamics.motion.head.2.weight"].abs().sum() > 0  # the head started at zero, and learnt
+
+
+def test_a_lora_fine_tune_of_a_motion_model_trains_only_adapters_and_its_moves_learn():
+    """A fine-tune (finetune/train.py: the dynamics' objective without the upsampler) of a base with a motion net:
+    the adapter reaches the motion net too, its base weights stay frozen, and the motion loss falls."""
+    from core.frames import to_uint8
+    from core.train.config import FramesSection
+    from core.train.frames import FramesObjective
+    from finetune.lora import add_lora
+
+    torch.manual_seed(0)
+    generator = torch.Generator().manual_seed(0)
+    base = WorldModel(motion_config())
+    with torch.no_grad():  # as a trained base's: a head that reads its features (a fresh one starts at zero)
+        base.dynamics.motion.head[-1].weight.normal_(0, 0.1)
+    model = add_lora(base, "test-motion")
+    objective = FramesObjective(model, FramesSection(unroll=1), train_upsampler=False)
+    trainable = [name for name, p in model.named_parameters() if p.requires_grad]
+    assert trainable and all("lora_" in name for name in trainable) and any(".motion." in n for n in trainable)
+
+    def batch():  # clips of 4 frames at 256x256: the sprite still for 3 frames, then moved by the key
+        prev, nxt, keys = keyed_square(8, generator, size=256, side=32)
+        frames = torch.stack([prev, prev, prev, nxt], 1).flatten(0, 1)
+        actions = torch.stack([torch.zeros_like(keys)] * 2 + [keys, keys], 1)
+        return {"frames": torch.as_tensor(to_uint8(frames)).view(8, 4, 256, 256, 3), "actions": actions}
+
+    held_out = batch()
+    with torch.no_grad():
+        before = objective(held_out)[1]["motion_loss"].item()
+    optimizer = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=1e-2)
+    for _ in range(40):
+        loss, _ = objective(batch())
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+    with torch.no_grad():
+        after = objective(held_out)[1]["motion_loss"].item()
+    assert after < 0.9 * before  # on a held-out batch (from a random base: a trained one starts nearer)

@@ -58,10 +58,11 @@ class FramesObjective(nn.Module):
         self.options, self.rare_weight = options, rare_weight
         self.train_dynamics, self.train_upsampler = train_dynamics, train_upsampler
         self.train_motion = train_motion and model.dynamics.motion is not None
-        if not train_dynamics:
-            self.dynamics.requires_grad_(False)
-        if self.motion is not None:
-            self.motion.requires_grad_(self.train_motion)
+        # only ever frozen here, never thawed: under a LoRA adapter the base weights stay frozen
+        motion = {id(p) for p in self.motion.parameters()} if self.motion is not None else set()
+        for p in self.dynamics.parameters():
+            if not (train_motion if id(p) in motion else train_dynamics):
+                p.requires_grad_(False)
         if not train_upsampler:
             self.decoder.requires_grad_(False)
 
@@ -188,7 +189,7 @@ class FramesObjective(nn.Module):
             logs["motion_hit"] = acceptable.gather(1, logits.detach().argmax(1, keepdim=True)).float().mean()
         if self.train_dynamics:
             dynamics_loss = self.rollout_loss(small, actions, options.context_noise, options.changed_weight)
-            loss = DYNAMICS_WEIGHT * dynamics_loss
+            loss = loss + DYNAMICS_WEIGHT * dynamics_loss
             logs["dynamics_mse"] = dynamics_loss.detach()
         if self.train_upsampler:
             upsampler_loss, drawn, target = self.upsampler_loss(full, small, actions)

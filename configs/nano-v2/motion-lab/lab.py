@@ -6,7 +6,6 @@ labels cost a summed-difference per move, on one colour-weighted channel). Arms 
 dynamics reads (2 small frames, the keys); B also the denoiser's own next small frame; C only what an upsampler
 has (the last small frame and the denoiser's next one, no keys).
     ARM=A [LR=5e-4] python configs/nano-v2/motion-lab/lab.py MINUTES [WEIGHTS to go on from [DATA SEED]]  # -> runs/
-
 """
 
 import json
