@@ -229,3 +229,31 @@ def test_a_lora_fine_tune_of_a_motion_model_trains_only_adapters_and_its_moves_l
     with torch.no_grad():
         after = objective(held_out)[1]["motion_loss"].item()
     assert after < 0.9 * before  # on a held-out batch (from a random base: a trained one starts nearer)
+
+
+@pytest.mark.parametrize("engine", [("fp32", "onnx"), ("int8", "torch"), ("bf16", "torch")], ids=str)
+def test_the_play_engines_play_a_motion_model(engine):
+    """The app's engines (core/engine.py) prepare a motion model: the ONNX decoder draws its redrawn squares, and
+    quantized or bf16 weights choose moves that still take whole pixels of the last frame."""
+    if engine[1] == "onnx":
+        pytest.importorskip("onnxruntime")
+    from core.engine import EngineConfig, prepare
+    from core.session import WorldSession
+    from tests.synthetic import sprite_frames
+
+    torch.manual_seed(0)
+    model = WorldModel(motion_config()).eval()
+    with torch.no_grad():
+        model.dynamics.motion.head[-1].weight.normal_(0, 1.0)
+        model.dynamics.motion.head[-1].bias[-1] = 1.0  # some squares redrawn, most moved
+    first = sprite_frames(1, seed=3)[0]
+    session = WorldSession(prepare(model, EngineConfig(*engine)))
+    session.reset(first)
+    frame = session.step("RIGHT")
+    moves = session.prediction.moves[0]
+    moved = moves != model.dynamics.motion.redraw
+    assert moved.any() and not moved.all() and frame.shape == first.shape
+    colours = {tuple(c) for c in first.reshape(-1, 3).tolist()}
+    square = first.shape[0] // moves.shape[-1]
+    kept = moved.repeat_interleave(square, 0).repeat_interleave(square, 1).numpy()
+    assert {tuple(c) for c in frame[kept].tolist()} <= colours  # moved squares hold only the last frame's colours
