@@ -88,6 +88,9 @@ def test_shards_round_trip_through_both_readers(tmp_path):
     assert first["frames"].dtype == torch.uint8 and first["frames"].shape == (6, 16, 256, 256, 3)
     np.testing.assert_array_equal(first["frames"][0].numpy(), samples[0].frames[:16])
     np.testing.assert_array_equal(first["actions"][1].numpy(), samples[0].actions[16:32])
+    spread = validation_batches(refs, clip_len=16, clips=3, batch_size=3)[0]  # one clip of each sample, not 2 of one
+    for clip, sample in zip(spread["frames"].numpy(), samples):
+        np.testing.assert_array_equal(clip, sample.frames[:16])
 
     from core.data.hf_datasets import load_gameplay, to_arrays
 

@@ -38,7 +38,7 @@ class DataSection:
     clip_len: int = 32  # frames per training clip (1 for the tokenizer)
     stride: int = 32  # frames between clip starts within one recorded sample
     shuffle_window: int = 8  # samples whose clips are shuffled together (memory ~ window x sample size)
-    val_clips: int = 32  # validation clips per evaluation (the first ones, in a fixed order)
+    val_clips: int = 32  # validation clips per evaluation (evenly spaced over the validation samples, fixed)
 
 
 @dataclass

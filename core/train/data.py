@@ -185,16 +185,16 @@ class ClipBatches:
 def validation_batches(
     refs: list[SampleRef], clip_len: int, clips: int, batch_size: int, rank: int = 0, world_size: int = 1
 ) -> list[dict[str, torch.Tensor]]:
-    """The first `clips` non-overlapping clips of the validation samples, dealt round-robin to ranks."""
-    chosen = [(r, start) for r in refs for start in range(0, r.length - clip_len + 1, clip_len)][:clips]
+    """`clips` of the non-overlapping clips of the validation samples, evenly spaced over all of them (so every
+    game and level of a validation set has its share, not only its first sample), dealt round-robin to ranks."""
+    candidates = [(r, start) for r in refs for start in range(0, r.length - clip_len + 1, clip_len)]
+    chosen = candidates[:: max(1, len(candidates) // clips)][:clips] if clips > 0 else []
     mine = chosen[rank::world_size]
-    loaded: dict[int, dict] = {}
-    items = []
-    for ref, start in mine:
-        if id(ref) not in loaded:
-            loaded[id(ref)] = load_sample(ref)
-        arrays = loaded[id(ref)]
-        items.append({k: v[start : start + clip_len] for k, v in arrays.items()})
+    items, arrays, current = [], None, None
+    for ref, start in mine:  # in sample order: each sample is read once, and only its clips are kept
+        if ref is not current:
+            arrays, current = load_sample(ref), ref
+        items.append({k: v[start : start + clip_len].copy() for k, v in arrays.items()})
     return [collate(items[i : i + batch_size]) for i in range(0, len(items), batch_size)]
 
 
