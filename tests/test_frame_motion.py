@@ -161,7 +161,8 @@ def test_a_motion_model_saves_loads_and_checks_its_config(tmp_path):
         frames_config(motion={**MOTION, "channels": (8, 8, 8, 8, 8, 8)})  # 16 does not halve 5 times
 
 
-def test_the_frames_stage_trains_a_motion_net_alone_and_scores_it_on_held_out_clips(tmp_path):
+@pytest.mark.parametrize("played", [False, True], ids=["real-pairs", "played"])
+def test_the_frames_stage_trains_a_motion_net_alone_and_scores_it_on_held_out_clips(tmp_path, played):
     from core.train import run_stage
     from core.train.config import load_run_config
     from core.train.metrics import read_metrics
@@ -182,12 +183,14 @@ def test_the_frames_stage_trains_a_motion_net_alone_and_scores_it_on_held_out_cl
             "model.init_parts=[dynamics, decoder]",  # the motion net is grown on the trained model
             "frames.freeze_dynamics=true",
             "frames.freeze_upsampler=true",
+            f"frames.motion_played={str(played).lower()}",  # on its own moved frames, as the app plays
         ],
         stage="frames",
     )
     run_stage(config)
     val = [line for line in read_metrics(tmp_path / "run" / "metrics.jsonl") if line["split"] == "val"][-1]
     assert 0 <= val["motion_hit"] <= 1 and val["motion_psnr"] > 0 and "motion_loss_shuffled_actions" in val
+    assert val["motion_loop_psnr"] > 0 and val["motion_loop_psnr_copy_last"] > 0
     after = WorldModel.from_pretrained(tmp_path / "run" / "model").state_dict()
     assert all(torch.equal(after[k], v) for k, v in source.state_dict().items())  # denoiser, upsampler as they were
     assert after["dynamics.motion.head.2.weight"].abs().sum() > 0  # the head started at zero, and learnt

@@ -173,6 +173,39 @@ class FramesObjective(nn.Module):
             )
         return torch.cat(contexts), torch.cat(recents), torch.cat(before), torch.cat(acceptable)
 
+    def motion_play(
+        self, full: torch.Tensor, small: torch.Tensor, actions: torch.Tensor, noise: float, learn: bool
+    ) -> tuple[torch.Tensor | None, torch.Tensor]:
+        """The clips played as the app plays them from their C real frames: the motion net moves its own last frame
+        and reads its own frames pooled. -> (with `learn`, its loss at each of those states, whose targets are the
+        moves that take its own frame to the real next one: so it learns to mend what its earlier moves tore; its
+        last frame (B, 3, H, W)). Learning, a redrawn square takes the real next frame's pixels (the redraw is the
+        denoiser's and upsampler's, not learnt here); else it is drawn by them, as in play."""
+        c, k, options = self.dynamics.config.context, self.dynamics.config.action_context, self.options
+        radius, square = self.motion.config.radius, full.shape[-1] // small.shape[-1]
+        context, frame, losses = small[:, :c], full[:, c - 1], []
+        if noise:
+            context = context + noise * torch.rand(len(context), 1, 1, 1, 1) * torch.randn_like(context)
+        for t in range(c - 1, small.shape[1] - 1):
+            recent = recent_actions(actions, t, k)
+            logits = self.motion.scores(context, recent)
+            moves = logits.detach().argmax(1)
+            if learn:
+                acceptable = acceptable_moves(
+                    frame, full[:, t + 1], radius, square, options.motion_tolerance, options.motion_redraw
+                )
+                losses.append(moves_loss(logits, acceptable, options.motion_moving_weight))
+            with torch.no_grad():
+                if learn:
+                    redraw = (moves == self.motion.redraw).repeat_interleave(square, 1).repeat_interleave(square, 2)
+                    frame = torch.where(redraw[:, None], full[:, t + 1], self.motion.warp(frame, moves))
+                else:
+                    needed = (moves == self.motion.redraw).any()
+                    predicted = self.dynamics.predict(context, recent).clamp(-1, 1) if needed else None
+                    frame = self.motion.draw(FramePrediction(moves, predicted), frame, self.decoder).clamp(-1, 1)
+                context = torch.cat([context[:, 1:], self.pool.encode(frame)[:, None]], dim=1)
+        return (torch.stack(losses).mean() if learn else None), frame
+
     def motion_loss(self, contexts, recents, acceptable) -> tuple[torch.Tensor, torch.Tensor]:
         """-> (the motion net's set loss, its logits)."""
         logits = self.motion.scores(contexts, recents)
@@ -181,7 +214,11 @@ class FramesObjective(nn.Module):
     def forward(self, batch: dict) -> tuple[torch.Tensor, dict]:
         full, small, actions = self.prepare(batch)
         options, loss, logs = self.options, 0.0, {}
-        if self.train_motion:
+        if self.train_motion and options.motion_played:
+            motion_loss, _ = self.motion_play(full, small, actions, options.context_noise, learn=True)
+            loss = loss + motion_loss
+            logs["motion_loss"] = motion_loss.detach()
+        elif self.train_motion:
             contexts, recents, _, acceptable = self.motion_pairs(full, small, actions, options.context_noise)
             motion_loss, logits = self.motion_loss(contexts, recents, acceptable)
             loss = loss + motion_loss
@@ -289,7 +326,8 @@ class FramesStage(Stage):
         """The motion net on every pair of the clips: its loss with the true and with shuffled keys, how often its
         likeliest move is an acceptable one (of all squares, of those that move), and the frame it draws from the
         real one before against the real next frame, beside that real frame repeated (whole frame and where it
-        changed; redrawn squares drawn by the upsampler from the dynamics' small frame)."""
+        changed; redrawn squares drawn by the upsampler from the dynamics' small frame), and the clips played on
+        its own frames to their end."""
         objective = self.objective
         contexts, recents, before, acceptable = objective.motion_pairs(full, small, actions, 0.0)
         loss, logits = objective.motion_loss(contexts, recents, acceptable)
@@ -304,6 +342,7 @@ class FramesStage(Stage):
         drawn = objective.motion.draw(FramePrediction(moves, small_next), before, objective.decoder).clamp(-1, 1)
         changed = changed_mask(after, before)
         n = len(moves)
+        _, looped = objective.motion_play(full, small, actions, 0.0, learn=False)
         return {
             "motion_loss": (loss.item() * n, n),
             "motion_loss_shuffled_actions": (shuffled.item() * n, n),
@@ -313,6 +352,9 @@ class FramesStage(Stage):
             "motion_psnr": (psnr(drawn, after).sum().item(), n),
             "motion_psnr_copy_last": (psnr(before, after).sum().item(), n),
             "motion_moved_psnr": (masked_psnr(drawn, after, changed).item() * n, n),
+            # the clips played as the app plays them, to their last frame, beside their frame C-1 repeated
+            "motion_loop_psnr": (psnr(looped, full[:, -1]).sum().item(), len(full)),
+            "motion_loop_psnr_copy_last": (psnr(full[:, c - 1], full[:, -1]).sum().item(), len(full)),
         }
 
     @torch.no_grad()
@@ -341,6 +383,8 @@ MOTION_METRICS = (
     "motion_psnr",
     "motion_psnr_copy_last",
     "motion_moved_psnr",
+    "motion_loop_psnr",
+    "motion_loop_psnr_copy_last",
 )
 
 STAGE = FramesStage
