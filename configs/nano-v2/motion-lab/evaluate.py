@@ -23,6 +23,8 @@ from core.games import make_game
 from core.session import WorldSession
 from core.world_model import WorldModel
 
+BASE = lab.BASE
+
 
 def psnr(a, b):
     mse = ((a.astype(float) - b.astype(float)) ** 2).mean()
@@ -65,8 +67,8 @@ def main():
     torch.set_num_threads(2)
     weights = sys.argv[1] if len(sys.argv) > 1 else "runs/motion-lab/motionA.safetensors"
     tag = sys.argv[2] if len(sys.argv) > 2 else "lab"
-    nano = WorldModel.from_pretrained("zoo/nano").eval()
-    trained = WorldModel.from_pretrained("zoo/nano").eval()
+    nano = WorldModel.from_pretrained(BASE).eval()
+    trained = WorldModel.from_pretrained(BASE).eval()
     arm = os.environ.get("ARM", "A")
     md = lab.MotionDynamics(trained.dynamics, dreamed_input=arm in "BC", blind=arm == "C").eval()
     md.load_state_dict(load_file(weights))

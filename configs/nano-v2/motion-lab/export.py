@@ -1,4 +1,4 @@
-"""A motion-lab arm A checkpoint as a WorldModel folder: the shipped nano with a motion net (dynamics.motion, the
+"""A motion-lab arm A checkpoint as a WorldModel folder: the interim nano v2 with a motion net (dynamics.motion, the
 product's form of the lab's head, core/frame_motion.py) holding the lab's weights; the frames stage then trains
 it on with a held-out score (configs/nano-v2/motion.yaml).
     python configs/nano-v2/motion-lab/export.py runs/motion-lab/motion-1635.safetensors runs/nano-motion-lab/model
@@ -12,10 +12,12 @@ from safetensors.torch import load_file
 from core.config import MotionConfig, WorldModelConfig
 from core.world_model import WorldModel
 
+BASE = "runs/v2-candidate"  # the interim nano v2 the lab grew on (configs/nano-v2/ship.sh makes it)
+
 
 def main():
     weights, out = sys.argv[1], sys.argv[2]
-    nano = WorldModel.from_pretrained("zoo/nano")
+    nano = WorldModel.from_pretrained(BASE)
     config = dataclasses.asdict(nano.config)
     config["dynamics"]["motion"] = dataclasses.asdict(MotionConfig())  # the lab's: radius 6, nano's U-Net, head 64
     model = WorldModel(WorldModelConfig(**config))

@@ -24,6 +24,8 @@ from core.frames import to_model
 from core.train.data import ClipBatches, index_shards
 from core.world_model import WorldModel
 
+# the interim nano v2 without a motion net (configs/nano-v2/ship.sh makes it): what the arms grow on
+BASE = os.environ.get("BASE", "runs/v2-candidate")
 R, BLOCK = 6, 4
 MOVES = [(dx, dy) for dy in range(-R, R + 1) for dx in range(-R, R + 1)]
 NM = len(MOVES)  # + 1 "redraw" class
@@ -120,9 +122,9 @@ def main():
     torch.manual_seed(0)
     minutes = float(sys.argv[1]) if len(sys.argv) > 1 else 30
     arm = os.environ.get("ARM", "A")
-    model = WorldModel.from_pretrained("zoo/nano")
+    model = WorldModel.from_pretrained(BASE)
     pool = model.tokenizer
-    dreamer = WorldModel.from_pretrained("zoo/nano").dynamics.eval().requires_grad_(False) if arm in "BC" else None
+    dreamer = WorldModel.from_pretrained(BASE).dynamics.eval().requires_grad_(False) if arm in "BC" else None
     md = MotionDynamics(model.dynamics, dreamed_input=arm in "BC", blind=arm == "C")
     if len(sys.argv) > 2:
         md.load_state_dict(load_file(sys.argv[2]))
