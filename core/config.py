@@ -116,7 +116,11 @@ class MotionConfig:
     radius: int = 6  # the farthest move of a square each way, in full-frame pixels: (2 radius + 1)^2 moves
     channels: tuple[int, ...] = (32, 64, 128)  # its U-Net's width at the small resolution, /2, /4, ...
     mid_blocks: int = 2  # residual blocks at the coarsest level
-    hidden: int = 64  # width of the head that scores the moves of each block
+    hidden: int = 64  # width of the head that scores the moves of each square
+    # > 0: it also reads the current full frame (of this size: the model's image_size), each square's pixels as
+    # channels of its small-frame pixel (space-to-depth): a small sprite's 2-3 px step is a fraction of a pixel of
+    # the small frames. Its input starts at zero, so a net grown with it starts as it was
+    full_frame: int = 0
 
     def __post_init__(self):
         self.channels = tuple(self.channels)
@@ -175,6 +179,11 @@ class FrameDynamicsConfig:
             raise ConfigError(f"num_actions must be {NUM_ACTIONS} (the shared action vocabulary)")
         if isinstance(self.motion, dict):
             self.motion = build_dataclass(MotionConfig, self.motion, "dynamics.motion")
+        if self.motion is not None and self.motion.full_frame % self.resolution:
+            raise ConfigError(
+                f"dynamics.motion.full_frame {self.motion.full_frame} must be 0 or a multiple of resolution "
+                f"{self.resolution}"
+            )
         if self.motion is not None and self.resolution % 2 ** (len(self.motion.channels) - 1):
             raise ConfigError(
                 f"resolution {self.resolution} must divide by 2^(levels - 1) of motion.channels {self.motion.channels}"
@@ -256,6 +265,9 @@ class WorldModelConfig:
                 )
             if self.decoder.image_size != self.image_size:
                 raise ConfigError("decoder.image_size must equal image_size")
+            motion = self.dynamics.motion
+            if motion is not None and motion.full_frame not in (0, self.image_size):
+                raise ConfigError(f"dynamics.motion.full_frame must be 0 or image_size ({self.image_size})")
             return
         vocab = self.tokenizer.vocab_size
         if self.dynamics.vocab_size != vocab or self.decoder.vocab_size != vocab:

@@ -150,19 +150,20 @@ class FrameDynamics(KeyedUNet):
             x = x + self.denoiser.features(noisy, sigma)
         return context[:, -1] + self.to_rgb(self.trunk(x, action))
 
-    def forward(self, frames: torch.Tensor, actions: torch.Tensor) -> torch.Tensor:
+    def forward(self, frames: torch.Tensor, actions: torch.Tensor, full: torch.Tensor | None = None) -> torch.Tensor:
         """frames (B, T, 3, r, r) of a clip, actions (B, T) pressed at each -> (B, T, 3, r, r): output t is the
         prediction of frame t+1 from the real frames up to t (the first frame stands in for those before it); with
-        a motion net a FramePrediction of moves (B, T, g, g) and those small frames."""
+        a motion net and the clip's full frames `full` (B, T, 3, H, W), what it moves, a FramePrediction of moves
+        (B, T, g, g) and those small frames."""
         c, k = self.config.context, self.config.action_context
         padded = torch.cat([frames[:, :1].expand(-1, c - 1, -1, -1, -1), frames], dim=1)  # (B, C-1+T, ...)
         out, moves = [], []
         for t in range(frames.shape[1]):
             context, recent = padded[:, t : t + c], recent_actions(actions, t, k)
             out.append(self.predict(context, recent))
-            if self.motion is not None:
-                moves.append(self.motion.scores(context, recent).argmax(1))
-        if self.motion is not None:  # the small frames too: what a redrawn square shows, what the loss gap reads
+            if self.motion is not None and full is not None:
+                moves.append(self.motion.scores(context, recent, full[:, t]).argmax(1))
+        if moves:  # the small frames too: what a redrawn square shows
             return FramePrediction(torch.stack(moves, 1), torch.stack(out, 1))
         return torch.stack(out, 1)
 
@@ -177,10 +178,12 @@ class FrameDynamics(KeyedUNet):
         state: FrameState,
         inplace: bool = False,
         generator: torch.Generator | None = None,
+        full: torch.Tensor | None = None,
     ) -> tuple[torch.Tensor, FrameState]:
         """frames (B, 3, r, r) the current frame, actions (B,) pressed now -> the next frame (B, 3, r, r), or with
-        a motion net a FramePrediction (the small frame only when some square is redrawn), and the new state (the
-        old one is never modified; `inplace` is accepted for the session's API)."""
+        a motion net a FramePrediction (the small frame only when some square is redrawn; `full` (B, 3, H, W) is
+        the current full frame, which it may read), and the new state (the old one is never modified; `inplace` is
+        accepted for the session's API)."""
         c = self.config.context
         history = state.frames if state.frames is not None else frames[:, None].expand(-1, c - 1, -1, -1, -1)
         context = torch.cat([history, frames[:, None]], dim=1)  # (B, C, 3, r, r)
@@ -188,7 +191,7 @@ class FrameDynamics(KeyedUNet):
         state = FrameState(frames=context[:, 1:], recent_actions=recent)
         if self.motion is None:
             return self.predict(context, recent, generator), state
-        moves = self.motion.scores(context, recent).argmax(1)
+        moves = self.motion.scores(context, recent, full).argmax(1)
         small = self.predict(context, recent, generator) if (moves == self.motion.redraw).any() else None
         return FramePrediction(moves, small), state
 

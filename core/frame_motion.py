@@ -77,11 +77,23 @@ class FrameMotion(KeyedUNet):
         with torch.no_grad():
             self.head[-1].bias.zero_()
             self.head[-1].bias[self.stay] = 2.0
+        self.unshuffle = config.full_frame // dynamics.resolution
+        self.full_in = None
+        if config.full_frame:  # the full frame's squares as channels, starting at zero
+            self.full_in = nn.Conv2d(3 * self.unshuffle**2, config.channels[0], 3, padding=1)
+            nn.init.zeros_(self.full_in.weight)
+            nn.init.zeros_(self.full_in.bias)
 
-    def scores(self, context: torch.Tensor, recent: torch.Tensor) -> torch.Tensor:
-        """context (B, C, 3, r, r) small frames, oldest first; recent (B, K) keys, newest first -> logits
-        (B, M + 1, r, r) of each square's moves and, last, "redraw"."""
-        return self.head(self.trunk(self.stem(context.flatten(1, 2)), self.embed_actions(recent)))
+    def scores(self, context: torch.Tensor, recent: torch.Tensor, frame: torch.Tensor | None = None) -> torch.Tensor:
+        """context (B, C, 3, r, r) small frames, oldest first; recent (B, K) keys, newest first; frame (B, 3, H, W)
+        the current full frame (read with config.full_frame) -> logits (B, M + 1, r, r) of each square's moves
+        and, last, "redraw"."""
+        x = self.stem(context.flatten(1, 2))
+        if self.full_in is not None:
+            if frame is None:
+                raise ValueError("this motion net reads the full frame (dynamics.motion.full_frame): pass it")
+            x = x + self.full_in(F.pixel_unshuffle(frame, self.unshuffle))
+        return self.head(self.trunk(x, self.embed_actions(recent)))
 
     def warp(self, frames: torch.Tensor, moves: torch.Tensor) -> torch.Tensor:
         """frames (B, 3, H, W), moves (B, g, g) ids -> each square of frames taken from where its move says:

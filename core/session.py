@@ -82,8 +82,10 @@ class WorldSession:
         # the labels name the parts in `pocketworld bench play --profile`; they cost nothing otherwise
         with record_function("dynamics"):
             # in place: the session owns its state, and reusing its buffers saves fresh memory every step
-            # a denoising dynamics draws its noise from the session's generator: a seeded dream replays
-            sampled = {"generator": self._generator} if self.model.config.family == "frames" else {}
+            # a denoising dynamics draws its noise from the session's generator: a seeded dream replays; a motion
+            # net may read the full frame it moves
+            frames = self.model.config.family == "frames"
+            sampled = {"generator": self._generator, "full": self._frame} if frames else {}
             logits, self._state = self.model.dynamics.step(
                 self._tokens, torch.tensor([action_id], device=self.device), self._state, inplace=True, **sampled
             )

@@ -65,7 +65,8 @@ def keyed_square(n: int, generator: torch.Generator, size: int = 32, side: int =
     return prev, nxt, keys
 
 
-def test_the_motion_net_learns_to_move_the_sprite_the_way_the_key_says():
+@pytest.mark.parametrize("full_frame", [0, 32], ids=["small-frames", "full-frame-too"])
+def test_the_motion_net_learns_to_move_the_sprite_the_way_the_key_says(full_frame):
     from core.actions import NUM_ACTIONS
     from core.evaluation.image_quality import masked_psnr
     from core.frame_codec import FramePool
@@ -73,7 +74,8 @@ def test_the_motion_net_learns_to_move_the_sprite_the_way_the_key_says():
 
     torch.manual_seed(0)
     generator = torch.Generator().manual_seed(0)
-    config = FrameDynamicsConfig(resolution=8, channels=(8, 16), mid_blocks=1, action_dim=8, motion=MOTION)
+    motion_config = {**MOTION, "full_frame": full_frame}
+    config = FrameDynamicsConfig(resolution=8, channels=(8, 16), mid_blocks=1, action_dim=8, motion=motion_config)
     motion, pool = FrameMotion(config), FramePool(config)
     optimizer = torch.optim.Adam(motion.parameters(), lr=3e-3)
 
@@ -81,7 +83,7 @@ def test_the_motion_net_learns_to_move_the_sprite_the_way_the_key_says():
         small = pool.encode(prev)
         recent = torch.full((len(keys), config.action_context), NUM_ACTIONS)
         recent[:, 0] = keys
-        return torch.stack([small, small], 1), recent
+        return torch.stack([small, small], 1), recent, prev
 
     for _ in range(150):
         prev, nxt, keys = keyed_square(16, generator)
@@ -140,12 +142,14 @@ def test_the_clip_forward_and_the_step_choose_the_same_moves():
     small = model.encode(frames)
     actions = torch.tensor([[3, 3, 4, 0]])
     with torch.no_grad():
-        clip = model.dynamics(small[None], actions)
+        clip = model.dynamics(small[None], actions, full=frames[None])
         state = model.dynamics.init_state(1)
         for t in range(4):
-            step, state = model.dynamics.step(small[t : t + 1], actions[:, t], state)
+            step, state = model.dynamics.step(small[t : t + 1], actions[:, t], state, full=frames[t : t + 1])
             assert torch.equal(step.moves[0], clip.moves[0, t])
-    assert clip.small.shape == (1, 4, 3, 16, 16)  # the denoiser's frames too: the evaluation's loss gap reads them
+        assert clip.small.shape == (1, 4, 3, 16, 16)  # the denoiser's frames too: what a redrawn square shows
+        # without the full frames there is nothing to move: the denoiser's frames alone (the evaluation's loss gap)
+        assert torch.equal(model.dynamics(small[None], actions), clip.small)
 
 
 def test_a_motion_model_saves_loads_and_checks_its_config(tmp_path):
@@ -154,11 +158,14 @@ def test_a_motion_model_saves_loads_and_checks_its_config(tmp_path):
     again = WorldModel.from_pretrained(tmp_path / "m")
     assert again.config.dynamics.motion == model.config.dynamics.motion
     assert all(torch.equal(a, b) for a, b in zip(model.state_dict().values(), again.state_dict().values()))
-    for bad, message in (({"radius": 0}, "radius"), ({"channels": (8, 12)}, "multiples of 8")):
+    bad_configs = (({"radius": 0}, "radius"), ({"channels": (8, 12)}, "multiples of 8"), ({"full_frame": 20}, "full"))
+    for bad, message in bad_configs:
         with pytest.raises(ConfigError, match=message):
             frames_config(motion={**MOTION, **bad})
     with pytest.raises(ConfigError, match="motion.channels"):
         frames_config(motion={**MOTION, "channels": (8, 8, 8, 8, 8, 8)})  # 16 does not halve 5 times
+    with pytest.raises(ConfigError, match="image_size"):
+        frames_config(motion={**MOTION, "full_frame": 32})  # a multiple of the small frame, but not the frame
 
 
 @pytest.mark.parametrize("played", [False, True], ids=["real-pairs", "played"])
@@ -260,3 +267,34 @@ def test_the_play_engines_play_a_motion_model(engine):
     square = first.shape[0] // moves.shape[-1]
     kept = moved.repeat_interleave(square, 0).repeat_interleave(square, 1).numpy()
     assert {tuple(c) for c in frame[kept].tolist()} <= colours  # moved squares hold only the last frame's colours
+
+
+def test_reading_the_full_frame_grows_on_a_trained_net_as_a_no_op(tmp_path):
+    """dynamics.motion.full_frame adds an input that starts at zero: grown on a trained net (model.init_parts), it
+    first chooses the moves that net chose."""
+    from core.train.config import load_run_config
+    from core.train.loop import build_model
+    from tests.synthetic import sprite_frames
+
+    torch.manual_seed(0)
+    trained = WorldModel(motion_config())
+    with torch.no_grad():
+        trained.dynamics.motion.head[-1].weight.normal_(0, 1.0)
+    trained.save_pretrained(tmp_path / "trained")
+    architecture = tmp_path / "architecture.json"
+    architecture.write_text(json.dumps(frames_config(motion={**MOTION, "full_frame": 256}).to_dict()))
+    config = load_run_config(
+        None,
+        [f"model.variant={architecture}", f"model.init={tmp_path / 'trained'}", "model.init_parts=[dynamics, decoder]"],
+        stage="frames",
+    )
+    grown = build_model(config).eval()
+    frame = torch.as_tensor(sprite_frames(1, seed=4)).permute(0, 3, 1, 2).float() / 127.5 - 1
+    context = trained.encode(frame)[:, None].expand(-1, 2, -1, -1, -1)
+    recent = torch.tensor([[3, 3, 0, 0]])
+    with torch.no_grad():
+        before = trained.dynamics.motion.scores(context, recent)
+        after = grown.dynamics.motion.scores(context, recent, frame)
+    assert torch.allclose(before, after, atol=1e-5) and grown.dynamics.motion.full_in is not None
+    with pytest.raises(ValueError, match="full frame"):
+        grown.dynamics.motion.scores(context, recent)

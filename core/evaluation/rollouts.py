@@ -54,10 +54,10 @@ def teacher_forced(
     predicted in one parallel forward pass."""
     out = []
     for part in _batches(len(frames) - 1, window):
-        output = model.dynamics(inputs[part][None], torch.as_tensor(actions[part])[None])[
-            0
-        ]  # (w, S, V) or (w, 3, r, r)
-        out.append(to_uint8(model.render(model.choose(output), to_model(frames[part]))))
+        before = to_model(frames[part])  # (w, 3, H, W): what the decoder draws on, and what a motion net moves
+        full = {"full": before[None]} if model.config.family == "frames" else {}
+        output = model.dynamics(inputs[part][None], torch.as_tensor(actions[part])[None], **full)[0]
+        out.append(to_uint8(model.render(model.choose(output), before)))  # output: (w, S, V) or (w, 3, r, r)
     return np.concatenate(out)
 
 
@@ -75,7 +75,8 @@ def rollout(
     state = model.dynamics.init_state(len(first_frames))
     actions = torch.as_tensor(np.asarray(actions), dtype=torch.long)
     for t in range(actions.shape[1]):
-        output, state = model.dynamics.step(inputs, actions[:, t], state)
+        full = {"full": frame} if model.config.family == "frames" else {}
+        output, state = model.dynamics.step(inputs, actions[:, t], state, **full)
         inputs = model.choose(output, temperature, generator=generator)
         frame = model.render(inputs, frame)
         inputs = model.next_input(inputs, frame)

@@ -19,7 +19,6 @@ import torch.nn.functional as F
 
 from core.actions import NUM_ACTIONS
 from core.dynamics import Dynamics
-from core.frame_motion import FramePrediction
 from core.train.data import DataError
 from core.train.loop import Stage
 
@@ -49,10 +48,7 @@ def shuffled_actions(actions: torch.Tensor, seed: int = 0) -> torch.Tensor:
 
 def prediction_loss(output: torch.Tensor, inputs: torch.Tensor) -> torch.Tensor:
     """The dynamics' loss of `output` for frames 1..T-1 of `inputs` (B, T, ...): cross-entropy of token
-    logits (B, T-1, S, V) against ids (B, T, S), or the MSE of predicted small frames (B, T-1, 3, r, r) (with a
-    motion net, those of its FramePrediction: the gap is then the denoiser's)."""
-    if isinstance(output, FramePrediction):
-        output = output.small
+    logits (B, T-1, S, V) against ids (B, T, S), or the MSE of predicted small frames (B, T-1, 3, r, r)."""
     if inputs.is_floating_point():
         return F.mse_loss(output.float(), inputs[:, 1:].float())
     return next_token_loss(output, inputs)

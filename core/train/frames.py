@@ -188,7 +188,7 @@ class FramesObjective(nn.Module):
             context = context + noise * torch.rand(len(context), 1, 1, 1, 1) * torch.randn_like(context)
         for t in range(c - 1, small.shape[1] - 1):
             recent = recent_actions(actions, t, k)
-            logits = self.motion.scores(context, recent)
+            logits = self.motion.scores(context, recent, frame)
             moves = logits.detach().argmax(1)
             if learn:
                 acceptable = acceptable_moves(
@@ -206,9 +206,9 @@ class FramesObjective(nn.Module):
                 context = torch.cat([context[:, 1:], self.pool.encode(frame)[:, None]], dim=1)
         return (torch.stack(losses).mean() if learn else None), frame
 
-    def motion_loss(self, contexts, recents, acceptable) -> tuple[torch.Tensor, torch.Tensor]:
+    def motion_loss(self, contexts, recents, before, acceptable) -> tuple[torch.Tensor, torch.Tensor]:
         """-> (the motion net's set loss, its logits)."""
-        logits = self.motion.scores(contexts, recents)
+        logits = self.motion.scores(contexts, recents, before)
         return moves_loss(logits, acceptable, self.options.motion_moving_weight), logits
 
     def forward(self, batch: dict) -> tuple[torch.Tensor, dict]:
@@ -219,8 +219,8 @@ class FramesObjective(nn.Module):
             loss = loss + motion_loss
             logs["motion_loss"] = motion_loss.detach()
         elif self.train_motion:
-            contexts, recents, _, acceptable = self.motion_pairs(full, small, actions, options.context_noise)
-            motion_loss, logits = self.motion_loss(contexts, recents, acceptable)
+            contexts, recents, before, acceptable = self.motion_pairs(full, small, actions, options.context_noise)
+            motion_loss, logits = self.motion_loss(contexts, recents, before, acceptable)
             loss = loss + motion_loss
             logs["motion_loss"] = motion_loss.detach()
             logs["motion_hit"] = acceptable.gather(1, logits.detach().argmax(1, keepdim=True)).float().mean()
@@ -330,8 +330,8 @@ class FramesStage(Stage):
         its own frames to their end."""
         objective = self.objective
         contexts, recents, before, acceptable = objective.motion_pairs(full, small, actions, 0.0)
-        loss, logits = objective.motion_loss(contexts, recents, acceptable)
-        shuffled, _ = objective.motion_loss(contexts, shuffled_actions(recents), acceptable)
+        loss, logits = objective.motion_loss(contexts, recents, before, acceptable)
+        shuffled, _ = objective.motion_loss(contexts, shuffled_actions(recents), before, acceptable)
         moves = logits.argmax(1)
         hit = acceptable.gather(1, moves[:, None])[:, 0]
         moving = ~acceptable[:, objective.motion.stay]
@@ -368,7 +368,7 @@ class FramesStage(Stage):
         if objective.motion is not None:
             c, k = objective.dynamics.config.context, objective.dynamics.config.action_context
             context, recent = small[:, :c], recent_actions(actions, c - 1, k)
-            moves = objective.motion.scores(context, recent).argmax(1)
+            moves = objective.motion.scores(context, recent, prev).argmax(1)
             predicted = FramePrediction(moves, objective.dynamics.predict(context, recent).clamp(-1, 1))
             rows.append(objective.motion.draw(predicted, prev, objective.decoder).clamp(-1, 1))
         save_grid(rows, path)

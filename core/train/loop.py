@@ -96,9 +96,10 @@ def build_model(config: RunConfig) -> WorldModel:
 def grow_dynamics(source, architecture) -> list[str]:
     """The parts a frames dynamics of `architecture` adds at zero to the trained one `source` describes
     (core/frame_dynamics.py), which then starts predicting as that did: a denoiser grown from a direct dynamics
-    (the same U-Net), a denoiser's input of its context frames' noise level, or a motion net (whose head starts at
-    "nothing moves": play is the frame before until it learns). How a denoiser samples (its steps,
-    its play noise) is no weight: it may differ. Brings source's description in line with what it can grow into."""
+    (the same U-Net), a denoiser's input of its context frames' noise level, a motion net (whose head starts at
+    "nothing moves": play is the frame before until it learns) or its input of the full frame. How a denoiser
+    samples (its steps, its play noise) is no weight: it may differ. Brings source's description in line with what
+    it can grow into."""
     if not source.family == architecture.family == "frames":
         return []
     old, new = source.dynamics, architecture.dynamics
@@ -113,6 +114,9 @@ def grow_dynamics(source, architecture) -> list[str]:
     if new.motion is not None and old.motion is None:
         grown.append("dynamics.motion")
         old.motion = new.motion
+    elif new.motion is not None and new.motion.full_frame and not old.motion.full_frame:
+        grown.append("dynamics.motion.full_in")
+        old.motion.full_frame = new.motion.full_frame
     return grown
 
 
