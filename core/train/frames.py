@@ -14,6 +14,12 @@ the keys matter), repeating the last frame as the baseline, and the upsampler's 
 real small frame, from the dynamics' prediction, and from both on the pixels that moved (against
 redrawing the previous frame there, which an upsampler that ignores motion scores, and against
 scaling the real small frame up bilinearly), and after `unroll` frames played as the app plays.
+
+A dynamics with a motion net (core/frame_motion.py) adds its set cross-entropy (weight 1) over
+every real frame pair of the clips (or, with frames.motion_played, over the clips played on its
+own moved frames), and `motion_*` validation metrics: how often its likeliest move is right,
+its loss with shuffled keys, and the frames it draws, teacher-forced and played, against
+repeating the last real frame.
 """
 
 from __future__ import annotations
