@@ -68,7 +68,8 @@ ARCHITECTURES = {
     "frame decoder.",
     "frames": "Frames area-pooled to small frames -> a U-Net dynamics that denoises the next small frame in a few\n"
     "steps, the keys FiLM'd into every block (DIAMOND) -> a U-Net upsampler that draws the full-size frame\n"
-    "from it and the previous frame.",
+    "from it and the previous frame. With a motion net (config.json's dynamics.motion), play moves the previous\n"
+    "frame's pixels square by square instead, and redraws that way only the squares no move makes.",
 }
 
 

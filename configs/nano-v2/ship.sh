@@ -5,20 +5,21 @@
 #   bash configs/nano-v2/ship.sh
 #   MODEL=runs/other/model RUNS="runs/a runs/b" bash configs/nano-v2/ship.sh
 #   SHIP_ONLY=1 bash configs/nano-v2/ship.sh   # ship from the reports and bench file already in OUT
-# The default MODEL is what the zoo holds: the second GPU burst's model (gpu-level.yaml, its $OUT/level copied to
-# runs/gpu-burst-2/level) sampled in 2 steps instead of 3 (a sampling choice, no weight: bench keys found 2 as
-# good and a third faster).
+# The default MODEL is what the zoo holds: the interim nano v2 (below, runs/v2-candidate: the second GPU burst's
+# model, gpu-level.yaml, its $OUT/level copied to runs/gpu-burst-2/level, sampled in 2 steps instead of 3) with a
+# motion net: the motion lab's arm A (configs/nano-v2/motion-lab/lab.py from runs/v2-candidate, export.py into
+# runs/nano-motion-lab/model), trained on by configs/nano-v2/motion.yaml (runs/nano-v2-motion).
 set -euo pipefail
-MODEL=${MODEL:-runs/v2-candidate}
-OUT=${OUT:-runs/ship-v2-candidate}
+MODEL=${MODEL:-runs/nano-v2-motion/model}
+OUT=${OUT:-runs/ship-v2-motion}
 export OMP_NUM_THREADS=1
 pw() { nice -n 19 .venv/bin/pocketworld "$@"; }
 
-if [ "$MODEL" = runs/v2-candidate ] && [ ! -f "$MODEL/config.json" ]; then
-  mkdir -p "$MODEL"
-  cp runs/gpu-burst-2/level/model.safetensors "$MODEL/"
+if [ ! -f runs/v2-candidate/config.json ]; then
+  mkdir -p runs/v2-candidate
+  cp runs/gpu-burst-2/level/model.safetensors runs/v2-candidate/
   .venv/bin/python -c 'import json, sys; c = json.load(open(sys.argv[1])); c["dynamics"]["denoise_steps"] = 2
-json.dump(c, open(sys.argv[2], "w"), indent=2)' runs/gpu-burst-2/level/config.json "$MODEL/config.json"
+json.dump(c, open(sys.argv[2], "w"), indent=2)' runs/gpu-burst-2/level/config.json runs/v2-candidate/config.json
 fi
 
 for game in maze platformer shooter; do
@@ -39,7 +40,8 @@ if [ -z "${RUNS:-}" ]; then
     cp "runs/gpu-burst-${part%%:*}-metrics.jsonl" "$run/metrics.jsonl"
   done
   RUNS="runs/nano-v2 runs/nano-v2-up runs/nano-v2-joint runs/nano-v2-loop runs/nano-v2-denoise \
-runs/nano-v2-denoise-loop $OUT/runs/nano-v2-gpu-denoise $OUT/runs/nano-v2-gpu-denoise-loop $OUT/runs/nano-v2-gpu-level"
+runs/nano-v2-denoise-loop $OUT/runs/nano-v2-gpu-denoise $OUT/runs/nano-v2-gpu-denoise-loop $OUT/runs/nano-v2-gpu-level \
+runs/nano-v2-motion"
 fi
 
 commands=()
