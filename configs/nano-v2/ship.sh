@@ -66,3 +66,7 @@ fi
 pw ship "$MODEL" --variant nano --report "$OUT/maze" "$OUT/platformer" "$OUT/shooter" \
   --evaluate-command "${commands[@]}" --runs $RUNS --bench "$OUT/bench_play.json" \
   --notes configs/nano-v2/card-notes.md
+
+# the card cites the Play tab strip of configs/nano-v2/motion-lab/browser_strip.py; ship writes zoo/nano/ anew
+strip=runs/app_browser/play-right-left.png
+[ -f "$strip" ] && cp "$strip" zoo/nano/eval/ || echo "note: no $strip (browser_strip.py makes it); the card cites it"
