@@ -85,7 +85,7 @@ def bench_play(
         raise ValueError("steps and quality_steps must be >= 1 and warmup >= 0")
     engine = EngineConfig.parse(precision)
     model, weights = _bench_model(variant, threads, device)
-    start, actions = _start_and_actions(model)
+    start, actions = _start_and_actions()
     started = time.perf_counter()
     session = WorldSession(model, device=device, engine=engine)
     prepare_s = time.perf_counter() - started
@@ -136,7 +136,7 @@ def profile_play(variant: str, steps: int = 20, threads: int = 2, precision: str
     heaviest operators, as torch.profiler tables."""
     model, _ = _bench_model(variant, threads, device)
     session = WorldSession(model, device=device, engine=EngineConfig.parse(precision))
-    start, actions = _start_and_actions(model)
+    start, actions = _start_and_actions()
     session.reset(start)
     for action in actions[:3]:
         session.step(int(action))
@@ -162,18 +162,13 @@ def _bench_model(variant, threads, device) -> tuple[WorldModel, str]:
     return model, "random"
 
 
-def _start_and_actions(model):
-    """-> (a held-out platformer level's first frame at the model's size, 256 random keys)."""
-    from PIL import Image
-
+def _start_and_actions():
+    """-> (a held-out platformer level's first frame, 256 random keys); every zoo variant plays 256x256 frames,
+    and the session checks the size."""
     from core.control.keys import HELD_OUT_SEEDS
     from core.games import first_frame
 
-    start = first_frame("platformer", HELD_OUT_SEEDS[0])
-    size = model.config.image_size
-    if start.shape[0] != size:
-        start = np.asarray(Image.fromarray(start).resize((size, size), Image.NEAREST))
-    return start, np.random.default_rng(0).integers(0, 18, 256)
+    return first_frame("platformer", HELD_OUT_SEEDS[0]), np.random.default_rng(0).integers(0, 18, 256)
 
 
 def _quality(model, session, start, actions, device) -> tuple[float | None, float]:

@@ -128,8 +128,20 @@ class MotionConfig:
             raise ConfigError(f"dynamics.motion.radius must be 1 to 16 pixels, got {self.radius}")
         if self.hidden < 1 or self.mid_blocks < 0:
             raise ConfigError("dynamics.motion.hidden must be >= 1, mid_blocks >= 0")
-        if not self.channels or any(c % 8 for c in self.channels):
-            raise ConfigError(f"dynamics.motion.channels must be multiples of 8 (group norm), got {self.channels}")
+        if not self.channels:
+            raise ConfigError("dynamics.motion.channels must name at least one level")
+
+
+def _check_unet(channels: tuple[int, ...], resolution: int, where: str) -> None:
+    """A keyed U-Net's widths (core/keyed_unet.py) at `resolution` and each halving: group norm needs multiples of
+    8, and the resolution must halve once per level below the first."""
+    if not channels or resolution % 2 ** (len(channels) - 1):
+        raise ConfigError(
+            f"resolution {resolution} must divide by 2^(levels - 1) = {2 ** max(len(channels) - 1, 0)} "
+            f"({where}: {channels})"
+        )
+    if any(c % 8 for c in channels):
+        raise ConfigError(f"{where} must be multiples of 8 (group norm), got {channels}")
 
 
 @dataclass
@@ -167,12 +179,7 @@ class FrameDynamicsConfig:
             )
         if self.action_mode not in ACTION_MODES:
             raise ConfigError(f"action_mode must be one of {ACTION_MODES}, got {self.action_mode!r}")
-        if not self.channels or self.resolution % 2 ** (len(self.channels) - 1):
-            raise ConfigError(
-                f"resolution {self.resolution} must divide by 2^(levels - 1) = {2 ** max(len(self.channels) - 1, 0)}"
-            )
-        if any(c % 8 for c in self.channels):
-            raise ConfigError(f"channels must be multiples of 8 (group norm), got {self.channels}")
+        _check_unet(self.channels, self.resolution, "channels")
         if self.context < 1 or self.action_context < 1:
             raise ConfigError("context and action_context must be >= 1")
         if self.num_actions != NUM_ACTIONS:
@@ -184,10 +191,8 @@ class FrameDynamicsConfig:
                 f"dynamics.motion.full_frame {self.motion.full_frame} must be 0 or a multiple of resolution "
                 f"{self.resolution}"
             )
-        if self.motion is not None and self.resolution % 2 ** (len(self.motion.channels) - 1):
-            raise ConfigError(
-                f"resolution {self.resolution} must divide by 2^(levels - 1) of motion.channels {self.motion.channels}"
-            )
+        if self.motion is not None:
+            _check_unet(self.motion.channels, self.resolution, "motion.channels")
 
 
 WARPS = ("none", "free", "gated")
