@@ -121,9 +121,22 @@ class MotionConfig:
     # channels of its small-frame pixel (space-to-depth): a small sprite's 2-3 px step is a fraction of a pixel of
     # the small frames. Its input starts at zero, so a net grown with it starts as it was
     full_frame: int = 0
+    # how play picks the moves: "square", each square its likeliest; "sprite", squares that move and touch (8-way)
+    # take the move likeliest over them all, unless a square's own likeliest is `sprite_margin` nats likelier than
+    # it (an object that moves otherwise). A sprite's 1.5 px/frame step is 1 px or 2 px, which its squares cannot
+    # tell apart; chosen square by square, they tear it
+    decode: str = "sprite"
+    sprite_margin: float = 2.0
+    # False: play never redraws a square (it takes its likeliest move instead), so the denoiser and the upsampler
+    # never run; for a net whose redrawn squares come out worse than moved ones
+    redraw: bool = True
 
     def __post_init__(self):
         self.channels = tuple(self.channels)
+        if self.decode not in ("square", "sprite"):
+            raise ConfigError(f"dynamics.motion.decode must be 'square' or 'sprite', got {self.decode!r}")
+        if self.sprite_margin < 0:
+            raise ConfigError(f"dynamics.motion.sprite_margin must be >= 0, got {self.sprite_margin}")
         if not 1 <= self.radius <= 16:
             raise ConfigError(f"dynamics.motion.radius must be 1 to 16 pixels, got {self.radius}")
         if self.hidden < 1 or self.mid_blocks < 0:

@@ -95,6 +95,28 @@ class FrameMotion(KeyedUNet):
             x = x + self.full_in(F.pixel_unshuffle(frame, self.unshuffle))
         return self.head(self.trunk(x, self.embed_actions(recent)))
 
+    def choose(self, logits: torch.Tensor) -> torch.Tensor:
+        """logits (B, M + 1, g, g) -> the move ids play draws (B, g, g), by `config.decode`: each square's likeliest
+        ("square"), or ("sprite") for squares that move and touch, the move likeliest over them all (the sum of
+        their log-probabilities), where a square's own likeliest is not `sprite_margin` nats likelier; a square
+        that is redrawn stays redrawn. With `config.redraw` off, no square is."""
+        if not self.config.redraw:
+            logits = logits[:, : self.redraw]
+        moves = logits.argmax(1)
+        active = (moves != self.stay) & (moves != self.redraw)
+        if self.config.decode == "square" or not active.any():
+            return moves
+        groups = touching_groups(active)  # (B, g, g), 0 where not active
+        b, g = len(moves), moves.shape[-1]
+        logp = logits.float().log_softmax(1)[:, : self.redraw]  # (B, M, g, g): the moves, not "redraw"
+        where = groups.flatten(1)  # (B, g*g)
+        totals = logp.new_zeros(b, g * g + 1, self.redraw)  # per group, each move's summed log-probability
+        totals.scatter_add_(1, where[..., None].expand(-1, -1, self.redraw), logp.flatten(2).transpose(1, 2))
+        shared = totals.argmax(2).gather(1, where).view(b, g, g)
+        own_best = logp.gather(1, moves.clamp(max=self.redraw - 1)[:, None])[:, 0]
+        close = logp.gather(1, shared[:, None])[:, 0] >= own_best - self.config.sprite_margin
+        return torch.where(active & close, shared, moves)
+
     def warp(self, frames: torch.Tensor, moves: torch.Tensor) -> torch.Tensor:
         """frames (B, 3, H, W), moves (B, g, g) ids -> each square of frames taken from where its move says:
         out[y, x] = frames[y - dy, x - dx], the nearest edge pixel past the border ("redraw" squares stay)."""
@@ -120,6 +142,20 @@ class FrameMotion(KeyedUNet):
             where = redraw.repeat_interleave(square, 1).repeat_interleave(square, 2)[:, None]
             out = torch.where(where, upsampler(prediction.small, prev_frames), out)
         return out
+
+
+def touching_groups(active: torch.Tensor) -> torch.Tensor:
+    """active (B, g, g) bool -> (B, g, g) long: each active square the number (1..g*g) of its 8-way connected group
+    (the largest square index in it), 0 elsewhere."""
+    b, g, _ = active.shape
+    index = torch.arange(1, g * g + 1, dtype=torch.float32, device=active.device).view(1, g, g)
+    groups = torch.where(active, index, 0.0)
+    for _ in range(g * g):  # each round spreads the largest index one square further; a group of n settles in n
+        spread = F.max_pool2d(groups[:, None], 3, 1, 1)[:, 0] * active
+        if torch.equal(spread, groups):
+            break
+        groups = spread
+    return groups.long()
 
 
 @torch.no_grad()
@@ -149,11 +185,19 @@ def acceptable_moves(
     return torch.cat([(costs <= best + tolerance) & ~redraw, redraw], 1)
 
 
-def moves_loss(logits: torch.Tensor, acceptable: torch.Tensor, moving_weight: float) -> torch.Tensor:
+def moves_loss(
+    logits: torch.Tensor, acceptable: torch.Tensor, moving_weight: float, false_moves: bool = False
+) -> torch.Tensor:
     """Set cross-entropy: -log of the probability summed over each square's acceptable moves, the squares whose
-    best move is not "stay" weighed 1 + moving_weight. logits, acceptable (B, M + 1, g, g)."""
+    best move is not "stay" weighed 1 + moving_weight, and with `false_moves` also those the net would move where
+    nothing may (a sprite pushed into a wall: weighed 1, the rare blocked key loses to the common free one).
+    logits, acceptable (B, M + 1, g, g)."""
     total = torch.logsumexp(logits, 1)
     kept = torch.logsumexp(logits.masked_fill(~acceptable, -1e4), 1)
     stay = (acceptable.shape[1] - 1) // 2
-    weight = 1 + moving_weight * (~acceptable[:, stay]).float()
+    weighed = ~acceptable[:, stay]
+    if false_moves:
+        likeliest = logits.detach().argmax(1, keepdim=True)
+        weighed = weighed | ((likeliest[:, 0] != stay) & ~acceptable.gather(1, likeliest)[:, 0])
+    weight = 1 + moving_weight * weighed.float()
     return ((total - kept) * weight).sum() / weight.sum()

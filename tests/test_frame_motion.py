@@ -51,6 +51,46 @@ def test_the_targets_are_the_moves_that_reproduce_a_square_or_redraw():
     assert moves_loss(logits, ok, 20.0) < moves_loss(torch.zeros_like(logits), ok, 20.0)
 
 
+def test_a_sprite_whose_squares_disagree_by_a_pixel_moves_as_one_and_a_distinct_object_keeps_its_move():
+    motion = FrameMotion(FrameDynamicsConfig(resolution=8, channels=(8, 16), action_dim=8, motion=MOTION))
+    table = move_table(4).tolist()
+    one, two, up = (table.index(m) for m in ([1, 0], [2, 0], [0, -3]))
+    logits = torch.zeros(1, motion.redraw + 1, 8, 8)
+    logits[:, motion.stay] = 4.0
+    # a 2x2-square sprite that steps 1.5 px: three squares lean to 1 px, one (weakly) to 2 px
+    for y, x, best in ((1, 1, one), (1, 2, one), (2, 1, one), (2, 2, two)):
+        logits[0, motion.stay, y, x] = 0.0
+        logits[0, one, y, x], logits[0, two, y, x] = 5.0, 4.5
+        logits[0, best, y, x] = 5.5
+    logits[0, motion.stay, 2, 3], logits[0, up, 2, 3] = 0.0, 9.0  # touching it, an object surely going up
+    logits[0, motion.stay, 6, 6], logits[0, two, 6, 6] = 0.0, 6.0  # far away, another going 2 px
+    logits[0, motion.stay, 5, 1], logits[0, motion.redraw, 5, 1] = 0.0, 6.0  # something new to draw
+    per_square = logits.argmax(1)
+    assert per_square[0, 2, 2] == two  # chosen square by square, the sprite tears
+    moves = motion.choose(logits)
+    assert (moves[0, 1:3, 1:3] == one).all()  # chosen as a sprite, it moves as one
+    assert moves[0, 2, 3] == up and moves[0, 6, 6] == two and moves[0, 5, 1] == motion.redraw
+    assert (moves[0, 0] == motion.stay).all()
+    motion.config.decode = "square"
+    assert torch.equal(motion.choose(logits), per_square)
+    motion.config.redraw = False  # nothing is redrawn: the square takes its likeliest move
+    assert motion.choose(logits)[0, 5, 1] == logits[0, : motion.redraw, 5, 1].argmax()
+
+
+def test_weighing_false_moves_pulls_a_square_the_net_would_wrongly_move_as_hard_as_a_moving_one():
+    ok = torch.zeros(1, 10, 1, 2, dtype=torch.bool)  # 9 moves (radius 1) and "redraw"; "stay" is 4
+    ok[0, 5, 0, 0] = True  # this square truly moves (move 5)
+    ok[0, 4, 0, 1] = True  # this one stays (a sprite blocked by a wall)...
+    logits = torch.zeros(1, 10, 1, 2)
+    logits[0, 5] = 2.0  # ...but the net would move both
+    pulls = []
+    for false_moves in (False, True):
+        x = logits.clone().requires_grad_()
+        moves_loss(x, ok, 20.0, false_moves).backward()
+        pulls.append(x.grad[0, :, 0, 0].norm() / x.grad[0, :, 0, 1].norm())  # moving square's pull / blocked square's
+    assert pulls[0] > 10 and pulls[1] < 1  # unweighed the free square outpulls the blocked one 10x; weighed, not
+
+
 def keyed_square(n: int, generator: torch.Generator, size: int = 32, side: int = 8) -> tuple[torch.Tensor, ...]:
     """(prev, next) (n, 3, size, size) and the keys (n,): a side x side white square on black moved 4 px right
     (RIGHT, 3), left (LEFT, 4) or not at all (NOOP, 0): only the key says which."""
@@ -128,6 +168,9 @@ def test_play_moves_pixels_and_calls_the_denoiser_and_upsampler_only_to_redraw(m
         model.dynamics.motion.head[-1].bias[-1] = 10.0  # now every square is redrawn
     session.step("RIGHT")
     assert calls == {"upsampler": 1, "denoiser": 1}
+    model.dynamics.motion.config.redraw = False  # play that never redraws: each square its likeliest move
+    session.step("RIGHT")
+    assert calls == {"upsampler": 1, "denoiser": 1} and (session.prediction.moves != model.dynamics.motion.redraw).all()
 
 
 def test_the_clip_forward_and_the_step_choose_the_same_moves():

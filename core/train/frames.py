@@ -195,12 +195,12 @@ class FramesObjective(nn.Module):
         for t in range(c - 1, small.shape[1] - 1):
             recent = recent_actions(actions, t, k)
             logits = self.motion.scores(context, recent, frame)
-            moves = logits.detach().argmax(1)
+            moves = self.motion.choose(logits.detach())
             if learn:
                 acceptable = acceptable_moves(
                     frame, full[:, t + 1], radius, square, options.motion_tolerance, options.motion_redraw
                 )
-                losses.append(moves_loss(logits, acceptable, options.motion_moving_weight))
+                losses.append(moves_loss(logits, acceptable, options.motion_moving_weight, options.motion_false_moves))
             with torch.no_grad():
                 if learn:
                     redraw = (moves == self.motion.redraw).repeat_interleave(square, 1).repeat_interleave(square, 2)
@@ -215,7 +215,8 @@ class FramesObjective(nn.Module):
     def motion_loss(self, contexts, recents, before, acceptable) -> tuple[torch.Tensor, torch.Tensor]:
         """-> (the motion net's set loss, its logits)."""
         logits = self.motion.scores(contexts, recents, before)
-        return moves_loss(logits, acceptable, self.options.motion_moving_weight), logits
+        options = self.options
+        return moves_loss(logits, acceptable, options.motion_moving_weight, options.motion_false_moves), logits
 
     def forward(self, batch: dict) -> tuple[torch.Tensor, dict]:
         full, small, actions = self.prepare(batch)
@@ -338,7 +339,7 @@ class FramesStage(Stage):
         contexts, recents, before, acceptable = objective.motion_pairs(full, small, actions, 0.0)
         loss, logits = objective.motion_loss(contexts, recents, before, acceptable)
         shuffled, _ = objective.motion_loss(contexts, shuffled_actions(recents), before, acceptable)
-        moves = logits.argmax(1)
+        moves = objective.motion.choose(logits)
         hit = acceptable.gather(1, moves[:, None])[:, 0]
         moving = ~acceptable[:, objective.motion.stay]
         c = objective.dynamics.config.context
@@ -374,7 +375,7 @@ class FramesStage(Stage):
         if objective.motion is not None:
             c, k = objective.dynamics.config.context, objective.dynamics.config.action_context
             context, recent = small[:, :c], recent_actions(actions, c - 1, k)
-            moves = objective.motion.scores(context, recent, prev).argmax(1)
+            moves = objective.motion.choose(objective.motion.scores(context, recent, prev))
             predicted = FramePrediction(moves, objective.dynamics.predict(context, recent).clamp(-1, 1))
             rows.append(objective.motion.draw(predicted, prev, objective.decoder).clamp(-1, 1))
         save_grid(rows, path)
