@@ -185,19 +185,11 @@ def acceptable_moves(
     return torch.cat([(costs <= best + tolerance) & ~redraw, redraw], 1)
 
 
-def moves_loss(
-    logits: torch.Tensor, acceptable: torch.Tensor, moving_weight: float, false_moves: bool = False
-) -> torch.Tensor:
+def moves_loss(logits: torch.Tensor, acceptable: torch.Tensor, moving_weight: float) -> torch.Tensor:
     """Set cross-entropy: -log of the probability summed over each square's acceptable moves, the squares whose
-    best move is not "stay" weighed 1 + moving_weight, and with `false_moves` also those the net would move where
-    nothing may (a sprite pushed into a wall: weighed 1, the rare blocked key loses to the common free one).
-    logits, acceptable (B, M + 1, g, g)."""
+    best move is not "stay" weighed 1 + moving_weight. logits, acceptable (B, M + 1, g, g)."""
     total = torch.logsumexp(logits, 1)
     kept = torch.logsumexp(logits.masked_fill(~acceptable, -1e4), 1)
     stay = (acceptable.shape[1] - 1) // 2
-    weighed = ~acceptable[:, stay]
-    if false_moves:
-        likeliest = logits.detach().argmax(1, keepdim=True)
-        weighed = weighed | ((likeliest[:, 0] != stay) & ~acceptable.gather(1, likeliest)[:, 0])
-    weight = 1 + moving_weight * weighed.float()
+    weight = 1 + moving_weight * (~acceptable[:, stay]).float()
     return ((total - kept) * weight).sum() / weight.sum()

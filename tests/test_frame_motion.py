@@ -77,20 +77,6 @@ def test_a_sprite_whose_squares_disagree_by_a_pixel_moves_as_one_and_a_distinct_
     assert motion.choose(logits)[0, 5, 1] == logits[0, : motion.redraw, 5, 1].argmax()
 
 
-def test_weighing_false_moves_pulls_a_square_the_net_would_wrongly_move_as_hard_as_a_moving_one():
-    ok = torch.zeros(1, 10, 1, 2, dtype=torch.bool)  # 9 moves (radius 1) and "redraw"; "stay" is 4
-    ok[0, 5, 0, 0] = True  # this square truly moves (move 5)
-    ok[0, 4, 0, 1] = True  # this one stays (a sprite blocked by a wall)...
-    logits = torch.zeros(1, 10, 1, 2)
-    logits[0, 5] = 2.0  # ...but the net would move both
-    pulls = []
-    for false_moves in (False, True):
-        x = logits.clone().requires_grad_()
-        moves_loss(x, ok, 20.0, false_moves).backward()
-        pulls.append(x.grad[0, :, 0, 0].norm() / x.grad[0, :, 0, 1].norm())  # moving square's pull / blocked square's
-    assert pulls[0] > 10 and pulls[1] < 1  # unweighed the free square outpulls the blocked one 10x; weighed, not
-
-
 def keyed_square(n: int, generator: torch.Generator, size: int = 32, side: int = 8) -> tuple[torch.Tensor, ...]:
     """(prev, next) (n, 3, size, size) and the keys (n,): a side x side white square on black moved 4 px right
     (RIGHT, 3), left (LEFT, 4) or not at all (NOOP, 0): only the key says which."""

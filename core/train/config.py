@@ -134,7 +134,6 @@ class FramesSection:
     motion_tolerance: float = 0.03
     motion_redraw: float = 0.15
     motion_moving_weight: float = 20.0
-    motion_false_moves: bool = False  # also weigh so the squares it would move where the real ones stay
     # the motion net learns on its clips played as the app plays them (its own moved frames as what it reads and
     # what it moves; targets from those to the real next frames), so it learns to mend what its own moves tore,
     # instead of on real frame pairs alone

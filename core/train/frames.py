@@ -200,7 +200,7 @@ class FramesObjective(nn.Module):
                 acceptable = acceptable_moves(
                     frame, full[:, t + 1], radius, square, options.motion_tolerance, options.motion_redraw
                 )
-                losses.append(moves_loss(logits, acceptable, options.motion_moving_weight, options.motion_false_moves))
+                losses.append(moves_loss(logits, acceptable, options.motion_moving_weight))
             with torch.no_grad():
                 if learn:
                     redraw = (moves == self.motion.redraw).repeat_interleave(square, 1).repeat_interleave(square, 2)
@@ -215,8 +215,7 @@ class FramesObjective(nn.Module):
     def motion_loss(self, contexts, recents, before, acceptable) -> tuple[torch.Tensor, torch.Tensor]:
         """-> (the motion net's set loss, its logits)."""
         logits = self.motion.scores(contexts, recents, before)
-        options = self.options
-        return moves_loss(logits, acceptable, options.motion_moving_weight, options.motion_false_moves), logits
+        return moves_loss(logits, acceptable, self.options.motion_moving_weight), logits
 
     def forward(self, batch: dict) -> tuple[torch.Tensor, dict]:
         full, small, actions = self.prepare(batch)
