@@ -132,6 +132,15 @@ def data_kind(data: str | Path) -> str:
     )
 
 
+def lora_frames_objective(model, options) -> FramesObjective:
+    """What a LoRA fine-tune of a frames model learns from. The adapter touches only the dynamics, so not the
+    upsampler (its frozen term would be a constant whose full-size frames took most of a step's time); and a
+    motion net that never redraws plays without the denoiser, so then only the motion net learns."""
+    motion = model.dynamics.motion
+    denoiser_plays = motion is None or motion.config.redraw
+    return FramesObjective(model, options, train_upsampler=False, train_dynamics=denoiser_plays)
+
+
 def lora_stage(base: str, settings: LoraSettings, quantize: str = "none", family: str = "tokens") -> type[Stage]:
     """The stage that trains a `family` model's dynamics (FAMILY_STAGES), fine-tuning only LoRA layers on
     `base` and exporting only the adapter. (A class made per call: the loop builds its stage from
@@ -146,9 +155,7 @@ def lora_stage(base: str, settings: LoraSettings, quantize: str = "none", family
             add_lora(model, base, settings)  # freezes the base: the loop's optimizer sees the LoRA params only
             super().__init__(config, model)
             if isinstance(self.objective, FramesObjective):
-                # the adapter touches only the dynamics: the frozen upsampler's term would be a constant
-                # whose full-size frames took most of a step's time
-                self.objective = FramesObjective(model, config.frames, train_upsampler=False)
+                self.objective = lora_frames_objective(model, config.frames)
 
         def export(self, folder: Path) -> None:
             # the run's own product, as the loop's model/ export is: a resumed, finished run writes it again

@@ -270,6 +270,21 @@ def test_a_lora_fine_tune_of_a_motion_model_trains_only_adapters_and_its_moves_l
     assert after < 0.9 * before  # on a held-out batch (from a random base: a trained one starts nearer)
 
 
+def test_a_fine_tune_of_a_base_that_never_redraws_trains_only_its_motion_net():
+    from core.train.config import FramesSection
+    from finetune.lora import add_lora
+    from finetune.train import lora_frames_objective
+
+    base = WorldModel(frames_config(motion={**MOTION, "redraw": False}))
+    model = add_lora(base, "test-motion")
+    objective = lora_frames_objective(model, FramesSection(unroll=1))
+    trainable = [name for name, p in model.named_parameters() if p.requires_grad]
+    assert not objective.train_dynamics and not objective.train_upsampler
+    assert trainable and all("lora_" in name and ".motion." in name for name in trainable)
+    redrawing = lora_frames_objective(add_lora(WorldModel(motion_config()), "test-motion"), FramesSection(unroll=1))
+    assert redrawing.train_dynamics and not redrawing.train_upsampler
+
+
 @pytest.mark.parametrize("engine", [("fp32", "onnx"), ("int8", "torch"), ("bf16", "torch")], ids=str)
 def test_the_play_engines_play_a_motion_model(engine):
     """The app's engines (core/engine.py) prepare a motion model: the ONNX decoder draws its redrawn squares, and
