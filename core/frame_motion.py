@@ -107,14 +107,16 @@ class FrameMotion(KeyedUNet):
         if self.config.decode == "square" or not active.any():
             return moves
         groups = touching_groups(active)  # (B, g, g), 0 where not active
-        b, g = len(moves), moves.shape[-1]
         logp = logits.float().log_softmax(1)[:, : self.redraw]  # (B, M, g, g): the moves, not "redraw"
-        where = groups.flatten(1)  # (B, g*g)
-        totals = logp.new_zeros(b, g * g + 1, self.redraw)  # per group, each move's summed log-probability
-        totals.scatter_add_(1, where[..., None].expand(-1, -1, self.redraw), logp.flatten(2).transpose(1, 2))
-        shared = totals.argmax(2).gather(1, where).view(b, g, g)
+        # groups numbered apart across the batch, then 0..n-1: a sum per group, not per possible number
+        keys = groups + torch.arange(len(groups), device=groups.device)[:, None, None] * (groups.numel() + 1)
+        _, group = torch.unique(keys[active], return_inverse=True)
+        chosen = logp.permute(0, 2, 3, 1)[active]  # (squares, M)
+        totals = chosen.new_zeros(int(group.max()) + 1, self.redraw).index_add_(0, group, chosen)
+        shared = moves.clone()
+        shared[active] = totals.argmax(1)[group]
         own_best = logp.gather(1, moves.clamp(max=self.redraw - 1)[:, None])[:, 0]
-        close = logp.gather(1, shared[:, None])[:, 0] >= own_best - self.config.sprite_margin
+        close = logp.gather(1, shared.clamp(max=self.redraw - 1)[:, None])[:, 0] >= own_best - self.config.sprite_margin
         return torch.where(active & close, shared, moves)
 
     def warp(self, frames: torch.Tensor, moves: torch.Tensor) -> torch.Tensor:

@@ -8,10 +8,11 @@
 # The default MODEL is what the zoo holds: the interim nano v2 (below, runs/v2-candidate: the second GPU burst's
 # model, gpu-level.yaml, its $OUT/level copied to runs/gpu-burst-2/level, sampled in 2 steps instead of 3) with a
 # motion net: the motion lab's arm A (configs/nano-v2/motion-lab/lab.py from runs/v2-candidate, export.py into
-# runs/nano-motion-lab/model), trained on by configs/nano-v2/motion.yaml (runs/nano-v2-motion).
+# runs/nano-motion-lab/model), trained on by configs/nano-v2/motion.yaml (runs/nano-v2-motion), played with its moves
+# chosen per sprite and nothing redrawn (dynamics.motion.decode "sprite", redraw false: runs/nano-v2-motion-play).
 set -euo pipefail
-MODEL=${MODEL:-runs/nano-v2-motion/model}
-OUT=${OUT:-runs/ship-v2-motion}
+MODEL=${MODEL:-runs/nano-v2-motion-play}
+OUT=${OUT:-runs/ship-v2-motion-play}
 export OMP_NUM_THREADS=1
 pw() { nice -n 19 .venv/bin/pocketworld "$@"; }
 
@@ -20,6 +21,14 @@ if [ ! -f runs/v2-candidate/config.json ]; then
   cp runs/gpu-burst-2/level/model.safetensors runs/v2-candidate/
   .venv/bin/python -c 'import json, sys; c = json.load(open(sys.argv[1])); c["dynamics"]["denoise_steps"] = 2
 json.dump(c, open(sys.argv[2], "w"), indent=2)' runs/gpu-burst-2/level/config.json runs/v2-candidate/config.json
+fi
+
+if [ "$MODEL" = runs/nano-v2-motion-play ] && [ ! -f "$MODEL/config.json" ]; then
+  mkdir -p "$MODEL"
+  cp runs/nano-v2-motion/model/model.safetensors "$MODEL/"
+  .venv/bin/python -c 'import json, sys; c = json.load(open(sys.argv[1]))
+c["dynamics"]["motion"].update(decode="sprite", sprite_margin=2.0, redraw=False)
+json.dump(c, open(sys.argv[2], "w"), indent=2)' runs/nano-v2-motion/model/config.json "$MODEL/config.json"
 fi
 
 for game in maze platformer shooter; do
