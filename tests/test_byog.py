@@ -34,7 +34,9 @@ def test_a_fine_tune_of_nano_on_a_minute_of_an_unseen_game_beats_the_base_on_hel
     base = held_out_metrics(WorldModel.from_pretrained(zoo.weights_dir("nano")), refs, config)
     tuned = held_out_metrics(load_adapter(zoo.load("nano"), adapter, base="nano"), refs, config)
     scores = {name: (round(base[name], 5), round(tuned[name], 5)) for name in base}
-    assert abs(base["action_gap_relative"]) < 0.05, scores  # nano never saw bricks: its keys do nothing there
-    assert tuned["dynamics_mse"] < 0.7 * base["dynamics_mse"], scores
-    assert tuned["dynamics_mse"] < 0.7 * tuned["copy_last_mse"], scores  # better than repeating the last frame
-    assert tuned["action_gap_relative"] > 0.1, scores  # its keys now matter to what it predicts
+    # nano plays by its motion net alone (nothing redrawn), so the fine-tune trains that: its moves on held-out play
+    assert tuned["motion_loss"] < 0.7 * base["motion_loss"], scores
+    assert tuned["motion_hit_moving"] > base["motion_hit_moving"] + 0.15, scores  # more moving squares right
+    assert tuned["motion_psnr"] > tuned["motion_psnr_copy_last"] > base["motion_psnr"], scores  # beats repeating
+    assert tuned["motion_loop_psnr"] > tuned["motion_loop_psnr_copy_last"], scores  # and played on its own frames
+    assert tuned["motion_loss_shuffled_actions"] > 1.1 * tuned["motion_loss"], scores  # its keys matter
