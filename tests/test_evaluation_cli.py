@@ -106,11 +106,15 @@ def test_idm_train_then_evaluate_writes_the_report(workspace, capsys):
     assert metrics["drift"]["1s"]["episodes"] == 2 and len(results["curves"]["psnr"]) == 30
     assert metrics["physics"]["real"]["score"] >= 0.99
     assert metrics["action_accuracy"]["generated"]["count"] == 60
+    # rollouts of 30 frames: their first 1 s (and 4 s) are all of them
+    first, overall = metrics["action_accuracy"]["generated_first"], metrics["action_accuracy"]["generated"]["accuracy"]
+    assert first["1s"] == first["4s"] == round(overall, 4)
     assert metrics["fvd"].startswith("not computed (weights not found at")
     assert metrics["reconstruction"]["decoder_lpips"].startswith("not computed (weights not found at")
     assert metrics["controllability"]["t=16"]["episodes"] == 2
     text = (report / "report.md").read_text()
     assert "| physics, real frames |" in text and "split **test**" in text
+    assert "| action accuracy, generated, first 1 s |" in text
 
 
 def test_errors_come_before_any_work(workspace, tmp_path, capsys):

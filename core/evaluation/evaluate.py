@@ -23,6 +23,8 @@ from core.evaluation.rollouts import reconstruct, rollout, teacher_forced
 from core.tokenizer import codebook_usage
 from core.train.dynamics import action_loss_gap
 
+ACCURACY_SECONDS = (1, 4)  # action accuracy is also reported over each rollout's first 1 s and 4 s
+
 
 @dataclass
 class EvalConfig:
@@ -274,12 +276,19 @@ def _action_accuracy(episodes, rollouts, idm, idm_info) -> dict | str:
         commanded.append(episode.actions[:n])
         labels.append(visible_actions(game, episode.actions[:n], episode.state, episode.meta.get("state_layout", {})))
         real_predicted.append(idm.predict(episode.frames[:-1], episode.frames[1:])[0])
+    # the rollouts' first seconds apart: whether the dream follows the keys at all, before drift takes over
+    hits = list(zip(rollouts["idm_predicted"], labels))
+    early = {
+        f"{s}s": round(float(np.concatenate([(p == y)[: s * drift.FPS] for p, y in hits]).mean()), 4)
+        for s in ACCURACY_SECONDS
+    }
     labels, commanded = np.concatenate(labels), np.concatenate(commanded)
     real = score(np.concatenate(real_predicted), labels, commanded)
     generated = score(np.concatenate(rollouts["idm_predicted"]), labels, commanded)
     rule = label_kind(game, episodes[0].meta.get("state_layout", {}))
     return {
         "generated": generated.to_dict(),
+        "generated_first": early,
         "real_this_split": real.to_dict(),
         "idm_heldout_at_training": (idm_info or {}).get("heldout", {}).get("accuracy"),
         "labels": rule,
