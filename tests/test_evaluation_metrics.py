@@ -57,15 +57,29 @@ def test_palette_fidelity_separates_real_from_drifted_frames():
     noisy = np.clip(frames[:10] + np.random.default_rng(0).normal(0, 25, frames[:10].shape), 0, 255).astype(np.uint8)
     assert drift.palette_fidelity(noisy, palette).max() < 0.8
     floor = drift.band_floor(real)
-    assert drift.drift_free_frames(real, floor) == (len(real), False)
+    assert drift.drift_free_frames(real < floor) == (len(real), False)
+
+
+def test_patch_fidelity_sees_a_torn_sprite_that_palette_fidelity_cannot():
+    frames = play_platformer(seed=11, frames=90)[0]
+    patches, palette = drift.patches_of(frames[0]), drift.palette_of(frames[0])
+    real = drift.patch_fidelity(frames, patches)
+    assert real.min() > 0.95  # the level scrolls on, built of the tiles the first frame shows
+    # the first frame's pixels torn apart: 4x4 squares of its own pixels shuffled, colours all kept
+    torn = frames[0].reshape(64, 4, 64, 4, 3).swapaxes(1, 2).reshape(4096, 4, 4, 3).copy()
+    moving = np.flatnonzero(torn.reshape(4096, -1).std(1) > 0)  # the squares with something drawn in them
+    torn[moving] = torn[np.random.default_rng(0).permutation(moving)]
+    torn = torn.reshape(64, 64, 4, 4, 3).swapaxes(1, 2).reshape(256, 256, 3)[None]
+    assert drift.palette_fidelity(torn, palette)[0] == 1.0  # no new colour: palette fidelity is blind to it
+    assert drift.patch_fidelity(torn, patches)[0] < drift.band_floor(real) - 0.05
 
 
 def test_drift_free_horizon_needs_a_lasting_departure():
-    fidelity = np.ones(200)
-    fidelity[[10, 40, 41]] = 0.2  # isolated odd frames: not drift
-    assert drift.drift_free_frames(fidelity, 0.99) == (200, False)
-    fidelity[90:] = 0.5  # a lasting departure from frame 90
-    frames, drifted = drift.drift_free_frames(fidelity, 0.99)
+    out = np.zeros(200, bool)
+    out[[10, 40, 41]] = True  # isolated odd frames: not drift
+    assert drift.drift_free_frames(out) == (200, False)
+    out[90:] = True  # a lasting departure from frame 90
+    frames, drifted = drift.drift_free_frames(out)
     assert drifted and 70 <= frames <= 90
 
 

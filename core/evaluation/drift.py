@@ -5,9 +5,9 @@
 - controllability (Genie, Bruce et al. 2024, delta_t PSNR): PSNR of rollouts under the real
   actions minus PSNR under random actions, at t = 4, 16, 64; > 0 means the actions matter;
 - drift-free horizon: how long generated frames stay inside the band real frames occupy on
-  a per-frame quality signal that needs no ground truth at time t.
+  two per-frame quality signals that need no ground truth at time t.
 
-The signal is *palette fidelity*: the share of a frame's pixels whose colour (within a small
+The first signal is *palette fidelity*: the share of a frame's pixels whose colour (within a small
 tolerance) appears in the episode's first real frame, the frame the rollout starts from.
 Why this signal: 2D games (ours, and Atari) draw from a small fixed palette per level, so
 real frames score ~1 all along (only a sprite that was off screen at the start brings a new
@@ -17,6 +17,13 @@ sprites -- creates colours between palette entries and drives it down. It needs 
 at time t, so a rollout that diverged from the recording in content yet still looks like the
 game is not called drifted (PSNR against the recording would). It does not catch a frozen
 world; the drift curve and the controllability delta do.
+
+The second is *patch fidelity*: the share of a frame's 8x8 patches (every 4 px) that occur, anywhere, in the
+first real frame. A model that moves the last frame's pixels (a motion net) never makes a new colour, however it
+tears: a torn sprite, a wall with a gap or a streak are new arrangements of old colours, which palette fidelity
+cannot see and patches do. Real frames stay high (a level repeats its tiles, and a sprite on the same
+background is the same patch): 0.96-0.995 over 10 s of our held-out play, where the shipped motion nano's maze
+falls to 0.95 within 1 s. A frame is out of band when either signal is below the real frames' floor.
 """
 
 from __future__ import annotations
@@ -30,6 +37,9 @@ BITS = 4  # palette colours are compared on a 16-level-per-channel grid...
 DRIFT_WINDOW = FPS  # ...and drift starts at the first 1 s window...
 DRIFT_SHARE = 0.5  # ...in which more than half the frames are out of band
 BAND_QUANTILE = 0.01  # the band's floor: this quantile of real frames' fidelity
+PATCH = 8  # px: the patches patch fidelity compares...
+PATCH_STRIDE = 4  # ...taken every this many px of a generated frame (every 1 px of the first real frame)
+_PATCH_WEIGHTS = np.random.default_rng(0).integers(1, 2**63, (PATCH, PATCH, 3), dtype=np.uint64)
 
 
 def palette_of(frame: np.ndarray) -> np.ndarray:
@@ -53,17 +63,40 @@ def palette_fidelity(frames: np.ndarray, palette: np.ndarray) -> np.ndarray:
     return palette[q[..., 0], q[..., 1], q[..., 2]].mean(1)
 
 
+def _patch_hashes(frame: np.ndarray, stride: int) -> np.ndarray:
+    """(H, W, 3) uint8 -> a 64-bit hash of each PATCH x PATCH patch every `stride` px, colours on the palette's
+    16-level grid (a weighted sum that wraps around: equal patches hash alike, others all but surely not)."""
+    q = (frame >> (8 - BITS)).astype(np.uint64)
+    rows, cols = (frame.shape[0] - PATCH) // stride + 1, (frame.shape[1] - PATCH) // stride + 1
+    hashes = np.zeros((rows, cols), np.uint64)
+    for dy in range(PATCH):
+        for dx in range(PATCH):
+            window = q[dy : dy + stride * (rows - 1) + 1 : stride, dx : dx + stride * (cols - 1) + 1 : stride]
+            hashes += (window * _PATCH_WEIGHTS[dy, dx]).sum(-1)
+    return hashes.ravel()
+
+
+def patches_of(frame: np.ndarray) -> np.ndarray:
+    """(H, W, 3) uint8 -> the sorted hashes of every patch of a frame, at every pixel offset."""
+    return np.unique(_patch_hashes(frame, 1))
+
+
+def patch_fidelity(frames: np.ndarray, patches: np.ndarray) -> np.ndarray:
+    """frames uint8 (N, H, W, 3) -> (N,) share of each frame's patches (every PATCH_STRIDE px) in `patches`."""
+    return np.array([np.isin(_patch_hashes(f, PATCH_STRIDE), patches).mean() for f in frames])
+
+
 def band_floor(real_fidelity: np.ndarray) -> float:
     """The lowest fidelity real frames reach (their 1% quantile): below it a frame is out of band."""
     return float(np.quantile(real_fidelity, BAND_QUANTILE))
 
 
-def drift_free_frames(fidelity: np.ndarray, floor: float) -> tuple[int, bool]:
-    """(frames before drift starts, whether it drifted at all) for one rollout's fidelity (T,).
+def drift_free_frames(out_of_band: np.ndarray) -> tuple[int, bool]:
+    """(frames before drift starts, whether it drifted at all) for one rollout's frames out of band (T,) bool.
 
     Drift starts at the first window of DRIFT_WINDOW frames with more than DRIFT_SHARE of them
-    below the band; a single odd frame does not end the horizon, a lasting departure does."""
-    out = (np.asarray(fidelity) < floor).astype(np.float64)
+    out of band; a single odd frame does not end the horizon, a lasting departure does."""
+    out = np.asarray(out_of_band, dtype=np.float64)
     if len(out) < DRIFT_WINDOW:
         return (len(out), False) if out.mean() <= DRIFT_SHARE else (0, True)
     share = np.convolve(out, np.ones(DRIFT_WINDOW) / DRIFT_WINDOW, mode="valid")  # (T - W + 1,)

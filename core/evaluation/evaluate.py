@@ -62,24 +62,34 @@ def evaluate_model(
     )
     rollouts = _free_rollouts(model, episodes, config, idm, progress)
     steps = len(rollouts["counts"])
-    curves = {"psnr": rollouts["psnr"], "ssim": rollouts["ssim"], "palette_fidelity": rollouts["fidelity"]}
+    curves = {
+        "psnr": rollouts["psnr"],
+        "ssim": rollouts["ssim"],
+        "palette_fidelity": rollouts["fidelity"],
+        "patch_fidelity": rollouts["patch_fidelity"],
+    }
     metrics["drift"] = drift.summarise_curve({"psnr": curves["psnr"], "ssim": curves["ssim"]}, rollouts["counts"])
     metrics["drift"]["rollout_frames"] = steps
     metrics["controllability"] = _controllability(model, episodes, config, rollouts["control"], progress)
 
-    real_fidelity = np.concatenate(
-        [drift.palette_fidelity(e.frames[1 : steps + 1], drift.palette_of(e.frames[0])) for e in episodes]
-    )
-    floor = drift.band_floor(real_fidelity)
-    horizons = [drift.drift_free_frames(f, floor) for f in rollouts["fidelity_per_episode"]]
+    real = [(e.frames[0], e.frames[1 : steps + 1]) for e in episodes]
+    real_fidelity = np.concatenate([drift.palette_fidelity(f, drift.palette_of(first)) for first, f in real])
+    real_patches = np.concatenate([drift.patch_fidelity(f, drift.patches_of(first)) for first, f in real])
+    floor, patch_floor = drift.band_floor(real_fidelity), drift.band_floor(real_patches)
+    horizons = [
+        drift.drift_free_frames((np.array(palette) < floor) | (np.array(patches) < patch_floor))
+        for palette, patches in zip(rollouts["fidelity_per_episode"], rollouts["patch_fidelity_per_episode"])
+    ]
     seconds = [frames / drift.FPS for frames, _ in horizons]
     metrics["drift_free_horizon"] = {
         "seconds_median": round(float(np.median(seconds)), 2),
         "seconds_per_episode": [round(s, 2) for s in seconds],
         "drifted": [bool(d) for _, d in horizons],
-        "signal": "palette fidelity (see core/evaluation/drift.py)",
+        "signal": "palette fidelity and patch fidelity (see core/evaluation/drift.py)",
         "band_floor": round(floor, 4),
         "real_fidelity_min": round(float(real_fidelity.min()), 4),
+        "patch_band_floor": round(patch_floor, 4),
+        "real_patch_fidelity_min": round(float(real_patches.min()), 4),
         "censored": "a rollout that never drifted counts its full length (a lower bound)",
     }
 
@@ -193,9 +203,11 @@ def _free_rollouts(model, episodes, config, idm, progress) -> dict:
     for i, e in enumerate(episodes):
         actions[i, : lengths[i]] = e.actions[: lengths[i]]
     palettes = [drift.palette_of(e.frames[0]) for e in episodes]
+    patches = [drift.patches_of(e.frames[0]) for e in episodes]
     sums = {k: np.zeros(steps) for k in ("psnr", "ssim", "fidelity", "ssim_count")}
     counts = np.zeros(steps, np.int64)
     fidelity = [[] for _ in episodes]
+    patch_fidelity = [[] for _ in episodes]
     kept = [[] for _ in episodes]
     control = {s: [] for s in drift.CONTROL_STEPS}
     predicted = [[] for _ in episodes]
@@ -210,6 +222,7 @@ def _free_rollouts(model, episodes, config, idm, progress) -> dict:
             sums["ssim"][t], sums["ssim_count"][t] = ssim(real, generated[live]).sum(), len(live)
         for k, i in enumerate(live):
             fidelity[i].append(drift.palette_fidelity(generated[i : i + 1], palettes[i])[0])
+            patch_fidelity[i].append(drift.patch_fidelity(generated[i : i + 1], patches[i])[0])
             if t < config.keep_frames:
                 kept[i].append(generated[i])
             if t + 1 in control:
@@ -221,13 +234,18 @@ def _free_rollouts(model, episodes, config, idm, progress) -> dict:
         previous = generated
     with np.errstate(invalid="ignore"):
         curve_ssim = np.where(sums["ssim_count"] > 0, sums["ssim"] / np.maximum(sums["ssim_count"], 1), np.nan)
-    mean_fidelity = np.array([np.mean([f[t] for f in fidelity if len(f) > t]) for t in range(steps)])
+    mean_fidelity, mean_patches = (
+        np.array([np.mean([f[t] for f in per_episode if len(f) > t]) for t in range(steps)])
+        for per_episode in (fidelity, patch_fidelity)
+    )
     return {
         "psnr": sums["psnr"] / counts,
         "ssim": _fill(curve_ssim),
         "fidelity": mean_fidelity,
         "counts": counts,
         "fidelity_per_episode": [np.array(f) for f in fidelity],
+        "patch_fidelity": mean_patches,
+        "patch_fidelity_per_episode": [np.array(f) for f in patch_fidelity],
         "kept": [np.stack(k) for k in kept],
         "control": control,
         "idm_predicted": [np.array(p, np.int64) for p in predicted],

@@ -103,17 +103,17 @@ def write_report(results: dict, directory: str | Path) -> dict[str, Path]:
 
     curves = results["curves"]
     steps = np.arange(1, len(curves["psnr"]) + 1) / 30
-    figure, axes = plt.subplots(1, 3, figsize=(13, 3.6))
-    for axis, (key, label) in zip(
-        axes, (("psnr", "PSNR (dB)"), ("ssim", "SSIM"), ("palette_fidelity", "palette fidelity"))
-    ):
+    figure, axes = plt.subplots(1, 4, figsize=(17, 3.6))
+    fidelities = (("palette_fidelity", "palette fidelity"), ("patch_fidelity", "patch fidelity"))
+    for axis, (key, label) in zip(axes, (("psnr", "PSNR (dB)"), ("ssim", "SSIM"), *fidelities)):
         axis.plot(steps, curves[key])
         axis.set_xlabel("seconds of rollout (30 FPS)")
         axis.set_ylabel(label)
         axis.grid(alpha=0.3)
-    floor = results["metrics"]["drift_free_horizon"]["band_floor"]
-    axes[2].axhline(floor, color="red", linestyle="--", label="real-frame band floor")
-    axes[2].legend()
+    horizon = results["metrics"]["drift_free_horizon"]
+    for axis, key in zip(axes[2:], ("band_floor", "patch_band_floor")):
+        axis.axhline(horizon[key], color="red", linestyle="--", label="real-frame band floor")
+        axis.legend()
     figure.suptitle("free rollouts under the real actions vs the real frames")
     figure.tight_layout()
     paths["drift_curve"] = directory / "drift_curve.png"
