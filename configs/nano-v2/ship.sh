@@ -1,7 +1,7 @@
 # Evaluate nano v2 per game, time its play and ship it into zoo/nano/ with its card, from the repository root.
 # About 30 minutes on 2 cores. MODEL is the model folder to ship (config.json + model.safetensors);
 # RUNS the run folders of its training, for the card's budget table and curves. The held-out play and the
-# inverse-dynamics models are those of configs/nano-v2/eval-data.sh (made here when missing).
+# inverse-dynamics models (the judges) are those of configs/nano-v2/eval-data.sh (run here when one is missing).
 #   bash configs/nano-v2/ship.sh
 #   MODEL=runs/other/model RUNS="runs/a runs/b" bash configs/nano-v2/ship.sh
 #   SHIP_ONLY=1 bash configs/nano-v2/ship.sh   # ship from the reports and bench file already in OUT
@@ -32,12 +32,7 @@ json.dump(c, open(sys.argv[2], "w"), indent=2)' runs/nano-v2-motion/model/config
 fi
 
 for game in maze platformer shooter; do
-  [ -f "shards/v2/$game-test/report.json" ] || pw collect --game "$game" --agent held --frames 4096 --seed 200000 \
-    --split test --out "shards/v2/$game-test" --no-progress
-  pool=2  # as configs/nano-v2/eval-data.sh: the shooter's IDM reads full-size frames
-  [ "$game" = shooter ] && pool=1
-  [ -f "runs/v2-idm-$game/idm.json" ] || pw idm train --data "shards/v2/$game-held" "shards/v2/$game-test" \
-    --out "runs/v2-idm-$game" --steps 3000 --pool "$pool" --threads 2 --no-progress
+  [ -f "runs/v2-idm-$game/idm.json" ] || OMP_NUM_THREADS=2 nice -n 19 bash configs/nano-v2/eval-data.sh
 done
 
 # The GPU bursts (configs/nano-v2/gpu-burst.sh) brought back metrics, not run folders: give them their configs.
