@@ -86,6 +86,20 @@ def patch_fidelity(frames: np.ndarray, patches: np.ndarray) -> np.ndarray:
     return np.array([np.isin(_patch_hashes(f, PATCH_STRIDE), patches).mean() for f in frames])
 
 
+# each signal: what it keeps of the first real frame, and how it scores frames against that
+SIGNALS = {"palette_fidelity": (palette_of, palette_fidelity), "patch_fidelity": (patches_of, patch_fidelity)}
+
+
+def references(first_frame: np.ndarray) -> dict:
+    """What every signal keeps of an episode's first real frame, by signal name."""
+    return {name: keep(first_frame) for name, (keep, _) in SIGNALS.items()}
+
+
+def fidelities(frames: np.ndarray, start: dict) -> dict[str, np.ndarray]:
+    """frames uint8 (N, H, W, 3) -> each signal's (N,) scores against `start`, references() of the first frame."""
+    return {name: score(frames, start[name]) for name, (_, score) in SIGNALS.items()}
+
+
 def band_floor(real_fidelity: np.ndarray) -> float:
     """The lowest fidelity real frames reach (their 1% quantile): below it a frame is out of band."""
     return float(np.quantile(real_fidelity, BAND_QUANTILE))

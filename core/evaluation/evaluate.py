@@ -60,25 +60,21 @@ def evaluate_model(
     metrics["reconstruction"], metrics["prediction"] = _reconstruction(
         model, episodes, config, lpips, lpips_note, progress
     )
-    rollouts = _free_rollouts(model, episodes, config, idm, progress)
+    starts = [drift.references(e.frames[0]) for e in episodes]  # what the drift signals compare frames against
+    rollouts = _free_rollouts(model, episodes, config, idm, starts, progress)
     steps = len(rollouts["counts"])
-    curves = {
-        "psnr": rollouts["psnr"],
-        "ssim": rollouts["ssim"],
-        "palette_fidelity": rollouts["fidelity"],
-        "patch_fidelity": rollouts["patch_fidelity"],
-    }
+    curves = {"psnr": rollouts["psnr"], "ssim": rollouts["ssim"], **rollouts["fidelity"]}
     metrics["drift"] = drift.summarise_curve({"psnr": curves["psnr"], "ssim": curves["ssim"]}, rollouts["counts"])
     metrics["drift"]["rollout_frames"] = steps
     metrics["controllability"] = _controllability(model, episodes, config, rollouts["control"], progress)
 
-    real = [(e.frames[0], e.frames[1 : steps + 1]) for e in episodes]
-    real_fidelity = np.concatenate([drift.palette_fidelity(f, drift.palette_of(first)) for first, f in real])
-    real_patches = np.concatenate([drift.patch_fidelity(f, drift.patches_of(first)) for first, f in real])
-    floor, patch_floor = drift.band_floor(real_fidelity), drift.band_floor(real_patches)
+    real = [drift.fidelities(e.frames[1 : steps + 1], start) for e, start in zip(episodes, starts)]
+    real = {name: np.concatenate([r[name] for r in real]) for name in drift.SIGNALS}
+    floors = {name: drift.band_floor(values) for name, values in real.items()}
+    per_episode = rollouts["fidelity_per_episode"]
     horizons = [
-        drift.drift_free_frames((np.array(palette) < floor) | (np.array(patches) < patch_floor))
-        for palette, patches in zip(rollouts["fidelity_per_episode"], rollouts["patch_fidelity_per_episode"])
+        drift.drift_free_frames(np.any([per_episode[name][i] < floors[name] for name in floors], 0))
+        for i in range(len(episodes))
     ]
     seconds = [frames / drift.FPS for frames, _ in horizons]
     metrics["drift_free_horizon"] = {
@@ -86,10 +82,10 @@ def evaluate_model(
         "seconds_per_episode": [round(s, 2) for s in seconds],
         "drifted": [bool(d) for _, d in horizons],
         "signal": "palette fidelity and patch fidelity (see core/evaluation/drift.py)",
-        "band_floor": round(floor, 4),
-        "real_fidelity_min": round(float(real_fidelity.min()), 4),
-        "patch_band_floor": round(patch_floor, 4),
-        "real_patch_fidelity_min": round(float(real_patches.min()), 4),
+        "band_floor": round(floors["palette_fidelity"], 4),
+        "real_fidelity_min": round(float(real["palette_fidelity"].min()), 4),
+        "patch_band_floor": round(floors["patch_fidelity"], 4),
+        "real_patch_fidelity_min": round(float(real["patch_fidelity"].min()), 4),
         "censored": "a rollout that never drifted counts its full length (a lower bound)",
     }
 
@@ -195,19 +191,17 @@ def _action_loss_gap(model, episodes, ids: list[torch.Tensor], window: int = 32)
     }
 
 
-def _free_rollouts(model, episodes, config, idm, progress) -> dict:
-    """Roll every episode out under its real actions, scoring each step as it comes."""
+def _free_rollouts(model, episodes, config, idm, starts, progress) -> dict:
+    """Roll every episode out under its real actions, scoring each step as it comes (the drift signals against
+    `starts`, each episode's drift.references)."""
     lengths = np.array([len(e.frames) - 1 for e in episodes])  # steps with a real frame to compare
     steps = int(lengths.max())
     actions = np.zeros((len(episodes), steps), np.int64)  # NOOP past an episode's end
     for i, e in enumerate(episodes):
         actions[i, : lengths[i]] = e.actions[: lengths[i]]
-    palettes = [drift.palette_of(e.frames[0]) for e in episodes]
-    patches = [drift.patches_of(e.frames[0]) for e in episodes]
-    sums = {k: np.zeros(steps) for k in ("psnr", "ssim", "fidelity", "ssim_count")}
+    sums = {k: np.zeros(steps) for k in ("psnr", "ssim", "ssim_count")}
     counts = np.zeros(steps, np.int64)
-    fidelity = [[] for _ in episodes]
-    patch_fidelity = [[] for _ in episodes]
+    fidelity = {name: [[] for _ in episodes] for name in drift.SIGNALS}
     kept = [[] for _ in episodes]
     control = {s: [] for s in drift.CONTROL_STEPS}
     predicted = [[] for _ in episodes]
@@ -221,8 +215,8 @@ def _free_rollouts(model, episodes, config, idm, progress) -> dict:
         if t % config.ssim_every == 0 or t + 1 in drift.CONTROL_STEPS:
             sums["ssim"][t], sums["ssim_count"][t] = ssim(real, generated[live]).sum(), len(live)
         for k, i in enumerate(live):
-            fidelity[i].append(drift.palette_fidelity(generated[i : i + 1], palettes[i])[0])
-            patch_fidelity[i].append(drift.patch_fidelity(generated[i : i + 1], patches[i])[0])
+            for name, value in drift.fidelities(generated[i : i + 1], starts[i]).items():
+                fidelity[name][i].append(value[0])
             if t < config.keep_frames:
                 kept[i].append(generated[i])
             if t + 1 in control:
@@ -234,18 +228,16 @@ def _free_rollouts(model, episodes, config, idm, progress) -> dict:
         previous = generated
     with np.errstate(invalid="ignore"):
         curve_ssim = np.where(sums["ssim_count"] > 0, sums["ssim"] / np.maximum(sums["ssim_count"], 1), np.nan)
-    mean_fidelity, mean_patches = (
-        np.array([np.mean([f[t] for f in per_episode if len(f) > t]) for t in range(steps)])
-        for per_episode in (fidelity, patch_fidelity)
-    )
+    mean_fidelity = {
+        name: np.array([np.mean([f[t] for f in per_episode if len(f) > t]) for t in range(steps)])
+        for name, per_episode in fidelity.items()
+    }
     return {
         "psnr": sums["psnr"] / counts,
         "ssim": _fill(curve_ssim),
         "fidelity": mean_fidelity,
         "counts": counts,
-        "fidelity_per_episode": [np.array(f) for f in fidelity],
-        "patch_fidelity": mean_patches,
-        "patch_fidelity_per_episode": [np.array(f) for f in patch_fidelity],
+        "fidelity_per_episode": {name: [np.array(f) for f in lists] for name, lists in fidelity.items()},
         "kept": [np.stack(k) for k in kept],
         "control": control,
         "idm_predicted": [np.array(p, np.int64) for p in predicted],
