@@ -31,9 +31,9 @@ c["dynamics"]["motion"].update(decode="sprite", sprite_margin=2.0, redraw=False)
 json.dump(c, open(sys.argv[2], "w"), indent=2)' runs/nano-v2-motion/model/config.json "$MODEL/config.json"
 fi
 
-for game in maze platformer shooter; do
-  [ -f "runs/v2-idm-$game/idm.json" ] || OMP_NUM_THREADS=2 nice -n 19 bash configs/nano-v2/eval-data.sh
-done
+# eval-data.sh makes only what is missing
+ls shards/v2/{maze,platformer,shooter}-test/report.json runs/v2-idm-{maze,platformer,shooter}/idm.json >/dev/null 2>&1 \
+  || OMP_NUM_THREADS=2 nice -n 19 bash configs/nano-v2/eval-data.sh
 
 # The GPU bursts (configs/nano-v2/gpu-burst.sh) brought back metrics, not run folders: give them their configs.
 if [ -z "${RUNS:-}" ]; then
