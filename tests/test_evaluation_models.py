@@ -18,6 +18,7 @@ from core.evaluation.fvd import I3D, clips_of, frechet_distance, load_i3d
 from core.evaluation.idm import IDMConfig, InverseDynamics, load_idm, save_idm, score
 from core.evaluation.idm_train import IDMTrainConfig, Transitions, train_idm
 from core.evaluation.lpips import LPIPS, load_lpips
+from core.games.base import BUTTONS, unflatten_state
 from core.world_model import WeightsError
 
 
@@ -34,6 +35,20 @@ def test_platformer_presses_without_visible_effect_are_relabelled():
     assert label_kind("platformer", layout).startswith("visible action")
     assert label_kind("platformer", {}).startswith("keys pressed (a recording without game state")
     assert label_kind("gym:CartPole-v1", layout).startswith("commanded action")
+
+
+def test_platformer_sprint_shows_only_in_a_step_no_walk_draws():
+    frames, actions, state, layout = play_platformer(seed=3, frames=200)
+    labels = visible_actions("platformer", actions[:-1], state, layout)
+    x = unflatten_state(state.astype(np.float64), layout)["player_pos"][:, 0]
+    drawn = np.abs(np.floor(x[1:]) - np.floor(x[:-1]))
+    sprint = BUTTONS[actions[:-1]][:, 4] & (drawn > 0)
+    # the fastest levels walk 3 px a frame: a sprint drawn as a 3 px step reads as the walk alone
+    as_walk = sprint & (drawn == 3)
+    assert as_walk.sum() > 10 and not BUTTONS[labels[as_walk]][:, 4].any()
+    assert (BUTTONS[labels[as_walk]][:, 2:4] == BUTTONS[actions[:-1][as_walk]][:, 2:4]).all()
+    longer = sprint & (drawn > 3)
+    assert longer.sum() > 10 and BUTTONS[labels[longer]][:, 4].all()
 
 
 def test_score_counts_a_confusion_matrix():

@@ -10,9 +10,10 @@ effect shows; the IDM is trained on, and every accuracy is counted against, this
 action. The share of presses that were relabelled is reported next to each accuracy.
 
 Rules (state[t] is the state at frame t, state[t+1] after the action):
-- platformer: LEFT/RIGHT show when the player moved >= 0.5 px sideways; FIRE (sprint) when it
-  also made the move longer than a walk would; UP (jump) when the player stood on ground;
-  DOWN (fast fall) never: it adds one gravity step (~0.5 px/frame) of speed, under a pixel.
+- platformer: LEFT/RIGHT show when the player moved >= 0.5 px sideways; FIRE (sprint) when the
+  drawn step (whole pixels) is longer than any level's walk can draw: a sprint drawn as a 3 px step
+  looks like the fastest levels' walk, and two frames cannot tell which it was; UP (jump) when the
+  player stood on ground; DOWN (fast fall) never: it adds one gravity step (~0.5 px/frame) of speed, under a pixel.
 - maze: a direction shows when the player moved along its axis; FIRE always (the sword is drawn).
 - shooter: a direction shows when the ship moved along its axis; FIRE when a new bullet appeared.
 - bricks: LEFT/RIGHT show when the paddle moved sideways; UP/DOWN never (the paddle only slides);
@@ -23,12 +24,16 @@ Rules (state[t] is the state at frame t, state[t+1] after the action):
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from core.games.base import BUTTONS, unflatten_state
+from core.games.platformer import RUN_SPEEDS
 
 _UP, _DOWN, _LEFT, _RIGHT, _FIRE = range(5)  # columns of core.games.base.BUTTONS
 MOVE_EPS = 0.5  # px: a smaller move rounds to the same pixel, so it cannot be seen
+WALK_STEP = math.ceil(RUN_SPEEDS[1])  # px: the longest step a platformer walk draws (sprites sit on whole pixels)
 RULES = ("platformer", "maze", "shooter", "bricks")
 _BUTTON_IDS = {sum(int(b) << i for i, b in enumerate(row)): a for a, row in enumerate(BUTTONS.tolist())}
 
@@ -67,8 +72,8 @@ def visible_actions(game: str, actions: np.ndarray, state: np.ndarray, layout: d
     pressed[:, _LEFT] &= moved_x & (move[:, 0] < 0)
     pressed[:, _RIGHT] &= moved_x & (move[:, 0] > 0)
     if game == "platformer":
-        walk = np.abs(fields["player_vel"][1:, 0]) / 1.6  # the run speed without sprint
-        pressed[:, _FIRE] &= (pressed[:, _LEFT] | pressed[:, _RIGHT]) & (np.abs(move[:, 0]) > walk + 0.25)
+        drawn = np.abs(np.floor(pos[1:, 0]) - np.floor(pos[:-1, 0]))
+        pressed[:, _FIRE] &= (pressed[:, _LEFT] | pressed[:, _RIGHT]) & (drawn > WALK_STEP)
         pressed[:, _UP] &= fields["on_ground"][:-1].reshape(-1) > 0.5
         pressed[:, _DOWN] = False
     else:

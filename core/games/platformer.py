@@ -22,6 +22,8 @@ ENEMY_W, ENEMY_H = 14, 14
 NUM_ENEMIES = 10
 MAX_FALL = 10.0  # px/frame: keeps every move under one tile
 FLAG_COL = COLS - 4
+RUN_SPEEDS = (2.0, 3.0)  # px/frame, drawn per level
+SPRINT = 1.6  # FIRE multiplies the run speed
 
 
 class Platformer(VecGame):
@@ -45,7 +47,7 @@ class Platformer(VecGame):
         self.run_speed = np.zeros(n)
 
     def _generate(self, i, rng):
-        g, jump, run = rng.uniform(0.45, 0.6), rng.uniform(7.5, 9.0), rng.uniform(2.0, 3.0)
+        g, jump, run = rng.uniform(0.45, 0.6), rng.uniform(7.5, 9.0), rng.uniform(*RUN_SPEEDS)
         self.gravity[i], self.jump_speed[i], self.run_speed[i] = g, jump, run
         tiles = np.full((ROWS, COLS), SKY, dtype=np.uint8)
         segments = []  # (first col, last col, ground row)
@@ -88,7 +90,7 @@ class Platformer(VecGame):
     def _advance(self, b: Buttons):
         n = np.arange(self.num_envs)
         solid = (self.tilemap == GROUND) | (self.tilemap == BRICK)
-        self.vel[:, 0] = b.dx * self.run_speed * np.where(b.fire, 1.6, 1.0)
+        self.vel[:, 0] = b.dx * self.run_speed * np.where(b.fire, SPRINT, 1.0)
         jump = (b.dy < 0) & self.on_ground
         self.vel[:, 1] = np.where(jump, -self.jump_speed, self.vel[:, 1])
         fast_fall = (b.dy > 0) & ~self.on_ground
