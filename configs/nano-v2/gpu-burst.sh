@@ -1,12 +1,19 @@
 # nano v2's training bursts on a lent GPU (the `device` tool; one call of under 10 minutes), from the repository
 # root. It makes 4 x FRAMES of play per game with data.sh's recipe (more level seeds) on 15 cores at once, then
-# trains each CONFIG:MINUTES:NAME given in turn (the first from runs/gpu-init, carried), leaving each model and
-# its metrics under $OUT/NAME. The first burst (01:16 UTC, 2026-11-30; 565 s of device time):
+# trains each CONFIG:MINUTES:NAME[:OVERRIDES] given, in turn, or all at once with PARALLEL=1 (OVERRIDES:
+# comma-separated section.field=value; a stage with overrides trains into runs/gpu-NAME, not its config's out).
+# Each stage's model (config.json, model.safetensors) and metrics.jsonl come back as $OUT/NAME.tgz (the first two
+# bursts brought back folders; the device returns at most 8 files). The first burst (01:16 UTC, 2026-11-30;
+# 565 s of device time):
 #   run(command="bash configs/nano-v2/gpu-burst.sh configs/nano-v2/gpu-denoise.yaml:5:denoise
 #                configs/nano-v2/gpu-denoise-loop.yaml:2.5:loop", carry=["runs/gpu-init"], timeout_s=590)
 # with runs/gpu-init from step 5's checkpoint (denoiser) and step 6's export (upsampler). The second (the
 # context-level arm, runs/gpu-init = the first burst's loop model):
 #   run(command="FRAMES=6000 bash configs/nano-v2/gpu-burst.sh configs/nano-v2/gpu-level.yaml:2.8:level", ...)
+# The third (the motion net, three arms at once from zoo/nano; nothing carried):
+#   run(command="PARALLEL=1 bash configs/nano-v2/gpu-burst.sh configs/nano-v2/gpu-motion.yaml:6:motion
+#     configs/nano-v2/gpu-motion-full.yaml:6:full
+#     configs/nano-v2/gpu-motion-full.yaml:6:full-w5:frames.motion_moving_weight=5", timeout_s=560)
 # A dry run on the CPU: FRAMES=600 PYTHON=.venv/bin/python OUT=/tmp/out bash configs/nano-v2/gpu-burst.sh
 #   configs/nano-v2/gpu-denoise.yaml:0.3:denoise
 set -uo pipefail
@@ -29,18 +36,27 @@ done
 wait
 stamp "data: $(du -sh shards/gpu | cut -f1)"
 
-train() {  # config, minutes, name under $OUT
-  local run
+train() {  # config, minutes, name under $OUT, overrides
+  local run extra=()
   run=$(sed -n 's/^out: //p' "$1")
-  $PYTHON -m core train frames --config "$1" train.time_limit_minutes="$2" log.progress=false >>"$log" 2>&1
-  stamp "$1 exited $?"
-  mkdir -p "$OUT/$3"
-  cp "$run/model/config.json" "$run/model/model.safetensors" "$OUT/$3/" 2>/dev/null
-  cp "$run/metrics.jsonl" "$OUT/$3-metrics.jsonl" 2>/dev/null
+  if [ -n "$4" ]; then
+    IFS=, read -ra extra <<<"$4"
+    run="runs/gpu-$3"
+    extra+=("out=$run")
+  fi
+  $PYTHON -m core train frames --config "$1" train.time_limit_minutes="$2" log.progress=false "${extra[@]}" \
+    >>"$OUT/$3-log.txt" 2>&1
+  stamp "$3 ($1 ${extra[*]}) exited $?"
+  tar czf "$OUT/$3.tgz" -C "$run" model/config.json model/model.safetensors metrics.jsonl
 }
 export OMP_NUM_THREADS=4
 for stage in "$@"; do
-  IFS=: read -r config minutes name <<<"$stage"
-  train "$config" "$minutes" "$name"
+  IFS=: read -r config minutes name overrides <<<"$stage"
+  if [ -n "${PARALLEL:-}" ]; then
+    train "$config" "$minutes" "$name" "$overrides" &
+  else
+    train "$config" "$minutes" "$name" "$overrides"
+  fi
 done
+wait
 stamp "done"

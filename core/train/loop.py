@@ -316,7 +316,7 @@ def train(config: RunConfig, stage_class: type[Stage], resume: bool = False) -> 
             _log(accelerator, metrics_log, step, "train", logged)
             bar.set_postfix(loss=f"{logged['loss']:.4f}")
             train_seconds, window = 0.0, []
-        if config.log.val_every and val_refs and (step % config.log.val_every == 0 or step == cfg.steps):
+        if config.log.val_every and val_refs and (step % config.log.val_every == 0 or step == cfg.steps or out_of_time):
             _log(accelerator, metrics_log, step, "val", _validate(accelerator, stage, raw, ema, val))
         if config.log.sample_every and step % config.log.sample_every == 0 and accelerator.is_main_process:
             with torch.no_grad(), ema.applied(raw) if ema else nullcontext():
