@@ -1,5 +1,5 @@
 # nano v2's training bursts on a lent GPU (the `device` tool; one call of under 10 minutes), from the repository
-# root. It makes 4 x FRAMES of play per game with data.sh's recipe (more level seeds) on 15 cores at once, then
+# root. It makes (unless they are there) 4 x FRAMES of play per game with data.sh's recipe (more level seeds) on 15 cores at once, then
 # trains each CONFIG:MINUTES:NAME[:OVERRIDES] given, in turn, or all at once with PARALLEL=1 (OVERRIDES:
 # comma-separated section.field=value; a stage with overrides trains into runs/gpu-NAME, not its config's out).
 # Each stage's model (config.json, model.safetensors) and metrics.jsonl come back as $OUT/NAME.tgz (the first two
@@ -10,8 +10,8 @@
 # with runs/gpu-init from step 5's checkpoint (denoiser) and step 6's export (upsampler). The second (the
 # context-level arm, runs/gpu-init = the first burst's loop model):
 #   run(command="FRAMES=6000 bash configs/nano-v2/gpu-burst.sh configs/nano-v2/gpu-level.yaml:2.8:level", ...)
-# The third (the motion net, three arms at once from zoo/nano; nothing carried):
-#   run(command="PARALLEL=1 bash configs/nano-v2/gpu-burst.sh configs/nano-v2/gpu-motion.yaml:6:motion
+# The third (19:20 UTC, 2026-11-30; the motion net, three arms at once from zoo/nano, nothing carried; 386 s):
+#   run(command="rm -rf runs/nano-v2-motion-gpu runs/nano-v2-motion-full-gpu runs/gpu-full-w5; PARALLEL=1 bash configs/nano-v2/gpu-burst.sh configs/nano-v2/gpu-motion.yaml:6:motion
 #     configs/nano-v2/gpu-motion-full.yaml:6:full
 #     configs/nano-v2/gpu-motion-full.yaml:6:full-w5:frames.motion_moving_weight=5", timeout_s=560)
 # A dry run on the CPU: FRAMES=600 PYTHON=.venv/bin/python OUT=/tmp/out bash configs/nano-v2/gpu-burst.sh
@@ -27,10 +27,10 @@ stamp() { echo "[$(($(date +%s) - started)) s] $*" | tee -a "$log"; }
 stamp "$($PYTHON -c 'import torch; print(torch.__version__, torch.cuda.get_device_name() if torch.cuda.is_available() else "cpu")')"
 for game in maze platformer shooter; do
   for part in 0 1 2 3; do
-    $PYTHON -m core collect --game "$game" --agent held --frames "$FRAMES" --seed $((300000 + 10000 * part)) \
+    [ -f "shards/gpu/$game-$part/report.json" ] || $PYTHON -m core collect --game "$game" --agent held --frames "$FRAMES" --seed $((300000 + 10000 * part)) \
       --split train --max-steps 400 --out "shards/gpu/$game-$part" --no-progress >>"$OUT/collect.txt" 2>&1 &
   done
-  $PYTHON -m core collect --game "$game" --agent held --frames 1536 --seed 400000 --split val --max-steps 600 \
+  [ -f "shards/gpu/$game-val/report.json" ] || $PYTHON -m core collect --game "$game" --agent held --frames 1536 --seed 400000 --split val --max-steps 600 \
     --out "shards/gpu/$game-val" --no-progress >>"$OUT/collect.txt" 2>&1 &
 done
 wait

@@ -168,7 +168,9 @@ class FramesObjective(nn.Module):
         for t in range(c - 1, small.shape[1] - 1):
             context = small[:, t - c + 1 : t + 1]
             if noise:
-                context = context + noise * torch.rand(len(context), 1, 1, 1, 1) * torch.randn_like(context)
+                context = context + noise * torch.rand(
+                    len(context), 1, 1, 1, 1, device=context.device
+                ) * torch.randn_like(context)
             contexts.append(context)
             recents.append(recent_actions(actions, t, k))
             before.append(full[:, t])
@@ -191,7 +193,9 @@ class FramesObjective(nn.Module):
         radius, square = self.motion.config.radius, full.shape[-1] // small.shape[-1]
         context, frame, losses = small[:, :c], full[:, c - 1], []
         if noise:
-            context = context + noise * torch.rand(len(context), 1, 1, 1, 1) * torch.randn_like(context)
+            context = context + noise * torch.rand(len(context), 1, 1, 1, 1, device=context.device) * torch.randn_like(
+                context
+            )
         for t in range(c - 1, small.shape[1] - 1):
             recent = recent_actions(actions, t, k)
             logits = self.motion.scores(context, recent, frame)
