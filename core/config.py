@@ -130,6 +130,9 @@ class MotionConfig:
     # False: play never redraws a square (it takes its likeliest move instead), so the denoiser and the upsampler
     # never run; for a net whose redrawn squares come out worse than moved ones
     redraw: bool = True
+    # nats added to "stay" before play picks: the loss weighs squares that move 1 + motion_moving_weight, which
+    # makes a net move squares that stay (a static wall square moved once is torn for the rest of play)
+    stay_bias: float = 0.0
 
     def __post_init__(self):
         self.channels = tuple(self.channels)
@@ -137,6 +140,8 @@ class MotionConfig:
             raise ConfigError(f"dynamics.motion.decode must be 'square' or 'sprite', got {self.decode!r}")
         if self.sprite_margin < 0:
             raise ConfigError(f"dynamics.motion.sprite_margin must be >= 0, got {self.sprite_margin}")
+        if self.stay_bias < 0:
+            raise ConfigError(f"dynamics.motion.stay_bias must be >= 0 nats, got {self.stay_bias}")
         if not 1 <= self.radius <= 16:
             raise ConfigError(f"dynamics.motion.radius must be 1 to 16 pixels, got {self.radius}")
         if self.hidden < 1 or self.mid_blocks < 0:

@@ -99,9 +99,13 @@ class FrameMotion(KeyedUNet):
         """logits (B, M + 1, g, g) -> the move ids play draws (B, g, g), by `config.decode`: each square's likeliest
         ("square"), or ("sprite") for squares that move and touch, the move likeliest over them all (the sum of
         their log-probabilities), where a square's own likeliest is not `sprite_margin` nats likelier; a square
-        that is redrawn stays redrawn. With `config.redraw` off, no square is."""
+        that is redrawn stays redrawn. With `config.redraw` off, no square is. "stay" first gains
+        `config.stay_bias` nats."""
         if not self.config.redraw:
             logits = logits[:, : self.redraw]
+        if self.config.stay_bias:
+            logits = logits.clone()
+            logits[:, self.stay] += self.config.stay_bias
         moves = logits.argmax(1)
         active = (moves != self.stay) & (moves != self.redraw)
         if self.config.decode == "square" or not active.any():

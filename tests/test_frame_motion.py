@@ -77,6 +77,22 @@ def test_a_sprite_whose_squares_disagree_by_a_pixel_moves_as_one_and_a_distinct_
     assert motion.choose(logits)[0, 5, 1] == logits[0, : motion.redraw, 5, 1].argmax()
 
 
+def test_a_stay_bias_keeps_a_square_that_moves_weakly_and_lets_a_sure_move_through():
+    motion = FrameMotion(FrameDynamicsConfig(resolution=8, channels=(8, 16), action_dim=8, motion=MOTION))
+    right = move_table(4).tolist().index([2, 0])
+    logits = torch.zeros(1, motion.redraw + 1, 8, 8)
+    logits[:, motion.stay] = 4.0
+    logits[0, right, 3, 3] = 5.0  # a wall square the net would move, 1 nat over staying
+    logits[0, right, 6, 1] = 9.0  # the player, surely moving
+    assert motion.choose(logits)[0, 3, 3] == right
+    motion.config.stay_bias = 2.0
+    moves = motion.choose(logits)
+    assert moves[0, 3, 3] == motion.stay and moves[0, 6, 1] == right
+    assert logits[0, motion.stay, 0, 0] == 4.0  # the caller's logits are left as they were
+    with pytest.raises(ConfigError, match="stay_bias"):
+        FrameDynamicsConfig(resolution=8, channels=(8, 16), action_dim=8, motion={**MOTION, "stay_bias": -1.0})
+
+
 def keyed_square(n: int, generator: torch.Generator, size: int = 32, side: int = 8) -> tuple[torch.Tensor, ...]:
     """(prev, next) (n, 3, size, size) and the keys (n,): a side x side white square on black moved 4 px right
     (RIGHT, 3), left (LEFT, 4) or not at all (NOOP, 0): only the key says which."""
