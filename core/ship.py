@@ -61,6 +61,8 @@ SHIP_BARS = (
     ("drift-free horizon (s)", ("drift_free_horizon", "seconds_median"), ">= 30", lambda v: v >= 30),
 )
 REPORT_SUFFIXES = (".json", ".md", ".png", ".gif")  # what of a report folder is shipped
+TRAINING_FILE = "training.json"  # a zoo folder's budget rows, each naming its curves image in the folder
+BUDGET_KEYS = ("stage", "run", "steps", "frames_seen", "train_seconds", "curves")
 
 
 @dataclass
@@ -71,6 +73,9 @@ class ShipConfig:
     report: str | list[str] | None = None
     evaluate_command: str | list[str] | None = None  # the command(s) that made the report(s), quoted in the card
     runs: list[str] = field(default_factory=list)  # training run folders, for the budget and curves
+    # an earlier zoo folder whose training this model is or continues: its budget rows and curves (TRAINING_FILE)
+    # come first. Run folders are git-ignored and a fresh machine has none; a shipped folder keeps its history
+    history: str | None = None
     bench: str | None = None  # a `pocketworld bench play --json` file of this model
     out: str | None = None  # default: the zoo folder of the variant
     dtype: str = "fp16"  # weight storage: fp16 or bf16 (fp32 only on request)
@@ -113,6 +118,26 @@ def run_budget(run_dir: str | Path) -> dict:
     }
 
 
+def read_history(folder: str | Path) -> list[dict]:
+    """The budget rows (with their curves images) of an earlier zoo folder's TRAINING_FILE."""
+    folder = Path(folder)
+    path = folder / TRAINING_FILE
+    if not path.is_file():
+        raise ConfigError(
+            f"{folder} has no {TRAINING_FILE}: --history takes a zoo folder that `pocketworld ship` wrote with one"
+        )
+    try:
+        rows = json.loads(path.read_text())["runs"]
+    except (ValueError, KeyError, TypeError) as error:
+        raise ConfigError(f"{path} is not a training file (a JSON object with a 'runs' list): {error}") from None
+    for row in rows:
+        if not isinstance(row, dict) or set(row) != set(BUDGET_KEYS):
+            raise ConfigError(f"{path}: each run row has exactly {', '.join(BUDGET_KEYS)}; got {row!r}")
+        if not (folder / row["curves"]).is_file():
+            raise ConfigError(f"{path} names {row['curves']}, which is not in {folder}")
+    return rows
+
+
 def ship(config: ShipConfig) -> Path:
     """Build the zoo folder of a trained model (weights, card, previews, curves); returns it."""
     from finetune.cards import zoo_card
@@ -135,6 +160,7 @@ def ship(config: ShipConfig) -> Path:
     games = [game for game, _ in results]
     if len(set(games)) < len(games):
         raise ValueError(f"two reports of the same game ({', '.join(games)}): give one report per game")
+    history = read_history(config.history) if config.history else []
     budget = [run_budget(run) for run in config.runs]
     bench = json.loads(Path(config.bench).read_text()) if config.bench else None
     notes = _read_notes(config.notes) if config.notes else ""
@@ -152,7 +178,9 @@ def ship(config: ShipConfig) -> Path:
         if config.bench:
             (folder / "eval").mkdir(exist_ok=True)
             shutil.copyfile(config.bench, folder / "eval" / "bench_play.json")
-        curves = []
+        for row in history:
+            shutil.copyfile(Path(config.history) / row["curves"], folder / row["curves"])
+        curves = [row["curves"] for row in history]
         for row in budget:
             # one file per run: a stage trained in several runs (nano's tokenizer: three) shows each
             name = f"curves-{row['stage']}-{Path(row['run']).resolve().name}.png"
@@ -160,6 +188,10 @@ def ship(config: ShipConfig) -> Path:
                 name = name.replace(".png", f"-{len(curves)}.png")
             plot_run(row["run"], folder / name)
             curves.append(name)
+            row["curves"] = name
+        budget = history + budget
+        if budget:
+            (folder / TRAINING_FILE).write_text(json.dumps({"runs": budget}, indent=2) + "\n")
         card = zoo_card(
             config.variant,
             repo_id=f"{HUB_ORGANISATION}/{config.variant}",

@@ -164,3 +164,27 @@ def test_one_report_per_game_gives_a_bars_column_each(tmp_path, nano_model, repo
     assert json.loads((out / "eval" / "maze" / "results.json").read_text())["info"]["game"] == "maze"
     with pytest.raises(ValueError, match="two reports of the same game"):
         ship(ShipConfig(model=str(nano_model), out=str(out), report=[reports[0], reports[0]]))
+
+
+def test_a_reship_keeps_the_training_history_of_the_folder_it_replaces(tmp_path, nano_model):
+    out = tmp_path / "zoo" / "nano"
+    ship(ShipConfig(model=str(nano_model), out=str(out), runs=[str(make_run(tmp_path / "first"))]))
+    kept = json.loads((out / "training.json").read_text())["runs"]
+    assert [(r["steps"], r["curves"]) for r in kept] == [(40, "curves-dynamics-first.png")]
+    # the run folder is gone (a fresh machine); the same folder is shipped again with one run more
+    (tmp_path / "first" / "metrics.jsonl").unlink()
+    ship(
+        ShipConfig(
+            model=str(nano_model), out=str(out), history=str(out), runs=[str(make_run(tmp_path / "more", steps=60))]
+        )
+    )
+    card = (out / "README.md").read_text()
+    assert "| dynamics | 40 | 640 | 3 |" in card and "| dynamics | 60 | 960 | 4 |" in card
+    assert (out / "curves-dynamics-first.png").is_file() and (out / "curves-dynamics-more.png").is_file()
+    assert len(json.loads((out / "training.json").read_text())["runs"]) == 2
+    with pytest.raises(ConfigError, match="has no training.json"):
+        ship(ShipConfig(model=str(nano_model), out=str(out), history=str(tmp_path)))
+    (out / "curves-dynamics-first.png").unlink()
+    with pytest.raises(ConfigError, match="curves-dynamics-first.png, which is not in"):
+        ship(ShipConfig(model=str(nano_model), out=str(out), history=str(out)))
+    assert (out / "curves-dynamics-more.png").is_file()  # a refused ship leaves the folder as it was

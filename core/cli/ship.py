@@ -17,6 +17,11 @@ def register(commands, benches) -> None:
         "--evaluate-command", nargs="+", help="the evaluate command line(s) that made --report, quoted in the card"
     )
     ship.add_argument("--runs", nargs="*", default=[], help="its training run folders: budget table and curves")
+    ship.add_argument(
+        "--history",
+        help="an earlier zoo folder this model's training continues (its training.json and curves come first): "
+        "run folders do not outlive the machine they ran on",
+    )
     ship.add_argument("--bench", help="a `pocketworld bench play --json` file of it: the card's speed table")
     ship.add_argument("--out", help="destination (default: the zoo folder of --variant)")
     ship.add_argument("--notes", help="a markdown file appended to the card (limitations, how the test data was made)")
@@ -36,6 +41,7 @@ def run_ship(args) -> int:
             report=args.report,
             evaluate_command=args.evaluate_command,
             runs=args.runs,
+            history=args.history,
             bench=args.bench,
             out=args.out,
             dtype=args.dtype,
