@@ -420,8 +420,11 @@ ZOO: dict[str, WorldModelConfig] = {
             denoise_steps=2,  # trained sampling in 3; 2 follow the keys as well (bench keys) for a third less time
             context_level=True,
             # moves chosen per sprite, and never redrawn: the upsampler's drawing of what is new tore more than no
-            # new thing did (README "Choosing the moves as sprites")
-            motion=MotionConfig(radius=6, channels=(32, 64, 128), mid_blocks=2, hidden=64, redraw=False),
+            # new thing did (README "Choosing the moves as sprites"); it reads the full frame too, and "stay" gets
+            # a nat before the moves are chosen (README "The motion net on a GPU")
+            motion=MotionConfig(
+                radius=6, channels=(32, 64, 128), mid_blocks=2, hidden=64, redraw=False, full_frame=256, stay_bias=1.0
+            ),
         ),
         decoder=UpsamplerConfig(resolution=64, image_size=256, channels=(16, 24, 48), blocks=2),
     ),
