@@ -218,6 +218,7 @@ def test_play_engines_and_qlora_share_one_bitsandbytes_swap(model, monkeypatch):
     assert swapped and all(isinstance(m, _FakeBitsandbytes.nn.Linear8bitLt) and m.threshold == 6.0 for m in swapped)
     assert type(dynamics.head) is torch.nn.Linear and dynamics.is_loaded_in_8bit
     assert not any(p.requires_grad for m in swapped for p in m.parameters())
-    with torch.no_grad():  # same weights in the new layers: the same outputs
-        assert torch.allclose(play.dynamics(tokens, actions), expected, atol=1e-5)
-        assert torch.allclose(dynamics(tokens, actions), expected, atol=1e-5)
+    with torch.no_grad():  # same weights in the new layers: the same outputs, up to float32 rounding (outputs reach
+        # 50, and the order of a matmul's sums differs between runs on some CPUs: 1.7e-5 apart was seen)
+        assert torch.allclose(play.dynamics(tokens, actions), expected, atol=1e-4)
+        assert torch.allclose(dynamics(tokens, actions), expected, atol=1e-4)
