@@ -76,7 +76,10 @@ def cmd_train(args) -> int:
     except TrainingDiverged as err:
         print(f"pocketworld train: stopped: {err}", file=sys.stderr)
         return 3
-    print(json.dumps(summary))
+    from accelerate import PartialState
+
+    if PartialState().is_main_process:  # one summary: processes printing at once can share a line
+        print(json.dumps(summary))
     return 0
 
 
