@@ -42,6 +42,9 @@ if [ -z "${SHIP_ONLY:-}" ]; then
   rm -r "$zoo"
 fi
 
+# the card shows RIGHT held against LEFT held from one held-out start per game (real above dreamed: `bench keys`)
+pw bench keys "$MODEL" --out "$OUT/keys" --json "$OUT/bench_keys.json" >/dev/null
+
 # the card cites the Play tab strip of configs/nano-v2/motion-lab/browser_strip.py; ship writes zoo/nano/ anew, so
 # a re-measure of the zoo's weights keeps the strip they were seen with
 strip=runs/app_browser/play-right-left.png
@@ -55,4 +58,7 @@ pw ship "$MODEL" --variant nano --report "$OUT/maze" "$OUT/platformer" "$OUT/sho
   --evaluate-command "${commands[@]}" --history "$HISTORY" --runs $RUNS --bench "$OUT/bench_play.json" \
   --notes configs/nano-v2/card-notes.md
 
+for game in maze platformer shooter; do
+  cp "$OUT/keys/$game-200039.png" "zoo/nano/eval/keys-$game.png"
+done
 [ -f "$strip" ] && cp "$strip" zoo/nano/eval/ || echo "note: no $strip (browser_strip.py makes it); the card cites it"
