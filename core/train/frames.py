@@ -166,12 +166,7 @@ class FramesObjective(nn.Module):
         radius, square = self.motion.config.radius, full.shape[-1] // small.shape[-1]
         contexts, recents, before, acceptable = [], [], [], []
         for t in range(c - 1, small.shape[1] - 1):
-            context = small[:, t - c + 1 : t + 1]
-            if noise:
-                context = context + noise * torch.rand(
-                    len(context), 1, 1, 1, 1, device=context.device
-                ) * torch.randn_like(context)
-            contexts.append(context)
+            contexts.append(noisy_context(small[:, t - c + 1 : t + 1], noise))
             recents.append(recent_actions(actions, t, k))
             before.append(full[:, t])
             acceptable.append(
@@ -191,11 +186,7 @@ class FramesObjective(nn.Module):
         denoiser's and upsampler's, not learnt here); else it is drawn by them, as in play."""
         c, k, options = self.dynamics.config.context, self.dynamics.config.action_context, self.options
         radius, square = self.motion.config.radius, full.shape[-1] // small.shape[-1]
-        context, frame, losses = small[:, :c], full[:, c - 1], []
-        if noise:
-            context = context + noise * torch.rand(len(context), 1, 1, 1, 1, device=context.device) * torch.randn_like(
-                context
-            )
+        context, frame, losses = noisy_context(small[:, :c], noise), full[:, c - 1], []
         for t in range(c - 1, small.shape[1] - 1):
             recent = recent_actions(actions, t, k)
             logits = self.motion.scores(context, recent, frame)
@@ -382,6 +373,13 @@ class FramesStage(Stage):
             predicted = FramePrediction(moves, objective.dynamics.predict(context, recent).clamp(-1, 1))
             rows.append(objective.motion.draw(predicted, prev, objective.decoder).clamp(-1, 1))
         save_grid(rows, path)
+
+
+def noisy_context(context: torch.Tensor, noise: float) -> torch.Tensor:
+    """context (B, C, 3, r, r) under Gaussian noise of a std drawn per clip up to `noise` (none at 0)."""
+    if not noise:
+        return context
+    return context + noise * torch.rand(len(context), 1, 1, 1, 1, device=context.device) * torch.randn_like(context)
 
 
 MOTION_METRICS = (
