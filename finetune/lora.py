@@ -17,11 +17,16 @@ base_model_name_or_path set by us (peft leaves it empty for a custom module), so
 above all) is loaded, `validate_adapter` checks its config against LoraConfig's schema, its
 base against the model it is for, and every tensor's name and shape against the targeted
 layers, reading only safetensors; pickle files are refused, never opened.
+
+Beside the weights an adapter may carry play.json: how play should pick from the fine-tuned model's outputs
+(today the motion net's `stay_bias`, chosen by finetune/stay_prior.py). It is checked like the config and
+applied whenever the adapter is loaded, so the app, `evaluate --adapter` and a pulled adapter play alike.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import json
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
@@ -44,6 +49,8 @@ DEFAULT_TARGETS = FAMILY_TARGETS["tokens"]  # the tokens family's list, under th
 CONFIG_FILE = "adapter_config.json"
 WEIGHTS_FILE = "adapter_model.safetensors"
 PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".pkl", ".pickle", ".ckpt")
+PLAY_FILE = "play.json"
+PLAY_SETTINGS = {"stay_bias": (0.0, 64.0)}  # name -> (low, high) of what play.json may set: nats before "stay"
 TENSOR_PREFIX = "base_model.model."  # how peft names a wrapped module's tensors in the saved file
 
 
@@ -146,13 +153,19 @@ def trainable_parameters(model: WorldModel) -> int:
 
 
 def save_adapter(
-    model: WorldModel, out: str | Path, card: str | None = None, files: dict[str, Path] | None = None
+    model: WorldModel,
+    out: str | Path,
+    card: str | None = None,
+    files: dict[str, Path] | None = None,
+    play: dict[str, float] | None = None,
 ) -> Path:
-    """Write the adapter (adapter_model.safetensors + adapter_config.json, `card` as README.md, and
-    copies of `files`, {name in the folder: source}, e.g. a loss curve) into the new folder `out`,
-    atomically: it appears complete or not at all, and an existing folder with content is refused."""
+    """Write the adapter (adapter_model.safetensors + adapter_config.json, `card` as README.md, `play` settings
+    as play.json, and copies of `files`, {name in the folder: source}, e.g. a loss curve) into the new folder
+    `out`, atomically: it appears complete or not at all, and an existing folder with content is refused."""
     if not isinstance(model.dynamics, PeftModel):
         raise AdapterError("this model has no LoRA adapter to save (add_lora or load_adapter first)")
+    if play:
+        check_play_settings(play, f"play settings for {out}")
     out = Path(out)
     if out.exists() and (not out.is_dir() or any(out.iterdir())):
         raise FileExistsError(f"{out} already exists and is not empty; adapters are never overwritten")
@@ -166,11 +179,54 @@ def save_adapter(
             (stage / "README.md").write_text(card, encoding="utf-8")
         for name, source in (files or {}).items():
             shutil.copyfile(source, stage / name)
+        if play:
+            (stage / PLAY_FILE).write_text(json.dumps(play, indent=2) + "\n", encoding="utf-8")
     return out
 
 
+def check_play_settings(settings, where: str) -> dict[str, float]:
+    """`settings` if it is a JSON object of known play settings (PLAY_SETTINGS), each a number in its range."""
+    if not isinstance(settings, dict):
+        raise AdapterError(f"{where}: expected a JSON object, got {type(settings).__name__}")
+    unknown = sorted(set(settings) - set(PLAY_SETTINGS))
+    if unknown:
+        raise AdapterError(f"{where}: unknown play setting(s) {unknown}; known: {sorted(PLAY_SETTINGS)}")
+    for name, value in settings.items():
+        low, high = PLAY_SETTINGS[name]
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not low <= value <= high:
+            raise AdapterError(f"{where}: {name} must be a number from {low:g} to {high:g}, got {value!r}")
+    return {name: float(value) for name, value in settings.items()}
+
+
+def read_play_settings(folder: str | Path) -> dict[str, float]:
+    """The adapter's play.json, checked ({} when it has none)."""
+    path = Path(folder) / PLAY_FILE
+    if not path.is_file():
+        return {}
+    try:
+        settings = read_json(path)
+    except ConfigError as err:
+        raise AdapterError(str(err)) from None
+    return check_play_settings(settings, str(path))
+
+
+def apply_play_settings(model: WorldModel, settings: dict[str, float], where: str) -> None:
+    """Set `settings` on `model`'s motion net (the only part play settings reach today)."""
+    if not settings:
+        return
+    motion = getattr(model.dynamics, "motion", None)
+    if motion is None:
+        raise AdapterError(
+            f"{where} sets {sorted(settings)}, which only a frames model with a motion net has; "
+            f"this base ({model.config.family} family) has none: the adapter is for another base"
+        )
+    for name, value in settings.items():
+        setattr(motion.config, name, value)
+
+
 def read_adapter_config(folder: str | Path) -> dict:
-    """The adapter's config.json, checked against LoraConfig's schema; the folder must hold safetensors only."""
+    """The adapter's config.json, checked against LoraConfig's schema (and its play.json, if any); the folder
+    must hold safetensors only."""
     folder = Path(folder)
     if not folder.is_dir():
         raise FileNotFoundError(f"no adapter folder at {folder}")
@@ -218,6 +274,7 @@ def read_adapter_config(folder: str | Path) -> dict:
         problems.append("base_model_name_or_path is not set, so the adapter's base model is unknown")
     if problems:
         raise AdapterError(f"{folder / CONFIG_FILE}: " + "; ".join(problems))
+    read_play_settings(folder)  # checked wherever the config is: before a push, after a pull, before a load
     return config
 
 
@@ -270,8 +327,10 @@ def validate_adapter(folder: str | Path, model: WorldModel, base: str | None = N
 
 
 def load_adapter(model: WorldModel, folder: str | Path, base: str | None = None) -> WorldModel:
-    """Validate the adapter in `folder`, then load it onto `model`'s dynamics with PeftModel.from_pretrained."""
+    """Validate the adapter in `folder`, then load it onto `model`'s dynamics with PeftModel.from_pretrained and
+    apply its play settings (play.json)."""
     validate_adapter(folder, model, base)
+    apply_play_settings(model, read_play_settings(folder), str(Path(folder) / PLAY_FILE))
     model.dynamics = PeftModel.from_pretrained(model.dynamics, str(folder), is_trainable=False)
     return model.eval()
 

@@ -11,8 +11,9 @@ only the adapter. So it gets the loop's progress bar, metrics, checkpoints and -
 once with its own tokenizer into RUN/tokens (core/train/tokens.py), or takes token shards of
 that tokenizer as they are; a frames base reads the gameplay shards directly (it has no
 tokenizer, so token shards are refused). After training it scores the held-out (split "val")
-clips with the base and with the fine-tune through the stage's own validation, plots the loss
-curves, and writes OUT, atomically, as a standard peft adapter with a fine-tune card
+clips with the base and with the fine-tune through the stage's own validation, chooses the stay
+prior play will use with a motion net (finetune/stay_prior.py), plots the loss curves, and writes
+OUT, atomically, as a standard peft adapter with its play settings (play.json), a fine-tune card
 (finetune/cards.py) and the curve beside it.
 """
 
@@ -44,8 +45,9 @@ from core.train.dynamics import DynamicsStage
 from core.train.frames import FramesObjective, FramesStage
 from core.train.loop import Stage
 from core.world_model import CONFIG_FILE, WorldModel, load_config
-from finetune.lora import LoraSettings, add_lora, load_adapter, save_adapter
+from finetune.lora import LoraSettings, add_lora, apply_play_settings, load_adapter, save_adapter
 from finetune.quantize import check_quantization, quantize_dynamics
+from finetune.stay_prior import choose_stay_bias
 
 ADAPTER_DIR = "adapter"  # inside the run folder: what the loop exports
 CURVE_FILE = "loss_curve.png"
@@ -310,6 +312,12 @@ def finetune(config: FinetuneConfig, resume: bool = False) -> dict:
         base_scores = held_out_metrics(WorldModel.from_pretrained(base_dir), val_refs, loop_config)
         tuned_scores = held_out_metrics(tuned, val_refs, loop_config)
         metrics = {name: (base_scores[name], tuned_scores[name]) for name in base_scores}
+    # the stay prior play uses with this adapter, chosen by free rollouts of the held-out clips
+    choice = choose_stay_bias(tuned, val_refs) if kind == GAMEPLAY and val_refs else None
+    play = {}
+    if choice is not None:
+        play = {"stay_bias": choice["stay_bias"]}
+        apply_play_settings(tuned, play, "the chosen stay prior")
     curve = run_dir / CURVE_FILE
     plot_run(run_dir, curve)
     files = {CURVE_FILE: curve}
@@ -330,10 +338,16 @@ def finetune(config: FinetuneConfig, resume: bool = False) -> dict:
         list(lora.targets),
         steps=summary["step"],
         data_frames=frames,
-        metrics={f"held-out {METRIC_LABELS.get(name, name.replace('_', ' '))}": pair for name, pair in metrics.items()},
+        # only what the adapter changes: a motion-only fine-tune leaves the denoiser's scores as they were
+        metrics={
+            f"held-out {METRIC_LABELS.get(name, name.replace('_', ' '))}": pair
+            for name, pair in metrics.items()
+            if pair[0] != pair[1]
+        },
         preview=PREVIEW_FILE if PREVIEW_FILE in files else None,
+        stay=choice,
     )
-    save_adapter(tuned, out, card=card, files=files)
+    save_adapter(tuned, out, card=card, files=files, play=play)
     result = {
         "adapter": str(out),
         "run_dir": str(run_dir),
@@ -346,6 +360,8 @@ def finetune(config: FinetuneConfig, resume: bool = False) -> dict:
         "targets": list(lora.targets),
         "adapter_parameters": sum(p.numel() for name, p in tuned.named_parameters() if "lora_" in name),
         "held_out": {name: {"base": b, "finetuned": t} for name, (b, t) in metrics.items()},
+        "play": play,
+        "stay_prior": choice,
         "seconds": round(time.monotonic() - started, 1),
     }
     record = {"config": asdict(config), **result}

@@ -6,7 +6,7 @@ import math
 import pytest
 from huggingface_hub import ModelCard
 
-from finetune.cards import CardError, check_card, finetune_card, game_tag, zoo_card
+from finetune.cards import CardError, check_card, finetune_card, game_tag, rerender_card, zoo_card
 
 
 def test_zoo_card_carries_hub_metadata_and_the_measured_numbers():
@@ -61,6 +61,20 @@ def test_finetune_card():
     nano = finetune_card("alice/jumpy", "nano", "Jumpy", rank=8, alpha=16.0, targets=["to_q"])
     assert check_card(nano, finetune=True).data.base_model == "pocketworld/nano"
     assert "(https://huggingface.co/pocketworld/nano)" in nano and "huggingface.co/nano" not in nano
+
+
+def test_a_finetune_card_shows_how_its_stay_prior_was_chosen_and_a_push_keeps_it():
+    stay = {"stay_bias": 10.0, "frames": 16, "clips": 14, "rollout_psnr": {"0": 29.81, "10": 31.08, "16": 29.683}}
+    text = finetune_card("local/adapter", "nano", "bricks", 8, 16.0, ["conv1"], metrics={}, stay=stay)
+    assert "Play adds **10.0 nats**" in text and "for 16 frames\nfrom 14 held-out clips" in text
+    assert "| stay prior (nats) | 0 | 10 | 16 |" in text and "| rollout PSNR (dB) | 29.81 | 31.08 | 29.68 |" in text
+    again = rerender_card(text, "alice/bricks")
+    assert check_card(again, finetune=True).data.pocketworld["stay"] == stay and "Play adds **10.0 nats**" in again
+    assert "Play adds" not in finetune_card("a/b", "nano", "bricks", 8, 16.0, ["conv1"])
+    with pytest.raises(CardError, match="stay must hold stay_bias, frames, clips and rollout_psnr"):
+        finetune_card("a/b", "nano", "bricks", 8, 16.0, ["conv1"], stay={"stay_bias": 3})
+    with pytest.raises(CardError, match="'stay.frames' must be a finite number, got None"):
+        finetune_card("a/b", "nano", "bricks", 8, 16.0, ["conv1"], stay={"stay_bias": 3, "rollout_psnr": {"3": 1.0}})
 
 
 @pytest.mark.parametrize(
