@@ -124,7 +124,8 @@ class MotionConfig:
     # how play picks the moves: "square", each square its likeliest; "sprite", squares that move and touch (8-way)
     # take the move likeliest over them all, unless a square's own likeliest is `sprite_margin` nats likelier than
     # it (an object that moves otherwise). A sprite's 1.5 px/frame step is 1 px or 2 px, which its squares cannot
-    # tell apart; chosen square by square, they tear it
+    # tell apart; chosen square by square, they tear it. "outcome": each square first keeps its pixels or changes
+    # by which is likelier summed over every move that makes it (FrameMotion.likeliest_outcome), then "sprite"
     decode: str = "sprite"
     sprite_margin: float = 2.0
     # False: play never redraws a square (it takes its likeliest move instead), so the denoiser and the upsampler
@@ -136,8 +137,8 @@ class MotionConfig:
 
     def __post_init__(self):
         self.channels = tuple(self.channels)
-        if self.decode not in ("square", "sprite"):
-            raise ConfigError(f"dynamics.motion.decode must be 'square' or 'sprite', got {self.decode!r}")
+        if self.decode not in ("square", "sprite", "outcome"):
+            raise ConfigError(f"dynamics.motion.decode must be 'square', 'sprite' or 'outcome', got {self.decode!r}")
         if self.sprite_margin < 0:
             raise ConfigError(f"dynamics.motion.sprite_margin must be >= 0, got {self.sprite_margin}")
         if self.stay_bias < 0:

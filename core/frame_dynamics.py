@@ -162,7 +162,7 @@ class FrameDynamics(KeyedUNet):
             context, recent = padded[:, t : t + c], recent_actions(actions, t, k)
             out.append(self.predict(context, recent))
             if self.motion is not None and full is not None:
-                moves.append(self.motion.choose(self.motion.scores(context, recent, full[:, t])))
+                moves.append(self.motion.choose(self.motion.scores(context, recent, full[:, t]), full[:, t]))
         if moves:  # the small frames too: what a redrawn square shows
             return FramePrediction(torch.stack(moves, 1), torch.stack(out, 1))
         return torch.stack(out, 1)
@@ -191,7 +191,7 @@ class FrameDynamics(KeyedUNet):
         state = FrameState(frames=context[:, 1:], recent_actions=recent)
         if self.motion is None:
             return self.predict(context, recent, generator), state
-        moves = self.motion.choose(self.motion.scores(context, recent, full))
+        moves = self.motion.choose(self.motion.scores(context, recent, full), full)
         small = self.predict(context, recent, generator) if (moves == self.motion.redraw).any() else None
         return FramePrediction(moves, small), state
 

@@ -29,6 +29,8 @@ from core.keyed_unet import KeyedUNet
 
 # a square's difference to a move is taken on one channel: RGB weighted so that few palette colour pairs alias
 COST_WEIGHTS = (1.0 / 7.4, 2.3 / 7.4, 4.1 / 7.4)
+OUTCOME_TOLERANCE = 0.03  # mean |difference| ([-1, 1] units) under which two moves make the same square (as the
+# frames stage's default motion_tolerance, within which it counts moves as equally right)
 
 
 def move_table(radius: int) -> torch.Tensor:
@@ -95,18 +97,23 @@ class FrameMotion(KeyedUNet):
             x = x + self.full_in(F.pixel_unshuffle(frame, self.unshuffle))
         return self.head(self.trunk(x, self.embed_actions(recent)))
 
-    def choose(self, logits: torch.Tensor) -> torch.Tensor:
+    def choose(self, logits: torch.Tensor, frame: torch.Tensor | None = None) -> torch.Tensor:
         """logits (B, M + 1, g, g) -> the move ids play draws (B, g, g), by `config.decode`: each square's likeliest
         ("square"), or ("sprite") for squares that move and touch, the move likeliest over them all (the sum of
         their log-probabilities), where a square's own likeliest is not `sprite_margin` nats likelier; a square
-        that is redrawn stays redrawn. With `config.redraw` off, no square is. "stay" first gains
-        `config.stay_bias` nats."""
+        that is redrawn stays redrawn. ("outcome") first decides, for each square of `frame` (B, 3, H, W), the
+        frame the moves apply to, whether it keeps its pixels (likeliest_outcome), then moves the others as
+        "sprite". With `config.redraw` off, no square is redrawn. "stay" first gains `config.stay_bias` nats."""
         if not self.config.redraw:
             logits = logits[:, : self.redraw]
         if self.config.stay_bias:
             logits = logits.clone()
             logits[:, self.stay] += self.config.stay_bias
         moves = logits.argmax(1)
+        if self.config.decode == "outcome":
+            if frame is None:
+                raise ValueError("decode 'outcome' needs the frame the moves apply to (choose(logits, frame))")
+            moves = self.likeliest_outcome(logits, frame, moves)
         active = (moves != self.stay) & (moves != self.redraw)
         if self.config.decode == "square" or not active.any():
             return moves
@@ -122,6 +129,24 @@ class FrameMotion(KeyedUNet):
         own_best = logp.gather(1, moves.clamp(max=self.redraw - 1)[:, None])[:, 0]
         close = logp.gather(1, shared.clamp(max=self.redraw - 1)[:, None])[:, 0] >= own_best - self.config.sprite_margin
         return torch.where(active & close, shared, moves)
+
+    def likeliest_outcome(self, logits: torch.Tensor, frame: torch.Tensor, moves: torch.Tensor) -> torch.Tensor:
+        """Per square, "stay" where keeping its pixels is likelier than the likeliest change, else the likeliest
+        move that changes them ("redraw" where `moves` redraws). The net learnt a set loss: where many moves make
+        the same pixels (a uniform patch, a square a sprite leaves that any move fetching background clears) it
+        spreads its probability over them, so the likeliest single move can be "stay" where the square should
+        change (a trail of the sprite) or a move where it should stay (a torn wall). So an outcome weighs the
+        probability of every move that makes it: moves within OUTCOME_TOLERANCE of the square's own pixels for
+        keeping it; for the change, the moves that make what the likeliest changing move makes."""
+        radius, square = self.config.radius, frame.shape[-1] // logits.shape[-1]
+        logp = logits.float().log_softmax(1)[:, : self.redraw]  # (B, M, g, g): the moves, not "redraw"
+        keeps = move_costs(frame, frame, radius, square) <= OUTCOME_TOLERANCE
+        keep_mass = logp.masked_fill(~keeps, float("-inf")).logsumexp(1)
+        change = logp.masked_fill(keeps, float("-inf")).argmax(1)  # a square no move changes: its mass is keep's
+        alike = move_costs(frame, self.warp(frame, change), radius, square) <= OUTCOME_TOLERANCE
+        change_mass = logp.masked_fill(~alike, float("-inf")).logsumexp(1)
+        outcome = torch.where(change_mass > keep_mass, change, torch.full_like(change, self.stay))
+        return torch.where(moves == self.redraw, moves, outcome)
 
     def warp(self, frames: torch.Tensor, moves: torch.Tensor) -> torch.Tensor:
         """frames (B, 3, H, W), moves (B, g, g) ids -> each square of frames taken from where its move says:

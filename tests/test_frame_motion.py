@@ -93,6 +93,41 @@ def test_a_stay_bias_keeps_a_square_that_moves_weakly_and_lets_a_sure_move_throu
         FrameDynamicsConfig(resolution=8, channels=(8, 16), action_dim=8, motion={**MOTION, "stay_bias": -1.0})
 
 
+def test_outcome_decoding_weighs_every_move_that_makes_the_same_square():
+    """A ball (one 4x4 square) leaves its square for the next on the right, beside a wall. The net spreads the
+    ball's old square over the many moves that fetch black (none alone beats "stay"), and the wall's edge over
+    "stay" and the moves along the wall (none alone beats a move that fetches black)."""
+    motion = FrameMotion(
+        FrameDynamicsConfig(resolution=8, channels=(8, 16), action_dim=8, motion={**MOTION, "decode": "outcome"})
+    )
+    table = move_table(4).tolist()
+    frame = torch.full((1, 3, 32, 32), -1.0)
+    frame[0, :, 8:12, 8:12] = 1.0  # the ball: square (2, 2)
+    frame[0, 0, 20:32, :] = 0.5  # a wall, rows 20-31: its top squares (5, *) border the black above
+    logits = torch.full((1, motion.redraw + 1, 8, 8), -10.0)
+    logits[:, motion.stay] = 3.0  # everywhere else the net is sure nothing changes
+    logits[0, table.index([4, 0]), 2, 3] = 9.0  # the ball arrives in square (2, 3) from 4 px left
+    ball_leaves = [table.index([dx, dy]) for dx, dy in table if abs(dx) == 4 or abs(dy) == 4]  # all fetch black
+    logits[0, :, 2, 2] = -10.0
+    logits[0, motion.stay, 2, 2] = 1.0
+    logits[0, ball_leaves, 2, 2] = 0.0  # each less likely than "stay", 32 of them together far likelier
+    along = [table.index([dx, 0]) for dx in (-2, -1, 1, 2)]  # the wall's edge, moved sideways: the same pixels
+    logits[0, :, 5, 4] = -10.0
+    logits[0, [motion.stay, *along], 5, 4] = 1.0
+    logits[0, table.index([0, 3]), 5, 4] = 1.5  # black fetched from 3 px above: the likeliest single move
+    motion.config.decode = "sprite"
+    by_move = motion.choose(logits)
+    assert by_move[0, 2, 2] == motion.stay and by_move[0, 5, 4] == table.index([0, 3])  # a trail, a torn wall
+    motion.config.decode = "outcome"
+    moves = motion.choose(logits, frame)
+    drawn = motion.warp(frame, moves)
+    assert (drawn[0, :, 8:12, 8:12] == -1).all() and (drawn[0, :, 8:12, 12:16] == 1).all()  # the ball moved, whole
+    assert torch.equal(drawn[0, :, 20:24, 16:20], frame[0, :, 20:24, 16:20])  # the wall kept
+    assert (moves[0, 6:] == motion.stay).all() and moves[0, 0, 0] == motion.stay
+    with pytest.raises(ValueError, match="needs the frame the moves apply to"):
+        motion.choose(logits)
+
+
 def keyed_square(n: int, generator: torch.Generator, size: int = 32, side: int = 8) -> tuple[torch.Tensor, ...]:
     """(prev, next) (n, 3, size, size) and the keys (n,): a side x side white square on black moved 4 px right
     (RIGHT, 3), left (LEFT, 4) or not at all (NOOP, 0): only the key says which."""

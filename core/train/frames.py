@@ -190,7 +190,7 @@ class FramesObjective(nn.Module):
         for t in range(c - 1, small.shape[1] - 1):
             recent = recent_actions(actions, t, k)
             logits = self.motion.scores(context, recent, frame)
-            moves = self.motion.choose(logits.detach())
+            moves = self.motion.choose(logits.detach(), frame)
             if learn:
                 acceptable = acceptable_moves(
                     frame, full[:, t + 1], radius, square, options.motion_tolerance, options.motion_redraw
@@ -333,7 +333,7 @@ class FramesStage(Stage):
         contexts, recents, before, acceptable = objective.motion_pairs(full, small, actions, 0.0)
         loss, logits = objective.motion_loss(contexts, recents, before, acceptable)
         shuffled, _ = objective.motion_loss(contexts, shuffled_actions(recents), before, acceptable)
-        moves = objective.motion.choose(logits)
+        moves = objective.motion.choose(logits, before)
         hit = acceptable.gather(1, moves[:, None])[:, 0]
         moving = ~acceptable[:, objective.motion.stay]
         c = objective.dynamics.config.context
@@ -369,7 +369,7 @@ class FramesStage(Stage):
         if objective.motion is not None:
             c, k = objective.dynamics.config.context, objective.dynamics.config.action_context
             context, recent = small[:, :c], recent_actions(actions, c - 1, k)
-            moves = objective.motion.choose(objective.motion.scores(context, recent, prev))
+            moves = objective.motion.choose(objective.motion.scores(context, recent, prev), prev)
             predicted = FramePrediction(moves, objective.dynamics.predict(context, recent).clamp(-1, 1))
             rows.append(objective.motion.draw(predicted, prev, objective.decoder).clamp(-1, 1))
         save_grid(rows, path)

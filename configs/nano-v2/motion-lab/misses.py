@@ -37,7 +37,7 @@ def main():
             for batch in validation_batches(refs, config.data.clip_len, 16, 8):
                 full, small, actions = objective.prepare(batch)
                 contexts, recents, before, acceptable = objective.motion_pairs(full, small, actions, 0.0)
-                moves = motion.choose(motion.scores(contexts, recents, before))
+                moves = motion.choose(motion.scores(contexts, recents, before), before)
                 hit = acceptable.gather(1, moves[:, None])[:, 0]
                 moving = ~acceptable[:, motion.stay]
                 near = F.max_pool2d(moving[:, None].float(), 5, 1, 2)[:, 0] > 0
