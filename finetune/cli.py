@@ -116,6 +116,18 @@ def register(commands, benches) -> None:
         default=0.0,
         help="frames-family bases: extra loss weight of pixels that move (default: 0)",
     )
+    finetune.add_argument(
+        "--moving-weight",
+        type=float,
+        default=20.0,
+        help="bases with a motion net: extra loss weight of squares that move (default: 20)",
+    )
+    finetune.add_argument(
+        "--played",
+        action="store_true",
+        help="bases with a motion net: learn on clips played from the net's own moves, so that it learns to mend "
+        "what its moves tore in free play (default: real frame pairs)",
+    )
     finetune.add_argument("--threads", type=int, default=0, help="torch threads (default: torch's choice)")
     finetune.add_argument(
         "--quantize",
@@ -226,6 +238,8 @@ def cmd_finetune(args) -> int:
         unroll=args.unroll,
         context_noise=args.context_noise,
         changed_weight=args.changed_weight,
+        moving_weight=args.moving_weight,
+        played=args.played,
         threads=args.threads,
         quantize=args.quantize,
         seed=args.seed,

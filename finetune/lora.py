@@ -19,8 +19,9 @@ base against the model it is for, and every tensor's name and shape against the 
 layers, reading only safetensors; pickle files are refused, never opened.
 
 Beside the weights an adapter may carry play.json: how play should pick from the fine-tuned model's outputs
-(today the motion net's `stay_bias`, chosen by finetune/stay_prior.py). It is checked like the config and
-applied whenever the adapter is loaded, so the app, `evaluate --adapter` and a pulled adapter play alike.
+(the motion net's `decode` and `stay_bias`, the latter chosen by finetune/stay_prior.py). It is checked like the
+config and applied whenever the adapter is loaded, so the app, `evaluate --adapter` and a pulled adapter play
+alike.
 """
 
 from __future__ import annotations
@@ -50,7 +51,8 @@ CONFIG_FILE = "adapter_config.json"
 WEIGHTS_FILE = "adapter_model.safetensors"
 PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".pkl", ".pickle", ".ckpt")
 PLAY_FILE = "play.json"
-PLAY_SETTINGS = {"stay_bias": (0.0, 64.0)}  # name -> (low, high) of what play.json may set: nats before "stay"
+# what play.json may set on the motion net's config: a number's (low, high), or a word's choices
+PLAY_SETTINGS = {"stay_bias": (0.0, 64.0), "decode": ("square", "sprite", "outcome")}
 TENSOR_PREFIX = "base_model.model."  # how peft names a wrapped module's tensors in the saved file
 
 
@@ -157,7 +159,7 @@ def save_adapter(
     out: str | Path,
     card: str | None = None,
     files: dict[str, Path] | None = None,
-    play: dict[str, float] | None = None,
+    play: dict[str, float | str] | None = None,
 ) -> Path:
     """Write the adapter (adapter_model.safetensors + adapter_config.json, `card` as README.md, `play` settings
     as play.json, and copies of `files`, {name in the folder: source}, e.g. a loss curve) into the new folder
@@ -184,21 +186,29 @@ def save_adapter(
     return out
 
 
-def check_play_settings(settings, where: str) -> dict[str, float]:
+def check_play_settings(settings, where: str) -> dict[str, float | str]:
     """`settings` if it is a JSON object of known play settings (PLAY_SETTINGS), each a number in its range."""
     if not isinstance(settings, dict):
         raise AdapterError(f"{where}: expected a JSON object, got {type(settings).__name__}")
     unknown = sorted(set(settings) - set(PLAY_SETTINGS))
     if unknown:
         raise AdapterError(f"{where}: unknown play setting(s) {unknown}; known: {sorted(PLAY_SETTINGS)}")
+    checked = {}
     for name, value in settings.items():
-        low, high = PLAY_SETTINGS[name]
+        allowed = PLAY_SETTINGS[name]
+        if isinstance(allowed[0], str):
+            if value not in allowed:
+                raise AdapterError(f"{where}: {name} must be one of {', '.join(allowed)}, got {value!r}")
+            checked[name] = value
+            continue
+        low, high = allowed
         if isinstance(value, bool) or not isinstance(value, (int, float)) or not low <= value <= high:
             raise AdapterError(f"{where}: {name} must be a number from {low:g} to {high:g}, got {value!r}")
-    return {name: float(value) for name, value in settings.items()}
+        checked[name] = float(value)
+    return checked
 
 
-def read_play_settings(folder: str | Path) -> dict[str, float]:
+def read_play_settings(folder: str | Path) -> dict[str, float | str]:
     """The adapter's play.json, checked ({} when it has none)."""
     path = Path(folder) / PLAY_FILE
     if not path.is_file():
@@ -210,7 +220,7 @@ def read_play_settings(folder: str | Path) -> dict[str, float]:
     return check_play_settings(settings, str(path))
 
 
-def apply_play_settings(model: WorldModel, settings: dict[str, float], where: str) -> None:
+def apply_play_settings(model: WorldModel, settings: dict[str, float | str], where: str) -> None:
     """Set `settings` on `model`'s motion net (the only part play settings reach today)."""
     if not settings:
         return

@@ -83,6 +83,11 @@ class FinetuneConfig:
     # own game"), and the extra weight of pixels that move (the paddle and ball are under 1% of a frame)
     context_noise: float = 0.03
     changed_weight: float = 0.0
+    # frames bases with a motion net: the extra loss weight of squares that move (the frames stage's
+    # motion_moving_weight), and whether the net learns on clips played from its own moves (motion_played: it
+    # learns to mend what its moves tore, which free play needs) rather than on real frame pairs alone
+    moving_weight: float = 20.0
+    played: bool = False
     val_every: int = 0  # steps between validations (0: four times a run)
     threads: int = 0  # torch threads (0: torch's default)
     quantize: str = "none"  # none, 8bit or 4bit (a bitsandbytes base: CUDA only)
@@ -102,7 +107,7 @@ class FinetuneConfig:
             raise ValueError("clip-len must be >= 2: the dynamics learns to predict the next frame")
         if not self.lr > 0:
             raise ValueError(f"lr must be positive, got {self.lr}")
-        for name in ("val_every", "threads", "minutes", "changed_weight", "preview_frames"):
+        for name in ("val_every", "threads", "minutes", "changed_weight", "moving_weight", "preview_frames"):
             if getattr(self, name) < 0:
                 raise ValueError(f"{name.replace('_', '-')} must be >= 0, got {getattr(self, name)}")
         if not 0 <= self.context_noise <= 1:
@@ -187,6 +192,8 @@ def run_config(config: FinetuneConfig, base_dir: Path, shards: Path, time_limit_
             unroll=config.unroll,
             context_noise=config.context_noise,
             changed_weight=config.changed_weight,
+            motion_moving_weight=config.moving_weight,
+            motion_played=config.played,
         ),
         # under --minutes the rate decays over the budget: a run the clock stops still ends at the low rate
         optim=OptimSection(

@@ -81,10 +81,10 @@ def adapter_of(model: WorldModel, folder, play=None):
 
 
 def test_an_adapter_carries_its_stay_prior_to_every_load_and_through_a_registry(tmp_path):
-    adapter = adapter_of(leaning_model(3.0), tmp_path / "adapter", play={"stay_bias": 7.0})
-    assert json.loads((adapter / PLAY_FILE).read_text()) == {"stay_bias": 7.0}
+    adapter = adapter_of(leaning_model(3.0), tmp_path / "adapter", play={"stay_bias": 7.0, "decode": "outcome"})
+    assert json.loads((adapter / PLAY_FILE).read_text()) == {"stay_bias": 7.0, "decode": "outcome"}
     loaded = load_adapter(leaning_model(3.0), adapter, base="base")
-    assert loaded.dynamics.motion.config.stay_bias == 7.0
+    assert loaded.dynamics.motion.config.stay_bias == 7.0 and loaded.dynamics.motion.config.decode == "outcome"
     registry = LocalRegistry(tmp_path / "registry")
     registry.push(adapter, "me/texture", game="texture")
     pulled = registry.pull("me/texture", tmp_path / "pulled")
@@ -100,8 +100,9 @@ def test_an_adapter_carries_its_stay_prior_to_every_load_and_through_a_registry(
         ('{"stay_bias": -1}', r"stay_bias must be a number from 0 to 64, got -1"),
         ('{"stay_bias": true}', r"stay_bias must be a number from 0 to 64, got True"),
         ('{"stay_bias": NaN}', r"NaN"),
-        ('{"temperature": 2}', r"unknown play setting\(s\) \['temperature'\]; known: \['stay_bias'\]"),
+        ('{"temperature": 2}', r"unknown play setting\(s\) \['temperature'\]; known: \['decode', 'stay_bias'\]"),
         ("[4]", r"expected a JSON object, got list"),
+        ('{"decode": "best"}', r"decode must be one of square, sprite, outcome, got 'best'"),
     ],
 )
 def test_bad_play_settings_are_refused_before_anything_loads_or_is_pushed(tmp_path, text, message):

@@ -1,0 +1,48 @@
+"""The bricks fine-tune lab's table (configs/bricks/finetune-lab.sh): per arm, its steps, chosen stay prior and
+held-out rollout PSNR at it, then evaluate's action accuracy (30 s / first 4 s / first 1 s), teacher-forced PSNR,
+delta-PSNR at t=16 and drift-free horizon on the held-out recording.
+    python configs/bricks/lab-table.py LAB [LAB/...]
+"""
+
+import json
+import sys
+from pathlib import Path
+
+
+def row(arm: Path) -> str:
+    run = json.loads((arm / "adapter.run" / "finetune.json").read_text())
+    m = json.loads((arm / "eval" / "results.json").read_text())["metrics"]
+    acc = m["action_accuracy"]
+    first = acc["generated_first"]
+    stay = run.get("stay_prior") or {}
+    bias = stay.get("stay_bias")
+    psnr = stay.get("rollout_psnr", {}).get(f"{bias:g}") if bias is not None else None
+    return " | ".join(
+        [
+            arm.name,
+            str(run["steps"]),
+            f"{bias:g} ({psnr:.2f} dB)" if bias is not None else "-",
+            f"{100 * acc['generated']['accuracy']:.1f} / {100 * first['4s']:.1f} / {100 * first['1s']:.1f}",
+            f"{m['prediction']['teacher_forced_psnr']:.2f}",
+            f"{m['controllability']['t=16']['delta_psnr']:.2f}",
+            f"{m['drift_free_horizon']['seconds_median']:g}",
+        ]
+    )
+
+
+def main():
+    print(
+        "| arm | steps | stay prior (rollout PSNR) | action acc. 30 s / 4 s / 1 s (%) | TF PSNR | delta-PSNR t=16 |",
+        end="",
+    )
+    print(" horizon (s) |")
+    print("|---|---|---|---|---|---|---|")
+    for folder in sys.argv[1:]:
+        arms = [folder] if (Path(folder) / "eval").is_dir() else sorted(Path(folder).iterdir())
+        for arm in map(Path, arms):
+            if (arm / "eval" / "results.json").is_file():
+                print("| " + row(arm) + " |")
+
+
+if __name__ == "__main__":
+    main()
