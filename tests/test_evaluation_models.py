@@ -114,6 +114,19 @@ def test_idm_training_holds_frames_pooled_as_they_are_read(tmp_path):
         Transitions(pooled, InverseDynamics(IDMConfig(game="toy", pool=4, channels=(8, 8, 8, 8))))
 
 
+def test_windows_cut_one_long_recording_into_several_rollouts(tmp_path):
+    _toy_shards(tmp_path, [(1, "train")])  # one stretch of 48 frames
+    whole = load_episodes(tmp_path, "train")[0]
+    windows = load_episodes(tmp_path, "train", max_frames=21, windows=True)
+    assert [len(w.frames) for w in windows] == [21, 21, 8]  # frames 0-20, 20-40, 40-47
+    assert [w.meta["start_frame"] - whole.meta["start_frame"] for w in windows] == [0, 20, 40]
+    assert np.array_equal(windows[1].frames, whole.frames[20:41]) and np.array_equal(
+        windows[2].actions, whole.actions[40:]
+    )
+    assert len(load_episodes(tmp_path, "train", max_frames=21)) == 1  # without: the stretch's first 21 frames only
+    assert len(load_episodes(tmp_path, "train", max_frames=21, windows=True, max_episodes=2)) == 2
+
+
 def test_idm_loading_is_strict(tmp_path):
     model = InverseDynamics(IDMConfig(channels=(8, 8, 8, 8)))
     save_idm(model, tmp_path, {"game": "platformer"})

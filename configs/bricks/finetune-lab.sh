@@ -20,7 +20,7 @@ for arm in $ARMS; do
   [ -d "$dir/adapter" ] || $PW finetune --base nano --data "$SRC/shards-train" --out "$dir/adapter" \
     --minutes "$MINUTES" --steps 100000 --threads "$THREADS" --no-progress $options > "$dir/finetune.log" 2>&1
   [ -f "$dir/eval/results.json" ] || $PW evaluate nano --adapter "$dir/adapter" --data "$SRC/shards-test" \
-    --split test --idm "$SRC/idm" --episodes 3 --horizon 30 --recon-frames 48 --ssim-every 5 --threads "$THREADS" \
-    --report "$dir/eval" --no-progress > "$dir/eval.log" 2>&1
+    --split test --idm "$SRC/idm" --episodes 4 --windows --horizon 30 --recon-frames 48 --ssim-every 5 \
+    --threads "$THREADS" --report "$dir/eval" --no-progress > "$dir/eval.log" 2>&1
   echo "$name done $(date +%T)"
 done

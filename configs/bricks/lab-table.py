@@ -10,7 +10,12 @@ from pathlib import Path
 
 
 def row(arm: Path) -> str:
-    run = json.loads((arm / "adapter.run" / "finetune.json").read_text())
+    record = arm / "adapter.run" / "finetune.json"
+    # an arm may be another arm's adapter with other play settings (adapter/play.json), measured again
+    run = json.loads(record.read_text()) if record.is_file() else {"steps": "-"}
+    play = arm / "adapter" / "play.json"
+    if play.is_file():
+        run["stay_prior"] = {**run.get("stay_prior", {}), **json.loads(play.read_text())}
     m = json.loads((arm / "eval" / "results.json").read_text())["metrics"]
     acc = m["action_accuracy"]
     first = acc["generated_first"]
@@ -21,7 +26,9 @@ def row(arm: Path) -> str:
         [
             arm.name,
             str(run["steps"]),
-            f"{bias:g} ({psnr:.2f} dB)" if bias is not None else "-",
+            (f"{bias:g}" + (f" ({psnr:.2f} dB)" if psnr else "") + f", {stay.get('decode', 'sprite')}")
+            if bias is not None
+            else "-",
             f"{100 * acc['generated']['accuracy']:.1f} / {100 * first['4s']:.1f} / {100 * first['1s']:.1f}",
             f"{m['prediction']['teacher_forced_psnr']:.2f}",
             f"{m['controllability']['t=16']['delta_psnr']:.2f}",
@@ -30,12 +37,14 @@ def row(arm: Path) -> str:
     )
 
 
+HEADER = (
+    "| arm | steps | stay prior (rollout PSNR), decode | action acc. 30 s / 4 s / 1 s (%) | TF PSNR "
+    "| delta-PSNR t=16 | horizon (s) |"
+)
+
+
 def main():
-    print(
-        "| arm | steps | stay prior (rollout PSNR) | action acc. 30 s / 4 s / 1 s (%) | TF PSNR | delta-PSNR t=16 |",
-        end="",
-    )
-    print(" horizon (s) |")
+    print(HEADER)
     print("|---|---|---|---|---|---|---|")
     for folder in sys.argv[1:]:
         arms = [folder] if (Path(folder) / "eval").is_dir() else sorted(Path(folder).iterdir())

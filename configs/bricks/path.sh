@@ -3,7 +3,8 @@
 # record 10 minutes of play as a video + key log and a separate 2-minute held-out recording (what a developer
 # exports from their own engine), ingest both, fine-tune nano on 2 cores within 12 minutes, push to the local
 # registry; then the judge: an IDM trained on our own bricks play, and `evaluate` base vs fine-tune on the
-# held-out recording. Writes everything under OUT (default runs/byog); times in OUT/times.txt.
+# held-out recording, cut into four 30-s windows (each its own rollout). Writes everything under OUT (default
+# runs/byog); times in OUT/times.txt.
 #   bash configs/bricks/path.sh            # ~35 minutes on 2 cores
 set -euo pipefail
 OUT=${OUT:-runs/byog}
@@ -40,6 +41,6 @@ POCKETWORLD_REGISTRY=$OUT/registry timed push $PW push "$OUT/adapter" --repo loc
 for who in base finetuned; do
   adapter=(); [ "$who" = finetuned ] && adapter=(--adapter "$OUT/adapter")
   timed "evaluate-$who" $PW evaluate nano "${adapter[@]}" --data "$OUT/shards-test" --split test --idm "$OUT/idm" \
-    --episodes 3 --horizon 30 --recon-frames 48 --ssim-every 5 --threads "$THREADS" --report "$OUT/eval-$who" --no-progress
+    --episodes 4 --windows --horizon 30 --recon-frames 48 --ssim-every 5 --threads "$THREADS" --report "$OUT/eval-$who" --no-progress
 done
 cat "$OUT/times.txt"

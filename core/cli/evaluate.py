@@ -21,6 +21,12 @@ def register(commands, benches) -> None:
         "--horizon", type=float, default=120, help="longest rollout in seconds at 30 FPS (default: 120)"
     )
     evaluate.add_argument(
+        "--windows",
+        action="store_true",
+        help="cut each held-out stretch into --horizon long windows, each rolled out on its own (one long "
+        "recording, such as an ingested video, then gives several rollouts; --episodes counts windows)",
+    )
+    evaluate.add_argument(
         "--recon-frames", type=int, default=64, help="frames per episode for reconstruction (default: 64)"
     )
     evaluate.add_argument(
@@ -107,7 +113,9 @@ def cmd_evaluate(args) -> int:
     # everything that can be wrong is checked before the first rollout step
     model = load(args.model, args.adapter)
     max_frames = int(args.horizon * 30) + 1
-    episodes = load_episodes(args.data, args.split, min_frames=2, max_episodes=args.episodes, max_frames=max_frames)
+    episodes = load_episodes(
+        args.data, args.split, min_frames=2, max_episodes=args.episodes, max_frames=max_frames, windows=args.windows
+    )
     check_compatible(model, episodes)
     games = {e.meta["game"] for e in episodes}
     if len(games) > 1:

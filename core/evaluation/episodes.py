@@ -43,10 +43,13 @@ def load_episodes(
     max_episodes: int | None = None,
     max_frames: int | None = None,
     pool: int = 0,
+    windows: bool = False,
 ) -> list[Episode]:
     """The continuous stretches of play of `split` in the shards at `sources`, longest first.
 
-    Stretches shorter than `min_frames` are left out; each is cut to `max_frames`. pool > 0 keeps
+    Stretches shorter than `min_frames` are left out; each is cut to `max_frames`, or with `windows` cut into
+    consecutive windows of `max_frames` (each starting on the last frame of the one before; a rest shorter than
+    `min_frames` left out): one long recording then gives several rollouts. pool > 0 keeps
     each chunk's frames only average-pooled by `pool`, as they are read (an IDM's training set:
     a recording's full frames are never all in memory at once). Raises ValueError when the split
     has no usable play, naming the splits that are there."""
@@ -64,6 +67,7 @@ def load_episodes(
             key = (sample.meta["game"], sample.meta["seed"], sample.meta.get("agent"))
             chunks.setdefault(key, []).append(sample)
     episodes = []
+    cut = None if windows else max_frames  # windows are cut from the whole stretch
     for samples in chunks.values():
         samples.sort(key=lambda s: s.meta["start_frame"])
         run = [samples[0]]
@@ -72,9 +76,11 @@ def load_episodes(
             if sample.meta["start_frame"] == previous["start_frame"] + len(run[-1].frames):
                 run.append(sample)
             else:
-                episodes.append(_join(run, max_frames, pool))
+                episodes.append(_join(run, cut, pool))
                 run = [sample]
-        episodes.append(_join(run, max_frames, pool))
+        episodes.append(_join(run, cut, pool))
+    if windows and max_frames:
+        episodes = [window for e in episodes for window in _windows(e, max_frames)]
     episodes = [e for e in episodes if len(e.frames) >= min_frames]
     if not episodes:
         found = ", ".join(sorted(seen_splits)) or "none"
@@ -85,6 +91,25 @@ def load_episodes(
         )
     episodes.sort(key=lambda e: (-len(e.frames), e.meta["seed"], e.meta["start_frame"]))
     return episodes[:max_episodes] if max_episodes else episodes
+
+
+def _windows(episode: Episode, frames: int) -> list[Episode]:
+    """`episode` as consecutive windows of `frames` frames, each starting on the last frame of the one before."""
+    starts = range(0, max(len(episode.frames) - 1, 1), frames - 1)
+    return [
+        Episode(
+            episode.frames[start : start + frames],
+            episode.actions[start : start + frames],
+            episode.state[start : start + frames],
+            dict(
+                episode.meta,
+                start_frame=episode.meta["start_frame"] + start,
+                num_frames=len(episode.frames[start : start + frames]),
+            ),
+            pooled=episode.pooled,
+        )
+        for start in starts
+    ]
 
 
 def _join(run, max_frames: int | None, pool: int) -> Episode:
