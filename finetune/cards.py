@@ -122,10 +122,10 @@ def finetune_card(
     data_frames: int | None = None,
     metrics: dict | None = None,
     preview: str | None = None,
-    stay: dict | None = None,
+    play: dict | None = None,
 ) -> str:
-    """The card of a LoRA fine-tune; `metrics` maps a metric name to (base value, fine-tuned value); `stay` is how
-    the stay prior its play.json sets was chosen (finetune/stay_prior.py's choose_stay_bias). A zoo
+    """The card of a LoRA fine-tune; `metrics` maps a metric name to (base value, fine-tuned value); `play` is how
+    the play settings its play.json sets were chosen (finetune/play_settings.py's choose_play_settings). A zoo
     variant's name as base_model ("nano") is written as its Hub id ("pocketworld/nano"), which links to it and
     which WorldModel.from_pretrained reads from the installed zoo."""
     if base_model in ZOO:
@@ -135,8 +135,8 @@ def finetune_card(
         if not isinstance(pair, (tuple, list)) or len(pair) != 2:
             raise CardError(f"metric {name!r} must be a (base, fine-tuned) pair, got {pair!r}")
         pairs[name] = (_number(name, pair[0]), _number(name, pair[1]))
-    if stay is not None:
-        stay = _checked_stay(stay)
+    if play is not None:
+        play = _checked_play(play)
     data = ModelCardData(
         library_name=LIBRARY,
         license=LICENSE,
@@ -155,7 +155,7 @@ def finetune_card(
             "metrics": {name: list(pair) for name, pair in pairs.items()},
             "preview": preview,
         }
-        | ({"stay": stay} if stay else {}),
+        | ({"play": play} if play else {}),
     )
     base_url = base_model if "://" in base_model else f"https://huggingface.co/{base_model}"
     card = ModelCard.from_template(
@@ -175,7 +175,7 @@ def finetune_card(
         data_seconds=round(data_frames / 30, 1) if data_frames is not None else None,
         metrics=pairs,
         preview=preview,
-        stay=stay,
+        play=play,
         license=LICENSE,
     )
     return check_card(str(card), finetune=True).content
@@ -201,20 +201,21 @@ def rerender_card(text: str, repo_id: str) -> str:
         data_frames=kept.get("data_frames"),
         metrics={name: tuple(pair) for name, pair in kept["metrics"].items()},
         preview=kept.get("preview"),
-        stay=kept.get("stay"),
+        play=kept.get("play"),
     )
 
 
-def _checked_stay(stay) -> dict:
-    """A card's `stay` (finetune/stay_prior.py's choice) if its fields are there and numbers."""
-    if not isinstance(stay, dict) or not isinstance(stay.get("rollout_psnr"), dict) or not stay["rollout_psnr"]:
-        raise CardError(f"stay must hold stay_bias, frames, clips and rollout_psnr (bias -> dB), got {stay!r}")
-    try:
-        scores = {f"{float(b):g}": _number(f"rollout PSNR at stay {b}", v) for b, v in stay["rollout_psnr"].items()}
-    except ValueError:
-        raise CardError(f"stay.rollout_psnr has a key that is not a number: {sorted(stay['rollout_psnr'])}") from None
-    return {name: _number(f"stay.{name}", stay.get(name)) for name in ("stay_bias", "frames", "clips")} | {
-        "rollout_psnr": scores
+def _checked_play(play) -> dict:
+    """A card's `play` (finetune/play_settings.py's choice) if its fields are there and of their kinds."""
+    fields = ("decode", "stay_bias", "frames", "clips", "rollout_psnr")
+    if not isinstance(play, dict) or set(play) != set(fields) or not isinstance(play["rollout_psnr"], dict):
+        raise CardError(f"play must hold {', '.join(fields)} (label -> dB), got {play!r}")
+    if not isinstance(play["decode"], str):
+        raise CardError(f"play.decode must be a word, got {play['decode']!r}")
+    return {
+        "decode": play["decode"],
+        **{name: _number(f"play.{name}", play[name]) for name in ("stay_bias", "frames", "clips")},
+        "rollout_psnr": {str(k): _number(f"rollout PSNR of {k}", v) for k, v in play["rollout_psnr"].items()},
     }
 
 

@@ -119,8 +119,8 @@ def register(commands, benches) -> None:
     finetune.add_argument(
         "--moving-weight",
         type=float,
-        default=20.0,
-        help="bases with a motion net: extra loss weight of squares that move (default: 20)",
+        default=5.0,
+        help="bases with a motion net: extra loss weight of squares that move (default: 5)",
     )
     finetune.add_argument(
         "--played",

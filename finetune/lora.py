@@ -19,7 +19,7 @@ base against the model it is for, and every tensor's name and shape against the 
 layers, reading only safetensors; pickle files are refused, never opened.
 
 Beside the weights an adapter may carry play.json: how play should pick from the fine-tuned model's outputs
-(the motion net's `decode` and `stay_bias`, the latter chosen by finetune/stay_prior.py). It is checked like the
+(the motion net's `decode` and `stay_bias`, both chosen by finetune/play_settings.py). It is checked like the
 config and applied whenever the adapter is loaded, so the app, `evaluate --adapter` and a pulled adapter play
 alike.
 """

@@ -11,8 +11,8 @@ only the adapter. So it gets the loop's progress bar, metrics, checkpoints and -
 once with its own tokenizer into RUN/tokens (core/train/tokens.py), or takes token shards of
 that tokenizer as they are; a frames base reads the gameplay shards directly (it has no
 tokenizer, so token shards are refused). After training it scores the held-out (split "val")
-clips with the base and with the fine-tune through the stage's own validation, chooses the stay
-prior play will use with a motion net (finetune/stay_prior.py), plots the loss curves, and writes
+clips with the base and with the fine-tune through the stage's own validation, chooses how play
+will decode a motion net's moves (finetune/play_settings.py), plots the loss curves, and writes
 OUT, atomically, as a standard peft adapter with its play settings (play.json), a fine-tune card
 (finetune/cards.py) and the curve beside it.
 """
@@ -46,8 +46,8 @@ from core.train.frames import FramesObjective, FramesStage
 from core.train.loop import Stage
 from core.world_model import CONFIG_FILE, WorldModel, load_config
 from finetune.lora import LoraSettings, add_lora, apply_play_settings, load_adapter, save_adapter
+from finetune.play_settings import choose_play_settings
 from finetune.quantize import check_quantization, quantize_dynamics
-from finetune.stay_prior import choose_stay_bias
 
 ADAPTER_DIR = "adapter"  # inside the run folder: what the loop exports
 CURVE_FILE = "loss_curve.png"
@@ -84,9 +84,10 @@ class FinetuneConfig:
     context_noise: float = 0.03
     changed_weight: float = 0.0
     # frames bases with a motion net: the extra loss weight of squares that move (the frames stage's
-    # motion_moving_weight), and whether the net learns on clips played from its own moves (motion_played: it
-    # learns to mend what its moves tore, which free play needs) rather than on real frame pairs alone
-    moving_weight: float = 20.0
+    # motion_moving_weight; 5 rather than the stage's 20: on bricks, 4-minute fine-tunes read more keys in free
+    # play, README "Bring your own game"), and whether the net learns on clips played from its own moves
+    # (motion_played: it learns to mend what its moves tore) rather than on real frame pairs alone
+    moving_weight: float = 5.0
     played: bool = False
     val_every: int = 0  # steps between validations (0: four times a run)
     threads: int = 0  # torch threads (0: torch's default)
@@ -319,12 +320,12 @@ def finetune(config: FinetuneConfig, resume: bool = False) -> dict:
         base_scores = held_out_metrics(WorldModel.from_pretrained(base_dir), val_refs, loop_config)
         tuned_scores = held_out_metrics(tuned, val_refs, loop_config)
         metrics = {name: (base_scores[name], tuned_scores[name]) for name in base_scores}
-    # the stay prior play uses with this adapter, chosen by free rollouts of the held-out clips
-    choice = choose_stay_bias(tuned, val_refs) if kind == GAMEPLAY and val_refs else None
+    # how play decodes this adapter's moves, chosen by free rollouts of the held-out clips
+    choice = choose_play_settings(tuned, val_refs) if kind == GAMEPLAY and val_refs else None
     play = {}
     if choice is not None:
-        play = {"stay_bias": choice["stay_bias"]}
-        apply_play_settings(tuned, play, "the chosen stay prior")
+        play = {"decode": choice["decode"], "stay_bias": choice["stay_bias"]}
+        apply_play_settings(tuned, play, "the chosen play settings")
     curve = run_dir / CURVE_FILE
     plot_run(run_dir, curve)
     files = {CURVE_FILE: curve}
@@ -352,7 +353,7 @@ def finetune(config: FinetuneConfig, resume: bool = False) -> dict:
             if pair[0] != pair[1]
         },
         preview=PREVIEW_FILE if PREVIEW_FILE in files else None,
-        stay=choice,
+        play=choice,
     )
     save_adapter(tuned, out, card=card, files=files, play=play)
     result = {
@@ -368,7 +369,7 @@ def finetune(config: FinetuneConfig, resume: bool = False) -> dict:
         "adapter_parameters": sum(p.numel() for name, p in tuned.named_parameters() if "lora_" in name),
         "held_out": {name: {"base": b, "finetuned": t} for name, (b, t) in metrics.items()},
         "play": play,
-        "stay_prior": choice,
+        "play_choice": choice,
         "seconds": round(time.monotonic() - started, 1),
     }
     record = {"config": asdict(config), **result}

@@ -63,18 +63,24 @@ def test_finetune_card():
     assert "(https://huggingface.co/pocketworld/nano)" in nano and "huggingface.co/nano" not in nano
 
 
-def test_a_finetune_card_shows_how_its_stay_prior_was_chosen_and_a_push_keeps_it():
-    stay = {"stay_bias": 10.0, "frames": 16, "clips": 14, "rollout_psnr": {"0": 29.81, "10": 31.08, "16": 29.683}}
-    text = finetune_card("local/adapter", "nano", "bricks", 8, 16.0, ["conv1"], metrics={}, stay=stay)
-    assert "Play adds **10.0 nats**" in text and "for 16 frames\nfrom 14 held-out clips" in text
-    assert "| stay prior (nats) | 0 | 10 | 16 |" in text and "| rollout PSNR (dB) | 29.81 | 31.08 | 29.68 |" in text
+def test_a_finetune_card_shows_how_its_play_settings_were_chosen_and_a_push_keeps_them():
+    play = {
+        "decode": "outcome",
+        "stay_bias": 2.0,
+        "frames": 16,
+        "clips": 14,
+        "rollout_psnr": {"sprite 0": 29.81, "sprite 10": 31.08, "outcome 2": 31.344},
+    }
+    text = finetune_card("local/adapter", "nano", "bricks", 8, 16.0, ["conv1"], metrics={}, play=play)
+    assert "by **outcome** with **2.0 nats**" in text and "for 16 frames from 14 held-out clips" in text
+    assert "| sprite 10 | 31.08 |" in text and "| outcome 2 | 31.34 |" in text
     again = rerender_card(text, "alice/bricks")
-    assert check_card(again, finetune=True).data.pocketworld["stay"] == stay and "Play adds **10.0 nats**" in again
-    assert "Play adds" not in finetune_card("a/b", "nano", "bricks", 8, 16.0, ["conv1"])
-    with pytest.raises(CardError, match="stay must hold stay_bias, frames, clips and rollout_psnr"):
-        finetune_card("a/b", "nano", "bricks", 8, 16.0, ["conv1"], stay={"stay_bias": 3})
-    with pytest.raises(CardError, match="'stay.frames' must be a finite number, got None"):
-        finetune_card("a/b", "nano", "bricks", 8, 16.0, ["conv1"], stay={"stay_bias": 3, "rollout_psnr": {"3": 1.0}})
+    assert check_card(again, finetune=True).data.pocketworld["play"] == play and "by **outcome**" in again
+    assert "Play decodes" not in finetune_card("a/b", "nano", "bricks", 8, 16.0, ["conv1"])
+    with pytest.raises(CardError, match="play must hold decode, stay_bias, frames, clips, rollout_psnr"):
+        finetune_card("a/b", "nano", "bricks", 8, 16.0, ["conv1"], play={"stay_bias": 3})
+    with pytest.raises(CardError, match="'play.frames' must be a finite number, got None"):
+        finetune_card("a/b", "nano", "bricks", 8, 16.0, ["conv1"], play={**play, "frames": None})
 
 
 @pytest.mark.parametrize(

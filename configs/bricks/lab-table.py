@@ -13,22 +13,21 @@ def row(arm: Path) -> str:
     record = arm / "adapter.run" / "finetune.json"
     # an arm may be another arm's adapter with other play settings (adapter/play.json), measured again
     run = json.loads(record.read_text()) if record.is_file() else {"steps": "-"}
+    choice = run.get("play_choice") or run.get("stay_prior") or {}  # (stay_prior: before decode was chosen too)
     play = arm / "adapter" / "play.json"
     if play.is_file():
-        run["stay_prior"] = {**run.get("stay_prior", {}), **json.loads(play.read_text())}
+        choice = {**choice, **json.loads(play.read_text())}
     m = json.loads((arm / "eval" / "results.json").read_text())["metrics"]
     acc = m["action_accuracy"]
     first = acc["generated_first"]
-    stay = run.get("stay_prior") or {}
-    bias = stay.get("stay_bias")
-    psnr = stay.get("rollout_psnr", {}).get(f"{bias:g}") if bias is not None else None
+    bias, decode = choice.get("stay_bias"), choice.get("decode", "sprite")
+    scores = choice.get("rollout_psnr", {})
+    psnr = scores.get(f"{decode} {bias:g}", scores.get(f"{bias:g}")) if bias is not None else None
     return " | ".join(
         [
             arm.name,
             str(run["steps"]),
-            (f"{bias:g}" + (f" ({psnr:.2f} dB)" if psnr else "") + f", {stay.get('decode', 'sprite')}")
-            if bias is not None
-            else "-",
+            (f"{bias:g}" + (f" ({psnr:.2f} dB)" if psnr else "") + f", {decode}") if bias is not None else "-",
             f"{100 * acc['generated']['accuracy']:.1f} / {100 * first['4s']:.1f} / {100 * first['1s']:.1f}",
             f"{m['prediction']['teacher_forced_psnr']:.2f}",
             f"{m['controllability']['t=16']['delta_psnr']:.2f}",

@@ -1,15 +1,15 @@
 #!/usr/bin/env bash
 # "Bring your own game", end to end, on bricks (the game no zoo model trains on), timed phase by phase:
 # record 10 minutes of play as a video + key log and a separate 2-minute held-out recording (what a developer
-# exports from their own engine), ingest both, fine-tune nano on 2 cores within 12 minutes, push to the local
-# registry; then the judge: an IDM trained on our own bricks play, and `evaluate` base vs fine-tune on the
-# held-out recording, cut into four 30-s windows (each its own rollout). Writes everything under OUT (default
-# runs/byog); times in OUT/times.txt.
+# exports from their own engine), ingest both, fine-tune nano on 2 cores for 11 minutes (then ~2 more to score
+# it and choose how it plays), push to the local registry; then the judge: an IDM trained on our own bricks play,
+# and `evaluate` base vs fine-tune on the held-out recording, cut into four 30-s windows (each its own rollout).
+# Writes everything under OUT (default runs/byog); times in OUT/times.txt.
 #   bash configs/bricks/path.sh            # ~35 minutes on 2 cores
 set -euo pipefail
 OUT=${OUT:-runs/byog}
 MINUTES=${MINUTES:-10}
-BUDGET=${BUDGET:-12}
+BUDGET=${BUDGET:-11}
 THREADS=${THREADS:-2}
 mkdir -p "$OUT"
 PW=.venv/bin/pocketworld

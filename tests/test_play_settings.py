@@ -1,4 +1,4 @@
-"""The stay prior a fine-tune ships with (finetune/stay_prior.py) and the play settings an adapter carries
+"""The play settings a fine-tune ships with (finetune/play_settings.py) and that an adapter carries
 (finetune/lora.py, play.json): chosen by held-out rollouts, applied on every load, checked like the weights."""
 
 from __future__ import annotations
@@ -14,8 +14,8 @@ from core.frame_motion import move_table
 from core.train.data import index_shards
 from core.world_model import WorldModel
 from finetune.lora import PLAY_FILE, AdapterError, LoraSettings, add_lora, load_adapter, save_adapter
+from finetune.play_settings import choose_play_settings
 from finetune.registry import LocalRegistry
-from finetune.stay_prior import choose_stay_bias
 from tests.conftest import tiny_config
 from tests.test_frames_family import frames_config
 
@@ -58,22 +58,26 @@ def texture_clips(folder, moving: bool, clips: int = 2, length: int = 20):
 def test_the_stay_prior_is_the_one_whose_held_out_rollouts_stay_closest_to_the_real_play(tmp_path, moving, chosen):
     model = leaning_model(margin=3.0)
     model.dynamics.motion.config.stay_bias = 1.5
-    choice = choose_stay_bias(model, texture_clips(tmp_path / "play", moving), frames=8, clips=2)
+    sprite = tuple(("sprite", bias) for bias in (0.0, 4.0, 7.0, 10.0, 13.0))
+    choice = choose_play_settings(model, texture_clips(tmp_path / "play", moving), sprite, frames=8, clips=2)
     scores = choice["rollout_psnr"]
     # a still texture: the net's 3-nat lean slides it away unless stay gains more than 3 (4: the smallest that
     # does); a sliding one: only no prior lets the net's move through
-    assert choice["stay_bias"] == chosen and choice["frames"] == 8 and choice["clips"] == 2
+    assert (choice["decode"], choice["stay_bias"]) == ("sprite", chosen) and (choice["frames"], choice["clips"]) == (
+        8,
+        2,
+    )
     if moving:
-        assert scores["0"] > max(score for bias, score in scores.items() if bias != "0") + 5
+        assert scores["sprite 0"] > max(score for name, score in scores.items() if name != "sprite 0") + 5
     else:  # every prior over the lean keeps it still: the smallest of them is chosen
-        assert scores["0"] + 5 < scores["4"] == scores["16"] == max(scores.values())
+        assert scores["sprite 0"] + 5 < scores["sprite 4"] == scores["sprite 13"] == max(scores.values())
     assert model.dynamics.motion.config.stay_bias == 1.5  # the model is left as it was
 
 
 def test_no_prior_is_chosen_without_a_motion_net_or_a_long_enough_held_out_clip(tmp_path):
     refs = texture_clips(tmp_path / "play", moving=False, length=6)
-    assert choose_stay_bias(leaning_model(3.0), refs, frames=8) is None
-    assert choose_stay_bias(WorldModel(frames_config()), refs, frames=4) is None
+    assert choose_play_settings(leaning_model(3.0), refs, frames=8) is None
+    assert choose_play_settings(WorldModel(frames_config()), refs, frames=4) is None
 
 
 def adapter_of(model: WorldModel, folder, play=None):

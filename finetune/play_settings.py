@@ -1,0 +1,95 @@
+"""How a fine-tune plays (its motion net's decode and "stay" prior), chosen on the recording's held-out clips.
+
+A motion net (core/frame_motion.py) picks each square's move; its loss weighs squares that move far above those
+that stay, so a net fine-tuned on a new game moves squares that should stay, and in free play a moved wall or
+ball smears within a few frames (bricks, README "Bring your own game"). Play can add `stay_bias` nats to "stay"
+before it picks, and can pick by outcome (`decode` "outcome": keep or change a square by the probability of
+every move that makes it) rather than by the likeliest single move. Which a fine-tune needs depends on the game
+and on the adapter, so `finetune` tries a few of each: each rolls the fine-tune out freely from held-out clips
+under their own keys, and the settings whose dreams stay closest to the real play (mean PSNR over the rollout)
+ship with the adapter (finetune/lora.py, play.json) and are applied whenever the adapter is loaded.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from core.evaluation.image_quality import psnr
+from core.evaluation.rollouts import rollout
+from core.train.data import SampleRef, validation_batches
+from core.world_model import WorldModel
+
+# (decode, stay_bias nats): 13 nats already keep nearly every square still; "outcome" needs fewer (it weighs the
+# moves that keep a square together) and costs twice as much a step. Each costs a rollout of every clip (~6 s on
+# 2 cores for "sprite")
+CANDIDATES = (
+    ("sprite", 0.0),
+    ("sprite", 4.0),
+    ("sprite", 7.0),
+    ("sprite", 10.0),
+    ("sprite", 13.0),
+    ("outcome", 0.0),
+    ("outcome", 2.0),
+    ("outcome", 4.0),
+)
+ROLLOUT_FRAMES = 16  # a smear shows within 8-16 frames (on bricks 16 and 32 chose the same prior)
+CLIPS = 16
+
+
+def motion_of(model: WorldModel):
+    """The model's motion net (through a LoRA wrapper), or None for a model without one."""
+    return getattr(model.dynamics, "motion", None)
+
+
+@torch.inference_mode()
+def rollout_psnr(model: WorldModel, frames: np.ndarray, actions: np.ndarray) -> float:
+    """Mean PSNR of the model's free rollouts against the real clips: frames uint8 (B, T+1, H, W, 3), actions
+    (B, T+1) with actions[:, t] leading from frame t to t+1 (the last is unused)."""
+    scores = [
+        psnr(frames[:, t + 1], generated).mean()
+        for t, generated in enumerate(rollout(model, frames[:, 0], actions[:, :-1]))
+    ]
+    return float(np.mean(scores))
+
+
+def label(decode: str, stay_bias: float) -> str:
+    """How a card and finetune.json name one candidate: "sprite 4"."""
+    return f"{decode} {stay_bias:g}"
+
+
+def choose_play_settings(
+    model: WorldModel,
+    refs: list[SampleRef],
+    candidates: tuple[tuple[str, float], ...] = CANDIDATES,
+    frames: int = ROLLOUT_FRAMES,
+    clips: int = CLIPS,
+) -> dict | None:
+    """The (decode, stay bias) whose free rollouts of `clips` held-out clips (`frames` frames each) from `refs` are
+    closest to the real play: {"decode", "stay_bias", "frames", "clips", "rollout_psnr": {label: mean PSNR}} (as
+    a fine-tune's card keeps it), or None for a model without a motion net or when no held-out sample is
+    `frames` + 1 frames long. Leaves the model's own settings as they were."""
+    motion = motion_of(model)
+    if motion is None:
+        return None
+    batches = validation_batches(refs, frames + 1, clips, clips)
+    if not batches:
+        return None
+    clip_frames, clip_actions = batches[0]["frames"].numpy(), batches[0]["actions"].numpy()
+    own = motion.config.decode, motion.config.stay_bias
+    scores = {}
+    try:
+        for decode, bias in candidates:
+            motion.config.decode, motion.config.stay_bias = decode, float(bias)
+            scores[(decode, float(bias))] = rollout_psnr(model.eval(), clip_frames, clip_actions)
+    finally:
+        motion.config.decode, motion.config.stay_bias = own
+    # ties: the earlier candidate (the cheaper decode, the smaller prior)
+    best = max(scores, key=lambda key: (scores[key], -list(scores).index(key)))
+    return {
+        "decode": best[0],
+        "stay_bias": best[1],
+        "frames": frames,
+        "clips": len(clip_frames),
+        "rollout_psnr": {label(*key): round(score, 4) for key, score in scores.items()},
+    }
