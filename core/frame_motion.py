@@ -18,6 +18,7 @@ Measured in the motion lab (configs/nano-v2/motion-lab, README "Moving pixels in
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import torch
@@ -140,12 +141,21 @@ class FrameMotion(KeyedUNet):
         keeping it; for the change, the moves that make what the likeliest changing move makes."""
         radius, square = self.config.radius, frame.shape[-1] // logits.shape[-1]
         logp = logits.float().log_softmax(1)[:, : self.redraw]  # (B, M, g, g): the moves, not "redraw"
-        keeps = move_costs(frame, frame, radius, square) <= OUTCOME_TOLERANCE
-        keep_mass = logp.masked_fill(~keeps, float("-inf")).logsumexp(1)
-        change = logp.masked_fill(keeps, float("-inf")).argmax(1)  # a square no move changes: its mass is keep's
-        alike = move_costs(frame, self.warp(frame, change), radius, square) <= OUTCOME_TOLERANCE
-        change_mass = logp.masked_fill(~alike, float("-inf")).logsumexp(1)
-        outcome = torch.where(change_mass > keep_mass, change, torch.full_like(change, self.stay))
+        outcome = torch.full_like(moves, self.stay)
+        # where "stay" alone holds half the probability, keeping is the likelier outcome: only the rest (a few
+        # squares near what moves) need their moves compared
+        unsure = (logp[:, self.stay] < math.log(0.5)) & (moves != self.redraw)
+        if unsure.any():
+            b, y, x = unsure.nonzero(as_tuple=True)
+            made = moved_squares(frame, radius, square, b, y, x)  # (N, s*s, M): what each move makes of each square
+            squares = logp.permute(0, 2, 3, 1)[b, y, x]  # (N, M)
+            keeps = (made - made[:, :, self.stay, None]).abs().mean(1) <= OUTCOME_TOLERANCE
+            keep_mass = squares.masked_fill(~keeps, float("-inf")).logsumexp(1)
+            change = squares.masked_fill(keeps, float("-inf")).argmax(1)  # none changes it: its mass is keep's
+            target = made.gather(2, change[:, None, None].expand(-1, made.shape[1], 1))
+            alike = (made - target).abs().mean(1) <= OUTCOME_TOLERANCE
+            change_mass = squares.masked_fill(~alike, float("-inf")).logsumexp(1)
+            outcome[b, y, x] = torch.where(change_mass > keep_mass, change, outcome[b, y, x])
         return torch.where(moves == self.redraw, moves, outcome)
 
     def warp(self, frames: torch.Tensor, moves: torch.Tensor) -> torch.Tensor:
@@ -202,6 +212,21 @@ def move_costs(prev: torch.Tensor, nxt: torch.Tensor, radius: int, square: int) 
         moved = padded[..., radius - dy : radius - dy + height, radius - dx : radius - dx + width]
         costs.append(F.avg_pool2d((moved - nxt).abs(), square))
     return torch.cat(costs, 1)
+
+
+def moved_squares(
+    frames: torch.Tensor, radius: int, square: int, b: torch.Tensor, y: torch.Tensor, x: torch.Tensor
+) -> torch.Tensor:
+    """frames (B, 3, H, W) and N squares (batch b, row y, column x of the square grid) -> (N, square^2, M): each
+    square as each move would make it, on move_costs' one weighted channel."""
+    weights = frames.new_tensor(COST_WEIGHTS)[:, None, None]
+    padded = F.pad((frames * weights).sum(1, keepdim=True), (radius,) * 4, mode="replicate")[:, 0]
+    span = torch.arange(square + 2 * radius, device=frames.device)
+    rows, cols = y[:, None] * square + span, x[:, None] * square + span  # (N, s + 2r): each square's surroundings
+    around = padded[b[:, None, None], rows[:, :, None], cols[:, None, :]]  # (N, s + 2r, s + 2r)
+    # a window at offset (oy, ox) of the surroundings is the square moved by (dx, dy) = (r - ox, r - oy): the
+    # windows run opposite to move_table's order
+    return F.unfold(around[:, None], square).flip(-1)
 
 
 @torch.no_grad()

@@ -9,7 +9,15 @@ import pytest
 import torch
 
 from core.config import ConfigError, FrameDynamicsConfig, WorldModelConfig
-from core.frame_motion import FrameMotion, FramePrediction, acceptable_moves, move_table, moves_loss
+from core.frame_motion import (
+    FrameMotion,
+    FramePrediction,
+    acceptable_moves,
+    move_costs,
+    move_table,
+    moved_squares,
+    moves_loss,
+)
 from core.world_model import WorldModel
 from tests.test_frames_family import frames_config, frames_run
 
@@ -126,6 +134,15 @@ def test_outcome_decoding_weighs_every_move_that_makes_the_same_square():
     assert (moves[0, 6:] == motion.stay).all() and moves[0, 0, 0] == motion.stay
     with pytest.raises(ValueError, match="needs the frame the moves apply to"):
         motion.choose(logits)
+
+
+def test_the_squares_outcome_decoding_compares_are_the_moves_training_scores():
+    frames = torch.rand(2, 3, 32, 32, generator=torch.Generator().manual_seed(0)) * 2 - 1
+    b, y, x = torch.ones(2, 8, 8, dtype=torch.bool).nonzero(as_tuple=True)
+    made = moved_squares(frames, 4, 4, b, y, x)  # (128, 16, 81)
+    stay = made.shape[-1] // 2
+    costs = move_costs(frames, frames, 4, 4)  # (2, 81, 8, 8): each move of each square against the square itself
+    torch.testing.assert_close((made - made[:, :, stay, None]).abs().mean(1), costs.permute(0, 2, 3, 1)[b, y, x])
 
 
 def keyed_square(n: int, generator: torch.Generator, size: int = 32, side: int = 8) -> tuple[torch.Tensor, ...]:
