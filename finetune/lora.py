@@ -187,7 +187,8 @@ def save_adapter(
 
 
 def check_play_settings(settings, where: str) -> dict[str, float | str]:
-    """`settings` if it is a JSON object of known play settings (PLAY_SETTINGS), each a number in its range."""
+    """`settings` if it is a JSON object of known play settings (PLAY_SETTINGS), each a number in its range or
+    one of its words."""
     if not isinstance(settings, dict):
         raise AdapterError(f"{where}: expected a JSON object, got {type(settings).__name__}")
     unknown = sorted(set(settings) - set(PLAY_SETTINGS))
@@ -220,11 +221,16 @@ def read_play_settings(folder: str | Path) -> dict[str, float | str]:
     return check_play_settings(settings, str(path))
 
 
+def motion_of(model: WorldModel):
+    """The model's motion net (through a LoRA wrapper too), or None for a model without one."""
+    return getattr(model.dynamics, "motion", None)
+
+
 def apply_play_settings(model: WorldModel, settings: dict[str, float | str], where: str) -> None:
     """Set `settings` on `model`'s motion net (the only part play settings reach today)."""
     if not settings:
         return
-    motion = getattr(model.dynamics, "motion", None)
+    motion = motion_of(model)
     if motion is None:
         raise AdapterError(
             f"{where} sets {sorted(settings)}, which only a frames model with a motion net has; "

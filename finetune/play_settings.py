@@ -19,10 +19,10 @@ from core.evaluation.image_quality import psnr
 from core.evaluation.rollouts import rollout
 from core.train.data import SampleRef, validation_batches
 from core.world_model import WorldModel
+from finetune.lora import motion_of
 
 # (decode, stay_bias nats): 13 nats already keep nearly every square still; "outcome" needs fewer (it weighs the
-# moves that keep a square together) and costs twice as much a step. Each costs a rollout of every clip (~6 s on
-# 2 cores for "sprite")
+# moves that keep a square together). Each costs a rollout of every clip: the 8 took 59 s on bricks, 2 cores
 CANDIDATES = (
     ("sprite", 0.0),
     ("sprite", 4.0),
@@ -35,11 +35,6 @@ CANDIDATES = (
 )
 ROLLOUT_FRAMES = 16  # a smear shows within 8-16 frames (on bricks 16 and 32 chose the same prior)
 CLIPS = 16
-
-
-def motion_of(model: WorldModel):
-    """The model's motion net (through a LoRA wrapper), or None for a model without one."""
-    return getattr(model.dynamics, "motion", None)
 
 
 @torch.inference_mode()
@@ -84,8 +79,7 @@ def choose_play_settings(
             scores[(decode, float(bias))] = rollout_psnr(model.eval(), clip_frames, clip_actions)
     finally:
         motion.config.decode, motion.config.stay_bias = own
-    # ties: the earlier candidate (the cheaper decode, the smaller prior)
-    best = max(scores, key=lambda key: (scores[key], -list(scores).index(key)))
+    best = max(scores, key=scores.get)  # ties: the first (the cheaper decode, the smaller prior)
     return {
         "decode": best[0],
         "stay_bias": best[1],

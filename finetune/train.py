@@ -368,8 +368,7 @@ def finetune(config: FinetuneConfig, resume: bool = False) -> dict:
         "targets": list(lora.targets),
         "adapter_parameters": sum(p.numel() for name, p in tuned.named_parameters() if "lora_" in name),
         "held_out": {name: {"base": b, "finetuned": t} for name, (b, t) in metrics.items()},
-        "play": play,
-        "play_choice": choice,
+        "play_choice": choice,  # what play.json holds (decode, stay_bias) and the sweep that chose it
         "seconds": round(time.monotonic() - started, 1),
     }
     record = {"config": asdict(config), **result}

@@ -11,7 +11,10 @@ MINUTES=${MINUTES:-4}
 THREADS=${THREADS:-2}
 PW=.venv/bin/pocketworld
 # NAME:OPTIONS (options with commas for spaces)
-ARMS=${ARMS:-"pairs: mw5:--moving-weight,5 played:--played played-mw5:--played,--moving-weight,5 played-noise3:--played,--context-noise,0.3"}
+# (the lab of 2026-11-30 ran when finetune's moving weight was 20: its "pairs", "played" and "played-noise3" are
+# the arms below with weight 20 named)
+ARMS=${ARMS:-"mw20:--moving-weight,20 mw5:--moving-weight,5 played-mw20:--played,--moving-weight,20
+  played-mw5:--played,--moving-weight,5 played-noise3-mw20:--played,--context-noise,0.3,--moving-weight,20"}
 for arm in $ARMS; do
   name=${arm%%:*}; options=${arm#*:}; options=${options//,/ }
   dir=$LAB/$name
