@@ -107,6 +107,9 @@ class FramePoolConfig:
     resolution: int = 64  # the small frame's size (the dynamics' resolution)
 
 
+DECODINGS = ("square", "sprite", "outcome", "objects")  # how play picks the motion net's moves (MotionConfig.decode)
+
+
 @dataclass
 class MotionConfig:
     """A frames dynamics' motion net (core/frame_motion.py): it reads what the dynamics reads (the small frames and
@@ -125,7 +128,9 @@ class MotionConfig:
     # take the move likeliest over them all, unless a square's own likeliest is `sprite_margin` nats likelier than
     # it (an object that moves otherwise). A sprite's 1.5 px/frame step is 1 px or 2 px, which its squares cannot
     # tell apart; chosen square by square, they tear it. "outcome": each square first keeps its pixels or changes
-    # by which is likelier summed over every move that makes it (FrameMotion.likeliest_outcome), then "sprite"
+    # by which is likelier summed over every move that makes it (FrameMotion.likeliest_outcome), then "sprite".
+    # "objects": the previous frame's colour segments each move whole, by the move their pixels' squares find
+    # likeliest together (core/frame_objects.py)
     decode: str = "sprite"
     sprite_margin: float = 2.0
     # False: play never redraws a square (it takes its likeliest move instead), so the denoiser and the upsampler
@@ -137,8 +142,8 @@ class MotionConfig:
 
     def __post_init__(self):
         self.channels = tuple(self.channels)
-        if self.decode not in ("square", "sprite", "outcome"):
-            raise ConfigError(f"dynamics.motion.decode must be 'square', 'sprite' or 'outcome', got {self.decode!r}")
+        if self.decode not in DECODINGS:
+            raise ConfigError(f"dynamics.motion.decode must be one of {', '.join(DECODINGS)}, got {self.decode!r}")
         if self.sprite_margin < 0:
             raise ConfigError(f"dynamics.motion.sprite_margin must be >= 0, got {self.sprite_margin}")
         if self.stay_bias < 0:

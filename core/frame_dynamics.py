@@ -162,9 +162,11 @@ class FrameDynamics(KeyedUNet):
             context, recent = padded[:, t : t + c], recent_actions(actions, t, k)
             out.append(self.predict(context, recent))
             if self.motion is not None and full is not None:
-                moves.append(self.motion.choose(self.motion.scores(context, recent, full[:, t]), full[:, t]))
+                logits = self.motion.scores(context, recent, full[:, t])
+                moves.append(self.motion.predict_moves(logits, full[:, t], lambda: None))
         if moves:  # the small frames too: what a redrawn square shows
-            return FramePrediction(torch.stack(moves, 1), torch.stack(out, 1))
+            scores = None if moves[0].scores is None else torch.stack([m.scores for m in moves], 1)
+            return FramePrediction(torch.stack([m.moves for m in moves], 1), torch.stack(out, 1), scores)
         return torch.stack(out, 1)
 
     def init_state(self, batch: int, device=None, dtype=None) -> FrameState:
@@ -191,9 +193,8 @@ class FrameDynamics(KeyedUNet):
         state = FrameState(frames=context[:, 1:], recent_actions=recent)
         if self.motion is None:
             return self.predict(context, recent, generator), state
-        moves = self.motion.choose(self.motion.scores(context, recent, full), full)
-        small = self.predict(context, recent, generator) if (moves == self.motion.redraw).any() else None
-        return FramePrediction(moves, small), state
+        logits = self.motion.scores(context, recent, full)
+        return self.motion.predict_moves(logits, full, lambda: self.predict(context, recent, generator)), state
 
 
 def unrolled_loss(

@@ -26,6 +26,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from core.config import FrameDynamicsConfig
+from core.frame_objects import draw_by_objects
 from core.keyed_unet import KeyedUNet
 
 # a square's difference to a move is taken on one channel: RGB weighted so that few palette colour pairs alias
@@ -48,12 +49,14 @@ class FramePrediction:
 
     moves: torch.Tensor  # (..., g, g) long: per square a move id, or the motion net's `redraw` id
     small: torch.Tensor | None  # (..., 3, r, r) the dynamics' small frame; None when no square is redrawn
+    scores: torch.Tensor | None = None  # (..., M + 1, g, g) the net's logits, kept to draw by objects
 
     def __getitem__(self, index) -> FramePrediction:
-        return FramePrediction(self.moves[index], None if self.small is None else self.small[index])
+        parts = (self.moves, self.small, self.scores)
+        return FramePrediction(*(None if part is None else part[index] for part in parts))
 
     def clamped(self) -> FramePrediction:
-        return FramePrediction(self.moves, None if self.small is None else self.small.clamp(-1, 1))
+        return FramePrediction(self.moves, None if self.small is None else self.small.clamp(-1, 1), self.scores)
 
 
 class FrameMotion(KeyedUNet):
@@ -104,12 +107,9 @@ class FrameMotion(KeyedUNet):
         their log-probabilities), where a square's own likeliest is not `sprite_margin` nats likelier; a square
         that is redrawn stays redrawn. ("outcome") first decides, for each square of `frame` (B, 3, H, W), the
         frame the moves apply to, whether it keeps its pixels (likeliest_outcome), then moves the others as
-        "sprite". With `config.redraw` off, no square is redrawn. "stay" first gains `config.stay_bias` nats."""
-        if not self.config.redraw:
-            logits = logits[:, : self.redraw]
-        if self.config.stay_bias:
-            logits = logits.clone()
-            logits[:, self.stay] += self.config.stay_bias
+        "sprite". With `config.redraw` off, no square is redrawn. "stay" first gains `config.stay_bias` nats.
+        ("objects" picks as "sprite"; `draw` moves whole segments instead.)"""
+        logits = self.play_logits(logits)
         moves = logits.argmax(1)
         if self.config.decode == "outcome":
             if frame is None:
@@ -130,6 +130,23 @@ class FrameMotion(KeyedUNet):
         own_best = logp.gather(1, moves.clamp(max=self.redraw - 1)[:, None])[:, 0]
         close = logp.gather(1, shared.clamp(max=self.redraw - 1)[:, None])[:, 0] >= own_best - self.config.sprite_margin
         return torch.where(active & close, shared, moves)
+
+    def play_logits(self, logits: torch.Tensor) -> torch.Tensor:
+        """The logits play picks from: without "redraw" when `config.redraw` is off, "stay" raised by
+        `config.stay_bias` nats."""
+        if not self.config.redraw:
+            logits = logits[:, : self.redraw]
+        if self.config.stay_bias:
+            logits = logits.clone()
+            logits[:, self.stay] += self.config.stay_bias
+        return logits
+
+    def predict_moves(self, logits: torch.Tensor, frame: torch.Tensor | None, small) -> FramePrediction:
+        """logits (B, M + 1, g, g) for `frame` (B, 3, H, W) and the small frame callable `small()` (run only if a
+        square is redrawn) -> the FramePrediction play draws."""
+        moves = self.choose(logits, frame)
+        scores = logits if self.config.decode == "objects" else None
+        return FramePrediction(moves, small() if (moves == self.redraw).any() else None, scores)
 
     def likeliest_outcome(self, logits: torch.Tensor, frame: torch.Tensor, moves: torch.Tensor) -> torch.Tensor:
         """Per square, "stay" where keeping its pixels is likelier than the likeliest change, else the likeliest
@@ -173,7 +190,14 @@ class FrameMotion(KeyedUNet):
 
     def draw(self, prediction: FramePrediction, prev_frames: torch.Tensor, upsampler: nn.Module) -> torch.Tensor:
         """The next frames (B, 3, H, W): prev_frames moved square by square, and where a square is redrawn the
-        upsampler's drawing of the small frame (run only when some square needs it)."""
+        upsampler's drawing of the small frame (run only when some square needs it); with the net's scores kept
+        (decode "objects"), moved segment by segment (core/frame_objects.py)."""
+        if prediction.scores is None:
+            return self.draw_squares(prediction, prev_frames, upsampler)
+        logp = self.play_logits(prediction.scores).float().log_softmax(1)[:, : self.redraw]
+        return draw_by_objects(prev_frames, logp, self.offsets, self.stay)
+
+    def draw_squares(self, prediction: FramePrediction, prev_frames: torch.Tensor, upsampler: nn.Module):
         out = self.warp(prev_frames, prediction.moves)
         redraw = prediction.moves == self.redraw  # (B, g, g)
         if redraw.any():

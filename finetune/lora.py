@@ -38,7 +38,7 @@ from peft import LoraConfig, PeftModel, get_peft_model
 from safetensors import SafetensorError, safe_open
 
 from core.atomic import staged_folder
-from core.config import ConfigError, WorldModelConfig
+from core.config import DECODINGS, ConfigError, WorldModelConfig
 from core.config_bounds import read_json
 from core.world_model import WorldModel
 
@@ -52,7 +52,7 @@ WEIGHTS_FILE = "adapter_model.safetensors"
 PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".pkl", ".pickle", ".ckpt")
 PLAY_FILE = "play.json"
 # what play.json may set on the motion net's config: a number's (low, high), or a word's choices
-PLAY_SETTINGS = {"stay_bias": (0.0, 64.0), "decode": ("square", "sprite", "outcome")}
+PLAY_SETTINGS = {"stay_bias": (0.0, 64.0), "decode": DECODINGS}
 TENSOR_PREFIX = "base_model.model."  # how peft names a wrapped module's tensors in the saved file
 
 

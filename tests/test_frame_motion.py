@@ -193,6 +193,11 @@ def test_the_motion_net_learns_to_move_the_sprite_the_way_the_key_says(full_fram
         wrong = motion.warp(prev, motion.scores(*inputs(prev, keys.roll(1))).argmax(1))
     assert masked_psnr(drawn, nxt, moved) > 30  # the sprite moved whole, where the key said
     assert masked_psnr(wrong, nxt, moved) < masked_psnr(drawn, nxt, moved) - 10  # and the keys decided it
+    motion.config.decode = "objects"  # the square as one segment, moved by the move likeliest for its pixels
+    with torch.no_grad():
+        logits = motion.scores(*inputs(prev, keys))
+        by_objects = motion.draw(FramePrediction(motion.choose(logits, prev), None, logits), prev, upsampler=None)
+    assert masked_psnr(by_objects, nxt, moved) > 30
 
 
 def test_play_moves_pixels_and_calls_the_denoiser_and_upsampler_only_to_redraw(monkeypatch):

@@ -106,7 +106,7 @@ def test_an_adapter_carries_its_stay_prior_to_every_load_and_through_a_registry(
         ('{"stay_bias": NaN}', r"NaN"),
         ('{"temperature": 2}', r"unknown play setting\(s\) \['temperature'\]; known: \['decode', 'stay_bias'\]"),
         ("[4]", r"expected a JSON object, got list"),
-        ('{"decode": "best"}', r"decode must be one of square, sprite, outcome, got 'best'"),
+        ('{"decode": "best"}', r"decode must be one of square, sprite, outcome, objects, got 'best'"),
     ],
 )
 def test_bad_play_settings_are_refused_before_anything_loads_or_is_pushed(tmp_path, text, message):

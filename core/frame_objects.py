@@ -1,0 +1,311 @@
+"""Play by objects: each sprite of the previous frame moves whole, by the move the motion net finds likeliest for it.
+
+The motion net scores moves per 4x4 square. A square holds parts of several things (a player and the wall it
+presses against, a paddle's end and the black around it), and squares chosen one by one, or in touching groups,
+tear what they split: a wall dragged along with the player, a paddle that shrinks to a stub. In a 2D game the
+things that move are sprites, rigid for a frame. So this decoding cuts the previous frame into its colour segments
+(4-connected pixels within COLOUR_TOLERANCE of each other: a sprite, a wall tile, a brick, each part of a
+many-coloured sprite), and a segment moves by the move that the net finds likelier than staying for the pixels it
+would change, or vanishes (a brick broken, a coin taken) where the net expects the colour around it there;
+touching parts of one sprite agree on one move. The frame is then the previous one with the moving segments
+lifted (their place filled with the colour around them) and put down moved: nothing tears, blurs or changes
+colour, and a segment that moves keeps its shape.
+
+What it cannot do: make something new (a bullet fired, an enemy arriving, a score changing) or scroll the whole
+frame (the background is one large segment, which stays put): a game whose screen scrolls plays by "sprite".
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from scipy import ndimage
+from scipy.sparse import coo_matrix
+from scipy.sparse.csgraph import connected_components
+
+COLOUR_TOLERANCE = 48  # summed |RGB difference| (0-255) of neighbours in one segment: exact palettes, and a
+# video's compression noise kept inside one sprite without joining it to a background of another colour
+LARGEST_SEGMENT = 1 / 8  # of the frame: larger segments (the background, the sky) stay put
+SMALLEST_SEGMENT = 4  # pixels: smaller ones (a star, a speck of compression noise) move only with a sprite
+CANDIDATES = 3  # moves a segment's vote proposes, each judged on the pixels it would change
+GROUP_MARGIN = 8.0  # nats by which a touching segment's own move must beat its group's for it to move apart
+UNSEEN = 1e-6  # the probability of a colour no likely move fetches: one such pixel is not a veto
+
+
+def colour_segments(frame: np.ndarray) -> np.ndarray:
+    """frame (H, W, 3) uint8 -> (H, W) int labels: 4-connected pixels whose colours differ by under COLOUR_TOLERANCE
+    (summed over RGB) share one."""
+    height, width, _ = frame.shape
+    pixels = frame.astype(np.int16)
+    index = np.arange(height * width).reshape(height, width)
+    across = np.abs(pixels[:, 1:] - pixels[:, :-1]).sum(-1) < COLOUR_TOLERANCE
+    down = np.abs(pixels[1:] - pixels[:-1]).sum(-1) < COLOUR_TOLERANCE
+    rows = np.concatenate([index[:, :-1][across], index[:-1][down]])
+    cols = np.concatenate([index[:, 1:][across], index[1:][down]])
+    graph = coo_matrix((np.ones(len(rows), dtype=bool), (rows, cols)), shape=(height * width,) * 2)
+    return connected_components(graph, directed=False)[1].reshape(height, width)
+
+
+class Scene:
+    """One frame cut into segments, with the net's move probabilities for the next: what deciding its moves reads.
+
+    image (H, W, 3) int the frame; logp (M, g, g) each square's move log-probabilities; offsets (M, 2) each move's
+    (dx, dy); stay the id of "stay"."""
+
+    def __init__(self, image: torch.Tensor, logp: torch.Tensor, offsets: torch.Tensor, stay: int):
+        self.height, self.width, _ = image.shape
+        self.square = self.height // logp.shape[-1]
+        self.logp, self.offsets, self.stay = logp, offsets, stay
+        self.vanish = len(offsets)  # a segment's "move" that lifts it and puts it down nowhere
+        self.labels = torch.from_numpy(colour_segments(image.byte().numpy())).long()  # (H, W)
+        self.sizes = torch.bincount(self.labels.flatten())  # (S,)
+        self.tones = self.segment_tones(image)  # (H, W)
+        # tones padded by the move radius, so that where every move fetches from is one index each
+        radius = int(offsets.abs().max())
+        padded = torch.nn.functional.pad(self.tones[None, None].float(), (radius,) * 4, mode="replicate")
+        self.padded_tones = padded.long().flatten()
+        self.padded_width = self.width + 2 * radius
+        self.radius = radius
+        self.fetch = -(offsets[:, 1] * self.padded_width + offsets[:, 0])  # (M,) index step back to each source
+        self.probs = logp.exp().flatten(1).T.contiguous()  # (g*g, M)
+
+    def segment_tones(self, image: torch.Tensor) -> torch.Tensor:
+        """-> (H, W) long, a colour class per pixel: segments whose mean colours are within COLOUR_TOLERANCE share
+        the class of the largest of them (one palette colour in two places, or under a video's noise)."""
+        sizes = self.sizes.float()
+        flat = self.labels.flatten()
+        means = torch.zeros(len(sizes), 3).index_add_(0, flat, image.reshape(-1, 3).float()) / sizes[:, None]
+        order = sizes.argsort(descending=True)
+        alike = torch.cdist(means[order], means[order], p=1) < COLOUR_TOLERANCE  # (S, S), largest first
+        tone = torch.empty(len(sizes), dtype=torch.long)
+        tone[order] = order[alike.float().argmax(1)]  # the first (largest) alike segment
+        return tone[self.labels]
+
+    def pixels_of(self, ids: torch.Tensor):
+        """ids (G,) sorted -> ys, xs (N,) the pixels of those segments, and which of them (N,) 0..G-1."""
+        ys, xs = torch.isin(self.labels, ids).nonzero(as_tuple=True)
+        return ys, xs, torch.searchsorted(ids, self.labels[ys, xs])
+
+    def tone_probability(self, ys: torch.Tensor, xs: torch.Tensor, wanted: torch.Tensor) -> torch.Tensor:
+        """-> (N,) the probability the net gives pixels (ys, xs) of the next frame each of the tones `wanted`
+        (K, N): the probability, in the pixel's square, of every move that fetches a pixel of that tone."""
+        base = (ys + self.radius) * self.padded_width + xs + self.radius
+        fetched = self.padded_tones[base[:, None] + self.fetch[None]]  # (N, M)
+        probs = self.probs[(ys // self.square) * (self.width // self.square) + xs // self.square]  # (N, M)
+        return torch.stack([(probs * (fetched == tone[:, None])).sum(1) for tone in wanted]).clamp(min=UNSEEN)
+
+    def change_logodds(self, segments: torch.Tensor, candidates: torch.Tensor) -> torch.Tensor:
+        """segments (P,) sorted, candidates (P, C) move ids (or `vanish`) -> (P, C) the net's log-odds of the
+        pixels that moving each segment by each move changes, against their staying: pixels it covers take its
+        tones, pixels it uncovers the tone around it."""
+        height, width, labels = self.height, self.width, self.labels
+        fills = self.border_mode(self.tones, labels, segments)  # (P,)
+        ys, xs, segment = self.pixels_of(segments)
+        count = candidates.shape[1]
+        # each pixel once per candidate move of its segment: row = pixel * C + candidate
+        ys, xs, segment = (t.repeat_interleave(count) for t in (ys, xs, segment))
+        choice = torch.arange(count).repeat(len(ys) // count)
+        candidate = candidates[segment, choice]  # (R,)
+        move = self.offsets[candidate.clamp(max=self.vanish - 1)]  # (R, 2)
+        gone = candidate == self.vanish
+        label = labels[ys, xs]
+        # covered: where the pixel lands, if that is not its own segment now
+        ty, tx = ys + move[:, 1], xs + move[:, 0]
+        lands = (ty >= 0) & (ty < height) & (tx >= 0) & (tx < width)
+        ty, tx = ty.clamp(0, height - 1), tx.clamp(0, width - 1)
+        covered = lands & (labels[ty, tx] != label) & ~gone
+        # uncovered: the pixel, if nothing of its segment lands on it
+        sy, sx = ys - move[:, 1], xs - move[:, 0]
+        fed = (sy >= 0) & (sy < height) & (sx >= 0) & (sx < width)
+        uncovered = ~(fed & (labels[sy.clamp(0, height - 1), sx.clamp(0, width - 1)] == label)) | gone
+        py = torch.cat([ty[covered], ys[uncovered]])
+        px = torch.cat([tx[covered], xs[uncovered]])
+        new = torch.cat([self.tones[ys[covered], xs[covered]], fills[segment[uncovered]]])
+        row = torch.cat([(segment * count + choice)[covered], (segment * count + choice)[uncovered]])
+        old = self.tones[py, px]
+        changes = new != old
+        py, px, new, old, row = py[changes], px[changes], new[changes], old[changes], row[changes]
+        new_p, old_p = self.tone_probability(py, px, torch.stack([new, old]))
+        odds = new_p.log() - old_p.log()
+        return odds.new_zeros(len(segments) * count).index_add_(0, row, odds).view(len(segments), count)
+
+    @staticmethod
+    def border_mode(values: torch.Tensor, labels: torch.Tensor, ids: torch.Tensor) -> torch.Tensor:
+        """values (H, W) long, labels (H, W), ids (G,) sorted -> (G,) the commonest value on each labelled group's
+        4-neighbour border (the pixels next to it with another label)."""
+        height, width = labels.shape
+        ys, xs = torch.isin(labels, ids).nonzero(as_tuple=True)
+        group = torch.searchsorted(ids, labels[ys, xs])
+        owners, found = [], []
+        for dy, dx in ((0, 1), (0, -1), (1, 0), (-1, 0)):
+            ny, nx = ys + dy, xs + dx
+            inside = (ny >= 0) & (ny < height) & (nx >= 0) & (nx < width)
+            ny, nx, near = ny[inside], nx[inside], group[inside]
+            other = labels[ny, nx] != ids[near]
+            owners.append(near[other])
+            found.append(values[ny[other], nx[other]])
+        owner, value = torch.cat(owners), torch.cat(found)
+        span = int(value.max()) + 1 if len(value) else 1
+        keys, counts = torch.unique(owner * span + value, return_counts=True)
+        order = counts.argsort()  # the last written wins: the commonest
+        commonest = torch.zeros(len(ids), dtype=torch.long)
+        commonest[keys[order] // span] = keys[order] % span
+        return commonest
+
+    def neighbour_pairs(self) -> torch.Tensor:
+        """-> (E, 2) every pair of segments that touch, corners included (pixel art joins a sprite's parts by their
+        corners), once each way."""
+        labels = self.labels
+        pairs = torch.cat(
+            [
+                torch.stack([labels[:, 1:].flatten(), labels[:, :-1].flatten()], 1),
+                torch.stack([labels[1:].flatten(), labels[:-1].flatten()], 1),
+                torch.stack([labels[1:, 1:].flatten(), labels[:-1, :-1].flatten()], 1),
+                torch.stack([labels[1:, :-1].flatten(), labels[:-1, 1:].flatten()], 1),
+            ]
+        )
+        pairs = pairs[pairs[:, 0] != pairs[:, 1]]
+        pairs = torch.cat([pairs, pairs.flip(1)])
+        span = len(self.sizes)
+        keys = torch.unique(pairs[:, 0] * span + pairs[:, 1])
+        return torch.stack([keys // span, keys % span], 1)
+
+    # -- deciding the moves ----------------------------------------------------------------
+    def moves(self) -> torch.Tensor:
+        """-> (S,) a move id per segment.
+
+        First a vote, to find which segments may move and where: segments with a pixel in a square whose likeliest
+        move is not "stay", of SMALLEST_SEGMENT pixels to LARGEST_SEGMENT of the frame, sum over their pixels the
+        log-probability of each move in the square the pixel would land in (the net scores a square by the move
+        that fills it). A segment whose vote is not "stay" is then judged on what its CANDIDATES likeliest moves,
+        and vanishing, would change (change_logodds), and takes the best of them if that beats staying. The vote
+        alone is fooled by uniform squares, where the net spreads its probability over the many moves that keep
+        them (a wall tile, summed pixel by pixel, can favour the player's move); the pixels that would change are
+        not.
+        Then a sprite's parts are brought along and made to agree (bring_parts, agree_within_sprites)."""
+        height, width, labels, sizes, stay = self.height, self.width, self.labels, self.sizes, self.stay
+        moves = torch.full((len(sizes),), stay)
+        moving = (self.logp.argmax(0) != stay).repeat_interleave(self.square, 0).repeat_interleave(self.square, 1)
+        asked = torch.unique(labels[moving])
+        asked = asked[(sizes[asked] >= SMALLEST_SEGMENT) & (sizes[asked] <= LARGEST_SEGMENT * height * width)]
+        if not len(asked):
+            return moves
+        ys, xs, segment = self.pixels_of(asked)
+        offsets = self.offsets
+        land_y = (ys[:, None] + offsets[None, :, 1]).clamp(0, height - 1) // self.square  # (N, M)
+        land_x = (xs[:, None] + offsets[None, :, 0]).clamp(0, width - 1) // self.square
+        votes = self.logp[torch.arange(len(offsets))[None], land_y, land_x]  # (N, M)
+        totals = votes.new_zeros(len(asked), len(offsets)).index_add_(0, segment, votes)  # (K, M)
+        proposing = totals.argmax(1) != stay
+        if not proposing.any():
+            return moves
+        proposers, totals = asked[proposing], totals[proposing]  # (P,), (P, M)
+        totals[:, stay] = float("-inf")
+        candidates = totals.topk(CANDIDATES, 1).indices  # (P, C)
+        candidates = torch.cat([candidates, torch.full((len(proposers), 1), self.vanish)], 1)
+        gains = self.change_logodds(proposers, candidates)  # (P, C)
+        best = gains.argmax(1)
+        wins = gains.gather(1, best[:, None])[:, 0] > 0
+        moves[proposers[wins]] = candidates[wins, best[wins]]
+        pairs = self.neighbour_pairs()
+        moves = self.bring_parts(moves, pairs)
+        return self.agree_within_sprites(moves, pairs)
+
+    def bring_parts(self, moves: torch.Tensor, pairs: torch.Tensor) -> torch.Tensor:
+        """A sprite's parts in other colours (feet, a visor) touch it: a staying segment next to a moving one moves
+        by that one's move (its largest moving neighbour's), or vanishes (a coin the player takes), where the net
+        finds that likelier than staying."""
+        follow = (moves[pairs[:, 0]] == self.stay) & (moves[pairs[:, 1]] != self.stay)
+        follow &= self.sizes[pairs[:, 0]] <= LARGEST_SEGMENT * self.height * self.width
+        if not follow.any():
+            return moves
+        part, lead = pairs[follow].T
+        order = self.sizes[lead].argsort()  # the last written wins: the largest
+        leader = torch.full_like(moves, -1)
+        leader[part[order]] = lead[order]
+        parts = torch.unique(part)
+        candidates = torch.stack([moves[leader[parts]], torch.full_like(parts, self.vanish)], 1)  # (P, 2)
+        gains = self.change_logodds(parts, candidates)
+        best = gains.argmax(1)
+        wins = gains.gather(1, best[:, None])[:, 0] > 0
+        moves = moves.clone()
+        moves[parts[wins]] = candidates[wins, best[wins]]
+        return moves
+
+    def agree_within_sprites(self, moves: torch.Tensor, pairs: torch.Tensor) -> torch.Tensor:
+        """Moving segments that touch (a sprite's body and feet) take one move: of their moves, the one the net
+        finds likeliest summed over them all, unless a segment's own is GROUP_MARGIN nats likelier for it (another
+        object that touches it). Chosen one by one, a walking sprite's body steps 2 px and its foot 3 px, and they
+        part."""
+        moving = (moves != self.stay) & (moves != self.vanish)
+        both = moving[pairs[:, 0]] & moving[pairs[:, 1]]
+        if not both.any():
+            return moves
+        ids = torch.unique(pairs[both])  # (P,) sorted
+        ends = torch.searchsorted(ids, pairs[both]).numpy()  # (E, 2)
+        graph = coo_matrix((np.ones(len(ends), dtype=bool), (ends[:, 0], ends[:, 1])), (len(ids),) * 2)
+        group = torch.from_numpy(connected_components(graph, directed=False)[1]).long()  # (P,)
+        # each group's candidate moves: its members' moves, listed once
+        total = len(self.offsets)
+        keys = torch.unique(group * total + moves[ids])
+        owner, choice = keys // total, keys % total
+        rank = torch.arange(len(keys)) - torch.searchsorted(owner, owner)  # each move's place in its group's list
+        options = torch.full((int(group.max()) + 1, int(rank.max()) + 1), -1)
+        options[owner, rank] = choice
+        options = torch.where(options < 0, options[:, :1], options)  # (G, C) padded with the first
+        candidates = options[group]  # (P, C)
+        gains = self.change_logodds(ids, candidates)  # (P, C)
+        shared = gains.new_zeros(options.shape).index_add_(0, group, gains).argmax(1)[group]  # (P,) its column
+        own = (candidates == moves[ids][:, None]).float().argmax(1)
+        keep = gains.gather(1, own[:, None])[:, 0] - gains.gather(1, shared[:, None])[:, 0] > GROUP_MARGIN
+        moves = moves.clone()
+        moves[ids[~keep]] = candidates[~keep, shared[~keep]]
+        return moves
+
+    # -- drawing -----------------------------------------------------------------------------
+    def draw(self, image: torch.Tensor, moves: torch.Tensor) -> torch.Tensor:
+        """image (H, W, 3), moves (S,) a move id per segment -> the image with each moving segment lifted (its
+        place filled with the commonest colour around the moving region it belongs to: a many-coloured sprite's
+        parts are lifted together) and put down moved; where two land on one pixel the smaller segment shows (a
+        sprite's small parts stay on top of its body)."""
+        height, width, labels = self.height, self.width, self.labels
+        moving = moves[labels] != self.stay  # (H, W)
+        regions = torch.from_numpy(ndimage.label(moving.numpy())[0]).long()
+        codes = (image[..., 0].long() << 16) | (image[..., 1].long() << 8) | image[..., 2].long()  # (H, W)
+        fills = self.border_mode(codes, regions, torch.arange(1, int(regions.max()) + 1))  # (R,)
+        fills = torch.stack([fills >> 16, (fills >> 8) & 255, fills & 255], 1).to(image.dtype)  # (R, 3)
+        out = image.clone()
+        out[moving] = fills[regions[moving] - 1]
+        ys, xs = moving.nonzero(as_tuple=True)
+        move = moves[labels[ys, xs]]
+        ys, xs, move = ys[move != self.vanish], xs[move != self.vanish], self.offsets[move[move != self.vanish]]
+        ty, tx = ys + move[:, 1], xs + move[:, 0]
+        lands = (ty >= 0) & (ty < height) & (tx >= 0) & (tx < width)
+        ys, xs, ty, tx = ys[lands], xs[lands], ty[lands], tx[lands]
+        if not len(ys):  # all of it moved past the frame's edge
+            return out
+        target = ty * width + tx
+        rank = self.sizes[labels[ys, xs]] * (height * width) + ys * width + xs
+        winner = torch.full((height * width,), int(rank.max()) + 1).scatter_reduce(0, target, rank, "amin")
+        shown = winner[target] == rank
+        out[ty[shown], tx[shown]] = image[ys[shown], xs[shown]]
+        return out
+
+
+def draw_by_objects(frames: torch.Tensor, logp: torch.Tensor, offsets: torch.Tensor, stay: int) -> torch.Tensor:
+    """frames (B, 3, H, W) in [-1, 1] the previous frames, logp (B, M, g, g) -> the next frames (B, 3, H, W), each
+    moved segment by segment."""
+    out = []
+    for frame, frame_logp in zip(frames, logp.float()):
+        if not (frame_logp.argmax(0) != stay).any():
+            out.append(frame)
+            continue
+        image = ((frame.float().clamp(-1, 1) + 1) * 127.5).round().short().permute(1, 2, 0).cpu()  # (H, W, 3)
+        scene = Scene(image, frame_logp.cpu(), offsets.cpu(), stay)
+        moves = scene.moves()
+        if not (moves != stay).any():
+            out.append(frame)
+            continue
+        moved = scene.draw(image, moves).permute(2, 0, 1)  # (3, H, W)
+        out.append((moved.to(frames.dtype) / 127.5 - 1).to(frames.device))
+    return torch.stack(out)

@@ -1,0 +1,122 @@
+"""Play by objects (core/frame_objects.py): the previous frame's colour segments each move whole, by the move the
+motion net finds likelier than staying for the pixels it would change."""
+
+from __future__ import annotations
+
+import torch
+
+from core.config import FrameDynamicsConfig
+from core.frame_motion import FrameMotion, FramePrediction, move_table
+from core.frame_objects import Scene, colour_segments
+
+MOTION = {"radius": 4, "channels": (8, 16), "mid_blocks": 1, "hidden": 16, "redraw": False}
+BACKGROUND, WALL, BODY, EYE, FOOT = (20, 30, 90), (200, 120, 40), (240, 220, 60), (250, 250, 250), (230, 90, 30)
+
+
+def scene_frame(noise: int = 0) -> torch.Tensor:
+    """(1, 3, 32, 32) in [-1, 1]: a sprite (a body, an eye inside it, a foot touching it below) above a wall, on a
+    background; with `noise`, every pixel's colour off by up to that much (a video's compression noise)."""
+    image = torch.tensor(BACKGROUND).expand(32, 32, 3).clone()
+    image[20:28, 8:20] = torch.tensor(WALL)  # 96 px: a segment that may move (under an eighth of the frame)
+    image[6:12, 6:12] = torch.tensor(BODY)
+    image[8:10, 8:10] = torch.tensor(EYE)  # all around it the body
+    image[12:14, 6:8] = torch.tensor(FOOT)  # touches the body and the background
+    if noise:
+        image = image + torch.randint(-noise, noise + 1, image.shape, generator=torch.Generator().manual_seed(0))
+    return (image.clamp(0, 255).permute(2, 0, 1)[None].float() / 127.5) - 1
+
+
+def net_opinion(motion: FrameMotion) -> torch.Tensor:
+    """(1, M + 1, 8, 8) logits of a net that sees the sprite step 3 px right (its foot's square unsure between 2
+    and 3 px: a sprite moving 2.5 px a frame) and, everywhere else, spreads each square over the many moves that
+    in a uniform patch make the same pixels, the likeliest single one a move, not "stay" (a set loss learns that):
+    summed over the wall's pixels, a move of the wall wins the vote."""
+    table = move_table(4).tolist()
+    near = [table.index([dx, dy]) for dx, dy in table if abs(dx) <= 2 and abs(dy) <= 2]
+    logits = torch.full((1, motion.redraw + 1, 8, 8), -10.0)
+    logits[:, near] = 1.2
+    logits[:, motion.stay] = 1.0
+    right3, right2 = table.index([3, 0]), table.index([2, 0])
+    logits[0, :, 1:4, 1:4] = -10.0
+    logits[0, right3, 1:4, 1:4] = 6.0  # the body's squares, where it is and where it goes
+    logits[0, right2, 3, 1:3] = 6.5  # the foot's: 2 px a little likelier than 3
+    logits[0, right3, 3, 1:3] = 6.0
+    return logits
+
+
+def test_a_sprite_moves_whole_and_the_wall_beside_it_stays():
+    motion = FrameMotion(
+        FrameDynamicsConfig(resolution=8, channels=(8, 16), action_dim=8, motion={**MOTION, "decode": "objects"})
+    )
+    frame, logits = scene_frame(), net_opinion(motion)
+    prediction = FramePrediction(motion.choose(logits, frame), None, logits)
+    drawn = motion.draw(prediction, frame, upsampler=None)
+    expected = frame.clone()
+    expected[0, :, 6:14, 6:12] = frame[0, :, 0:1, 0:1]  # lifted: the background fills where the sprite was
+    expected[0, :, 6:14, 9:15] = frame[0, :, 6:14, 6:12]  # and put down 3 px right, eye and foot with it
+    expected[0, :, 12:14, 11:15] = frame[0, :, 0:1, 0:1]  # beside the foot, the background as it was
+    assert torch.equal(drawn, expected)
+    # chosen square by square ("sprite"), the wall's squares take moves that tear its top and bottom edges
+    motion.config.decode = "sprite"
+    torn = motion.warp(frame, motion.choose(logits, frame))
+    assert not torch.equal(torn[0, :, 16:32], frame[0, :, 16:32])
+
+
+def test_a_video_s_noise_keeps_a_sprite_one_segment_that_moves_whole():
+    frame = scene_frame(noise=6)
+    image = ((frame[0] + 1) * 127.5).round().short().permute(1, 2, 0)
+    labels = torch.from_numpy(colour_segments(image.byte().numpy()))
+    assert len(torch.unique(labels[6:12, 6:12])) == 2  # the body and its eye, each whole under the noise
+    assert len(torch.unique(labels[20:28, 8:20])) == 1
+    motion = FrameMotion(
+        FrameDynamicsConfig(resolution=8, channels=(8, 16), action_dim=8, motion={**MOTION, "decode": "objects"})
+    )
+    logits = net_opinion(motion)
+    scene = Scene(image, logits[0, : motion.redraw].log_softmax(0), motion.offsets, motion.stay)
+    moves = scene.moves()
+    moved = {int(moves[label]) for label in torch.unique(labels[6:14, 6:12]) if scene.sizes[label] < 100}
+    assert moved == {move_table(4).tolist().index([3, 0])}  # body, eye and foot: one move
+    assert moves[labels[24, 12]] == motion.stay
+
+
+def test_a_frame_the_net_keeps_still_is_returned_as_it_is():
+    motion = FrameMotion(
+        FrameDynamicsConfig(resolution=8, channels=(8, 16), action_dim=8, motion={**MOTION, "decode": "objects"})
+    )
+    frame = scene_frame()
+    logits = torch.full((1, motion.redraw + 1, 8, 8), -10.0)
+    logits[:, motion.stay] = 3.0
+    prediction = FramePrediction(motion.choose(logits, frame), None, logits)
+    assert torch.equal(motion.draw(prediction, frame, upsampler=None), frame)
+
+
+def test_a_sprite_moved_past_the_edge_leaves_the_frame():
+    motion = FrameMotion(
+        FrameDynamicsConfig(resolution=8, channels=(8, 16), action_dim=8, motion={**MOTION, "decode": "objects"})
+    )
+    frame = torch.full((1, 3, 32, 32), -1.0)
+    frame[0, :, 10:14, 30:32] = 1.0  # a 2 px wide sprite at the right edge
+    table = move_table(4).tolist()
+    logits = torch.full((1, motion.redraw + 1, 8, 8), -10.0)
+    logits[:, motion.stay] = 3.0
+    logits[0, :, 2:4, 7] = -10.0
+    logits[0, table.index([3, 0]), 2:4, 7] = 6.0  # its squares fetch the black 3 px left of them: it left
+    prediction = FramePrediction(motion.choose(logits, frame), None, logits)
+    assert (motion.draw(prediction, frame, upsampler=None) == -1).all()
+
+
+def test_a_segment_the_net_expects_the_background_in_vanishes():
+    motion = FrameMotion(
+        FrameDynamicsConfig(resolution=8, channels=(8, 16), action_dim=8, motion={**MOTION, "decode": "objects"})
+    )
+    frame = scene_frame()
+    table = move_table(4).tolist()
+    logits = torch.full((1, motion.redraw + 1, 8, 8), -10.0)
+    logits[:, motion.stay] = 3.0
+    fetch_background = [table.index([dx, dy]) for dx, dy in table if dy <= -3]  # from 3-4 px below the sprite
+    logits[0, :, 1:3, 1:3] = -10.0  # the body's squares (rows 4-11, columns 4-11), but not the foot's
+    logits[0, fetch_background, 1:3, 1:3] = 4.0
+    drawn = motion.draw(FramePrediction(motion.choose(logits, frame), None, logits), frame, upsampler=None)
+    background = frame[0, :, 0, 0][:, None, None]
+    assert (drawn[0, :, 6:12, 6:12] == background).all()  # the body and the eye in it are gone
+    assert torch.equal(drawn[0, :, 12:32], frame[0, :, 12:32])  # the foot, whose squares stay, and the wall stay
