@@ -17,6 +17,8 @@ frame (the background is one large segment, which stays put): a game whose scree
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import torch
 from scipy import ndimage
@@ -27,6 +29,7 @@ COLOUR_TOLERANCE = 48  # summed |RGB difference| (0-255) of neighbours in one se
 # video's compression noise kept inside one sprite without joining it to a background of another colour
 LARGEST_SEGMENT = 1 / 8  # of the frame: larger segments (the background, the sky) stay put
 SMALLEST_SEGMENT = 4  # pixels: smaller ones (a star, a speck of compression noise) move only with a sprite
+VOTERS = 32  # pixels of a segment that vote on its candidate moves
 CANDIDATES = 3  # moves a segment's vote proposes, each judged on the pixels it would change
 GROUP_MARGIN = 8.0  # nats by which a touching segment's own move must beat its group's for it to move apart
 UNSEEN = 1e-6  # the probability of a colour no likely move fetches: one such pixel is not a veto
@@ -49,25 +52,42 @@ def colour_segments(frame: np.ndarray) -> np.ndarray:
 class Scene:
     """One frame cut into segments, with the net's move probabilities for the next: what deciding its moves reads.
 
-    image (H, W, 3) int the frame; logp (M, g, g) each square's move log-probabilities; offsets (M, 2) each move's
-    (dx, dy); stay the id of "stay"."""
+    image (H, W, 3) int the frame; logp (g*g, M) each square's move log-probabilities, squares in raster order;
+    offsets (M, 2) each move's (dx, dy); stay the id of "stay"."""
 
     def __init__(self, image: torch.Tensor, logp: torch.Tensor, offsets: torch.Tensor, stay: int):
         self.height, self.width, _ = image.shape
-        self.square = self.height // logp.shape[-1]
-        self.logp, self.offsets, self.stay = logp, offsets, stay
+        grid = math.isqrt(len(logp))
+        self.square = self.height // grid
+        self.offsets, self.stay, self.logp = offsets, stay, logp
+        self.likeliest = logp.argmax(1)  # (g*g,)
+        self.probs = logp.exp()
         self.vanish = len(offsets)  # a segment's "move" that lifts it and puts it down nowhere
         self.labels = torch.from_numpy(colour_segments(image.byte().numpy())).long()  # (H, W)
         self.sizes = torch.bincount(self.labels.flatten())  # (S,)
         self.tones = self.segment_tones(image)  # (H, W)
-        # tones padded by the move radius, so that where every move fetches from is one index each
-        radius = int(offsets.abs().max())
-        padded = torch.nn.functional.pad(self.tones[None, None].float(), (radius,) * 4, mode="replicate")
-        self.padded_tones = padded.long().flatten()
-        self.padded_width = self.width + 2 * radius
-        self.radius = radius
-        self.fetch = -(offsets[:, 1] * self.padded_width + offsets[:, 0])  # (M,) index step back to each source
-        self.probs = logp.exp().flatten(1).T.contiguous()  # (g*g, M)
+        squares = torch.arange(grid * grid).view(grid, grid)
+        squares = squares.repeat_interleave(self.square, 0).repeat_interleave(self.square, 1)  # (H, W)
+        self.squares = squares.flatten()  # each pixel's square
+        # maps padded by the move radius (past the edge, the edge's), so that where each move fetches a pixel from,
+        # or puts it, is one index step from the pixel: fetch (M,) the steps back to each source, land forward
+        self.radius = int(offsets.abs().max())
+        self.padded_width = self.width + 2 * self.radius
+        self.padded_tones, self.padded_labels, self.padded_squares = (
+            self.padded(x) for x in (self.tones, self.labels, squares)
+        )
+        self.fetch = -(offsets[:, 1] * self.padded_width + offsets[:, 0])
+        self.land = -self.fetch
+
+    def padded(self, values: torch.Tensor) -> torch.Tensor:
+        """values (H, W) -> (H + 2r) * (W + 2r) flat, each edge repeated r times outward."""
+        rows = torch.arange(-self.radius, self.height + self.radius).clamp(0, self.height - 1)
+        cols = torch.arange(-self.radius, self.width + self.radius).clamp(0, self.width - 1)
+        return values[rows][:, cols].flatten()
+
+    def padded_index(self, ys: torch.Tensor, xs: torch.Tensor) -> torch.Tensor:
+        """-> (N,) where pixels (ys, xs) are in the padded maps."""
+        return (ys + self.radius) * self.padded_width + xs + self.radius
 
     def segment_tones(self, image: torch.Tensor) -> torch.Tensor:
         """-> (H, W) long, a colour class per pixel: segments whose mean colours are within COLOUR_TOLERANCE share
@@ -82,17 +102,25 @@ class Scene:
         return tone[self.labels]
 
     def pixels_of(self, ids: torch.Tensor):
-        """ids (G,) sorted -> ys, xs (N,) the pixels of those segments, and which of them (N,) 0..G-1."""
-        ys, xs = torch.isin(self.labels, ids).nonzero(as_tuple=True)
-        return ys, xs, torch.searchsorted(ids, self.labels[ys, xs])
+        """ids (G,) distinct -> ys, xs (N,) the pixels of those segments, and which of them (N,) 0..G-1."""
+        return pixels_of(self.labels, ids)
+
+    def voters(self, ids: torch.Tensor):
+        """pixels_of(ids), but at most VOTERS evenly spread pixels of each segment: the vote only proposes moves."""
+        ys, xs, segment = self.pixels_of(ids)
+        counts = torch.bincount(segment, minlength=len(ids))
+        order = torch.argsort(segment, stable=True)
+        rank = torch.empty_like(order)
+        rank[order] = torch.arange(len(order)) - (counts.cumsum(0) - counts)[segment[order]]  # place in its segment
+        keep = rank % ((counts + VOTERS - 1) // VOTERS)[segment] == 0
+        return ys[keep], xs[keep], segment[keep]
 
     def tone_probability(self, ys: torch.Tensor, xs: torch.Tensor, wanted: torch.Tensor) -> torch.Tensor:
-        """-> (N,) the probability the net gives pixels (ys, xs) of the next frame each of the tones `wanted`
-        (K, N): the probability, in the pixel's square, of every move that fetches a pixel of that tone."""
-        base = (ys + self.radius) * self.padded_width + xs + self.radius
-        fetched = self.padded_tones[base[:, None] + self.fetch[None]]  # (N, M)
-        probs = self.probs[(ys // self.square) * (self.width // self.square) + xs // self.square]  # (N, M)
-        return torch.stack([(probs * (fetched == tone[:, None])).sum(1) for tone in wanted]).clamp(min=UNSEEN)
+        """-> (N,) the probability the net gives pixels (ys, xs) of the next frame the tones `wanted` (N,): the
+        probability, in the pixel's square, of every move that fetches a pixel of that tone."""
+        fetched = self.padded_tones[self.padded_index(ys, xs)[:, None] + self.fetch[None]]  # (N, M)
+        probs = self.probs[self.squares[ys * self.width + xs]]  # (N, M)
+        return torch.where(fetched == wanted[:, None], probs, 0.0).sum(1).clamp(min=UNSEEN)
 
     def change_logodds(self, segments: torch.Tensor, candidates: torch.Tensor) -> torch.Tensor:
         """segments (P,) sorted, candidates (P, C) move ids (or `vanish`) -> (P, C) the net's log-odds of the
@@ -124,9 +152,11 @@ class Scene:
         row = torch.cat([(segment * count + choice)[covered], (segment * count + choice)[uncovered]])
         old = self.tones[py, px]
         changes = new != old
-        py, px, new, old, row = py[changes], px[changes], new[changes], old[changes], row[changes]
-        new_p, old_p = self.tone_probability(py, px, torch.stack([new, old]))
-        odds = new_p.log() - old_p.log()
+        py, px, new, row = py[changes], px[changes], new[changes], row[changes]
+        # the pixels keep their tone with one probability whatever the candidate: reckoned once per pixel
+        where, again = torch.unique(py * width + px, return_inverse=True)
+        keep = self.tone_probability(where // width, where % width, self.tones.flatten()[where])
+        odds = self.tone_probability(py, px, new).log() - keep.log()[again]
         return odds.new_zeros(len(segments) * count).index_add_(0, row, odds).view(len(segments), count)
 
     @staticmethod
@@ -134,8 +164,7 @@ class Scene:
         """values (H, W) long, labels (H, W), ids (G,) sorted -> (G,) the commonest value on each labelled group's
         4-neighbour border (the pixels next to it with another label)."""
         height, width = labels.shape
-        ys, xs = torch.isin(labels, ids).nonzero(as_tuple=True)
-        group = torch.searchsorted(ids, labels[ys, xs])
+        ys, xs, group = pixels_of(labels, ids)
         owners, found = [], []
         for dy, dx in ((0, 1), (0, -1), (1, 0), (-1, 0)):
             ny, nx = ys + dy, xs + dx
@@ -174,8 +203,10 @@ class Scene:
     def moves(self) -> torch.Tensor:
         """-> (S,) a move id per segment.
 
-        First a vote, to find which segments may move and where: segments with a pixel in a square whose likeliest
-        move is not "stay", of SMALLEST_SEGMENT pixels to LARGEST_SEGMENT of the frame, sum over their pixels the
+        First a vote, to find which segments may move and where: the segments a square's likeliest move would
+        change (where it fetches another tone than the pixel's own: the segments there and the ones it fetches
+        from; in a uniform patch the net spreads its probability over many moves, the likeliest a move that changes
+        nothing), of SMALLEST_SEGMENT pixels to LARGEST_SEGMENT of the frame, sum over their pixels the
         log-probability of each move in the square the pixel would land in (the net scores a square by the move
         that fills it). A segment whose vote is not "stay" is then judged on what its CANDIDATES likeliest moves,
         and vanishing, would change (change_logodds), and takes the best of them if that beats staying. The vote
@@ -185,17 +216,17 @@ class Scene:
         Then a sprite's parts are brought along and made to agree (bring_parts, agree_within_sprites)."""
         height, width, labels, sizes, stay = self.height, self.width, self.labels, self.sizes, self.stay
         moves = torch.full((len(sizes),), stay)
-        moving = (self.logp.argmax(0) != stay).repeat_interleave(self.square, 0).repeat_interleave(self.square, 1)
-        asked = torch.unique(labels[moving])
+        ys, xs = torch.arange(height).repeat_interleave(width), torch.arange(width).repeat(height)
+        source = self.padded_index(ys, xs) + self.fetch[self.likeliest[self.squares]]  # (H*W,)
+        changed = self.padded_tones[source] != self.tones.flatten()
+        asked = torch.unique(torch.cat([labels.flatten()[changed], self.padded_labels[source[changed]]]))
         asked = asked[(sizes[asked] >= SMALLEST_SEGMENT) & (sizes[asked] <= LARGEST_SEGMENT * height * width)]
         if not len(asked):
             return moves
-        ys, xs, segment = self.pixels_of(asked)
-        offsets = self.offsets
-        land_y = (ys[:, None] + offsets[None, :, 1]).clamp(0, height - 1) // self.square  # (N, M)
-        land_x = (xs[:, None] + offsets[None, :, 0]).clamp(0, width - 1) // self.square
-        votes = self.logp[torch.arange(len(offsets))[None], land_y, land_x]  # (N, M)
-        totals = votes.new_zeros(len(asked), len(offsets)).index_add_(0, segment, votes)  # (K, M)
+        ys, xs, segment = self.voters(asked)
+        landing = self.padded_squares[self.padded_index(ys, xs)[:, None] + self.land[None]]  # (N, M) where it lands
+        votes = self.logp.flatten()[landing * len(self.offsets) + torch.arange(len(self.offsets))]  # (N, M)
+        totals = votes.new_zeros(len(asked), len(self.offsets)).index_add_(0, segment, votes)  # (K, M)
         proposing = totals.argmax(1) != stay
         if not proposing.any():
             return moves
@@ -212,11 +243,11 @@ class Scene:
         return self.agree_within_sprites(moves, pairs)
 
     def bring_parts(self, moves: torch.Tensor, pairs: torch.Tensor) -> torch.Tensor:
-        """A sprite's parts in other colours (feet, a visor) touch it: a staying segment next to a moving one moves
-        by that one's move (its largest moving neighbour's), or vanishes (a coin the player takes), where the net
-        finds that likelier than staying."""
+        """A sprite's parts in other colours (feet, a visor) touch it: a staying segment next to a larger moving one
+        moves by that one's move (its largest moving neighbour's), or vanishes (a coin the player takes), where the
+        net finds that likelier than staying."""
         follow = (moves[pairs[:, 0]] == self.stay) & (moves[pairs[:, 1]] != self.stay)
-        follow &= self.sizes[pairs[:, 0]] <= LARGEST_SEGMENT * self.height * self.width
+        follow &= self.sizes[pairs[:, 0]] < self.sizes[pairs[:, 1]]  # a part is smaller than what it is part of
         if not follow.any():
             return moves
         part, lead = pairs[follow].T
@@ -292,16 +323,25 @@ class Scene:
         return out
 
 
+def pixels_of(labels: torch.Tensor, ids: torch.Tensor):
+    """labels (H, W), ids (G,) distinct -> ys, xs (N,) the pixels labelled one of ids, and which (N,) 0..G-1."""
+    which = torch.full((int(labels.max()) + 1,), -1)
+    which[ids] = torch.arange(len(ids))
+    group = which[labels]  # (H, W)
+    ys, xs = (group >= 0).nonzero(as_tuple=True)
+    return ys, xs, group[ys, xs]
+
+
 def draw_by_objects(frames: torch.Tensor, logp: torch.Tensor, offsets: torch.Tensor, stay: int) -> torch.Tensor:
     """frames (B, 3, H, W) in [-1, 1] the previous frames, logp (B, M, g, g) -> the next frames (B, 3, H, W), each
     moved segment by segment."""
     out = []
-    for frame, frame_logp in zip(frames, logp.float()):
-        if not (frame_logp.argmax(0) != stay).any():
+    for frame, frame_logp in zip(frames, logp.float().flatten(2).transpose(1, 2).contiguous().cpu()):
+        if not (frame_logp.argmax(1) != stay).any():
             out.append(frame)
             continue
         image = ((frame.float().clamp(-1, 1) + 1) * 127.5).round().short().permute(1, 2, 0).cpu()  # (H, W, 3)
-        scene = Scene(image, frame_logp.cpu(), offsets.cpu(), stay)
+        scene = Scene(image, frame_logp, offsets.cpu(), stay)
         moves = scene.moves()
         if not (moves != stay).any():
             out.append(frame)

@@ -72,7 +72,8 @@ def test_a_video_s_noise_keeps_a_sprite_one_segment_that_moves_whole():
         FrameDynamicsConfig(resolution=8, channels=(8, 16), action_dim=8, motion={**MOTION, "decode": "objects"})
     )
     logits = net_opinion(motion)
-    scene = Scene(image, logits[0, : motion.redraw].log_softmax(0), motion.offsets, motion.stay)
+    logp = logits[0, : motion.redraw].log_softmax(0).flatten(1).T  # (squares, moves)
+    scene = Scene(image, logp, motion.offsets, motion.stay)
     moves = scene.moves()
     moved = {int(moves[label]) for label in torch.unique(labels[6:14, 6:12]) if scene.sizes[label] < 100}
     assert moved == {move_table(4).tolist().index([3, 0])}  # body, eye and foot: one move
