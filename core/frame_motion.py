@@ -108,8 +108,11 @@ class FrameMotion(KeyedUNet):
         that is redrawn stays redrawn. ("outcome") first decides, for each square of `frame` (B, 3, H, W), the
         frame the moves apply to, whether it keeps its pixels (likeliest_outcome), then moves the others as
         "sprite". With `config.redraw` off, no square is redrawn. "stay" first gains `config.stay_bias` nats.
-        ("objects" picks as "sprite"; `draw` moves whole segments instead.)"""
+        ("objects": `draw` moves whole segments by the scores, never redrawing; the moves are each square's
+        likeliest, kept for the record.)"""
         logits = self.play_logits(logits)
+        if self.config.decode == "objects":
+            return logits[:, : self.redraw].argmax(1)
         moves = logits.argmax(1)
         if self.config.decode == "outcome":
             if frame is None:

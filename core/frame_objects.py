@@ -181,18 +181,20 @@ class Scene:
         commonest[keys[order] // span] = keys[order] % span
         return commonest
 
-    def neighbour_pairs(self) -> torch.Tensor:
+    def neighbour_pairs(self, ids: torch.Tensor) -> torch.Tensor:
         """-> (E, 2) every pair of segments that touch, corners included (pixel art joins a sprite's parts by their
-        corners), once each way."""
-        labels = self.labels
-        pairs = torch.cat(
-            [
-                torch.stack([labels[:, 1:].flatten(), labels[:, :-1].flatten()], 1),
-                torch.stack([labels[1:].flatten(), labels[:-1].flatten()], 1),
-                torch.stack([labels[1:, 1:].flatten(), labels[:-1, :-1].flatten()], 1),
-                torch.stack([labels[1:, :-1].flatten(), labels[:-1, 1:].flatten()], 1),
-            ]
-        )
+        corners), one of them in `ids`, once each way."""
+        ys, xs, _ = self.pixels_of(ids)
+        own = self.labels[ys, xs]
+        index = self.padded_index(ys, xs)
+        steps = (-1, 0, 1)
+        found = [
+            torch.stack([own, self.padded_labels[index + dy * self.padded_width + dx]], 1)
+            for dy in steps
+            for dx in steps
+            if dy or dx
+        ]
+        pairs = torch.cat(found)
         pairs = pairs[pairs[:, 0] != pairs[:, 1]]
         pairs = torch.cat([pairs, pairs.flip(1)])
         span = len(self.sizes)
@@ -238,7 +240,7 @@ class Scene:
         best = gains.argmax(1)
         wins = gains.gather(1, best[:, None])[:, 0] > 0
         moves[proposers[wins]] = candidates[wins, best[wins]]
-        pairs = self.neighbour_pairs()
+        pairs = self.neighbour_pairs((moves != stay).nonzero()[:, 0])
         moves = self.bring_parts(moves, pairs)
         return self.agree_within_sprites(moves, pairs)
 
