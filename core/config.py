@@ -409,8 +409,8 @@ ZOO: dict[str, WorldModelConfig] = {
     # U-Net pass where 256 tokens cost six attention + Mamba blocks), the keys FiLM every block, and it denoises
     # the next small frame in Euler steps (a direct prediction is the mean of the possible next frames: the
     # player smears); the upsampler draws 256x256 from it and the previous frame. A motion net moves the previous
-    # frame's pixels square by square and would call those two only for squares it redraws; nano's plays with
-    # redraw off (sharp sprites, and a step that costs one small U-Net). configs/nano-v2/ trains it.
+    # frame's pixels and would call those two only for squares it redraws; nano's never redraws (sharp sprites, and
+    # a step that costs one small U-Net). configs/nano-v2/ trains it.
     "nano": WorldModelConfig(
         name="nano",
         family="frames",
@@ -425,11 +425,18 @@ ZOO: dict[str, WorldModelConfig] = {
             action_dim=64,
             denoise_steps=2,  # trained sampling in 3; 2 follow the keys as well (bench keys) for a third less time
             context_level=True,
-            # moves chosen per sprite, and never redrawn: the upsampler's drawing of what is new tore more than no
-            # new thing did (README "Choosing the moves as sprites"); it reads the full frame too, and "stay" gets
-            # a nat before the moves are chosen (README "The motion net on a GPU")
+            # the previous frame's colour segments moved whole (README "Play by objects"), never redrawn: the
+            # upsampler's drawing of what is new tore more than no new thing did (README "Choosing the moves as
+            # sprites"); it reads the full frame too, and "stay" gets a nat (README "The motion net on a GPU")
             motion=MotionConfig(
-                radius=6, channels=(32, 64, 128), mid_blocks=2, hidden=64, redraw=False, full_frame=256, stay_bias=1.0
+                radius=6,
+                channels=(32, 64, 128),
+                mid_blocks=2,
+                hidden=64,
+                decode="objects",
+                redraw=False,
+                full_frame=256,
+                stay_bias=1.0,
             ),
         ),
         decoder=UpsamplerConfig(resolution=64, image_size=256, channels=(16, 24, 48), blocks=2),

@@ -17,6 +17,7 @@ frame (the background is one large segment, which stays put): a game whose scree
 
 from __future__ import annotations
 
+import functools
 import math
 
 import numpy as np
@@ -61,29 +62,18 @@ class Scene:
         self.square = self.height // grid
         self.offsets, self.stay, self.logp = offsets, stay, logp
         self.likeliest = logp.argmax(1)  # (g*g,)
-        self.probs = logp.exp()
         self.vanish = len(offsets)  # a segment's "move" that lifts it and puts it down nowhere
         self.labels = torch.from_numpy(colour_segments(image.byte().numpy())).long()  # (H, W)
         self.sizes = torch.bincount(self.labels.flatten())  # (S,)
         self.tones = self.segment_tones(image)  # (H, W)
-        squares = torch.arange(grid * grid).view(grid, grid)
-        squares = squares.repeat_interleave(self.square, 0).repeat_interleave(self.square, 1)  # (H, W)
-        self.squares = squares.flatten()  # each pixel's square
         # maps padded by the move radius (past the edge, the edge's), so that where each move fetches a pixel from,
         # or puts it, is one index step from the pixel: fetch (M,) the steps back to each source, land forward
         self.radius = int(offsets.abs().max())
         self.padded_width = self.width + 2 * self.radius
-        self.padded_tones, self.padded_labels, self.padded_squares = (
-            self.padded(x) for x in (self.tones, self.labels, squares)
-        )
+        self.squares, self.padded_squares, self.padding = layout(self.height, self.width, self.square, self.radius)
+        self.padded_tones, self.padded_labels = self.tones.flatten()[self.padding], self.labels.flatten()[self.padding]
         self.fetch = -(offsets[:, 1] * self.padded_width + offsets[:, 0])
         self.land = -self.fetch
-
-    def padded(self, values: torch.Tensor) -> torch.Tensor:
-        """values (H, W) -> (H + 2r) * (W + 2r) flat, each edge repeated r times outward."""
-        rows = torch.arange(-self.radius, self.height + self.radius).clamp(0, self.height - 1)
-        cols = torch.arange(-self.radius, self.width + self.radius).clamp(0, self.width - 1)
-        return values[rows][:, cols].flatten()
 
     def padded_index(self, ys: torch.Tensor, xs: torch.Tensor) -> torch.Tensor:
         """-> (N,) where pixels (ys, xs) are in the padded maps."""
@@ -119,7 +109,7 @@ class Scene:
         """-> (N,) the probability the net gives pixels (ys, xs) of the next frame the tones `wanted` (N,): the
         probability, in the pixel's square, of every move that fetches a pixel of that tone."""
         fetched = self.padded_tones[self.padded_index(ys, xs)[:, None] + self.fetch[None]]  # (N, M)
-        probs = self.probs[self.squares[ys * self.width + xs]]  # (N, M)
+        probs = self.logp[self.squares[ys * self.width + xs]].exp()  # (N, M)
         return torch.where(fetched == wanted[:, None], probs, 0.0).sum(1).clamp(min=UNSEEN)
 
     def change_logodds(self, segments: torch.Tensor, candidates: torch.Tensor) -> torch.Tensor:
@@ -323,6 +313,18 @@ class Scene:
         shown = winner[target] == rank
         out[ty[shown], tx[shown]] = image[ys[shown], xs[shown]]
         return out
+
+
+@functools.lru_cache(maxsize=4)
+def layout(height: int, width: int, square: int, radius: int) -> tuple[torch.Tensor, ...]:
+    """-> (H*W,) each pixel's square (raster order), the same padded by `radius` (past the edge, the edge's), and
+    (H+2r)*(W+2r) the pixel each padded place repeats."""
+    squares = torch.arange((height // square) * (width // square)).view(height // square, width // square)
+    squares = squares.repeat_interleave(square, 0).repeat_interleave(square, 1).flatten()
+    rows = torch.arange(-radius, height + radius).clamp(0, height - 1)
+    cols = torch.arange(-radius, width + radius).clamp(0, width - 1)
+    padding = (rows[:, None] * width + cols[None]).flatten()
+    return squares, squares[padding], padding
 
 
 def pixels_of(labels: torch.Tensor, ids: torch.Tensor):

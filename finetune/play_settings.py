@@ -4,7 +4,8 @@ A motion net (core/frame_motion.py) picks each square's move; its loss weighs sq
 that stay, so a net fine-tuned on a new game moves squares that should stay, and in free play a moved wall or
 ball smears within a few frames (bricks, README "Bring your own game"). Play can add `stay_bias` nats to "stay"
 before it picks, and can pick by outcome (`decode` "outcome": keep or change a square by the probability of
-every move that makes it) rather than by the likeliest single move. Which a fine-tune needs depends on the game
+every move that makes it) rather than by the likeliest single move, or move whole objects (`decode` "objects":
+the previous frame's colour segments, core/frame_objects.py). Which a fine-tune needs depends on the game
 and on the adapter, so `finetune` tries a few of each: each rolls the fine-tune out freely from held-out clips
 under their own keys, and the settings whose dreams stay closest to the real play (mean PSNR over the rollout)
 ship with the adapter (finetune/lora.py, play.json) and are applied whenever the adapter is loaded.
@@ -22,7 +23,8 @@ from core.world_model import WorldModel
 from finetune.lora import motion_of
 
 # (decode, stay_bias nats): 13 nats already keep nearly every square still; "outcome" needs fewer (it weighs the
-# moves that keep a square together). Each costs a rollout of every clip: the 8 took 59 s on bricks, 2 cores
+# moves that keep a square together), "objects" none (a segment moves only where the pixels it changes are likelier
+# changed). Each costs a rollout of every clip: the first 8 took 59 s on bricks, 2 cores
 CANDIDATES = (
     ("sprite", 0.0),
     ("sprite", 4.0),
@@ -32,6 +34,7 @@ CANDIDATES = (
     ("outcome", 0.0),
     ("outcome", 2.0),
     ("outcome", 4.0),
+    ("objects", 0.0),
 )
 ROLLOUT_FRAMES = 16  # a smear shows within 8-16 frames (on bricks 16 and 32 chose the same prior)
 CLIPS = 16

@@ -46,14 +46,14 @@ def test_config_round_trips_through_json_as_dataclasses(name, dynamics):
 def test_nano_is_the_frames_family_architecture_that_configs_nano_v2_trains():
     """The shipped nano samples its denoiser in 2 steps where training sampled in 3 (steps are no weights), and
     has the motion net that configs/nano-v2/motion-lab/export.py adds (the lab's, MotionConfig's defaults), grown
-    to read the full frame (configs/nano-v2/gpu-motion-full.yaml), played with nothing redrawn and a nat for
-    "stay" (no weights either)."""
+    to read the full frame (configs/nano-v2/gpu-motion-full.yaml), played by objects with nothing redrawn and a
+    nat for "stay" (no weights either)."""
     from core.config import MotionConfig
 
     architecture = Path(__file__).parents[1] / "configs" / "nano-v2" / "architecture-denoise-level.json"
     trained = WorldModelConfig.from_dict(json.loads(architecture.read_text()))
     trained.dynamics.denoise_steps = 2
-    trained.dynamics.motion = MotionConfig(redraw=False, full_frame=256, stay_bias=1.0)
+    trained.dynamics.motion = MotionConfig(decode="objects", redraw=False, full_frame=256, stay_bias=1.0)
     assert zoo_config("nano") == trained
     shipped = architecture.parents[2] / "zoo" / "nano" / "config.json"
     assert zoo_config("nano") == WorldModelConfig.from_dict(json.loads(shipped.read_text()))

@@ -10,8 +10,9 @@
 # How the zoo's weights were made (2026-11-30; the run folders named are gone, their rows are in
 # zoo/nano/training.json): the second GPU burst's model (gpu-level.yaml, sampled in 2 steps instead of 3) with a
 # motion net: the motion lab's arm A (configs/nano-v2/motion-lab/lab.py, export.py into runs/nano-motion-lab/model),
-# trained on by configs/nano-v2/motion.yaml (runs/nano-v2-motion), played with its moves chosen per sprite and
-# nothing redrawn (dynamics.motion.decode "sprite", redraw false).
+# trained on by configs/nano-v2/motion.yaml (runs/nano-v2-motion), then gpu-motion-full.yaml on a GPU (runs/nano-v2-w5b1
+# holds those weights, fp32); played by objects and nothing redrawn (dynamics.motion.decode "objects", redraw
+# false; OUT=runs/ship-obj MODEL=runs/nano-obj, that folder's weights with the zoo's config.json).
 set -euo pipefail
 MODEL=${MODEL:-zoo/nano}
 OUT=${OUT:-runs/ship-nano}
