@@ -197,8 +197,8 @@ class FrameMotion(KeyedUNet):
         (decode "objects"), moved segment by segment (core/frame_objects.py)."""
         if prediction.scores is None:
             return self.draw_squares(prediction, prev_frames, upsampler)
-        logp = self.play_logits(prediction.scores).float().log_softmax(1)[:, : self.redraw]
-        return draw_by_objects(prev_frames, logp, self.offsets, self.stay)
+        scores = self.play_logits(prediction.scores).float().flatten(2).transpose(1, 2).contiguous()  # (B, g*g, M)
+        return draw_by_objects(prev_frames, scores.log_softmax(-1)[..., : self.redraw], self.offsets, self.stay)
 
     def draw_squares(self, prediction: FramePrediction, prev_frames: torch.Tensor, upsampler: nn.Module):
         out = self.warp(prev_frames, prediction.moves)

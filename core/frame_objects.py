@@ -54,14 +54,15 @@ class Scene:
     """One frame cut into segments, with the net's move probabilities for the next: what deciding its moves reads.
 
     image (H, W, 3) int the frame; logp (g*g, M) each square's move log-probabilities, squares in raster order;
-    offsets (M, 2) each move's (dx, dy); stay the id of "stay"."""
+    offsets (M, 2) each move's (dx, dy); stay the id of "stay"; likeliest (g*g,) each square's likeliest move, when
+    known."""
 
-    def __init__(self, image: torch.Tensor, logp: torch.Tensor, offsets: torch.Tensor, stay: int):
+    def __init__(self, image: torch.Tensor, logp: torch.Tensor, offsets: torch.Tensor, stay: int, likeliest=None):
         self.height, self.width, _ = image.shape
         grid = math.isqrt(len(logp))
         self.square = self.height // grid
         self.offsets, self.stay, self.logp = offsets, stay, logp
-        self.likeliest = logp.argmax(1)  # (g*g,)
+        self.likeliest = logp.argmax(1) if likeliest is None else likeliest  # (g*g,)
         self.vanish = len(offsets)  # a segment's "move" that lifts it and puts it down nowhere
         self.labels = torch.from_numpy(colour_segments(image.byte().numpy())).long()  # (H, W)
         self.sizes = torch.bincount(self.labels.flatten())  # (S,)
@@ -337,15 +338,16 @@ def pixels_of(labels: torch.Tensor, ids: torch.Tensor):
 
 
 def draw_by_objects(frames: torch.Tensor, logp: torch.Tensor, offsets: torch.Tensor, stay: int) -> torch.Tensor:
-    """frames (B, 3, H, W) in [-1, 1] the previous frames, logp (B, M, g, g) -> the next frames (B, 3, H, W), each
-    moved segment by segment."""
+    """frames (B, 3, H, W) in [-1, 1] the previous frames, logp (B, g*g, M) each square's move log-probabilities
+    (squares in raster order) -> the next frames (B, 3, H, W), each moved segment by segment."""
     out = []
-    for frame, frame_logp in zip(frames, logp.float().flatten(2).transpose(1, 2).contiguous().cpu()):
-        if not (frame_logp.argmax(1) != stay).any():
+    for frame, frame_logp in zip(frames, logp.float().cpu()):
+        likeliest = frame_logp.argmax(1)
+        if not (likeliest != stay).any():
             out.append(frame)
             continue
         image = ((frame.float().clamp(-1, 1) + 1) * 127.5).round().short().permute(1, 2, 0).cpu()  # (H, W, 3)
-        scene = Scene(image, frame_logp, offsets.cpu(), stay)
+        scene = Scene(image, frame_logp, offsets.cpu(), stay, likeliest)
         moves = scene.moves()
         if not (moves != stay).any():
             out.append(frame)

@@ -56,8 +56,7 @@ def test_palette_fidelity_separates_real_from_drifted_frames():
     assert real.min() > 0.98
     noisy = np.clip(frames[:10] + np.random.default_rng(0).normal(0, 25, frames[:10].shape), 0, 255).astype(np.uint8)
     assert drift.palette_fidelity(noisy, palette).max() < 0.8
-    floor = drift.band_floor(real)
-    assert drift.drift_free_frames(real < floor) == (len(real), False)
+    assert drift.drift_free_frames(real < drift.band_floors(real)) == (len(real), False)
 
 
 def test_patch_fidelity_sees_a_torn_sprite_that_palette_fidelity_cannot():
@@ -71,7 +70,21 @@ def test_patch_fidelity_sees_a_torn_sprite_that_palette_fidelity_cannot():
     torn[moving] = torn[np.random.default_rng(0).permutation(moving)]
     torn = torn.reshape(64, 64, 4, 4, 3).swapaxes(1, 2).reshape(256, 256, 3)[None]
     assert drift.palette_fidelity(torn, palette)[0] == 1.0  # no new colour: palette fidelity is blind to it
-    assert drift.patch_fidelity(torn, patches)[0] < drift.band_floor(real) - 0.05
+    assert drift.patch_fidelity(torn, patches)[0] < drift.band_floors(real).min() - 0.05
+
+
+def test_the_band_follows_real_play_that_leaves_its_first_frame_behind():
+    """A recording that changes level at frame 300: its real frames share little with the first frame from then
+    on. A rollout torn from frame 100 on is out of band there, though its fidelity is far above what the real
+    frames score after the level change (one floor for the whole recording held it in band to the end)."""
+    real = np.r_[np.full(300, 0.99), np.full(300, 0.45)]
+    torn = np.r_[np.full(100, 0.99), np.full(500, 0.80)]
+    floors = drift.band_floors(real)
+    assert floors[:270].min() == 0.99 and floors[331:].max() == 0.45  # the real frames within 1 s, either side
+    frames, drifted = drift.drift_free_frames(torn < floors)
+    assert drifted and 70 <= frames <= 100  # the first second in which most frames are out of band
+    kept = np.r_[np.full(300, 0.99), np.full(300, 0.99)]  # a rollout that stays in the first level
+    assert drift.drift_free_frames(kept < floors) == (600, False)
 
 
 def test_drift_free_horizon_needs_a_lasting_departure():

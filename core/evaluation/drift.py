@@ -23,7 +23,11 @@ first real frame. A model that moves the last frame's pixels (a motion net) neve
 tears: a torn sprite, a wall with a gap or a streak are new arrangements of old colours, which palette fidelity
 cannot see and patches do. Real frames stay high (a level repeats its tiles, and a sprite on the same
 background is the same patch): 0.96-0.995 over 10 s of our held-out play, where the shipped motion nano's maze
-falls to 0.95 within 1 s. A frame is out of band when either signal is below the real frames' floor.
+falls to 0.95 within 1 s. A frame is out of band when either signal is below the band's floor at its time: the
+lowest the same episode's real frames score within BAND_SPAN frames of it. Real play can leave its first frame
+behind (a new level shares no patch with the old one), and one floor for all frames then fell to the new level's
+score and held no frame out; a floor that follows the real play stops judging only where the real frames, too,
+no longer look like the first one.
 """
 
 from __future__ import annotations
@@ -36,7 +40,7 @@ CONTROL_STEPS = (4, 16, 64)  # Genie's delta-PSNR steps
 BITS = 4  # palette colours are compared on a 16-level-per-channel grid...
 DRIFT_WINDOW = FPS  # ...and drift starts at the first 1 s window...
 DRIFT_SHARE = 0.5  # ...in which more than half the frames are out of band
-BAND_QUANTILE = 0.01  # the band's floor: this quantile of real frames' fidelity
+BAND_SPAN = FPS  # the band's floor at a frame: the lowest real fidelity within this many frames either side
 PATCH = 8  # px: the patches patch fidelity compares...
 PATCH_STRIDE = 4  # ...taken every this many px of a generated frame (every 1 px of the first real frame)
 _PATCH_WEIGHTS = np.random.default_rng(0).integers(1, 2**63, (PATCH, PATCH, 3), dtype=np.uint64)
@@ -100,9 +104,13 @@ def fidelities(frames: np.ndarray, start: dict) -> dict[str, np.ndarray]:
     return {name: score(frames, start[name]) for name, (_, score) in SIGNALS.items()}
 
 
-def band_floor(real_fidelity: np.ndarray) -> float:
-    """The lowest fidelity real frames reach (their 1% quantile): below it a frame is out of band."""
-    return float(np.quantile(real_fidelity, BAND_QUANTILE))
+def band_floors(real_fidelity: np.ndarray) -> np.ndarray:
+    """One episode's real frames' fidelity (T,) -> (T,) the band's floor at each time: the lowest real fidelity
+    within BAND_SPAN frames of it (a real frame may dip where a sprite enters; the band allows what real play
+    near that time does)."""
+    real = np.asarray(real_fidelity, dtype=np.float64)
+    padded = np.pad(real, BAND_SPAN, mode="edge")
+    return np.lib.stride_tricks.sliding_window_view(padded, 2 * BAND_SPAN + 1).min(1)
 
 
 def drift_free_frames(out_of_band: np.ndarray) -> tuple[int, bool]:

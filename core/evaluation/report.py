@@ -110,10 +110,10 @@ def write_report(results: dict, directory: str | Path) -> dict[str, Path]:
         axis.set_xlabel("seconds of rollout (30 FPS)")
         axis.set_ylabel(label)
         axis.grid(alpha=0.3)
-    horizon = results["metrics"]["drift_free_horizon"]
-    for axis, key in zip(axes[2:], ("band_floor", "patch_band_floor")):
-        axis.axhline(horizon[key], color="red", linestyle="--", label="real-frame band floor")
-        axis.legend()
+    for axis, (key, _) in zip(axes[2:], fidelities):
+        if f"{key}_floor" in curves:
+            axis.plot(steps, curves[f"{key}_floor"], color="red", linestyle="--", label="real-frame band floor")
+            axis.legend()
     figure.suptitle("free rollouts under the real actions vs the real frames")
     figure.tight_layout()
     paths["drift_curve"] = directory / "drift_curve.png"
