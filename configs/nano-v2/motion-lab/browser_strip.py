@@ -1,7 +1,10 @@
-"""The Play tab as a user sees it: the app on the shipped nano in headless Chromium, the default level started,
-RIGHT held then LEFT held, the play surface shot every half second; one strip picture (RIGHT row above the LEFT
-row) and the page's own FPS and keypress-to-frame report.
-    python configs/nano-v2/motion-lab/browser_strip.py OUT.png
+"""The Play tab as a user sees it: the app on the shipped nano in headless Chromium, the default level started (or
+a start image uploaded, as "Start from: uploaded image" does: another game's first frame), RIGHT held then LEFT
+held, the play surface shot every half second; one strip picture (RIGHT row above the LEFT row) and the page's own
+FPS and keypress-to-frame report.
+    python configs/nano-v2/motion-lab/browser_strip.py OUT.png [START.png]
+    python -c "from PIL import Image; from core.games import first_frame; \
+        Image.fromarray(first_frame('maze', 200039)).save('maze.png')"  # a held-out level's first frame
 """
 
 import json
@@ -33,6 +36,10 @@ def main():
             page = browser.new_page(viewport={"width": 1280, "height": 1400})
             page.goto(url, wait_until="load")
             page.wait_for_selector("#pw-start", timeout=120_000)
+            if len(sys.argv) > 2:  # the Game dropdown does not take playwright's fill or option clicks; an upload does
+                page.get_by_text("uploaded image", exact=True).first.click()
+                page.locator("input[type=file]").first.set_input_files(sys.argv[2])
+                page.wait_for_timeout(3000)
             page.click("#pw-start")
             page.wait_for_selector("#pw-surface img", timeout=120_000)
             page.locator("body").click(position={"x": 5, "y": 5})
