@@ -49,7 +49,8 @@ class FramePrediction:
 
     moves: torch.Tensor  # (..., g, g) long: per square a move id, or the motion net's `redraw` id
     small: torch.Tensor | None  # (..., 3, r, r) the dynamics' small frame; None when no square is redrawn
-    scores: torch.Tensor | None = None  # (..., M + 1, g, g) the net's logits, kept to draw by objects
+    # (..., g*g, M) each square's move log-probabilities (squares in raster order), kept to draw by objects
+    scores: torch.Tensor | None = None
 
     def __getitem__(self, index) -> FramePrediction:
         parts = (self.moves, self.small, self.scores)
@@ -146,10 +147,14 @@ class FrameMotion(KeyedUNet):
 
     def predict_moves(self, logits: torch.Tensor, frame: torch.Tensor | None, small) -> FramePrediction:
         """logits (B, M + 1, g, g) for `frame` (B, 3, H, W) and the small frame callable `small()` (run only if a
-        square is redrawn) -> the FramePrediction play draws."""
+        square is redrawn) -> the FramePrediction play draws; by objects, with the log-probabilities `draw` reads
+        and each square's likeliest move."""
+        if self.config.decode == "objects":
+            scores = self.play_logits(logits).float().flatten(2).transpose(1, 2).contiguous()  # (B, g*g, M)
+            logp = scores.log_softmax(-1)[..., : self.redraw]
+            return FramePrediction(logp.argmax(-1).view(len(logits), *logits.shape[2:]), None, logp)
         moves = self.choose(logits, frame)
-        scores = logits if self.config.decode == "objects" else None
-        return FramePrediction(moves, small() if (moves == self.redraw).any() else None, scores)
+        return FramePrediction(moves, small() if (moves == self.redraw).any() else None)
 
     def likeliest_outcome(self, logits: torch.Tensor, frame: torch.Tensor, moves: torch.Tensor) -> torch.Tensor:
         """Per square, "stay" where keeping its pixels is likelier than the likeliest change, else the likeliest
@@ -197,8 +202,8 @@ class FrameMotion(KeyedUNet):
         (decode "objects"), moved segment by segment (core/frame_objects.py)."""
         if prediction.scores is None:
             return self.draw_squares(prediction, prev_frames, upsampler)
-        scores = self.play_logits(prediction.scores).float().flatten(2).transpose(1, 2).contiguous()  # (B, g*g, M)
-        return draw_by_objects(prev_frames, scores.log_softmax(-1)[..., : self.redraw], self.offsets, self.stay)
+        likeliest = prediction.moves.flatten(1)
+        return draw_by_objects(prev_frames, prediction.scores, self.offsets, self.stay, likeliest)
 
     def draw_squares(self, prediction: FramePrediction, prev_frames: torch.Tensor, upsampler: nn.Module):
         out = self.warp(prev_frames, prediction.moves)

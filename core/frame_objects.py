@@ -337,17 +337,18 @@ def pixels_of(labels: torch.Tensor, ids: torch.Tensor):
     return ys, xs, group[ys, xs]
 
 
-def draw_by_objects(frames: torch.Tensor, logp: torch.Tensor, offsets: torch.Tensor, stay: int) -> torch.Tensor:
+def draw_by_objects(frames: torch.Tensor, logp: torch.Tensor, offsets: torch.Tensor, stay: int, likeliest=None):
     """frames (B, 3, H, W) in [-1, 1] the previous frames, logp (B, g*g, M) each square's move log-probabilities
-    (squares in raster order) -> the next frames (B, 3, H, W), each moved segment by segment."""
+    (squares in raster order), likeliest (B, g*g) their argmax when known -> the next frames (B, 3, H, W), each
+    moved segment by segment."""
+    likeliest = (logp.argmax(-1) if likeliest is None else likeliest).cpu()
     out = []
-    for frame, frame_logp in zip(frames, logp.float().cpu()):
-        likeliest = frame_logp.argmax(1)
-        if not (likeliest != stay).any():
+    for frame, frame_logp, frame_likeliest in zip(frames, logp.float().cpu(), likeliest):
+        if not (frame_likeliest != stay).any():
             out.append(frame)
             continue
         image = ((frame.float().clamp(-1, 1) + 1) * 127.5).round().short().permute(1, 2, 0).cpu()  # (H, W, 3)
-        scene = Scene(image, frame_logp, offsets.cpu(), stay, likeliest)
+        scene = Scene(image, frame_logp, offsets.cpu(), stay, frame_likeliest)
         moves = scene.moves()
         if not (moves != stay).any():
             out.append(frame)

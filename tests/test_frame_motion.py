@@ -196,7 +196,7 @@ def test_the_motion_net_learns_to_move_the_sprite_the_way_the_key_says(full_fram
     motion.config.decode = "objects"  # the square as one segment, moved by the move likeliest for its pixels
     with torch.no_grad():
         logits = motion.scores(*inputs(prev, keys))
-        by_objects = motion.draw(FramePrediction(motion.choose(logits, prev), None, logits), prev, upsampler=None)
+        by_objects = motion.draw(motion.predict_moves(logits, prev, lambda: None), prev, upsampler=None)
     assert masked_psnr(by_objects, nxt, moved) > 30
 
 

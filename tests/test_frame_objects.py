@@ -6,7 +6,7 @@ from __future__ import annotations
 import torch
 
 from core.config import FrameDynamicsConfig
-from core.frame_motion import FrameMotion, FramePrediction, move_table
+from core.frame_motion import FrameMotion, move_table
 from core.frame_objects import Scene, colour_segments
 
 MOTION = {"radius": 4, "channels": (8, 16), "mid_blocks": 1, "hidden": 16, "redraw": False}
@@ -49,7 +49,7 @@ def test_a_sprite_moves_whole_and_the_wall_beside_it_stays():
         FrameDynamicsConfig(resolution=8, channels=(8, 16), action_dim=8, motion={**MOTION, "decode": "objects"})
     )
     frame, logits = scene_frame(), net_opinion(motion)
-    prediction = FramePrediction(motion.choose(logits, frame), None, logits)
+    prediction = motion.predict_moves(logits, frame, lambda: None)
     drawn = motion.draw(prediction, frame, upsampler=None)
     expected = frame.clone()
     expected[0, :, 6:14, 6:12] = frame[0, :, 0:1, 0:1]  # lifted: the background fills where the sprite was
@@ -87,7 +87,7 @@ def test_a_frame_the_net_keeps_still_is_returned_as_it_is():
     frame = scene_frame()
     logits = torch.full((1, motion.redraw + 1, 8, 8), -10.0)
     logits[:, motion.stay] = 3.0
-    prediction = FramePrediction(motion.choose(logits, frame), None, logits)
+    prediction = motion.predict_moves(logits, frame, lambda: None)
     assert torch.equal(motion.draw(prediction, frame, upsampler=None), frame)
 
 
@@ -102,7 +102,7 @@ def test_a_sprite_moved_past_the_edge_leaves_the_frame():
     logits[:, motion.stay] = 3.0
     logits[0, :, 2:4, 7] = -10.0
     logits[0, table.index([3, 0]), 2:4, 7] = 6.0  # its squares fetch the black 3 px left of them: it left
-    prediction = FramePrediction(motion.choose(logits, frame), None, logits)
+    prediction = motion.predict_moves(logits, frame, lambda: None)
     assert (motion.draw(prediction, frame, upsampler=None) == -1).all()
 
 
@@ -117,7 +117,7 @@ def test_a_segment_the_net_expects_the_background_in_vanishes():
     fetch_background = [table.index([dx, dy]) for dx, dy in table if dy <= -3]  # from 3-4 px below the sprite
     logits[0, :, 1:3, 1:3] = -10.0  # the body's squares (rows 4-11, columns 4-11), but not the foot's
     logits[0, fetch_background, 1:3, 1:3] = 4.0
-    drawn = motion.draw(FramePrediction(motion.choose(logits, frame), None, logits), frame, upsampler=None)
+    drawn = motion.draw(motion.predict_moves(logits, frame, lambda: None), frame, upsampler=None)
     background = frame[0, :, 0, 0][:, None, None]
     assert (drawn[0, :, 6:12, 6:12] == background).all()  # the body and the eye in it are gone
     assert torch.equal(drawn[0, :, 12:32], frame[0, :, 12:32])  # the foot, whose squares stay, and the wall stay
