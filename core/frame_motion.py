@@ -109,11 +109,9 @@ class FrameMotion(KeyedUNet):
         that is redrawn stays redrawn. ("outcome") first decides, for each square of `frame` (B, 3, H, W), the
         frame the moves apply to, whether it keeps its pixels (likeliest_outcome), then moves the others as
         "sprite". With `config.redraw` off, no square is redrawn. "stay" first gains `config.stay_bias` nats.
-        ("objects": `draw` moves whole segments by the scores, never redrawing; the moves are each square's
-        likeliest, kept for the record.)"""
+        ("objects" is decided segment by segment in `draw`, from what predict_moves keeps; here it picks as
+        "sprite".)"""
         logits = self.play_logits(logits)
-        if self.config.decode == "objects":
-            return logits[:, : self.redraw].argmax(1)
         moves = logits.argmax(1)
         if self.config.decode == "outcome":
             if frame is None:
@@ -202,8 +200,7 @@ class FrameMotion(KeyedUNet):
         (decode "objects"), moved segment by segment (core/frame_objects.py)."""
         if prediction.scores is None:
             return self.draw_squares(prediction, prev_frames, upsampler)
-        likeliest = prediction.moves.flatten(1)
-        return draw_by_objects(prev_frames, prediction.scores, self.offsets, self.stay, likeliest)
+        return draw_by_objects(prev_frames, prediction.scores, prediction.moves.flatten(1), self.offsets, self.stay)
 
     def draw_squares(self, prediction: FramePrediction, prev_frames: torch.Tensor, upsampler: nn.Module):
         out = self.warp(prev_frames, prediction.moves)

@@ -92,13 +92,9 @@ class Scene:
         tone[order] = order[alike.float().argmax(1)]  # the first (largest) alike segment
         return tone[self.labels]
 
-    def pixels_of(self, ids: torch.Tensor):
-        """ids (G,) distinct -> ys, xs (N,) the pixels of those segments, and which of them (N,) 0..G-1."""
-        return pixels_of(self.labels, ids)
-
     def voters(self, ids: torch.Tensor):
         """pixels_of(ids), but at most VOTERS evenly spread pixels of each segment: the vote only proposes moves."""
-        ys, xs, segment = self.pixels_of(ids)
+        ys, xs, segment = pixels_of(self.labels, ids)
         counts = torch.bincount(segment, minlength=len(ids))
         order = torch.argsort(segment, stable=True)
         rank = torch.empty_like(order)
@@ -114,12 +110,12 @@ class Scene:
         return torch.where(fetched == wanted[:, None], probs, 0.0).sum(1).clamp(min=UNSEEN)
 
     def change_logodds(self, segments: torch.Tensor, candidates: torch.Tensor) -> torch.Tensor:
-        """segments (P,) sorted, candidates (P, C) move ids (or `vanish`) -> (P, C) the net's log-odds of the
+        """segments (P,) distinct, candidates (P, C) move ids (or `vanish`) -> (P, C) the net's log-odds of the
         pixels that moving each segment by each move changes, against their staying: pixels it covers take its
         tones, pixels it uncovers the tone around it."""
         height, width, labels = self.height, self.width, self.labels
         fills = self.border_mode(self.tones, labels, segments)  # (P,)
-        ys, xs, segment = self.pixels_of(segments)
+        ys, xs, segment = pixels_of(labels, segments)
         count = candidates.shape[1]
         # each pixel once per candidate move of its segment: row = pixel * C + candidate
         ys, xs, segment = (t.repeat_interleave(count) for t in (ys, xs, segment))
@@ -152,7 +148,7 @@ class Scene:
 
     @staticmethod
     def border_mode(values: torch.Tensor, labels: torch.Tensor, ids: torch.Tensor) -> torch.Tensor:
-        """values (H, W) long, labels (H, W), ids (G,) sorted -> (G,) the commonest value on each labelled group's
+        """values (H, W) long, labels (H, W), ids (G,) distinct -> (G,) the commonest value on each labelled group's
         4-neighbour border (the pixels next to it with another label)."""
         height, width = labels.shape
         ys, xs, group = pixels_of(labels, ids)
@@ -175,7 +171,7 @@ class Scene:
     def neighbour_pairs(self, ids: torch.Tensor) -> torch.Tensor:
         """-> (E, 2) every pair of segments that touch, corners included (pixel art joins a sprite's parts by their
         corners), one of them in `ids`, once each way."""
-        ys, xs, _ = self.pixels_of(ids)
+        ys, xs, _ = pixels_of(self.labels, ids)
         own = self.labels[ys, xs]
         index = self.padded_index(ys, xs)
         steps = (-1, 0, 1)
@@ -227,10 +223,7 @@ class Scene:
         totals[:, stay] = float("-inf")
         candidates = totals.topk(CANDIDATES, 1).indices  # (P, C)
         candidates = torch.cat([candidates, torch.full((len(proposers), 1), self.vanish)], 1)
-        gains = self.change_logodds(proposers, candidates)  # (P, C)
-        best = gains.argmax(1)
-        wins = gains.gather(1, best[:, None])[:, 0] > 0
-        moves[proposers[wins]] = candidates[wins, best[wins]]
+        moves = self.take_likelier(moves, proposers, candidates)
         pairs = self.neighbour_pairs((moves != stay).nonzero()[:, 0])
         moves = self.bring_parts(moves, pairs)
         return self.agree_within_sprites(moves, pairs)
@@ -249,11 +242,16 @@ class Scene:
         leader[part[order]] = lead[order]
         parts = torch.unique(part)
         candidates = torch.stack([moves[leader[parts]], torch.full_like(parts, self.vanish)], 1)  # (P, 2)
-        gains = self.change_logodds(parts, candidates)
+        return self.take_likelier(moves, parts, candidates)
+
+    def take_likelier(self, moves: torch.Tensor, segments: torch.Tensor, candidates: torch.Tensor) -> torch.Tensor:
+        """moves (S,) with each of `segments` (P,) given the best of its `candidates` (P, C) by change_logodds,
+        where that beats staying."""
+        gains = self.change_logodds(segments, candidates)
         best = gains.argmax(1)
         wins = gains.gather(1, best[:, None])[:, 0] > 0
         moves = moves.clone()
-        moves[parts[wins]] = candidates[wins, best[wins]]
+        moves[segments[wins]] = candidates[wins, best[wins]]
         return moves
 
     def agree_within_sprites(self, moves: torch.Tensor, pairs: torch.Tensor) -> torch.Tensor:
@@ -337,13 +335,14 @@ def pixels_of(labels: torch.Tensor, ids: torch.Tensor):
     return ys, xs, group[ys, xs]
 
 
-def draw_by_objects(frames: torch.Tensor, logp: torch.Tensor, offsets: torch.Tensor, stay: int, likeliest=None):
+def draw_by_objects(
+    frames: torch.Tensor, logp: torch.Tensor, likeliest: torch.Tensor, offsets: torch.Tensor, stay: int
+):
     """frames (B, 3, H, W) in [-1, 1] the previous frames, logp (B, g*g, M) each square's move log-probabilities
-    (squares in raster order), likeliest (B, g*g) their argmax when known -> the next frames (B, 3, H, W), each
-    moved segment by segment."""
-    likeliest = (logp.argmax(-1) if likeliest is None else likeliest).cpu()
+    (squares in raster order), likeliest (B, g*g) their argmax -> the next frames (B, 3, H, W), each moved segment
+    by segment."""
     out = []
-    for frame, frame_logp, frame_likeliest in zip(frames, logp.float().cpu(), likeliest):
+    for frame, frame_logp, frame_likeliest in zip(frames, logp.float().cpu(), likeliest.cpu()):
         if not (frame_likeliest != stay).any():
             out.append(frame)
             continue
