@@ -23,7 +23,7 @@ import math
 import numpy as np
 import torch
 from scipy import ndimage
-from scipy.sparse import coo_matrix
+from scipy.sparse import coo_matrix, csr_matrix
 from scipy.sparse.csgraph import connected_components
 
 COLOUR_TOLERANCE = 48  # summed |RGB difference| (0-255) of neighbours in one segment: exact palettes, and a
@@ -40,14 +40,20 @@ def colour_segments(frame: np.ndarray) -> np.ndarray:
     """frame (H, W, 3) uint8 -> (H, W) int labels: 4-connected pixels whose colours differ by under COLOUR_TOLERANCE
     (summed over RGB) share one."""
     height, width, _ = frame.shape
-    pixels = frame.astype(np.int16)
-    index = np.arange(height * width).reshape(height, width)
-    across = np.abs(pixels[:, 1:] - pixels[:, :-1]).sum(-1) < COLOUR_TOLERANCE
-    down = np.abs(pixels[1:] - pixels[:-1]).sum(-1) < COLOUR_TOLERANCE
-    rows = np.concatenate([index[:, :-1][across], index[:-1][down]])
-    cols = np.concatenate([index[:, 1:][across], index[1:][down]])
-    graph = coo_matrix((np.ones(len(rows), dtype=bool), (rows, cols)), shape=(height * width,) * 2)
-    return connected_components(graph, directed=False)[1].reshape(height, width)
+    count = height * width
+    planes = frame.transpose(2, 0, 1).astype(np.int16)  # (3, H, W): channel sums are fast across planes
+    across, down = np.abs(np.diff(planes, axis=2)), np.abs(np.diff(planes, axis=1))
+    # each pixel's edges to its right and lower neighbours where their colours are close, built straight into a
+    # sparse row layout (a COO matrix's conversion cost as much as the search)
+    joins = np.zeros((height, width, 2), dtype=bool)
+    joins[:, :-1, 0] = across[0] + across[1] + across[2] < COLOUR_TOLERANCE
+    joins[:-1, :, 1] = down[0] + down[1] + down[2] < COLOUR_TOLERANCE
+    joins = joins.reshape(count, 2)
+    indptr = np.zeros(count + 1, dtype=np.int32)
+    np.cumsum(joins[:, 0].astype(np.int32) + joins[:, 1], out=indptr[1:])
+    index = np.arange(count, dtype=np.int32)[:, None] + np.array([1, width], dtype=np.int32)
+    graph = csr_matrix((np.ones(int(indptr[-1])), index[joins], indptr), shape=(count, count))
+    return connected_components(graph, directed=True, connection="weak")[1].reshape(height, width)
 
 
 class Scene:
@@ -105,9 +111,18 @@ class Scene:
     def tone_probability(self, ys: torch.Tensor, xs: torch.Tensor, wanted: torch.Tensor) -> torch.Tensor:
         """-> (N,) the probability the net gives pixels (ys, xs) of the next frame the tones `wanted` (N,): the
         probability, in the pixel's square, of every move that fetches a pixel of that tone."""
+        # candidate moves ask again about the same pixels (all of them uncover a segment's place): once each
+        asked, again = torch.unique((ys * self.width + xs) * len(self.sizes) + wanted, return_inverse=True)
+        where, wanted = asked // len(self.sizes), asked % len(self.sizes)
+        ys, xs = where // self.width, where % self.width
         fetched = self.padded_tones[self.padded_index(ys, xs)[:, None] + self.fetch[None]]  # (N, M)
-        probs = self.logp[self.squares[ys * self.width + xs]].exp()  # (N, M)
-        return torch.where(fetched == wanted[:, None], probs, 0.0).sum(1).clamp(min=UNSEEN)
+        probs = self.probs[self.squares[where]]  # (N, M)
+        return torch.where(fetched == wanted[:, None], probs, 0.0).sum(1).clamp(min=UNSEEN)[again]
+
+    @functools.cached_property
+    def probs(self) -> torch.Tensor:
+        """(g*g, M) each square's move probabilities."""
+        return self.logp.exp()
 
     def change_logodds(self, segments: torch.Tensor, candidates: torch.Tensor) -> torch.Tensor:
         """segments (P,) distinct, candidates (P, C) move ids (or `vanish`) -> (P, C) the net's log-odds of the

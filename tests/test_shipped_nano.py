@@ -63,3 +63,22 @@ def test_the_app_plays_the_shipped_nano_by_default(tmp_path):
     assert running and "data:image/jpeg;base64," in html
     html, running = player.step(session, "1|arrowright")
     assert running and "RIGHT" in html and "frame 1" in html
+
+
+def test_the_play_engine_dreams_the_shipped_nano_frame_for_frame():
+    """The engine play uses (core.engine: its motion net in channels_last) draws the same frames as the model
+    itself, which `pocketworld evaluate` measures: a held-out platformer level, keys held and changed."""
+    from core.engine import EngineConfig
+    from core.games import first_frame
+    from core.session import WorldSession
+
+    model, start = zoo.load("nano"), first_frame("platformer", HELD_OUT_SEEDS[1])
+    plain, prepared = WorldSession(model), WorldSession(model, engine=EngineConfig("fp32"))
+    plain.reset(start), prepared.reset(start)
+    keys = ["RIGHT"] * 8 + ["RIGHT+UP"] * 4 + ["LEFT"] * 8 + ["NOOP"] * 4
+    moved = 0
+    for key in keys:
+        frame = plain.step(key)
+        assert (prepared.step(key) == frame).all(), key
+        moved += int((frame != start).any())
+    assert moved > len(keys) // 2, "the dream must change for the comparison to mean anything"
