@@ -369,119 +369,71 @@ def _coerce(hint, value, where: str):
     return value
 
 
-def _variant(
+def _frames_variant(
     name: str,
-    d_model: int,
-    n_layers: int,
-    n_heads: int,
-    *,
-    d_state: int,
-    expand: int,
-    tok: tuple[int, ...],
-    tok_blocks: int,
-    dec: tuple[int, ...],
-    dec_blocks: int,
-    token_dim: int,
-    mlp_ratio: float = 4.0,
-    headdim: int = 32,
+    resolution: int,
+    channels: tuple[int, ...],
+    mid_blocks: int,
+    motion_channels: tuple[int, ...],
+    motion_mid_blocks: int,
+    hidden: int,
+    upsampler: tuple[int, ...],
+    upsampler_blocks: int,
+    action_dim: int,
 ) -> WorldModelConfig:
+    """A frames-family variant as the controllability lab chose it for nano (README "bench control", "Play by
+    objects"): `resolution`^2 area-pooled frames, a keyed U-Net denoising the next one in 2 Euler steps with its
+    context's noise level told, a motion net of its own keyed U-Net reading the full frame too, whose moves play
+    takes segment by segment ("objects", nothing redrawn, a nat for "stay"), and an upsampler to 256x256."""
     return WorldModelConfig(
         name=name,
-        tokenizer=TokenizerConfig(channels=tok, decoder_channels=tuple(reversed(tok)), blocks_per_stage=tok_blocks),
-        dynamics=DynamicsConfig(
-            d_model=d_model,
-            n_layers=n_layers,
-            n_heads=n_heads,
-            d_state=d_state,
-            expand=expand,
-            headdim=headdim,
-            mlp_ratio=mlp_ratio,
-        ),
-        decoder=DecoderConfig(channels=dec, blocks=dec_blocks, token_dim=token_dim),
-    )
-
-
-# The zoo. Parameter counts are tested (tests/test_config.py) and printed by `pocketworld zoo`. nano is the
-# frames family; tiny, base and large are the tokens family.
-HUB_ORGANISATION = "pocketworld"  # the zoo's variants on the Hugging Face Hub: pocketworld/nano, ...
-ZOO: dict[str, WorldModelConfig] = {
-    # nano (v2): the frames family. The dynamics works on 64x64 area-pooled frames (a 64x64 frame costs a small
-    # U-Net pass where 256 tokens cost six attention + Mamba blocks), the keys FiLM every block, and it denoises
-    # the next small frame in Euler steps (a direct prediction is the mean of the possible next frames: the
-    # player smears); the upsampler draws 256x256 from it and the previous frame. A motion net moves the previous
-    # frame's pixels and would call those two only for squares it redraws; nano's never redraws (sharp sprites, and
-    # a step that costs one small U-Net). configs/nano-v2/ trains it.
-    "nano": WorldModelConfig(
-        name="nano",
         family="frames",
-        tokenizer=FramePoolConfig(resolution=64),
+        tokenizer=FramePoolConfig(resolution=resolution),
         dynamics=FrameDynamicsConfig(
-            resolution=64,
+            resolution=resolution,
             context=2,
-            channels=(32, 64, 128),
-            mid_blocks=2,
+            channels=channels,
+            mid_blocks=mid_blocks,
             action_mode="film",
             action_context=4,
-            action_dim=64,
-            denoise_steps=2,  # trained sampling in 3; 2 follow the keys as well (bench keys) for a third less time
+            action_dim=action_dim,
+            denoise_steps=2,  # nano trained sampling in 3; 2 follow the keys as well (bench keys) for a third less time
             context_level=True,
-            # the previous frame's colour segments moved whole (README "Play by objects"), never redrawn: the
-            # upsampler's drawing of what is new tore more than no new thing did (README "Choosing the moves as
-            # sprites"); it reads the full frame too, and "stay" gets a nat (README "The motion net on a GPU")
             motion=MotionConfig(
                 radius=6,
-                channels=(32, 64, 128),
-                mid_blocks=2,
-                hidden=64,
+                channels=motion_channels,
+                mid_blocks=motion_mid_blocks,
+                hidden=hidden,
                 decode="objects",
                 redraw=False,
                 full_frame=256,
                 stay_bias=1.0,
             ),
         ),
-        decoder=UpsamplerConfig(resolution=64, image_size=256, channels=(16, 24, 48), blocks=2),
-    ),
-    "tiny": _variant(
-        "tiny",
-        640,
-        12,
-        10,
-        d_state=16,
-        expand=2,
-        mlp_ratio=5,
-        tok=(64, 128, 256, 512),
-        tok_blocks=2,
-        dec=(48, 96, 192, 384, 640),
-        dec_blocks=2,
-        token_dim=128,
-    ),
-    # base: hidden 768 x 12 layers; expand 3 and a wide MLP bring dynamics to ~200M
-    "base": _variant(
-        "base",
-        768,
-        12,
-        12,
-        d_state=16,
-        expand=3,
-        mlp_ratio=7,
-        tok=(128, 256, 384, 768),
-        tok_blocks=3,
-        dec=(64, 128, 256, 512, 1024),
-        dec_blocks=3,
-        token_dim=256,
-    ),
-    "large": _variant(
-        "large",
-        1280,
-        20,
-        20,
-        d_state=16,
-        expand=2,
-        tok=(128, 256, 384, 768),
-        tok_blocks=3,
-        dec=(64, 128, 256, 512, 1024),
-        dec_blocks=3,
-        token_dim=256,
+        decoder=UpsamplerConfig(resolution=resolution, image_size=256, channels=upsampler, blocks=upsampler_blocks),
+    )
+
+
+# The zoo. Parameter counts are tested (tests/test_config.py) and printed by `pocketworld zoo`. Every variant is
+# the frames family; the tokens family (nano v1's design: a VQ tokenizer, a Mamba + attention dynamics over 256
+# tokens a frame) stays for configs that name it.
+HUB_ORGANISATION = "pocketworld"  # the zoo's variants on the Hugging Face Hub: pocketworld/nano, ...
+ZOO: dict[str, WorldModelConfig] = {
+    # nano (v2): the dynamics works on 64x64 area-pooled frames (a 64x64 frame costs a small U-Net pass where 256
+    # tokens cost six attention + Mamba blocks), the keys FiLM every block, and it denoises the next small frame in
+    # Euler steps (a direct prediction is the mean of the possible next frames: the player smears); the upsampler
+    # draws 256x256 from it and the previous frame. A motion net moves the previous frame's pixels and would call
+    # those two only for squares it redraws; nano's never redraws (sharp sprites, and a step that costs one small
+    # U-Net): the previous frame's colour segments move whole (README "Play by objects"), since the upsampler's
+    # drawing of what is new tore more than no new thing did (README "Choosing the moves as sprites"); it reads the
+    # full frame too, and "stay" gets a nat (README "The motion net on a GPU"). configs/nano-v2/ trains it.
+    "nano": _frames_variant("nano", 64, (32, 64, 128), 2, (32, 64, 128), 2, 64, (16, 24, 48), 2, action_dim=64),
+    # the larger variants scale the same design: wider U-Nets, and (base, large) 128x128 small frames, so that the
+    # motion net scores moves of 2x2 squares where nano's are 4x4 (a square holds parts of fewer things)
+    "tiny": _frames_variant("tiny", 64, (256, 512, 1024), 3, (256, 512, 1024), 2, 128, (32, 64, 128), 2, 128),
+    "base": _frames_variant("base", 128, (256, 512, 1024, 1536), 2, (256, 512, 1024, 1536), 2, 128, (64, 128), 2, 128),
+    "large": _frames_variant(
+        "large", 128, (384, 768, 1536, 2048), 3, (384, 768, 1536, 2048), 2, 192, (96, 192), 3, 128
     ),
 }
 

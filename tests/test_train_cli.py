@@ -44,8 +44,10 @@ def test_cli_errors_are_one_line_and_exit_2(tmp_path, capsys):
 
 def test_bench_train_reports_frames_per_second_and_memory(tmp_path, capsys, monkeypatch):
     monkeypatch.setitem(ZOO, "test-tiny", tiny_config())  # a tokens-family variant that times in a second
-    assert main(["bench", "train", "--variant", "nano"]) == 2  # nano is the frames family: not these stages
-    assert "nano is the frames family" in capsys.readouterr().err
+    assert main(["bench", "train", "--stage", "dynamics", "--variant", "nano"]) == 2  # a tokens stage
+    assert "nano is the frames family: its stages are frames" in capsys.readouterr().err
+    assert main(["bench", "train", "--stage", "frames", "--variant", "test-tiny"]) == 2
+    assert "test-tiny is the tokens family: its stages are tokenizer, tokens, dynamics" in capsys.readouterr().err
     out = tmp_path / "bench.json"
     assert (
         main(
@@ -72,3 +74,7 @@ def test_bench_train_reports_frames_per_second_and_memory(tmp_path, capsys, monk
     )
     row = json.loads(out.read_text())
     assert row["stage"] == "dynamics" and row["frames_per_second"] > 0 and row["peak_memory_mb"] > 100
+    # the default: the variant's own family's stage; nano trains every part in the frames stage
+    assert main(["bench", "train", "--batch-size", "1", "--steps", "1", "--threads", "2", "--json", str(out)]) == 0
+    row = json.loads(out.read_text())
+    assert (row["stage"], row["variant"], row["clip_len"]) == ("frames", "nano", 6) and row["frames_per_second"] > 0

@@ -45,10 +45,13 @@ def register(commands, benches) -> None:
     plot.set_defaults(func=cmd_plot)
 
     bench = benches.add_parser("train", help="training frames/s and peak memory of a stage")
-    bench.add_argument("--stage", default="dynamics", choices=STAGES, help="stage to time (default: dynamics)")
     bench.add_argument(
-        "--variant", default="tiny", help="zoo variant of the tokens family, whose stages these are (default: tiny)"
+        "--stage",
+        choices=STAGES,
+        help="stage to time: frames for the frames family (every zoo variant), a tokens-family stage for a variant "
+        "of that family (default: the variant's family's main stage, frames or dynamics)",
     )
+    bench.add_argument("--variant", default="nano", help="zoo variant (default: nano)")
     bench.add_argument("--batch-size", type=int, default=2, help="clips per step (default: 2)")
     bench.add_argument("--clip-len", type=int, help="frames per clip (default: the stage's own: 1, 2 or 32)")
     bench.add_argument("--steps", type=int, default=3, help="timed optimizer steps (default: 3)")
@@ -93,20 +96,13 @@ def cmd_plot(args) -> int:
 
 
 def cmd_bench_train(args) -> int:
-    from core.cli import UsageError
-    from core.config import zoo_config
-    from core.train.bench import bench_train
+    from core.train.bench import bench_train, default_stage
 
-    family = zoo_config(args.variant).family
-    if family != "tokens":
-        raise UsageError(
-            f"bench train times the tokens family's stages; {args.variant} is the {family} family, whose "
-            "training (`pocketworld train frames`) logs its frames_per_second in the run's metrics.jsonl"
-        )
     for name in ("batch_size", "steps"):
         if getattr(args, name) <= 0:
             raise ValueError(f"--{name.replace('_', '-')} must be positive")
-    row = bench_train(args.stage, args.variant, args.batch_size, args.clip_len, args.steps, args.threads)
+    stage = args.stage or default_stage(args.variant)
+    row = bench_train(stage, args.variant, args.batch_size, args.clip_len, args.steps, args.threads)
     print("  ".join(f"{k}={v}" for k, v in row.items()))
     if args.json:
         Path(args.json).write_text(json.dumps(row, indent=2))

@@ -16,12 +16,24 @@ import time
 import torch
 
 from core.config import zoo_config
+from core.train.config import STAGES
 from core.world_model import WorldModel
 
-BENCH_STAGES = ("tokenizer", "tokens", "dynamics", "decoder", "long_horizon", "distill")
+BENCH_STAGES = STAGES  # "frames": the frames family's one stage (all its parts); the others: the tokens family's
+TOKENS_STAGES = tuple(stage for stage in STAGES if stage != "frames")
+
+
+def default_stage(variant: str) -> str:
+    """The stage `bench train` times for a zoo variant when none is named: its family's main one."""
+    return "frames" if zoo_config(variant).family == "frames" else "dynamics"
 
 
 def _objective(stage: str, model: WorldModel):
+    if stage == "frames":
+        from core.train.config import FramesSection
+        from core.train.frames import FramesObjective
+
+        return FramesObjective(model, FramesSection())
     from core.distill import DistillObjective
     from core.train.config import DistillSection
     from core.train.decoder import DecoderObjective
@@ -54,22 +66,26 @@ def bench_train(
     """-> {"stage", "variant", "batch", "clip_len", "frames_per_second", "seconds_per_step", "peak_memory_mb", ...}."""
     if stage not in BENCH_STAGES:
         raise ValueError(f"unknown stage {stage!r}; stages: {', '.join(BENCH_STAGES)}")
+    family = zoo_config(variant).family
+    if (stage == "frames") != (family == "frames"):
+        raise ValueError(
+            f"{variant} is the {family} family: its stages are "
+            + ("frames" if family == "frames" else ", ".join(TOKENS_STAGES))
+        )
     if threads:
         torch.set_num_threads(threads)
     device = "cuda" if torch.cuda.is_available() else "cpu"
     torch.manual_seed(0)
     model = WorldModel(zoo_config(variant)).to(device)
-    size, tokens_per_frame = model.config.image_size, model.config.dynamics.tokens_per_frame
-    default_len = {"tokenizer": 1, "tokens": 1, "decoder": 2}.get(stage, 32)
+    size = model.config.image_size
+    # a frames clip: its context and the 3 frames it unrolls (FramesSection.unroll), as configs/nano-v2 trains
+    default_len = {"tokenizer": 1, "tokens": 1, "decoder": 2, "frames": 6}.get(stage, 32)
     clip_len = clip_len or default_len
     frames = torch.randint(0, 256, (batch_size, clip_len, size, size, 3), dtype=torch.uint8, device=device)
-    batch = {
-        "frames": frames,
-        "tokens": torch.randint(
-            0, model.config.dynamics.vocab_size, (batch_size, clip_len, tokens_per_frame), device=device
-        ),
-        "actions": torch.randint(0, 18, (batch_size, clip_len), device=device),
-    }
+    batch = {"frames": frames, "actions": torch.randint(0, 18, (batch_size, clip_len), device=device)}
+    if family == "tokens":
+        vocab, per_frame = model.config.dynamics.vocab_size, model.config.dynamics.tokens_per_frame
+        batch["tokens"] = torch.randint(0, vocab, (batch_size, clip_len, per_frame), device=device)
     if device == "cuda":
         torch.cuda.reset_peak_memory_stats()
     if stage == "tokens":
