@@ -9,7 +9,8 @@ many-coloured sprite), and a segment moves by the move that the net finds likeli
 would change, or vanishes (a brick broken, a coin taken) where the net expects the colour around it there;
 touching parts of one sprite agree on one move. The frame is then the previous one with the moving segments
 lifted (their place filled with the colour around them) and put down moved: nothing tears, blurs or changes
-colour, and a segment that moves keeps its shape.
+colour, and a segment that moves keeps its shape. The frame's edge stops a segment, as a game's walls stop its
+player: a thing leaves the frame only by vanishing.
 
 What it cannot do: make something new (a bullet fired, an enemy arriving, a score changing) or scroll the whole
 frame (the background is one large segment, which stays put): a game whose screen scrolls plays by "sprite".
@@ -237,7 +238,7 @@ class Scene:
         proposers, totals = asked[proposing], totals[proposing]  # (P,), (P, M)
         totals[:, stay] = float("-inf")
         candidates = totals.topk(CANDIDATES, 1).indices  # (P, C)
-        candidates = torch.cat([candidates, torch.full((len(proposers), 1), self.vanish)], 1)
+        candidates = torch.cat([self.inside(proposers, candidates), torch.full((len(proposers), 1), self.vanish)], 1)
         moves = self.take_likelier(moves, proposers, candidates)
         pairs = self.neighbour_pairs((moves != stay).nonzero()[:, 0])
         moves = self.bring_parts(moves, pairs)
@@ -257,7 +258,25 @@ class Scene:
         leader[part[order]] = lead[order]
         parts = torch.unique(part)
         candidates = torch.stack([moves[leader[parts]], torch.full_like(parts, self.vanish)], 1)  # (P, 2)
+        candidates = self.inside(parts, candidates)
         return self.take_likelier(moves, parts, candidates)
+
+    def inside(self, segments: torch.Tensor, candidates: torch.Tensor) -> torch.Tensor:
+        """segments (P,) distinct, candidates (P, C) move ids (or `vanish`) -> the same, each move cut short where it
+        would take a pixel of its segment out of the frame: the frame's edge stops a sprite, as the games' walls and
+        clamps do (a player pushed against the screen's edge, a paddle against the wall), and a thing leaves the
+        frame by vanishing, where the net expects what is behind it."""
+        ys, xs, segment = pixels_of(self.labels, segments)
+        spans = []
+        for values, extreme in ((xs, "amin"), (xs, "amax"), (ys, "amin"), (ys, "amax")):
+            start = torch.full((len(segments),), int(values.max()) if extreme == "amin" else 0)
+            spans.append(start.scatter_reduce(0, segment, values, extreme))
+        left, right, top, bottom = spans
+        radius, side = self.radius, 2 * self.radius + 1
+        move = self.offsets[candidates.clamp(max=self.vanish - 1)]  # (P, C, 2)
+        dx = torch.minimum(torch.maximum(move[..., 0], -left[:, None]), self.width - 1 - right[:, None])
+        dy = torch.minimum(torch.maximum(move[..., 1], -top[:, None]), self.height - 1 - bottom[:, None])
+        return torch.where(candidates == self.vanish, candidates, (dy + radius) * side + dx + radius)
 
     def take_likelier(self, moves: torch.Tensor, segments: torch.Tensor, candidates: torch.Tensor) -> torch.Tensor:
         """moves (S,) with each of `segments` (P,) given the best of its `candidates` (P, C) by change_logodds,
@@ -290,7 +309,7 @@ class Scene:
         options = torch.full((int(group.max()) + 1, int(rank.max()) + 1), -1)
         options[owner, rank] = choice
         options = torch.where(options < 0, options[:, :1], options)  # (G, C) padded with the first
-        candidates = options[group]  # (P, C)
+        candidates = self.inside(ids, options[group])  # (P, C)
         gains = self.change_logodds(ids, candidates)  # (P, C)
         shared = gains.new_zeros(options.shape).index_add_(0, group, gains).argmax(1)[group]  # (P,) its column
         own = (candidates == moves[ids][:, None]).float().argmax(1)

@@ -121,3 +121,22 @@ def test_a_segment_the_net_expects_the_background_in_vanishes():
     background = frame[0, :, 0, 0][:, None, None]
     assert (drawn[0, :, 6:12, 6:12] == background).all()  # the body and the eye in it are gone
     assert torch.equal(drawn[0, :, 12:32], frame[0, :, 12:32])  # the foot, whose squares stay, and the wall stay
+
+
+def test_the_frame_s_edge_stops_a_sprite_pushed_against_it():
+    """The net moves a sprite 3 px left while it stands 1 px from the left edge (a player walking into the screen's
+    edge): it stops at the edge, whole, rather than walking out of the frame (that is for vanishing)."""
+    motion = FrameMotion(
+        FrameDynamicsConfig(resolution=8, channels=(8, 16), action_dim=8, motion={**MOTION, "decode": "objects"})
+    )
+    frame = torch.full((1, 3, 32, 32), -1.0)
+    frame[0, :, 10:16, 1:7] = 1.0  # a 6x6 sprite 1 px from the left edge
+    table = move_table(4).tolist()
+    logits = torch.full((1, motion.redraw + 1, 8, 8), -10.0)
+    logits[:, motion.stay] = 3.0
+    logits[0, :, 2:4, 0:2] = -10.0
+    logits[0, table.index([-3, 0]), 2:4, 0:2] = 6.0  # its squares fetch from 3 px right: it steps 3 px left
+    drawn = motion.draw(motion.predict_moves(logits, frame, lambda: None), frame, upsampler=None)
+    expected = torch.full_like(frame, -1.0)
+    expected[0, :, 10:16, 0:6] = 1.0  # 1 px left, against the edge, all 36 pixels
+    assert torch.equal(drawn, expected)
