@@ -267,16 +267,15 @@ class Scene:
         clamps do (a player pushed against the screen's edge, a paddle against the wall), and a thing leaves the
         frame by vanishing, where the net expects what is behind it."""
         ys, xs, segment = pixels_of(self.labels, segments)
-        spans = []
-        for values, extreme in ((xs, "amin"), (xs, "amax"), (ys, "amin"), (ys, "amax")):
-            start = torch.full((len(segments),), int(values.max()) if extreme == "amin" else 0)
-            spans.append(start.scatter_reduce(0, segment, values, extreme))
-        left, right, top, bottom = spans
-        radius, side = self.radius, 2 * self.radius + 1
+        left, right, top, bottom = (
+            torch.zeros(len(segments), dtype=torch.long).scatter_reduce(0, segment, values, extreme, include_self=False)
+            for values, extreme in ((xs, "amin"), (xs, "amax"), (ys, "amin"), (ys, "amax"))
+        )
         move = self.offsets[candidates.clamp(max=self.vanish - 1)]  # (P, C, 2)
         dx = torch.minimum(torch.maximum(move[..., 0], -left[:, None]), self.width - 1 - right[:, None])
         dy = torch.minimum(torch.maximum(move[..., 1], -top[:, None]), self.height - 1 - bottom[:, None])
-        return torch.where(candidates == self.vanish, candidates, (dy + radius) * side + dx + radius)
+        side = 2 * self.radius + 1  # move_table's layout: rows of dy, within them dx, each from -radius
+        return torch.where(candidates == self.vanish, candidates, (dy + self.radius) * side + dx + self.radius)
 
     def take_likelier(self, moves: torch.Tensor, segments: torch.Tensor, candidates: torch.Tensor) -> torch.Tensor:
         """moves (S,) with each of `segments` (P,) given the best of its `candidates` (P, C) by change_logodds,

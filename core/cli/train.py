@@ -53,7 +53,7 @@ def register(commands, benches) -> None:
     )
     bench.add_argument("--variant", default="nano", help="zoo variant (default: nano)")
     bench.add_argument("--batch-size", type=int, default=2, help="clips per step (default: 2)")
-    bench.add_argument("--clip-len", type=int, help="frames per clip (default: the stage's own: 1, 2 or 32)")
+    bench.add_argument("--clip-len", type=int, help="frames per clip (default: the stage's own: 1, 2, 6 or 32)")
     bench.add_argument("--steps", type=int, default=3, help="timed optimizer steps (default: 3)")
     bench.add_argument("--threads", type=int, default=0, help="torch threads (default: torch's choice)")
     bench.add_argument("--json", help="also write the row to this JSON file")

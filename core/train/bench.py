@@ -19,8 +19,7 @@ from core.config import zoo_config
 from core.train.config import STAGES
 from core.world_model import WorldModel
 
-BENCH_STAGES = STAGES  # "frames": the frames family's one stage (all its parts); the others: the tokens family's
-TOKENS_STAGES = tuple(stage for stage in STAGES if stage != "frames")
+TOKENS_STAGES = tuple(stage for stage in STAGES if stage != "frames")  # "frames" trains all of a frames model
 
 
 def default_stage(variant: str) -> str:
@@ -64,9 +63,10 @@ def bench_train(
     threads: int = 0,
 ) -> dict:
     """-> {"stage", "variant", "batch", "clip_len", "frames_per_second", "seconds_per_step", "peak_memory_mb", ...}."""
-    if stage not in BENCH_STAGES:
-        raise ValueError(f"unknown stage {stage!r}; stages: {', '.join(BENCH_STAGES)}")
-    family = zoo_config(variant).family
+    if stage not in STAGES:
+        raise ValueError(f"unknown stage {stage!r}; stages: {', '.join(STAGES)}")
+    config = zoo_config(variant)
+    family = config.family
     if (stage == "frames") != (family == "frames"):
         raise ValueError(
             f"{variant} is the {family} family: its stages are "
@@ -76,9 +76,9 @@ def bench_train(
         torch.set_num_threads(threads)
     device = "cuda" if torch.cuda.is_available() else "cpu"
     torch.manual_seed(0)
-    model = WorldModel(zoo_config(variant)).to(device)
+    model = WorldModel(config).to(device)
     size = model.config.image_size
-    # a frames clip: its context and the 3 frames it unrolls (FramesSection.unroll), as configs/nano-v2 trains
+    # frames: the 6-frame clips configs/nano-v2 trains on
     default_len = {"tokenizer": 1, "tokens": 1, "decoder": 2, "frames": 6}.get(stage, 32)
     clip_len = clip_len or default_len
     frames = torch.randint(0, 256, (batch_size, clip_len, size, size, 3), dtype=torch.uint8, device=device)
