@@ -34,6 +34,7 @@ ACTIONS: tuple[str, ...] = (
 NUM_ACTIONS = len(ACTIONS)
 ACTION_IDS: dict[str, int] = {name: i for i, name in enumerate(ACTIONS)}
 NOOP = ACTION_IDS["NOOP"]
+BUTTONS: tuple[str, ...] = ("UP", "DOWN", "LEFT", "RIGHT", "FIRE")  # what the actions press, alone or together
 
 # One table: each physical input -> the button it presses. Keyboard names are the
 # browser's KeyboardEvent.key values (lower-cased); gamepad names follow the W3C
@@ -85,7 +86,7 @@ def from_buttons(buttons: Iterable[str]) -> int:
 def to_buttons(action: int) -> frozenset[str]:
     """The buttons an action id presses (NOOP presses none)."""
     name = ACTIONS[validate(action)]
-    return frozenset(b for b in ("UP", "DOWN", "LEFT", "RIGHT", "FIRE") if b in name)
+    return frozenset(b for b in BUTTONS if b in name)
 
 
 def from_keys(keys: Iterable[str]) -> int:

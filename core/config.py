@@ -139,9 +139,21 @@ class MotionConfig:
     # nats added to "stay" before play picks: the loss weighs squares that move 1 + motion_moving_weight, which
     # makes a net move squares that stay (a static wall square moved once is torn for the rest of play)
     stay_bias: float = 0.0
+    # > 0: a sprite memory of this many sprites (core/sprite_memory.py, filled by `pocketworld sprites`): play by
+    # objects puts a remembered sprite down where "redraw" is likelier than `appear` (a sword swung, a bullet
+    # fired), so what a key makes appear is drawn sharply; 0: play by objects never draws anything new
+    sprites: int = 0
+    sprite_size: int = 16  # the largest sprite the memory holds, in full-frame pixels each way
+    appear: float = 0.8
 
     def __post_init__(self):
         self.channels = tuple(self.channels)
+        if self.sprites < 0 or not 4 <= self.sprite_size <= 64:
+            raise ConfigError(
+                f"dynamics.motion.sprites must be >= 0 and sprite_size 4 to 64, got {self.sprites}, {self.sprite_size}"
+            )
+        if not 0 < self.appear < 1:
+            raise ConfigError(f"dynamics.motion.appear must be a probability between 0 and 1, got {self.appear}")
         if self.decode not in DECODINGS:
             raise ConfigError(f"dynamics.motion.decode must be one of {', '.join(DECODINGS)}, got {self.decode!r}")
         if self.sprite_margin < 0:

@@ -35,6 +35,7 @@ from core.config import FrameDynamicsConfig
 from core.frame_motion import FrameMotion, FramePrediction
 from core.frames import changed_mask
 from core.keyed_unet import KeyedUNet
+from core.sprite_memory import Placement
 
 MOVED_SMALL = 0.02  # a small-frame pixel moved if a channel changed by more ([-1, 1] units; pooling dims edges)
 # the denoiser's noise levels ([-1, 1] units), as DIAMOND's: it learns at ln(sigma) ~ N(P_MEAN, P_STD), it samples
@@ -49,6 +50,7 @@ CONTEXT_LEVEL_FLOOR = 0.01  # added to a context noise level before its log: cle
 class FrameState:
     frames: torch.Tensor | None  # (B, C-1, 3, r, r) the frames before the current one; None before the first step
     recent_actions: torch.Tensor  # (B, K) key ids, the newest first; num_actions = "none yet"
+    placed: Placement | None = None  # the sprite memory's sprite play follows (FramePrediction.placed)
 
 
 def sigma_schedule(steps: int) -> list[float]:
@@ -163,10 +165,14 @@ class FrameDynamics(KeyedUNet):
             out.append(self.predict(context, recent))
             if self.motion is not None and full is not None:
                 logits = self.motion.scores(context, recent, full[:, t])
-                moves.append(self.motion.predict_moves(logits, full[:, t], lambda: None))
+                small = out[-1]
+                moves.append(
+                    self.motion.predict_moves(logits, full[:, t], lambda small=small: small, actions=actions[:, t])
+                )
         if moves:  # the small frames too: what a redrawn square shows
             scores = None if moves[0].scores is None else torch.stack([m.scores for m in moves], 1)
-            return FramePrediction(torch.stack([m.moves for m in moves], 1), torch.stack(out, 1), scores)
+            put = None if moves[0].put is None else Placement.stack([m.put for m in moves], 1)
+            return FramePrediction(torch.stack([m.moves for m in moves], 1), torch.stack(out, 1), scores, put=put)
         return torch.stack(out, 1)
 
     def init_state(self, batch: int, device=None, dtype=None) -> FrameState:
@@ -190,11 +196,13 @@ class FrameDynamics(KeyedUNet):
         history = state.frames if state.frames is not None else frames[:, None].expand(-1, c - 1, -1, -1, -1)
         context = torch.cat([history, frames[:, None]], dim=1)  # (B, C, 3, r, r)
         recent = torch.cat([actions[:, None], state.recent_actions[:, :-1]], dim=1)  # (B, K), newest first
-        state = FrameState(frames=context[:, 1:], recent_actions=recent)
         if self.motion is None:
-            return self.predict(context, recent, generator), state
+            return self.predict(context, recent, generator), FrameState(frames=context[:, 1:], recent_actions=recent)
         logits = self.motion.scores(context, recent, full)
-        return self.motion.predict_moves(logits, full, lambda: self.predict(context, recent, generator)), state
+        prediction = self.motion.predict_moves(
+            logits, full, lambda: self.predict(context, recent, generator), state.placed, actions
+        )
+        return prediction, FrameState(frames=context[:, 1:], recent_actions=recent, placed=prediction.placed)
 
 
 def unrolled_loss(

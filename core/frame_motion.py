@@ -28,6 +28,7 @@ import torch.nn.functional as F
 from core.config import FrameDynamicsConfig
 from core.frame_objects import draw_by_objects
 from core.keyed_unet import KeyedUNet
+from core.sprite_memory import Placement, SpriteMemory
 
 # a square's difference to a move is taken on one channel: RGB weighted so that few palette colour pairs alias
 COST_WEIGHTS = (1.0 / 7.4, 2.3 / 7.4, 4.1 / 7.4)
@@ -51,13 +52,20 @@ class FramePrediction:
     small: torch.Tensor | None  # (..., 3, r, r) the dynamics' small frame; None when no square is redrawn
     # (..., g*g, M) each square's move log-probabilities (squares in raster order), kept to draw by objects
     scores: torch.Tensor | None = None
+    # with a sprite memory (decode "objects"): the sprite put down last step that the net does not expect to stay
+    # (lifted before the moves), the one put down now, and the one play follows from here (put down now, or
+    # before and kept)
+    lift: Placement | None = None
+    put: Placement | None = None
+    placed: Placement | None = None
 
     def __getitem__(self, index) -> FramePrediction:
-        parts = (self.moves, self.small, self.scores)
+        parts = (self.moves, self.small, self.scores, self.lift, self.put, self.placed)
         return FramePrediction(*(None if part is None else part[index] for part in parts))
 
     def clamped(self) -> FramePrediction:
-        return FramePrediction(self.moves, None if self.small is None else self.small.clamp(-1, 1), self.scores)
+        small = None if self.small is None else self.small.clamp(-1, 1)
+        return FramePrediction(self.moves, small, self.scores, self.lift, self.put, self.placed)
 
 
 class FrameMotion(KeyedUNet):
@@ -84,6 +92,7 @@ class FrameMotion(KeyedUNet):
         with torch.no_grad():
             self.head[-1].bias.zero_()
             self.head[-1].bias[self.stay] = 2.0
+        self.sprites = SpriteMemory(config.sprites, config.sprite_size) if config.sprites else None
         self.unshuffle = config.full_frame // dynamics.resolution
         self.full_in = None
         if config.full_frame:  # the full frame's squares as channels, starting at zero
@@ -143,16 +152,55 @@ class FrameMotion(KeyedUNet):
             logits[:, self.stay] += self.config.stay_bias
         return logits
 
-    def predict_moves(self, logits: torch.Tensor, frame: torch.Tensor | None, small) -> FramePrediction:
+    def predict_moves(
+        self,
+        logits: torch.Tensor,
+        frame: torch.Tensor | None,
+        small,
+        placed: Placement | None = None,
+        actions: torch.Tensor | None = None,
+    ) -> FramePrediction:
         """logits (B, M + 1, g, g) for `frame` (B, 3, H, W) and the small frame callable `small()` (run only if a
         square is redrawn) -> the FramePrediction play draws; by objects, with the log-probabilities `draw` reads
-        and each square's likeliest move."""
+        and each square's likeliest move, and with a sprite memory the sprites to lift and put down (`placed`: the
+        one play follows, from the step before; `actions` (B,) the keys pressed, which pick what may appear)."""
         if self.config.decode == "objects":
             scores = self.play_logits(logits).float().flatten(2).transpose(1, 2).contiguous()  # (B, g*g, M)
             logp = scores.log_softmax(-1)[..., : self.redraw]
-            return FramePrediction(logp.argmax(-1).view(len(logits), *logits.shape[2:]), None, logp)
+            moves = logp.argmax(-1).view(len(logits), *logits.shape[2:])
+            if self.sprites is None:
+                return FramePrediction(moves, None, logp)
+            return self.remembered(FramePrediction(moves, None, logp), logits, frame, small, placed, actions)
         moves = self.choose(logits, frame)
         return FramePrediction(moves, small() if (moves == self.redraw).any() else None)
+
+    def remembered(self, prediction, logits, frame, small, placed, actions) -> FramePrediction:
+        """`prediction` with the sprite memory's part: a sprite put down where "redraw" is likelier than
+        config.appear, and the one put down before lifted where the net gives its squares under even odds of
+        staying. What a key makes appear often lasts only while it is held (a sword swung), and play by objects
+        cannot make a many-segment sprite vanish whole."""
+        biased = logits.float().clone()
+        biased[:, self.stay] += self.config.stay_bias
+        probs = biased.softmax(1)  # (B, M + 1, g, g)
+        appear = probs[:, self.redraw] > self.config.appear  # (B, g, g)
+        put, lift, kept = (self.sprites.nothing(frame) for _ in range(3))
+        if appear.any() and actions is not None:
+            prediction.small = small()
+            put = self.sprites.choose(frame, prediction.small, appear, actions)
+        if placed is not None and (placed.sprite[:, 0] >= 0).any():
+            square = frame.shape[-1] // logits.shape[-1]
+            there = self.sprites.still_there(frame, placed.sprite)
+            for b in there.nonzero()[:, 0].tolist():
+                ys, xs, _ = self.sprites.pixels(placed.sprite[b], *frame.shape[-2:])
+                into = kept if probs[b, self.stay, ys // square, xs // square].mean() >= 0.5 else lift
+                into.sprite[b], into.under[b] = placed.sprite[b], placed.under[b]
+        prediction.lift, prediction.put = lift, put
+        fresh = put.sprite[:, 0] >= 0
+        prediction.placed = Placement(
+            torch.where(fresh[:, None], put.sprite, kept.sprite),
+            torch.where(fresh[:, None, None, None], put.under, kept.under),
+        )
+        return prediction
 
     def likeliest_outcome(self, logits: torch.Tensor, frame: torch.Tensor, moves: torch.Tensor) -> torch.Tensor:
         """Per square, "stay" where keeping its pixels is likelier than the likeliest change, else the likeliest
@@ -200,7 +248,12 @@ class FrameMotion(KeyedUNet):
         (decode "objects"), moved segment by segment (core/frame_objects.py)."""
         if prediction.scores is None:
             return self.draw_squares(prediction, prev_frames, upsampler)
-        return draw_by_objects(prev_frames, prediction.scores, prediction.moves.flatten(1), self.offsets, self.stay)
+        if prediction.lift is not None:
+            prev_frames = self.sprites.lift(prev_frames, prediction.lift)
+        out = draw_by_objects(prev_frames, prediction.scores, prediction.moves.flatten(1), self.offsets, self.stay)
+        if prediction.put is not None:
+            out = self.sprites.put(out, prediction.put)
+        return out
 
     def draw_squares(self, prediction: FramePrediction, prev_frames: torch.Tensor, upsampler: nn.Module):
         out = self.warp(prev_frames, prediction.moves)

@@ -20,6 +20,7 @@ COMMAND_MODULES = (
     "core.cli.evaluate",  # evaluate, idm train
     "core.cli.ship",  # ship (a trained model into the zoo)
     "core.cli.control",  # bench control (the controllability lab)
+    "core.cli.sprites",  # sprites (a model's sprite memory)
 )
 
 
