@@ -150,3 +150,5 @@ def test_the_sprites_command_gives_a_model_its_memory_and_it_loads_back(tmp_path
     assert memory.keys[0, FIRE] > 1 and (memory.patches[0, ..., 3] > 0).sum() == 16
     assert main(["sprites", str(model_dir), "--data", data, "--out", str(out), "--no-progress"]) == 2  # exists
     assert main(["sprites", str(model_dir), "--data", str(tmp_path / "none"), "--out", str(tmp_path / "x")]) == 2
+    assert main(["sprites", str(model_dir), "--data", data, "--out", str(tmp_path / "x"), "--appear", "1.5"]) == 2
+    assert not (tmp_path / "x").exists()

@@ -49,6 +49,8 @@ def run_sprites(args) -> int:
         raise UsageError(f"{args.model}: only a frames-family model whose motion net plays by objects has sprites")
     if args.count < 1 or args.transitions < 1:
         raise UsageError(f"--count and --transitions must be >= 1, got {args.count} and {args.transitions}")
+    if not 0 < args.appear < 1:
+        raise UsageError(f"--appear is a probability between 0 and 1, got {args.appear}")
     out = Path(args.out)
     if out.exists() and (not out.is_dir() or any(out.iterdir())):
         raise FileExistsError(f"--out {out} exists and is not empty: name a new folder")
