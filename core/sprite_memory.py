@@ -154,7 +154,7 @@ class SpriteMemory(nn.Module):
         super().__init__()
         self.size = size
         self.register_buffer("patches", torch.zeros(count, size, size, 4, dtype=torch.uint8))  # RGBA
-        # (K, NUM_ACTIONS) how much likelier each sprite appeared after each key than after any
+        # (K, NUM_ACTIONS) how much likelier each sprite's shape appeared after each key than after any
         self.register_buffer("keys", torch.zeros(count, NUM_ACTIONS))
 
     def nothing(self, frames: torch.Tensor) -> Placement:
@@ -176,9 +176,9 @@ class SpriteMemory(nn.Module):
         cover, colour = self.pooled(square)
         for b in range(len(frames)):
             groups, count = ndimage.label(appear[b].cpu().numpy(), structure=np.ones((3, 3)))
+            keyed = self.keys[:, int(actions[b])] > 1  # (K,) likelier than on average after this key
             best = 0.0
             for group in range(1, count + 1):
-                keyed = self.keys[:, int(actions[b])] > 1  # (K,) likelier than on average after this key
                 region = torch.from_numpy(groups == group)
                 found = self._best_place(
                     frames[b].float(), small[b].float(), region, cover[keyed], colour[keyed], square
