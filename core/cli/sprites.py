@@ -38,8 +38,8 @@ def run_sprites(args) -> int:
     from core.atomic import staged_folder
     from core.cli import UsageError
     from core.data.shards import list_shards, read_shard
-    from core.sprite_memory import collect_sprites
-    from core.world_model import WorldModel, load_weights
+    from core.sprite_memory import SpriteMemory, collect_sprites
+    from core.world_model import WorldModel
     from core.zoo import model_dir
 
     folder = model_dir(args.model)
@@ -61,7 +61,7 @@ def run_sprites(args) -> int:
         if not list_shards(source):
             raise FileNotFoundError(f"--data {source}: no shards there")
 
-    def transitions(source: str):
+    def transitions(source: str, bar):
         read = 0
         for shard in list_shards(source):
             for sample in read_shard(shard):
@@ -69,27 +69,26 @@ def run_sprites(args) -> int:
                     continue
                 for t in range(len(sample.frames) - 1):
                     yield sample.frames[t], sample.frames[t + 1], int(sample.actions[t])
+                    bar.update(1)
                     read += 1
                     if read == args.transitions:
                         return
 
-    config = model.config
-    config.dynamics.motion.sprites, config.dynamics.motion.appear = args.count, args.appear
+    # the loaded model is given its memory in place: its config and its motion net grow the part together
+    config = motion.config
+    config.sprites, config.appear = args.count, args.appear
     patches, keys, found = [], [], []
     with tqdm(total=args.transitions * len(args.data), unit="pair", disable=args.no_progress) as bar:
         for source, share in zip(args.data, shares):
-            pairs = (pair for pair in transitions(source) if not bar.update(1))
-            size = config.dynamics.motion.sprite_size
-            bank, lifts, distinct = collect_sprites(pairs, share, size, motion.config.radius)
+            bank, lifts, distinct = collect_sprites(transitions(source, bar), share, config.sprite_size, config.radius)
             patches.append(bank)
             keys.append(lifts)
             found.append(f"{source}: {int((bank[..., 3] > 0).any((1, 2)).sum())} of {distinct} kept")
-    remembering = WorldModel(config)
-    load_weights(remembering, folder / "model.safetensors", grown=["dynamics.motion.sprites"])
-    remembering.dynamics.motion.sprites.patches.copy_(torch.from_numpy(np.concatenate(patches)))
-    remembering.dynamics.motion.sprites.keys.copy_(torch.from_numpy(np.concatenate(keys)))
+    motion.sprites = SpriteMemory(config.sprites, config.sprite_size)
+    motion.sprites.patches.copy_(torch.from_numpy(np.concatenate(patches)))
+    motion.sprites.keys.copy_(torch.from_numpy(np.concatenate(keys)))
     with staged_folder(out) as staging:
-        remembering.save_pretrained(staging)
+        model.save_pretrained(staging)
     print("\n".join(found))
     print(f"wrote {out}: {args.model} with a memory of {args.count} sprites")
     return 0
