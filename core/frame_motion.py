@@ -44,6 +44,28 @@ def move_table(radius: int) -> torch.Tensor:
     return torch.stack([dx.flatten(), dy.flatten()], 1)
 
 
+SCORES_LAYER = "head.2"  # FrameMotion's last layer, one output per move and "redraw": what widen_moves widens
+# nats a widened head's farther move starts under the old move at the border it extends (widen_moves)
+FAR_MOVE_START = 3.0
+
+
+def widen_moves(weight: torch.Tensor, bias: torch.Tensor, old_radius: int, new_radius: int) -> tuple[torch.Tensor, ...]:
+    """The last layer of a motion head (`weight` (M + 1, ...), `bias` (M + 1,): the moves within `old_radius`, then
+    "redraw") -> the same layer for `new_radius`. Each old move keeps its row at its place in the wider table and
+    "redraw" stays last; each farther move starts as the old move it extends (the nearest on the old border: 10 px
+    up starts as 6 px up, what a net that reads a fall faster than its reach has learnt to score) less
+    FAR_MOVE_START nats, so it is never picked over that move until it learns where it is the better one."""
+    if new_radius < old_radius:
+        raise ValueError(f"a motion head widens, it does not narrow (radius {old_radius} -> {new_radius})")
+    wide = move_table(new_radius)
+    nearest = wide.clamp(-old_radius, old_radius)
+    rows = (nearest[:, 1] + old_radius) * (2 * old_radius + 1) + nearest[:, 0] + old_radius
+    farther = (wide != nearest).any(1)
+    rows = torch.cat([rows, rows.new_tensor([len(weight) - 1])])  # "redraw"
+    farther = torch.cat([farther, farther.new_zeros(1)])
+    return weight[rows].clone(), bias[rows] - FAR_MOVE_START * farther.to(bias.dtype)
+
+
 @dataclass
 class FramePrediction:
     """What a dynamics with a motion net predicts for the next frame(s)."""

@@ -18,7 +18,7 @@ from safetensors, never unpickled.
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 
 import torch
@@ -173,15 +173,22 @@ def load_config(path: str | Path) -> WorldModelConfig:
 
 
 def load_weights(
-    model: nn.Module, path: str | Path, parts: Iterable[str] | None = None, grown: Iterable[str] = ()
+    model: nn.Module,
+    path: str | Path,
+    parts: Iterable[str] | None = None,
+    grown: Iterable[str] = (),
+    adapt: Callable[[dict], dict] | None = None,
 ) -> None:
     """Copy the tensors of a safetensors file into `model` (only those of the submodules named in `parts`,
     if given); any mismatch is a WeightsError naming the key. Submodules named in `grown` may be missing from
-    the file: they keep their initial weights (parts added to a trained model, made to start as a no-op)."""
+    the file: they keep their initial weights (parts added to a trained model, made to start as a no-op).
+    `adapt` rewrites the tensors read before they are checked (a motion head widened to more moves)."""
     try:
         tensors = load_file(str(path))
     except (SafetensorError, OSError) as err:
         raise WeightsError(f"{path}: not a readable safetensors file ({err})") from None
+    if adapt is not None:
+        tensors = adapt(tensors)
     expected = model.state_dict()
     if parts is not None:
         prefixes = tuple(f"{part}." for part in parts)

@@ -10,6 +10,7 @@ import torch
 
 from core.config import ConfigError, FrameDynamicsConfig, WorldModelConfig
 from core.frame_motion import (
+    SCORES_LAYER,
     FrameMotion,
     FramePrediction,
     acceptable_moves,
@@ -17,6 +18,7 @@ from core.frame_motion import (
     move_table,
     moved_squares,
     moves_loss,
+    widen_moves,
 )
 from core.world_model import WorldModel
 from tests.test_frames_family import frames_config, frames_run
@@ -415,3 +417,74 @@ def test_reading_the_full_frame_grows_on_a_trained_net_as_a_no_op(tmp_path):
     assert torch.allclose(before, after, atol=1e-5) and grown.dynamics.motion.full_in is not None
     with pytest.raises(ValueError, match="full frame"):
         grown.dynamics.motion.scores(context, recent)
+
+
+def test_a_motion_net_widened_to_farther_moves_plays_as_it_did_then_learns_them(tmp_path):
+    """dynamics.motion.radius raised over a trained net's (model.init_parts; a platformer's jump falls farther in a
+    frame than nano's 6 px reach): each old move keeps its score, the farther ones start out of the running, and
+    the widened net then learns a step only they make."""
+    from core.actions import NUM_ACTIONS
+    from core.evaluation.image_quality import masked_psnr
+    from core.frame_codec import FramePool
+    from core.frames import changed_mask
+    from core.train.config import load_run_config
+    from core.train.loop import build_model
+    from tests.synthetic import sprite_frames
+
+    torch.manual_seed(0)
+    near = {**MOTION, "radius": 2}
+    trained = WorldModel(frames_config(motion=near))
+    with torch.no_grad():
+        trained.dynamics.motion.head[-1].weight.normal_(0, 1.0)
+    trained.save_pretrained(tmp_path / "trained")
+    architecture = tmp_path / "architecture.json"
+    architecture.write_text(json.dumps(motion_config().to_dict()))  # radius 4
+    config = load_run_config(None, [f"model.variant={architecture}", *config_overrides(tmp_path)], stage="frames")
+    widened = build_model(config).eval()
+    frame = torch.as_tensor(sprite_frames(1, seed=4)).permute(0, 3, 1, 2).float() / 127.5 - 1
+    context = trained.encode(frame)[:, None].expand(-1, 2, -1, -1, -1)
+    recent = torch.tensor([[3, 3, 0, 0]])
+    with torch.no_grad():
+        before = trained.dynamics.motion.scores(context, recent)
+        after = widened.dynamics.motion.scores(context, recent)
+    wide = move_table(4).tolist()
+    rows = [wide.index(move) for move in move_table(2).tolist()] + [len(wide)]  # the old moves, then "redraw"
+    assert after.shape[1] == len(wide) + 1 and torch.allclose(after[:, rows], before, atol=1e-5)
+    assert torch.equal(after.argmax(1), torch.tensor(rows)[before.argmax(1)])  # the farther ones are not picked
+    narrower = tmp_path / "narrower.json"
+    narrower.write_text(json.dumps(frames_config(motion={**MOTION, "radius": 1}).to_dict()))
+    with pytest.raises(ConfigError, match="radius"):  # a net is widened, never narrowed: its far moves would be lost
+        build_model(load_run_config(None, [f"model.variant={narrower}", *config_overrides(tmp_path)], stage="frames"))
+
+    # a widened net learns the sprite's 4 px step, which no move of its radius-2 start makes
+    small = {"resolution": 8, "channels": (8, 16), "mid_blocks": 1, "action_dim": 8}
+    start = FrameMotion(FrameDynamicsConfig(**small, motion=near))
+    config = FrameDynamicsConfig(**small, motion=MOTION)
+    motion, pool = FrameMotion(config), FramePool(config)
+    weights = start.state_dict()
+    head = f"{SCORES_LAYER}.weight", f"{SCORES_LAYER}.bias"
+    weights[head[0]], weights[head[1]] = widen_moves(weights[head[0]], weights[head[1]], 2, 4)
+    motion.load_state_dict(weights)
+    optimizer = torch.optim.Adam(motion.parameters(), lr=3e-3)
+    generator = torch.Generator().manual_seed(0)
+
+    def inputs(prev, keys):
+        small = pool.encode(prev)
+        keys = torch.cat([keys[:, None], torch.full((len(keys), config.action_context - 1), NUM_ACTIONS)], 1)
+        return torch.stack([small, small], 1), keys
+
+    for _ in range(150):
+        prev, nxt, keys = keyed_square(16, generator)
+        loss = moves_loss(motion.scores(*inputs(prev, keys)), acceptable_moves(prev, nxt, 4, 4, 0.03, 0.15), 20.0)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+    prev, nxt, keys = keyed_square(48, generator)
+    with torch.no_grad():
+        drawn = motion.warp(prev, motion.scores(*inputs(prev, keys)).argmax(1))
+    assert masked_psnr(drawn, nxt, changed_mask(nxt, prev)) > 30
+
+
+def config_overrides(folder) -> list[str]:
+    """A frames run's model taken from the trained net in `folder`."""
+    return [f"model.init={folder / 'trained'}", "model.init_parts=[dynamics, decoder]"]

@@ -40,6 +40,9 @@ from core.train.loop import Stage
 from core.train.tokenizer import psnr, save_grid
 
 DYNAMICS_WEIGHT = 100.0
+# validation's motion_hit_far scores the squares that only a move longer than this makes (px a frame): beyond the
+# first motion net's reach (dynamics.motion.radius 6), where a platformer's jump goes
+FAR_STEP = 6
 
 
 class FramesObjective(nn.Module):
@@ -325,10 +328,10 @@ class FramesStage(Stage):
 
     def validate_motion(self, full, small, actions) -> dict:
         """The motion net on every pair of the clips: its loss with the true and with shuffled keys, how often its
-        likeliest move is an acceptable one (of all squares, of those that move), and the frame it draws from the
-        real one before against the real next frame, beside that real frame repeated (whole frame and where it
-        changed; redrawn squares drawn by the upsampler from the dynamics' small frame), and the clips played on
-        its own frames to their end."""
+        likeliest move is an acceptable one (of all squares, of those that move, of those only a move longer than
+        FAR_STEP makes), and the frame it draws from the real one before against the real next frame, beside that
+        real frame repeated (whole frame and where it changed; redrawn squares drawn by the upsampler from the
+        dynamics' small frame), and the clips played on its own frames to their end."""
         objective = self.objective
         contexts, recents, before, acceptable = objective.motion_pairs(full, small, actions, 0.0)
         loss, logits = objective.motion_loss(contexts, recents, before, acceptable)
@@ -336,6 +339,9 @@ class FramesStage(Stage):
         moves = objective.motion.choose(logits, before)
         hit = acceptable.gather(1, moves[:, None])[:, 0]
         moving = ~acceptable[:, objective.motion.stay]
+        reach = objective.motion.offsets.abs().amax(1)  # (M,) each move's length, the longer axis
+        moves_ok = acceptable[:, : objective.motion.redraw]
+        far = moves_ok.any(1) & ~(moves_ok & (reach <= FAR_STEP)[None, :, None, None]).any(1)
         c = objective.dynamics.config.context
         after = full[:, c:].transpose(0, 1).flatten(0, 1)  # frames t+1, in motion_pairs' order
         redrawn = moves == objective.motion.redraw
@@ -349,6 +355,7 @@ class FramesStage(Stage):
             "motion_loss_shuffled_actions": (shuffled.item() * n, n),
             "motion_hit": (hit.float().mean().item() * n, n),
             "motion_hit_moving": (hit[moving].float().sum().item(), moving.sum().item()),
+            "motion_hit_far": (hit[far].float().sum().item(), far.sum().item()),
             "motion_redraw_share": (redrawn.float().mean().item() * n, n),
             "motion_psnr": (psnr(drawn, after).sum().item(), n),
             "motion_psnr_copy_last": (psnr(before, after).sum().item(), n),
@@ -387,6 +394,7 @@ MOTION_METRICS = (
     "motion_loss_shuffled_actions",
     "motion_hit",
     "motion_hit_moving",
+    "motion_hit_far",
     "motion_redraw_share",
     "motion_psnr",
     "motion_psnr_copy_last",

@@ -12,6 +12,7 @@ whole WorldModel exported to RUN/model (config.json + model.safetensors).
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from contextlib import nullcontext
 from pathlib import Path
 
@@ -19,6 +20,7 @@ import torch
 from tqdm.auto import tqdm
 
 from core.config import ConfigError
+from core.frame_motion import SCORES_LAYER, widen_moves
 from core.train.checkpoint import CheckpointError, latest_checkpoint, load_checkpoint, save_checkpoint
 from core.train.config import RunConfig, config_differences, flatten, load_run_config, save_run_config
 from core.train.data import ClipBatches, index_shards, validation_batches
@@ -83,13 +85,14 @@ def build_model(config: RunConfig) -> WorldModel:
         source = load_config(Path(config.model.init) / CONFIG_FILE)
         grown = grow_dynamics(source, architecture) if "dynamics" in parts else []
         grown += grow_upsampler(source, architecture) if "decoder" in parts else []
+        widen = widen_motion(source, architecture) if "dynamics" in parts else None
         for part in parts:
             if getattr(source, part) != getattr(architecture, part):
                 raise ConfigError(
                     f"model.init_parts: {config.model.init}'s {part} is not the one {variant} "
                     f"describes ({getattr(source, part)} vs {getattr(architecture, part)})"
                 )
-        load_weights(model, Path(config.model.init) / WEIGHTS_FILE, parts, grown)
+        load_weights(model, Path(config.model.init) / WEIGHTS_FILE, parts, grown, widen)
     return model.train()
 
 
@@ -118,6 +121,29 @@ def grow_dynamics(source, architecture) -> list[str]:
         grown.append("dynamics.motion.full_in")
         old.motion.full_frame = new.motion.full_frame
     return grown
+
+
+def widen_motion(source, architecture) -> Callable[[dict], dict] | None:
+    """A motion net of `architecture` that reaches farther (dynamics.motion.radius) than the trained one `source`
+    describes -> what turns source's tensors into its (its head scores more moves: core.frame_motion.widen_moves),
+    or None. Brings source's description in line with what it can widen into; a narrower one is not made."""
+    if not source.family == architecture.family == "frames" or None in (
+        source.dynamics.motion,
+        architecture.dynamics.motion,
+    ):
+        return None
+    old, new = source.dynamics.motion.radius, architecture.dynamics.motion.radius
+    if new <= old:
+        return None
+    source.dynamics.motion.radius = new
+    head = f"dynamics.motion.{SCORES_LAYER}"
+
+    def widen(tensors: dict) -> dict:
+        weight, bias = tensors[f"{head}.weight"], tensors[f"{head}.bias"]
+        tensors[f"{head}.weight"], tensors[f"{head}.bias"] = widen_moves(weight, bias, old, new)
+        return tensors
+
+    return widen
 
 
 def grow_upsampler(source, architecture) -> list[str]:
