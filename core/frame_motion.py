@@ -45,6 +45,7 @@ def move_table(radius: int) -> torch.Tensor:
 
 
 SCORES_LAYER = "head.2"  # FrameMotion's last layer, one output per move and "redraw": what widen_moves widens
+FAR_STEP = 6  # px: moves longer than this on either axis are "far" (nano's reach before it was widened)
 # nats a widened head's farther move starts under the old move at the border it extends (widen_moves)
 FAR_MOVE_START = 3.0
 
@@ -345,11 +346,25 @@ def acceptable_moves(
     return torch.cat([(costs <= best + tolerance) & ~redraw, redraw], 1)
 
 
-def moves_loss(logits: torch.Tensor, acceptable: torch.Tensor, moving_weight: float) -> torch.Tensor:
+def far_only(acceptable: torch.Tensor) -> torch.Tensor:
+    """acceptable (B, M + 1, g, g) -> (B, g, g) bool, the squares that some move makes and none within FAR_STEP px
+    (on the longer axis): a platformer's jump, rarer than any other motion and what a widened net has to learn."""
+    radius = (math.isqrt(acceptable.shape[1] - 1) - 1) // 2
+    reach = move_table(radius).to(acceptable.device).abs().amax(1)
+    moves = acceptable[:, :-1]
+    return moves.any(1) & ~(moves & (reach <= FAR_STEP)[None, :, None, None]).any(1)
+
+
+def moves_loss(
+    logits: torch.Tensor, acceptable: torch.Tensor, moving_weight: float, far_weight: float = 0.0
+) -> torch.Tensor:
     """Set cross-entropy: -log of the probability summed over each square's acceptable moves, the squares whose
-    best move is not "stay" weighed 1 + moving_weight. logits, acceptable (B, M + 1, g, g)."""
+    best move is not "stay" weighed 1 + moving_weight, those only a move beyond FAR_STEP makes far_weight more
+    again. logits, acceptable (B, M + 1, g, g)."""
     total = torch.logsumexp(logits, 1)
     kept = torch.logsumexp(logits.masked_fill(~acceptable, -1e4), 1)
     stay = (acceptable.shape[1] - 1) // 2
     weight = 1 + moving_weight * (~acceptable[:, stay]).float()
+    if far_weight:
+        weight = weight + far_weight * far_only(acceptable).float()
     return ((total - kept) * weight).sum() / weight.sum()

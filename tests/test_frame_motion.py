@@ -14,6 +14,7 @@ from core.frame_motion import (
     FrameMotion,
     FramePrediction,
     acceptable_moves,
+    far_only,
     move_costs,
     move_table,
     moved_squares,
@@ -59,6 +60,21 @@ def test_the_targets_are_the_moves_that_reproduce_a_square_or_redraw():
     logits = torch.zeros(1, ok.shape[1], 8, 8)
     logits[:, right] = 5.0
     assert moves_loss(logits, ok, 20.0) < moves_loss(torch.zeros_like(logits), ok, 20.0)
+
+
+def test_a_jump_beyond_the_old_reach_is_far_and_weighs_more_when_asked():
+    prev, nxt = torch.full((2, 1, 3, 48, 48), -1.0)
+    prev[0, :, 24:32, 4:12] = 1  # one sprite jumps 8 px up, another walks 4 px right
+    nxt[0, :, 16:24, 4:12] = 1
+    prev[0, 1, 4:8, 28:36] = 1
+    nxt[0, 1, 4:8, 32:40] = 1
+    ok = acceptable_moves(prev, nxt, radius=10, square=4, tolerance=0.01, redraw_cost=0.1)
+    # the top of the jumper's new place: 8-10 px up is the only way to fill it (its lower half could come 4-6 px)
+    assert far_only(ok)[0].nonzero().tolist() == [[4, 1], [4, 2]]
+    logits = torch.zeros(1, ok.shape[1], 12, 12)
+    logits[:, (ok.shape[1] - 1) // 2] = 5.0  # "stay" everywhere: the far squares are what is wrong
+    weighed = [moves_loss(logits, ok, 5.0, far_weight).item() for far_weight in (0.0, 20.0)]
+    assert weighed[1] > weighed[0]
 
 
 def test_a_sprite_whose_squares_disagree_by_a_pixel_moves_as_one_and_a_distinct_object_keeps_its_move():

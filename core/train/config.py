@@ -129,11 +129,13 @@ class FramesSection:
     freeze_upsampler: bool = False  # train the dynamics alone (e.g. a denoiser grown from a direct dynamics)
     # a dynamics with a motion net (dynamics.motion, core/frame_motion.py): freeze it, or how it learns: the moves
     # within motion_tolerance of a square's best are all right, "redraw" where the best is off by > motion_redraw
-    # (mean |difference|, [-1, 1] units), squares that move weigh 1 + motion_moving_weight
+    # (mean |difference|, [-1, 1] units), squares that move weigh 1 + motion_moving_weight, and those only a move
+    # beyond core.frame_motion.FAR_STEP makes (a jump; few, and new to a widened net) motion_far_weight more again
     freeze_motion: bool = False
     motion_tolerance: float = 0.03
     motion_redraw: float = 0.15
     motion_moving_weight: float = 20.0
+    motion_far_weight: float = 0.0
     # the motion net learns on its clips played as the app plays them (its own moved frames as what it reads and
     # what it moves; targets from those to the real next frames), so it learns to mend what its own moves tore,
     # instead of on real frame pairs alone

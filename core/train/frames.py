@@ -31,7 +31,7 @@ import torch.nn.functional as F
 from core.config import ConfigError
 from core.evaluation.image_quality import masked_psnr
 from core.frame_dynamics import recent_actions, unrolled_loss
-from core.frame_motion import FramePrediction, acceptable_moves, moves_loss
+from core.frame_motion import FramePrediction, acceptable_moves, far_only, moves_loss
 from core.frames import changed_mask, to_model
 from core.tokenizer import reconstruction_loss
 from core.train.config import FramesSection
@@ -40,9 +40,6 @@ from core.train.loop import Stage
 from core.train.tokenizer import psnr, save_grid
 
 DYNAMICS_WEIGHT = 100.0
-# validation's motion_hit_far scores the squares that only a move longer than this makes (px a frame): beyond the
-# first motion net's reach (dynamics.motion.radius 6), where a platformer's jump goes
-FAR_STEP = 6
 
 
 class FramesObjective(nn.Module):
@@ -198,7 +195,7 @@ class FramesObjective(nn.Module):
                 acceptable = acceptable_moves(
                     frame, full[:, t + 1], radius, square, options.motion_tolerance, options.motion_redraw
                 )
-                losses.append(moves_loss(logits, acceptable, options.motion_moving_weight))
+                losses.append(moves_loss(logits, acceptable, options.motion_moving_weight, options.motion_far_weight))
             with torch.no_grad():
                 if learn:
                     redraw = (moves == self.motion.redraw).repeat_interleave(square, 1).repeat_interleave(square, 2)
@@ -213,7 +210,8 @@ class FramesObjective(nn.Module):
     def motion_loss(self, contexts, recents, before, acceptable) -> tuple[torch.Tensor, torch.Tensor]:
         """-> (the motion net's set loss, its logits)."""
         logits = self.motion.scores(contexts, recents, before)
-        return moves_loss(logits, acceptable, self.options.motion_moving_weight), logits
+        options = self.options
+        return moves_loss(logits, acceptable, options.motion_moving_weight, options.motion_far_weight), logits
 
     def forward(self, batch: dict) -> tuple[torch.Tensor, dict]:
         full, small, actions = self.prepare(batch)
@@ -329,9 +327,9 @@ class FramesStage(Stage):
     def validate_motion(self, full, small, actions) -> dict:
         """The motion net on every pair of the clips: its loss with the true and with shuffled keys, how often its
         likeliest move is an acceptable one (of all squares, of those that move, of those only a move longer than
-        FAR_STEP makes), and the frame it draws from the real one before against the real next frame, beside that
-        real frame repeated (whole frame and where it changed; redrawn squares drawn by the upsampler from the
-        dynamics' small frame), and the clips played on its own frames to their end."""
+        core.frame_motion.FAR_STEP makes), and the frame it draws from the real one before against the real next
+        frame, beside that real frame repeated (whole frame and where it changed; redrawn squares drawn by the
+        upsampler from the dynamics' small frame), and the clips played on its own frames to their end."""
         objective = self.objective
         contexts, recents, before, acceptable = objective.motion_pairs(full, small, actions, 0.0)
         loss, logits = objective.motion_loss(contexts, recents, before, acceptable)
@@ -339,9 +337,7 @@ class FramesStage(Stage):
         moves = objective.motion.choose(logits, before)
         hit = acceptable.gather(1, moves[:, None])[:, 0]
         moving = ~acceptable[:, objective.motion.stay]
-        reach = objective.motion.offsets.abs().amax(1)  # (M,) each move's length, the longer axis
-        moves_ok = acceptable[:, : objective.motion.redraw]
-        far = moves_ok.any(1) & ~(moves_ok & (reach <= FAR_STEP)[None, :, None, None]).any(1)
+        far = far_only(acceptable)
         c = objective.dynamics.config.context
         after = full[:, c:].transpose(0, 1).flatten(0, 1)  # frames t+1, in motion_pairs' order
         redrawn = moves == objective.motion.redraw
