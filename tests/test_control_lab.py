@@ -179,6 +179,8 @@ def test_bench_keys_runs_a_model_folder_and_writes_json_and_strips(tmp_path, cap
             "maze",
             "--steps",
             "2",
+            "--keys",
+            "up,noop",
             "--threads",
             "1",
             "--out",
@@ -190,6 +192,7 @@ def test_bench_keys_runs_a_model_folder_and_writes_json_and_strips(tmp_path, cap
     assert code == 0
     result = json.loads((tmp_path / "keys.json").read_text())
     assert result["games"][0]["game"] == "maze" and result["games"][0]["follows"] == 0
+    assert result["keys"] == ["UP", "NOOP"]
     strips = sorted((tmp_path / "strips").glob("maze-*.png"))
     assert len(strips) == 3
     # under each key: real, dreamed and the dynamics' own small frames, for frame 0 (every 3rd of 2 steps)
@@ -197,3 +200,5 @@ def test_bench_keys_runs_a_model_folder_and_writes_json_and_strips(tmp_path, cap
     assert "| maze |" in capsys.readouterr().out
     assert main(["bench", "keys", str(tmp_path / "model"), "--games", "chess"]) == 2
     assert "--games takes some of" in capsys.readouterr().err
+    assert main(["bench", "keys", str(tmp_path / "model"), "--keys", "UP,JUMP"]) == 2
+    assert "--keys takes two different keys" in capsys.readouterr().err

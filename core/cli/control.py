@@ -50,15 +50,20 @@ def register(commands, benches) -> None:
 
     keys = benches.add_parser(
         "keys",
-        help="hold RIGHT, then LEFT, from held-out levels in the real game and in the "
+        help="hold RIGHT, then LEFT (or --keys), from held-out levels in the real game and in the "
         "dream: does the dream follow the keys? (a table, JSON, picture strips)",
     )
     keys.add_argument("model", help="a zoo variant (nano) or a model folder")
     keys.add_argument("--games", default=",".join(GAMES), help=f"comma-separated games (default: {','.join(GAMES)})")
     keys.add_argument("--steps", type=int, default=12, help="frames each key is held (default: 12)")
+    keys.add_argument(
+        "--keys", default="RIGHT,LEFT", help="the two keys held, comma-separated, e.g. UP,NOOP (default: RIGHT,LEFT)"
+    )
     keys.add_argument("--threads", type=int, default=2, help="torch CPU threads (default: 2)")
     keys.add_argument(
-        "--out", help="write one strip picture per game and level here (real above dreamed, RIGHT rows then LEFT rows)"
+        "--out",
+        help="write one strip picture per game and level here (real above dreamed, the first key's rows "
+        "then the second's)",
     )
     keys.add_argument("--json", metavar="PATH", help="also write the scores to PATH")
     keys.set_defaults(func=run_bench_keys)
@@ -94,6 +99,7 @@ def run_bench_keys(args) -> None:
     import torch
     from PIL import Image
 
+    from core.actions import ACTION_IDS
     from core.cli import UsageError
     from core.control.data import GAMES
     from core.control.keys import KeysConfig, score_game, table
@@ -104,9 +110,12 @@ def run_bench_keys(args) -> None:
         raise UsageError(f"--games takes some of {', '.join(GAMES)}, got {args.games!r}")
     if args.steps < 1 or args.threads < 1:
         raise UsageError("--steps and --threads must be at least 1")
+    held = tuple(k.strip().upper() for k in args.keys.split(","))
+    if len(held) != 2 or held[0] == held[1] or set(held) - set(ACTION_IDS):
+        raise UsageError(f"--keys takes two different keys of {', '.join(ACTION_IDS)}, got {args.keys!r}")
     torch.set_num_threads(args.threads)
     model = load(args.model)
-    config = KeysConfig(games=games, steps=args.steps)
+    config = KeysConfig(games=games, steps=args.steps, keys=held)
     results = []
     for game in games:
         scores, strips = score_game(model, game, config)
@@ -118,7 +127,9 @@ def run_bench_keys(args) -> None:
     print(table(results))
     if args.json:
         Path(args.json).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.json).write_text(json.dumps({"model": args.model, "steps": args.steps, "games": results}, indent=2))
+        Path(args.json).write_text(
+            json.dumps({"model": args.model, "steps": args.steps, "keys": list(held), "games": results}, indent=2)
+        )
 
 
 def _folder_name(arm: str) -> str:
