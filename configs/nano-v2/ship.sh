@@ -2,8 +2,8 @@
 # About 30 minutes on 2 cores. MODEL is the model folder to ship (config.json + model.safetensors), by default
 # the zoo's own (a re-measure: the same weights, the card anew); RUNS the run folders of its training since the zoo's
 # model, for the card's budget table and curves, after those of HISTORY (a zoo folder's training.json: run folders
-# are git-ignored and do not outlive their machine). The held-out play and the inverse-dynamics models (the
-# judges) are those of configs/nano-v2/eval-data.sh (run here when one is missing).
+# are git-ignored and do not outlive their machine). The held-out play is that of configs/nano-v2/eval-data.sh (run
+# here when some is missing), the inverse-dynamics models (the judges) the committed ones in judges/.
 #   bash configs/nano-v2/ship.sh
 #   MODEL=runs/other/model RUNS="runs/a runs/b" bash configs/nano-v2/ship.sh
 #   SHIP_ONLY=1 bash configs/nano-v2/ship.sh   # ship from the reports and bench file already in OUT
@@ -22,12 +22,12 @@ export OMP_NUM_THREADS=1
 pw() { nice -n 19 .venv/bin/pocketworld "$@"; }
 
 # eval-data.sh makes only what is missing
-ls shards/v2/{maze,platformer,shooter}-test/report.json runs/v2-idm-{maze,platformer,shooter}/idm.json >/dev/null 2>&1 \
+ls shards/v2/{maze,platformer,shooter}-test/report.json judges/{maze,platformer,shooter}/idm.json >/dev/null 2>&1 \
   || OMP_NUM_THREADS=2 nice -n 19 bash configs/nano-v2/eval-data.sh
 
 commands=()
 for game in maze platformer shooter; do
-  command="pocketworld evaluate $MODEL --data shards/v2/$game-test --split test --idm runs/v2-idm-$game \
+  command="pocketworld evaluate $MODEL --data shards/v2/$game-test --split test --idm judges/$game \
 --episodes 3 --horizon 30 --recon-frames 48 --ssim-every 5 --threads 2 --report $OUT/$game"
   # shellcheck disable=SC2086
   [ -n "${SHIP_ONLY:-}" ] || pw ${command#pocketworld } --no-progress
