@@ -2,7 +2,8 @@
 # guessed from the past) and one inverse-dynamics model per game: the judge of action accuracy, trained on the
 # training play of configs/nano-v2/data.sh (and, for the maze and the platformer, more of the same on other
 # levels) and scored on these test levels. From the repository root, on 2 cores: each play collection a minute or
-# two; a judge is trained only where judges/GAME is missing (about 50 minutes for the three).
+# two; a judge is trained only where judges/GAME is missing (about an hour for the three on 2026-12-02,
+# sharing the 2 cores with a training run).
 # The judges are committed (judges/GAME: idm.json and 0.3 MB of weights): retrained on another machine by the
 # same commands, the platformer's read its held-out transitions at 84.2% where the card's before had read 91.0%,
 # and the shipped nano's generated ones at 54.9% against 69.3%, so a card's action accuracy is only reproducible
