@@ -33,6 +33,7 @@ LARGEST_SEGMENT = 1 / 8  # of the frame: larger segments (the background, the sk
 SMALLEST_SEGMENT = 4  # pixels: smaller ones (a star, a speck of compression noise) move only with a sprite
 VOTERS = 32  # pixels of a segment that vote on its candidate moves
 CANDIDATES = 3  # moves a segment's vote proposes, each judged on the pixels it would change
+ENCLOSED = 1 / 2  # share of a segment's border that one staying thing must hold for the segment to be part of it
 GROUP_MARGIN = 8.0  # nats by which a touching segment's own move must beat its group's for it to move apart
 UNSEEN = 1e-6  # the probability of a colour no likely move fetches: one such pixel is not a veto
 
@@ -73,7 +74,8 @@ class Scene:
         self.vanish = len(offsets)  # a segment's "move" that lifts it and puts it down nowhere
         self.labels = torch.from_numpy(colour_segments(image.byte().numpy())).long()  # (H, W)
         self.sizes = torch.bincount(self.labels.flatten())  # (S,)
-        self.tones = self.segment_tones(image)  # (H, W)
+        self.segment_tone = self.segment_tones(image)  # (S,)
+        self.tones = self.segment_tone[self.labels]  # (H, W)
         # maps padded by the move radius (past the edge, the edge's), so that where each move fetches a pixel from,
         # or puts it, is one index step from the pixel: fetch (M,) the steps back to each source, land forward
         self.radius = int(offsets.abs().max())
@@ -88,7 +90,7 @@ class Scene:
         return (ys + self.radius) * self.padded_width + xs + self.radius
 
     def segment_tones(self, image: torch.Tensor) -> torch.Tensor:
-        """-> (H, W) long, a colour class per pixel: segments whose mean colours are within COLOUR_TOLERANCE share
+        """-> (S,) long, a colour class per segment: segments whose mean colours are within COLOUR_TOLERANCE share
         the class of the largest of them (one palette colour in two places, or under a video's noise)."""
         sizes = self.sizes.float()
         flat = self.labels.flatten()
@@ -97,7 +99,7 @@ class Scene:
         alike = torch.cdist(means[order], means[order], p=1) < COLOUR_TOLERANCE  # (S, S), largest first
         tone = torch.empty(len(sizes), dtype=torch.long)
         tone[order] = order[alike.float().argmax(1)]  # the first (largest) alike segment
-        return tone[self.labels]
+        return tone
 
     def voters(self, ids: torch.Tensor):
         """pixels_of(ids), but at most VOTERS evenly spread pixels of each segment: the vote only proposes moves."""
@@ -130,7 +132,7 @@ class Scene:
         pixels that moving each segment by each move changes, against their staying: pixels it covers take its
         tones, pixels it uncovers the tone around it."""
         height, width, labels = self.height, self.width, self.labels
-        fills = self.border_mode(self.tones, labels, segments)  # (P,)
+        fills = self.border_mode(self.tones, labels, segments)[0]  # (P,)
         ys, xs, segment = pixels_of(labels, segments)
         count = candidates.shape[1]
         # each pixel once per candidate move of its segment: row = pixel * C + candidate
@@ -163,9 +165,9 @@ class Scene:
         return odds.new_zeros(len(segments) * count).index_add_(0, row, odds).view(len(segments), count)
 
     @staticmethod
-    def border_mode(values: torch.Tensor, labels: torch.Tensor, ids: torch.Tensor) -> torch.Tensor:
+    def border_mode(values: torch.Tensor, labels: torch.Tensor, ids: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """values (H, W) long, labels (H, W), ids (G,) distinct -> (G,) the commonest value on each labelled group's
-        4-neighbour border (the pixels next to it with another label)."""
+        4-neighbour border (the pixels next to it with another label), and (G,) the share of the border it holds."""
         height, width = labels.shape
         ys, xs, group = pixels_of(labels, ids)
         owners, found = [], []
@@ -180,9 +182,10 @@ class Scene:
         span = int(value.max()) + 1 if len(value) else 1
         keys, counts = torch.unique(owner * span + value, return_counts=True)
         order = counts.argsort()  # the last written wins: the commonest
-        commonest = torch.zeros(len(ids), dtype=torch.long)
+        commonest, share = torch.zeros(len(ids), dtype=torch.long), torch.zeros(len(ids))
         commonest[keys[order] // span] = keys[order] % span
-        return commonest
+        share[keys[order] // span] = counts[order].float()
+        return commonest, share / torch.bincount(owner, minlength=len(ids)).clamp(min=1)
 
     def neighbour_pairs(self, ids: torch.Tensor) -> torch.Tensor:
         """-> (E, 2) every pair of segments that touch, corners included (pixel art joins a sprite's parts by their
@@ -242,7 +245,7 @@ class Scene:
         moves = self.take_likelier(moves, proposers, candidates)
         pairs = self.neighbour_pairs((moves != stay).nonzero()[:, 0])
         moves = self.bring_parts(moves, pairs)
-        return self.agree_within_sprites(moves, pairs)
+        return self.follow_holders(self.agree_within_sprites(moves, pairs))
 
     def bring_parts(self, moves: torch.Tensor, pairs: torch.Tensor) -> torch.Tensor:
         """A sprite's parts in other colours (feet, a visor) touch it: a staying segment next to a larger moving one
@@ -317,6 +320,25 @@ class Scene:
         moves[ids[~keep]] = candidates[~keep, shared[~keep]]
         return moves
 
+    def follow_holders(self, moves: torch.Tensor) -> torch.Tensor:
+        """A segment that a larger thing (not the background) encloses, holding ENCLOSED of its border, is part of
+        it and does what it does: an eye or a pupil moves with its face, a brick stays in its mortar. A 4x4 square
+        holds parts of both, and the net's moves for them, judged apart, differ: a sprite whose eye vanished or
+        whose pupil moved a pixel off the face's move grew a hole that ate it within ten frames, and the player
+        jumping into a floating platform from below carried its bricks off."""
+        background = self.sizes.argmax()
+        ids = torch.cat([torch.arange(background), torch.arange(background + 1, len(self.sizes))])
+        holder, share = self.border_mode(self.labels, self.labels, ids)
+        held = (share >= ENCLOSED) & (self.sizes[holder] > self.sizes[ids])
+        held &= self.segment_tone[holder] != self.segment_tone[background]
+        parts, holders = ids[held], holder[held]
+        moves = moves.clone()
+        for _ in range(len(parts)):  # a holder is larger than its part: chains (pupil, eye, face) end
+            if torch.equal(moves[parts], moves[holders]):
+                break
+            moves[parts] = moves[holders]
+        return moves
+
     # -- drawing -----------------------------------------------------------------------------
     def draw(self, image: torch.Tensor, moves: torch.Tensor) -> torch.Tensor:
         """image (H, W, 3), moves (S,) a move id per segment -> the image with each moving segment lifted (its
@@ -327,7 +349,7 @@ class Scene:
         moving = moves[labels] != self.stay  # (H, W)
         regions = torch.from_numpy(ndimage.label(moving.numpy())[0]).long()
         codes = (image[..., 0].long() << 16) | (image[..., 1].long() << 8) | image[..., 2].long()  # (H, W)
-        fills = self.border_mode(codes, regions, torch.arange(1, int(regions.max()) + 1))  # (R,)
+        fills = self.border_mode(codes, regions, torch.arange(1, int(regions.max()) + 1))[0]  # (R,)
         fills = torch.stack([fills >> 16, (fills >> 8) & 255, fills & 255], 1).to(image.dtype)  # (R, 3)
         out = image.clone()
         out[moving] = fills[regions[moving] - 1]
