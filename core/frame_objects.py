@@ -33,7 +33,7 @@ LARGEST_SEGMENT = 1 / 8  # of the frame: larger segments (the background, the sk
 SMALLEST_SEGMENT = 4  # pixels: smaller ones (a star, a speck of compression noise) move only with a sprite
 VOTERS = 32  # pixels of a segment that vote on its candidate moves
 CANDIDATES = 3  # moves a segment's vote proposes, each judged on the pixels it would change
-ENCLOSED = 1 / 2  # share of a segment's border that one staying thing must hold for the segment to be part of it
+ENCLOSED = 3 / 4  # share of a segment's border one larger thing must hold for it to be a part of that thing
 GROUP_MARGIN = 8.0  # nats by which a touching segment's own move must beat its group's for it to move apart
 UNSEEN = 1e-6  # the probability of a colour no likely move fetches: one such pixel is not a veto
 
@@ -245,7 +245,7 @@ class Scene:
         moves = self.take_likelier(moves, proposers, candidates)
         pairs = self.neighbour_pairs((moves != stay).nonzero()[:, 0])
         moves = self.bring_parts(moves, pairs)
-        return self.follow_holders(self.agree_within_sprites(moves, pairs))
+        return self.follow_holders(self.agree_within_sprites(moves, pairs), pairs)
 
     def bring_parts(self, moves: torch.Tensor, pairs: torch.Tensor) -> torch.Tensor:
         """A sprite's parts in other colours (feet, a visor) touch it: a staying segment next to a larger moving one
@@ -320,14 +320,17 @@ class Scene:
         moves[ids[~keep]] = candidates[~keep, shared[~keep]]
         return moves
 
-    def follow_holders(self, moves: torch.Tensor) -> torch.Tensor:
+    def follow_holders(self, moves: torch.Tensor, pairs: torch.Tensor) -> torch.Tensor:
         """A segment that a larger thing (not the background) encloses, holding ENCLOSED of its border, is part of
-        it and does what it does: an eye or a pupil moves with its face, a brick stays in its mortar. A 4x4 square
-        holds parts of both, and the net's moves for them, judged apart, differ: a sprite whose eye vanished or
-        whose pupil moved a pixel off the face's move grew a hole that ate it within ten frames, and the player
-        jumping into a floating platform from below carried its bricks off."""
+        it and does what it does: an eye or a pupil moves with its face, a brick stays in its mortar. The net's
+        moves for them, judged apart, differ by a pixel, or the part's squares expect the face's colour: a sprite
+        whose eye vanished, or whose pupil stayed behind, grew a hole that ate it within ten frames. Judged over
+        the segments that touch a moving one (`pairs`, neighbour_pairs)."""
         background = self.sizes.argmax()
-        ids = torch.cat([torch.arange(background), torch.arange(background + 1, len(self.sizes))])
+        ids = torch.unique(pairs.flatten())
+        ids = ids[ids != background]
+        if not len(ids):
+            return moves
         holder, share = self.border_mode(self.labels, self.labels, ids)
         held = (share >= ENCLOSED) & (self.sizes[holder] > self.sizes[ids])
         held &= self.segment_tone[holder] != self.segment_tone[background]
