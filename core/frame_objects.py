@@ -325,7 +325,8 @@ class Scene:
         it and does what it does: an eye or a pupil moves with its face, a brick stays in its mortar. The net's
         moves for them, judged apart, differ by a pixel, or the part's squares expect the face's colour: a sprite
         whose eye vanished, or whose pupil stayed behind, grew a hole that ate it within ten frames. Judged over
-        the segments that touch a moving one (`pairs`, neighbour_pairs)."""
+        `pairs` (neighbour_pairs of the segments the net moved on their own): a part counts where it touches one
+        of those or is one; its holder, once found, passes on whatever it ends up doing."""
         background = self.sizes.argmax()
         ids = torch.unique(pairs.flatten())
         ids = ids[ids != background]

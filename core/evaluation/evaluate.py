@@ -314,7 +314,7 @@ def _action_accuracy(episodes, rollouts, idm, idm_info) -> dict | str:
 
 
 def _physics(episodes, kept) -> dict | str:
-    from core.evaluation.physics import physics_score
+    from core.evaluation.physics import physics_score, pooled
 
     platformer = [(e, k) for e, k in zip(episodes, kept) if e.meta["game"] == "platformer"]
     if not platformer:
@@ -324,13 +324,6 @@ def _physics(episodes, kept) -> dict | str:
         seed, tileset = episode.meta["seed"], episode.meta.get("tileset")
         real.append(physics_score(episode.frames[: len(frames) + 1], seed, tileset))
         generated.append(physics_score(np.concatenate([episode.frames[:1], frames]), seed, tileset))
-
-    def pooled(results):
-        total = sum(r["transitions"] for r in results)
-        passed = sum(r["score"] * r["transitions"] for r in results if r["transitions"])
-        violations = {rule: sum(r["violations"][rule] for r in results) for rule in results[0]["violations"]}
-        return {"score": round(passed / max(total, 1), 4), "transitions": total, "violations": violations}
-
     return {"generated": pooled(generated), "real": pooled(real)}
 
 

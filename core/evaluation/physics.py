@@ -220,3 +220,12 @@ def physics_score(frames: np.ndarray, seed: int, tileset: str | None = None) -> 
     level = Level.from_seed(seed, tileset)
     found, x, y = locate(frames, level)
     return check(found, x, y, level, frames.shape[1])
+
+
+def pooled(results: list[dict]) -> dict:
+    """physics_score results of several rollouts -> one: the share of all their transitions that pass, and each
+    rule's violations summed."""
+    total = sum(r["transitions"] for r in results)
+    passed = sum(r["score"] * r["transitions"] for r in results if r["transitions"])
+    violations = {rule: sum(r["violations"][rule] for r in results) for rule in results[0]["violations"]}
+    return {"score": round(passed / max(total, 1), 4), "transitions": total, "violations": violations}
