@@ -13,7 +13,7 @@ from core.config import ConfigError
 from core.data.shards import Sample, ShardWriter
 from core.evaluation import weights
 from core.evaluation.effects import label_kind, visible_actions
-from core.evaluation.episodes import load_episodes
+from core.evaluation.episodes import WARMUP, load_episodes
 from core.evaluation.fvd import I3D, clips_of, frechet_distance, load_i3d
 from core.evaluation.idm import IDMConfig, InverseDynamics, load_idm, save_idm, score
 from core.evaluation.idm_train import IDMTrainConfig, Transitions, train_idm
@@ -125,6 +125,54 @@ def test_windows_cut_one_long_recording_into_several_rollouts(tmp_path):
     )
     assert len(load_episodes(tmp_path, "train", max_frames=21)) == 1  # without: the stretch's first 21 frames only
     assert len(load_episodes(tmp_path, "train", max_frames=21, windows=True, max_episodes=2)) == 2
+    # each window keeps the play that led to it (a rollout's context), the first none
+    assert len(windows[0].before_frames) == 0 and len(windows[0].before_actions) == 0
+    assert np.array_equal(windows[1].before_frames, whole.frames[20 - WARMUP : 20])
+    assert np.array_equal(windows[2].before_actions, whole.actions[40 - WARMUP : 40])
+
+
+def test_a_rollout_warmed_up_on_real_play_starts_from_its_context():
+    """rollout(warmup=): the dynamics' first step reads the real frames before the first and the keys pressed at
+    them; padded in front with the first frame under no key, a frames-family model plays as with no warm-up."""
+    from core.actions import NUM_ACTIONS
+    from core.evaluation.episodes import Episode
+    from core.evaluation.evaluate import _warmup
+    from core.evaluation.rollouts import rollout
+    from core.frames import to_model
+    from core.world_model import WorldModel
+    from tests.test_frame_motion import motion_config
+
+    torch.manual_seed(0)
+    model = WorldModel(motion_config()).eval()
+    rng = np.random.default_rng(0)
+    frames = rng.integers(0, 256, (6, 256, 256, 3), dtype=np.uint8)
+    keys = np.array([3, 4, 5, 6, 7, 0])
+    seen = []
+    step = model.dynamics.step
+
+    def spy(inputs, actions, state, **kwargs):
+        seen.append(state)
+        return step(inputs, actions, state, **kwargs)
+
+    model.dynamics.step = spy
+    list(rollout(model, frames[None, 4], keys[None, 4:5], warmup=(frames[None, :4], keys[None, :4])))
+    first = seen[-1]  # the state the first dreamed frame is made from
+    assert torch.equal(first.frames[:, -1], model.encode(to_model(frames[None, 3])))
+    assert first.recent_actions[0].tolist() == [6, 5, 4, 3][: model.config.dynamics.action_context]
+    model.dynamics.step = step
+    plain = next(rollout(model, frames[None, 4], keys[None, 4:5]))
+    padded = next(
+        rollout(model, frames[None, 4], keys[None, 4:5], warmup=(frames[None, [4, 4]], np.full((1, 2), NUM_ACTIONS)))
+    )
+    assert np.array_equal(plain, padded)
+    # evaluate pads a window without play before it so, beside one with
+    windows = [
+        Episode(frames[4:], keys[4:], np.zeros((2, 0)), {}, before_frames=frames[:4], before_actions=keys[:4]),
+        Episode(frames[:2], keys[:2], np.zeros((2, 0)), {}, before_frames=frames[:0], before_actions=keys[:0]),
+    ]
+    warm_frames, warm_keys = _warmup(windows)
+    assert np.array_equal(warm_frames[1], np.repeat(frames[:1], 4, 0)) and (warm_keys[1] == NUM_ACTIONS).all()
+    assert _warmup([windows[1]]) is None
 
 
 def test_idm_loading_is_strict(tmp_path):

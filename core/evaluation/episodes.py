@@ -17,18 +17,26 @@ import numpy as np
 from core.data.shards import SPLITS, list_shards, read_shard
 from core.evaluation.idm import pool_frames
 
+# real frames kept before a window's first (Episode.before_frames): more than any model's context (nano: 2 frames,
+# its last 4 keys), so that a rollout starts from the context the recording gives
+WARMUP = 8
+
 
 @dataclass
 class Episode:
     """frames uint8 (T, H, W, 3), or (T, 3, H/p, W/p) when `pooled` = p > 0 (load_episodes(pool=p): as an IDM
     reads them, core.evaluation.idm.pool_frames); actions int64 (T,): actions[t] at frames[t] led to frames[t+1];
-    state float32 (T, D) after each frame; meta of its first chunk (game, seed, split, layout...)."""
+    state float32 (T, D) after each frame; meta of its first chunk (game, seed, split, layout...); before_frames,
+    before_actions the real play just before frames[0] (a window cut from the middle of a recording: up to
+    WARMUP frames, as `frames`, and the keys pressed at each), empty where play starts at frames[0]."""
 
     frames: np.ndarray
     actions: np.ndarray
     state: np.ndarray
     meta: dict
     pooled: int = 0
+    before_frames: np.ndarray | None = None
+    before_actions: np.ndarray | None = None
 
     @property
     def name(self) -> str:
@@ -94,7 +102,9 @@ def load_episodes(
 
 
 def _windows(episode: Episode, frames: int) -> list[Episode]:
-    """`episode` as consecutive windows of `frames` frames, each starting on the last frame of the one before."""
+    """`episode` as consecutive windows of `frames` frames, each starting on the last frame of the one before,
+    with the WARMUP frames before it (a model's context at the window's start is the play that led there: a ball
+    in flight, not a still one)."""
     starts = range(0, max(len(episode.frames) - 1, 1), frames - 1)
     return [
         Episode(
@@ -107,6 +117,8 @@ def _windows(episode: Episode, frames: int) -> list[Episode]:
                 num_frames=len(episode.frames[start : start + frames]),
             ),
             pooled=episode.pooled,
+            before_frames=episode.frames[max(start - WARMUP, 0) : start],
+            before_actions=episode.actions[max(start - WARMUP, 0) : start],
         )
         for start in starts
     ]

@@ -14,6 +14,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
+from core.actions import NUM_ACTIONS
 from core.evaluation import drift
 from core.evaluation.effects import label_kind, visible_actions
 from core.evaluation.episodes import Episode
@@ -214,7 +215,9 @@ def _free_rollouts(model, episodes, config, idm, starts, progress) -> dict:
     control = {s: [] for s in drift.CONTROL_STEPS}
     predicted = [[] for _ in episodes]
     previous = np.stack([e.frames[0] for e in episodes])
-    stream = rollout(model, previous, actions, temperature=config.temperature, seed=config.seed)
+    stream = rollout(
+        model, previous, actions, temperature=config.temperature, seed=config.seed, warmup=_warmup(episodes)
+    )
     for t, generated in enumerate(tqdm(stream, total=steps, desc="rollout", unit="frame", disable=not progress)):
         live = np.flatnonzero(lengths > t)
         real = np.stack([episodes[i].frames[t + 1] for i in live])
@@ -252,6 +255,24 @@ def _free_rollouts(model, episodes, config, idm, starts, progress) -> dict:
     }
 
 
+def _warmup(episodes) -> tuple[np.ndarray, np.ndarray] | None:
+    """The real play before each episode's first frame (windows cut from a recording), as rollout's `warmup`;
+    None where no episode has any. Shorter ones are padded in front with their earliest frame under no key (for
+    a frames-family model, the same context as no warm-up at all)."""
+    count = max(len(e.before_frames) if e.before_frames is not None else 0 for e in episodes)
+    if not count:
+        return None
+    frames, keys = [], []
+    for e in episodes:
+        before = e.before_frames if e.before_frames is not None else e.frames[:0]
+        before_keys = e.before_actions if e.before_actions is not None else e.actions[:0]
+        pad = count - len(before)
+        earliest = before[:1] if len(before) else e.frames[:1]
+        frames.append(np.concatenate([np.repeat(earliest, pad, 0), before]))
+        keys.append(np.concatenate([np.full(pad, NUM_ACTIONS, np.int64), before_keys]))
+    return np.stack(frames), np.stack(keys)
+
+
 def _fill(curve: np.ndarray) -> np.ndarray:
     """Carry the last computed value over steps where SSIM was skipped (ssim_every > 1)."""
     out = curve.copy()
@@ -268,7 +289,12 @@ def _controllability(model, episodes, config, real_psnr, progress) -> dict:
     actions = rng.integers(0, model.config.dynamics.num_actions, (len(episodes), horizon))
     random_psnr = {s: [] for s in drift.CONTROL_STEPS}
     stream = rollout(
-        model, np.stack([e.frames[0] for e in episodes]), actions, temperature=config.temperature, seed=config.seed
+        model,
+        np.stack([e.frames[0] for e in episodes]),
+        actions,
+        temperature=config.temperature,
+        seed=config.seed,
+        warmup=_warmup(episodes),
     )
     for t, generated in enumerate(
         tqdm(stream, total=horizon, desc="random actions", unit="frame", disable=not progress)

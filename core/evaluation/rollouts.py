@@ -12,6 +12,7 @@ Three ways of asking the model for frames, from easiest to hardest:
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterator
 
 import numpy as np
@@ -63,16 +64,27 @@ def teacher_forced(
 
 @torch.inference_mode()
 def rollout(
-    model: WorldModel, first_frames: np.ndarray, actions: np.ndarray, *, temperature: float = 0.0, seed: int = 0
+    model: WorldModel,
+    first_frames: np.ndarray,
+    actions: np.ndarray,
+    *,
+    temperature: float = 0.0,
+    seed: int = 0,
+    warmup: tuple[np.ndarray, np.ndarray] | None = None,
 ) -> Iterator[np.ndarray]:
     """Free rollouts of a batch: first_frames uint8 (B, H, W, 3), actions int (B, T) ->
     yields the generated frames uint8 (B, H, W, 3) after each of the T actions, in order.
 
-    temperature 0 takes the likeliest token (as WorldSession's default); > 0 samples."""
+    temperature 0 takes the likeliest token (as WorldSession's default); > 0 samples. `warmup` (frames uint8
+    (B, n, H, W, 3), keys (B, n)): the real play before first_frames, each frame stepped through the dynamics
+    with the key pressed at it and its prediction replaced by the real next frame, so the rollout starts from a
+    context of real frames (what moves, and how fast) instead of first_frames alone, which reads as still."""
     generator = torch.Generator().manual_seed(seed)
+    state = model.dynamics.init_state(len(first_frames))
+    if warmup is not None and warmup[0].shape[1]:
+        state = _warmed_up(model, state, *warmup)
     frame = to_model(first_frames)  # (B, 3, H, W)
     inputs = model.encode(frame)  # (B, S) or (B, 3, r, r)
-    state = model.dynamics.init_state(len(first_frames))
     actions = torch.as_tensor(np.asarray(actions), dtype=torch.long)
     for t in range(actions.shape[1]):
         full = {"full": frame} if model.config.family == "frames" else {}
@@ -81,3 +93,15 @@ def rollout(
         frame = model.render(inputs, frame)
         inputs = model.next_input(inputs, frame)
         yield to_uint8(frame)
+
+
+def _warmed_up(model: WorldModel, state, frames: np.ndarray, keys: np.ndarray):
+    """The dynamics' state after real frames (B, n, H, W, 3) and the keys pressed at them (B, n)."""
+    keys = torch.as_tensor(np.asarray(keys), dtype=torch.long)
+    for t in range(frames.shape[1]):
+        frame = to_model(frames[:, t])
+        full = {"full": frame} if model.config.family == "frames" else {}
+        _, state = model.dynamics.step(model.encode(frame), keys[:, t], state, **full)
+    if getattr(state, "placed", None) is not None:  # a sprite put down on a frame the real one replaced is not there
+        state = dataclasses.replace(state, placed=None)
+    return state
