@@ -128,6 +128,14 @@ def register(commands, benches) -> None:
         help="bases with a motion net: learn on clips played from the net's own moves, so that it learns to mend "
         "what its moves tore in free play (default: real frame pairs)",
     )
+    finetune.add_argument(
+        "--motion-crop",
+        type=int,
+        default=None,
+        help="bases with a motion net: learn on crops of N small-frame pixels each way (a multiple of 4), each "
+        "where the clip moves, instead of whole frames: cheaper steps that hold the moves (default: 16, or 0 with "
+        "--played, which plays whole clips; 0: whole frames)",
+    )
     finetune.add_argument("--threads", type=int, default=0, help="torch threads (default: torch's choice)")
     finetune.add_argument(
         "--quantize",
@@ -223,7 +231,7 @@ def cmd_finetune(args) -> int:
     from pathlib import Path
 
     from finetune.lora import LoraSettings
-    from finetune.train import FinetuneConfig, finetune
+    from finetune.train import MOTION_CROP, FinetuneConfig, finetune
 
     config = FinetuneConfig(
         base=args.base,
@@ -240,6 +248,7 @@ def cmd_finetune(args) -> int:
         changed_weight=args.changed_weight,
         moving_weight=args.moving_weight,
         played=args.played,
+        motion_crop=args.motion_crop if args.motion_crop is not None else (0 if args.played else MOTION_CROP),
         threads=args.threads,
         quantize=args.quantize,
         seed=args.seed,

@@ -284,6 +284,15 @@ def test_the_context_noise_and_moved_pixel_weight_of_a_fine_tune_are_options_and
         FinetuneConfig(base="nano", data=".", out="x", context_noise=2.0)
     with pytest.raises(ValueError, match="changed-weight must be >= 0, got -1"):
         FinetuneConfig(base="nano", data=".", out="x", changed_weight=-1)
+    # the motion net learns on crops where the clip moves (16 small-frame pixels), or on whole frames at 0
+    assert run_config(config, folder, tmp_path).frames.motion_crop == 16
+    whole = FinetuneConfig(base=str(folder), data=".", out=str(tmp_path / "out"), motion_crop=0)
+    assert run_config(whole, folder, tmp_path).frames.motion_crop == 0
+    with pytest.raises(ValueError, match="motion-crop must be 0 or a positive multiple of 4, got 10"):
+        FinetuneConfig(base="nano", data=".", out="x", motion_crop=10)
+    with pytest.raises(ValueError, match="--played plays whole clips: pass --motion-crop 0"):
+        FinetuneConfig(base="nano", data=".", out="x", played=True)
+    assert FinetuneConfig(base="nano", data=".", out="x", played=True, motion_crop=0).played
 
 
 def frames_base(folder) -> str:

@@ -288,8 +288,12 @@ def test_a_motion_model_saves_loads_and_checks_its_config(tmp_path):
         frames_config(motion={**MOTION, "full_frame": 32})  # a multiple of the small frame, but not the frame
 
 
-@pytest.mark.parametrize("played", [False, True], ids=["real-pairs", "played"])
-def test_the_frames_stage_trains_a_motion_net_alone_and_scores_it_on_held_out_clips(tmp_path, played):
+@pytest.mark.parametrize(
+    "how",
+    ["frames.motion_played=false", "frames.motion_played=true", "frames.motion_crop=8"],
+    ids=["real-pairs", "played", "crops"],
+)
+def test_the_frames_stage_trains_a_motion_net_alone_and_scores_it_on_held_out_clips(tmp_path, how):
     from core.train import run_stage
     from core.train.config import load_run_config
     from core.train.metrics import read_metrics
@@ -301,26 +305,29 @@ def test_the_frames_stage_trains_a_motion_net_alone_and_scores_it_on_held_out_cl
     architecture.write_text(json.dumps(motion_config().to_dict()))
     shards = write_gameplay_shards(tmp_path / "frames", samples=2, frames=8)
     write_gameplay_shards(tmp_path / "frames-val", samples=1, frames=8, split="val")
-    config = load_run_config(
-        None,
-        frames_run(architecture, tmp_path / "source", shards)
-        + [
-            f"out={tmp_path / 'run'}",
-            f"data.val=[{tmp_path / 'frames-val'}]",
-            "model.init_parts=[dynamics, decoder]",  # the motion net is grown on the trained model
-            "frames.freeze_dynamics=true",
-            "frames.freeze_upsampler=true",
-            f"frames.motion_played={str(played).lower()}",  # on its own moved frames, as the app plays
-        ],
-        stage="frames",
-    )
-    run_stage(config)
+    overrides = frames_run(architecture, tmp_path / "source", shards) + [
+        f"out={tmp_path / 'run'}",
+        f"data.val=[{tmp_path / 'frames-val'}]",
+        "model.init_parts=[dynamics, decoder]",  # the motion net is grown on the trained model
+        "frames.freeze_dynamics=true",
+        "frames.freeze_upsampler=true",
+        how,  # on real pairs, on its own moved frames (as the app plays), or on crops where clips move
+    ]
+    run_stage(load_run_config(None, overrides, stage="frames"))
     val = [line for line in read_metrics(tmp_path / "run" / "metrics.jsonl") if line["split"] == "val"][-1]
     assert 0 <= val["motion_hit"] <= 1 and val["motion_psnr"] > 0 and "motion_loss_shuffled_actions" in val
     assert val["motion_loop_psnr"] > 0 and val["motion_loop_psnr_copy_last"] > 0
     after = WorldModel.from_pretrained(tmp_path / "run" / "model").state_dict()
     assert all(torch.equal(after[k], v) for k, v in source.state_dict().items())  # denoiser, upsampler as they were
     assert after["dynamics.motion.head.2.weight"].abs().sum() > 0  # the head started at zero, and learnt
+    if "crop" in how:
+        for bad, message in [
+            (["frames.motion_crop=6"], "motion_crop must be 0 or a multiple of 4 up to the small frame's 16"),
+            (["frames.motion_crop=20"], "motion_crop must be 0 or a multiple of 4 up to the small frame's 16"),
+            (["frames.motion_played=true"], "motion_crop cuts real frame pairs"),
+        ]:
+            with pytest.raises(ConfigError, match=message):
+                run_stage(load_run_config(None, [*overrides, f"out={tmp_path / 'bad'}", *bad], stage="frames"))
 
 
 def test_a_lora_fine_tune_of_a_motion_model_trains_only_adapters_and_its_moves_learn():
@@ -504,3 +511,58 @@ def test_a_motion_net_widened_to_farther_moves_plays_as_it_did_then_learns_them(
 def config_overrides(folder) -> list[str]:
     """A frames run's model taken from the trained net in `folder`."""
     return [f"model.init={folder / 'trained'}", "model.init_parts=[dynamics, decoder]"]
+
+
+def test_a_motion_crop_is_cut_where_the_clip_moves_and_scored_with_the_whole_frames_targets():
+    """frames.motion_crop: the motion net learns on a window of each clip that holds what moved; its squares'
+    targets are those of the whole frame (the margin around the scored squares holds what their moves fetch)."""
+    from core.frames import to_uint8
+    from core.train.config import FramesSection
+    from core.train.frames import CROP_MARGIN, FramesObjective
+
+    torch.manual_seed(0)
+    generator = torch.Generator().manual_seed(0)
+    prev, nxt, keys = keyed_square(6, generator, size=256, side=32)
+    prev[5], nxt[5], keys[5] = prev[0], prev[0], 0  # a clip where nothing moves
+    clips = torch.stack([prev, prev, nxt], 1)  # (6, 3, 3, 256, 256)
+    model = WorldModel(motion_config())
+    square = 256 // model.dynamics.config.resolution
+    objective = FramesObjective(model, FramesSection(unroll=1, motion_crop=4), train_upsampler=False)
+    crops, small = objective.motion_crops(clips)
+    span = (4 + 2 * CROP_MARGIN) * square
+    assert crops.shape == (6, 3, 3, span, span) and small.shape == (6, 3, 3, span // square, span // square)
+    inner = slice(CROP_MARGIN * square, -CROP_MARGIN * square)
+    moved = (crops[:, 2] != crops[:, 1]).any(1)[:, inner, inner].flatten(1).any(1)
+    assert moved[keys != 0].all() and not moved[5]  # every moving sprite is in its crop's scored squares
+    # a crop as large as the frame: its scored squares are the whole frame's, with the whole frame's targets
+    whole = FramesObjective(model, FramesSection(unroll=1, motion_crop=16), train_upsampler=False)
+    crops, _ = whole.motion_crops(clips)
+    trim = CROP_MARGIN
+    cut = acceptable_moves(crops[:, 1], crops[:, 2], 4, square, 0.03, 0.15)[..., trim:-trim, trim:-trim]
+    assert torch.equal(cut, acceptable_moves(clips[:, 1], clips[:, 2], 4, square, 0.03, 0.15))
+
+    # it learns: a few steps on crops lower the motion loss on whole held-out frames
+    def batch():
+        prev, nxt, keys = keyed_square(8, generator, size=256, side=32)
+        frames = torch.stack([prev, prev, nxt], 1)
+        actions = torch.stack([torch.zeros_like(keys), keys, keys], 1)
+        return {"frames": torch.as_tensor(to_uint8(frames.flatten(0, 1))).view(8, 3, 256, 256, 3), "actions": actions}
+
+    with torch.no_grad():
+        model.dynamics.motion.head[-1].weight.normal_(0, 0.1)  # as a trained base's head, which reads its features
+    held_out = FramesObjective(model, FramesSection(unroll=1), train_upsampler=False, train_dynamics=False)
+    test = batch()
+    with torch.no_grad():
+        before = held_out(test)[1]["motion_loss"].item()
+    cropped = FramesObjective(
+        model, FramesSection(unroll=1, motion_crop=4), train_upsampler=False, train_dynamics=False
+    )
+    optimizer = torch.optim.Adam(model.dynamics.motion.parameters(), lr=3e-3)
+    for _ in range(40):
+        loss, _ = cropped(batch())
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+    with torch.no_grad():
+        after = held_out(test)[1]["motion_loss"].item()
+    assert after < 0.7 * before

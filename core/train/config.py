@@ -140,6 +140,10 @@ class FramesSection:
     # what it moves; targets from those to the real next frames), so it learns to mend what its own moves tore,
     # instead of on real frame pairs alone
     motion_played: bool = False
+    # > 0: the motion net learns on crops of this many small-frame pixels each way (a multiple of 4), each at a
+    # place where its clip changes, instead of whole frames: a step then costs a fraction and holds the moves
+    # (on real frame pairs; not with motion_played)
+    motion_crop: int = 0
 
 
 @dataclass

@@ -40,6 +40,10 @@ from core.train.loop import Stage
 from core.train.tokenizer import psnr, save_grid
 
 DYNAMICS_WEIGHT = 100.0
+# squares around a motion crop (frames.motion_crop) that the motion net reads but is not scored on: its moves
+# fetch pixels up to its radius away (6 px, under 2 squares of 4), so the scored squares' targets are the whole
+# frame's, and the net's padding at the crop's edge touches no scored square's nearest neighbours
+CROP_MARGIN = 2
 
 
 class FramesObjective(nn.Module):
@@ -207,11 +211,42 @@ class FramesObjective(nn.Module):
                 context = torch.cat([context[:, 1:], self.pool.encode(frame)[:, None]], dim=1)
         return (torch.stack(losses).mean() if learn else None), frame
 
-    def motion_loss(self, contexts, recents, before, acceptable) -> tuple[torch.Tensor, torch.Tensor]:
-        """-> (the motion net's set loss, its logits)."""
+    def motion_loss(self, contexts, recents, before, acceptable, trim: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+        """-> (the motion net's set loss, on all but `trim` squares at each edge; its logits)."""
         logits = self.motion.scores(contexts, recents, before)
+        scored, wanted = logits, acceptable
+        if trim:
+            scored, wanted = (x[..., trim:-trim, trim:-trim] for x in (logits, acceptable))
         options = self.options
-        return moves_loss(logits, acceptable, options.motion_moving_weight, options.motion_far_weight), logits
+        return moves_loss(scored, wanted, options.motion_moving_weight, options.motion_far_weight), logits
+
+    def motion_crops(self, full: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """full (B, L, 3, H, W) clips -> each cut to frames.motion_crop squares each way + CROP_MARGIN around, at a
+        place that holds a pixel that changes within the clip (anywhere in the crop; a random place in a clip
+        where nothing changes): (full crops (B, L, 3, h, w), their small frames (B, L, 3, h/s, w/s)). Motion is
+        under 1% of a game's squares: a crop spends a step's work where the moves are. Past the frame's edge
+        the crop repeats its edge pixels, as acceptable_moves does."""
+        size, grid = self.options.motion_crop, self.dynamics.config.resolution
+        square = full.shape[-1] // grid
+        b, length = full.shape[:2]
+        margin = CROP_MARGIN * square
+        padded = F.pad(full.flatten(0, 1), (margin,) * 4, mode="replicate")
+        padded = padded.view(b, length, *padded.shape[1:])
+        changed = (full[:, 1:] - full[:, :-1]).abs().amax((1, 2))  # (B, H, W)
+        crops = []
+        for clip in range(b):
+            ys, xs = changed[clip].nonzero(as_tuple=True)
+            if len(ys):
+                pick = int(torch.randint(len(ys), ()))
+                y, x = int(ys[pick]) // square, int(xs[pick]) // square
+            else:
+                y, x = (int(v) for v in torch.randint(grid, (2,)))
+            top, left = (min(max(v - int(torch.randint(size, ())), 0), grid - size) for v in (y, x))
+            span = (size + 2 * CROP_MARGIN) * square
+            crops.append(padded[clip, :, :, top * square : top * square + span, left * square : left * square + span])
+        crops = torch.stack(crops)
+        small = F.avg_pool2d(crops.flatten(0, 1), square)
+        return crops, small.view(b, length, *small.shape[1:])
 
     def forward(self, batch: dict) -> tuple[torch.Tensor, dict]:
         full, small, actions = self.prepare(batch)
@@ -221,8 +256,15 @@ class FramesObjective(nn.Module):
             loss = loss + motion_loss
             logs["motion_loss"] = motion_loss.detach()
         elif self.train_motion:
-            contexts, recents, before, acceptable = self.motion_pairs(full, small, actions, options.context_noise)
-            motion_loss, logits = self.motion_loss(contexts, recents, before, acceptable)
+            trim, pairs_full, pairs_small = 0, full, small
+            if options.motion_crop:
+                trim, (pairs_full, pairs_small) = CROP_MARGIN, self.motion_crops(full)
+            contexts, recents, before, acceptable = self.motion_pairs(
+                pairs_full, pairs_small, actions, options.context_noise
+            )
+            motion_loss, logits = self.motion_loss(contexts, recents, before, acceptable, trim)
+            if trim:
+                logits, acceptable = (x[..., trim:-trim, trim:-trim] for x in (logits, acceptable))
             loss = loss + motion_loss
             logs["motion_loss"] = motion_loss.detach()
             logs["motion_hit"] = acceptable.gather(1, logits.detach().argmax(1, keepdim=True)).float().mean()
@@ -272,6 +314,14 @@ class FramesStage(Stage):
             raise ConfigError(
                 f"data.clip_len must be at least dynamics.context + frames.unroll (or closed_loop) = {needed}"
             )
+        crop = config.frames.motion_crop
+        if crop and not (crop % 4 == 0 and 0 < crop <= model.dynamics.config.resolution):
+            raise ConfigError(
+                f"frames.motion_crop must be 0 or a multiple of 4 up to the small frame's "
+                f"{model.dynamics.config.resolution} pixels, got {crop}"
+            )
+        if crop and config.frames.motion_played:
+            raise ConfigError("frames.motion_crop cuts real frame pairs; frames.motion_played plays whole clips")
         self.objective = FramesObjective(
             model,
             config.frames,
