@@ -211,14 +211,14 @@ class FramesObjective(nn.Module):
                 context = torch.cat([context[:, 1:], self.pool.encode(frame)[:, None]], dim=1)
         return (torch.stack(losses).mean() if learn else None), frame
 
-    def motion_loss(self, contexts, recents, before, acceptable, trim: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
-        """-> (the motion net's set loss, on all but `trim` squares at each edge; its logits)."""
+    def motion_loss(self, contexts, recents, before, acceptable, trim: int = 0) -> tuple[torch.Tensor, ...]:
+        """-> (the motion net's set loss, on all but `trim` squares at each edge; the logits and the acceptable
+        moves of the squares it scored)."""
         logits = self.motion.scores(contexts, recents, before)
-        scored, wanted = logits, acceptable
         if trim:
-            scored, wanted = (x[..., trim:-trim, trim:-trim] for x in (logits, acceptable))
-        options = self.options
-        return moves_loss(scored, wanted, options.motion_moving_weight, options.motion_far_weight), logits
+            logits, acceptable = (x[..., trim:-trim, trim:-trim] for x in (logits, acceptable))
+        loss = moves_loss(logits, acceptable, self.options.motion_moving_weight, self.options.motion_far_weight)
+        return loss, logits, acceptable
 
     def motion_crops(self, full: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """full (B, L, 3, H, W) clips -> each cut to frames.motion_crop squares each way + CROP_MARGIN around, at a
@@ -230,6 +230,7 @@ class FramesObjective(nn.Module):
         square = full.shape[-1] // grid
         b, length = full.shape[:2]
         margin = CROP_MARGIN * square
+        span = (size + 2 * CROP_MARGIN) * square
         padded = F.pad(full.flatten(0, 1), (margin,) * 4, mode="replicate")
         padded = padded.view(b, length, *padded.shape[1:])
         changed = (full[:, 1:] - full[:, :-1]).abs().amax((1, 2))  # (B, H, W)
@@ -242,7 +243,6 @@ class FramesObjective(nn.Module):
             else:
                 y, x = (int(v) for v in torch.randint(grid, (2,)))
             top, left = (min(max(v - int(torch.randint(size, ())), 0), grid - size) for v in (y, x))
-            span = (size + 2 * CROP_MARGIN) * square
             crops.append(padded[clip, :, :, top * square : top * square + span, left * square : left * square + span])
         crops = torch.stack(crops)
         small = F.avg_pool2d(crops.flatten(0, 1), square)
@@ -262,9 +262,7 @@ class FramesObjective(nn.Module):
             contexts, recents, before, acceptable = self.motion_pairs(
                 pairs_full, pairs_small, actions, options.context_noise
             )
-            motion_loss, logits = self.motion_loss(contexts, recents, before, acceptable, trim)
-            if trim:
-                logits, acceptable = (x[..., trim:-trim, trim:-trim] for x in (logits, acceptable))
+            motion_loss, logits, acceptable = self.motion_loss(contexts, recents, before, acceptable, trim)
             loss = loss + motion_loss
             logs["motion_loss"] = motion_loss.detach()
             logs["motion_hit"] = acceptable.gather(1, logits.detach().argmax(1, keepdim=True)).float().mean()
@@ -382,8 +380,8 @@ class FramesStage(Stage):
         upsampler from the dynamics' small frame), and the clips played on its own frames to their end."""
         objective = self.objective
         contexts, recents, before, acceptable = objective.motion_pairs(full, small, actions, 0.0)
-        loss, logits = objective.motion_loss(contexts, recents, before, acceptable)
-        shuffled, _ = objective.motion_loss(contexts, shuffled_actions(recents), before, acceptable)
+        loss, logits, _ = objective.motion_loss(contexts, recents, before, acceptable)
+        shuffled, *_ = objective.motion_loss(contexts, shuffled_actions(recents), before, acceptable)
         moves = objective.motion.choose(logits, before)
         hit = acceptable.gather(1, moves[:, None])[:, 0]
         moving = ~acceptable[:, objective.motion.stay]
