@@ -159,7 +159,8 @@ def test_an_upload_is_fine_tuned_pushed_and_shared_from_the_fine_tune_tab(page, 
     shard = next(write_gameplay_shards(tmp_path / "play", samples=1, frames=40).glob("*.tar"))
     page.get_by_role("tab", name="Fine-tune").click()
     page.locator("#pw-ft-gameplay input[type=file]").set_input_files(str(shard))
-    page.wait_for_selector(f"#pw-ft-gameplay :text('{shard.name}')", timeout=60_000)  # uploaded
+    # uploaded (the file list shows the name's stem and its extension in elements of their own)
+    page.wait_for_selector(f"#pw-ft-gameplay :text('{shard.stem}')", timeout=60_000)
     page.fill("#pw-ft-game textarea, #pw-ft-game input", "Sprite Land")
     steps = page.locator("#pw-ft-steps input[type=number]")
     steps.fill("10")
