@@ -109,6 +109,9 @@ def test_idm_train_then_evaluate_writes_the_report(workspace, capsys):
     # rollouts of 30 frames: their first 1 s (and 4 s) are all of them
     first, overall = metrics["action_accuracy"]["generated_first"], metrics["action_accuracy"]["generated"]["accuracy"]
     assert first["1s"] == first["4s"] == round(overall, 4)
+    episodes = metrics["action_accuracy"]["generated_per_episode"]
+    assert [e["count"] for e in episodes] == [30, 30]
+    assert np.mean([e["accuracy"] for e in episodes]) == pytest.approx(overall, abs=1e-4)
     assert metrics["fvd"].startswith("not computed (weights not found at")
     assert metrics["reconstruction"]["decoder_lpips"].startswith("not computed (weights not found at")
     assert metrics["controllability"]["t=16"]["episodes"] == 2

@@ -326,6 +326,12 @@ def _action_accuracy(episodes, rollouts, idm, idm_info) -> dict | str:
         f"{s}s": round(float(np.concatenate([(p == y)[: s * drift.FPS] for p, y in hits]).mean()), 4)
         for s in ACCURACY_SECONDS
     }
+    # windows of one recording differ by tens of points (a paddle lost in one, followed in the next): a mean of
+    # four hides which failed
+    episode_scores = [
+        {"episode": e.name, "accuracy": round(float((p == y).mean()), 4), "count": len(y)}
+        for e, (p, y) in zip(episodes, hits)
+    ]
     labels, commanded = np.concatenate(labels), np.concatenate(commanded)
     real = score(np.concatenate(real_predicted), labels, commanded)
     generated = score(np.concatenate(rollouts["idm_predicted"]), labels, commanded)
@@ -333,6 +339,7 @@ def _action_accuracy(episodes, rollouts, idm, idm_info) -> dict | str:
     return {
         "generated": generated.to_dict(),
         "generated_first": early,
+        "generated_per_episode": episode_scores,
         "real_this_split": real.to_dict(),
         "idm_heldout_at_training": (idm_info or {}).get("heldout", {}).get("accuracy"),
         "labels": rule,

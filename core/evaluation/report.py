@@ -202,6 +202,8 @@ def markdown(results: dict, files: dict[str, str]) -> str:
             f"- on generated transitions: {accuracy['generated']['accuracy']:.4f} (first seconds of each rollout: "
             f"{accuracy['generated_first']})",
             f"- per action (generated, recall): {accuracy['generated']['per_action']}",
+            "- per episode (generated): "
+            + "; ".join(f"{e['episode']}: {e['accuracy']:.4f}" for e in accuracy["generated_per_episode"]),
             "",
             f"![confusion]({files['confusion']})",
             "",
