@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # "Bring your own game", end to end, on bricks (the game no zoo model trains on), timed phase by phase:
 # record 10 minutes of play as a video + key log and a separate 2-minute held-out recording (what a developer
-# exports from their own engine), ingest both, fine-tune nano on 2 cores for 11 minutes (then ~2 more to score
+# exports from their own engine), ingest both, fine-tune nano on 2 cores for 9 minutes (then ~3.5 more to score
 # it and choose how it plays), push to the local registry; then the judge: an IDM trained on our own bricks play,
 # and `evaluate` base vs fine-tune on the held-out recording, cut into four 30-s windows (each its own rollout).
 # Writes everything under OUT (default runs/byog); times in OUT/times.txt.
@@ -9,7 +9,7 @@
 set -euo pipefail
 OUT=${OUT:-runs/byog}
 MINUTES=${MINUTES:-10}
-BUDGET=${BUDGET:-11}
+BUDGET=${BUDGET:-9}  # the play sweep's 64-frame rollouts take ~3.5 min after it: 11 made the path 16.6 min
 THREADS=${THREADS:-2}
 mkdir -p "$OUT"
 PW=.venv/bin/pocketworld
