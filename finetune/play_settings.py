@@ -25,8 +25,8 @@ from finetune.lora import motion_of
 # (decode, stay_bias nats): "outcome" needs fewer nats than "sprite" (it weighs the moves that keep a square
 # together), "objects" few (a segment moves only where the pixels it changes are likelier changed). Each candidate
 # costs a rollout of every clip (~25 s here, 2 cores). Eleven ranked by 64-frame PSNR on a bricks adapter
-# (scratch horizons.py, 2026-12-03): these five and "objects" at 3 nats (2nd, between its neighbours here) led;
-# "sprite" at 0, 4 and 13 nats and "outcome" at 0 and 2 came 7th to 11th
+# (scratch horizons.py, 2026-12-03): these five led, with "objects" at 3 nats 2nd (left out: it scored between
+# objects 0 and 1); "sprite" at 0, 4 and 13 nats and "outcome" at 0 and 2 came 7th to 11th
 CANDIDATES = (
     ("sprite", 7.0),
     ("sprite", 10.0),

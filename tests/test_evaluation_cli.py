@@ -118,6 +118,7 @@ def test_idm_train_then_evaluate_writes_the_report(workspace, capsys):
     text = (report / "report.md").read_text()
     assert "| physics, real frames |" in text and "split **test**" in text
     assert "| action accuracy, generated, first 1 s |" in text
+    assert f"- per episode (generated): {episodes[0]['episode']}: {episodes[0]['accuracy']:.4f}; " in text
 
 
 def test_errors_come_before_any_work(workspace, tmp_path, capsys):
