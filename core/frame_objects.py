@@ -10,7 +10,8 @@ would change, or vanishes (a brick broken, a coin taken) where the net expects t
 touching parts of one sprite agree on one move. The frame is then the previous one with the moving segments
 lifted (their place filled with the colour around them) and put down moved: nothing tears, blurs or changes
 colour, and a segment that moves keeps its shape. The frame's edge stops a segment, as a game's walls stop its
-player: a thing leaves the frame only by vanishing.
+player (a thing leaves the frame only by vanishing), and so do the walls themselves: nothing moves into a solid
+(stop_at_solids).
 
 What it cannot do: make something new (a bullet fired, an enemy arriving, a score changing) or scroll the whole
 frame (the background is one large segment, which stays put): a game whose screen scrolls plays by "sprite".
@@ -31,6 +32,7 @@ COLOUR_TOLERANCE = 48  # summed |RGB difference| (0-255) of neighbours in one se
 # video's compression noise kept inside one sprite without joining it to a background of another colour
 LARGEST_SEGMENT = 1 / 8  # of the frame: larger segments (the background, the sky) stay put
 SMALLEST_SEGMENT = 4  # pixels: smaller ones (a star, a speck of compression noise) move only with a sprite
+SOLID_AREA = 1 / 32  # of the frame: a colour (not the background's) covering more is the level's walls or ground
 VOTERS = 32  # pixels of a segment that vote on its candidate moves
 CANDIDATES = 3  # moves a segment's vote proposes, each judged on the pixels it would change
 ENCLOSED = 3 / 4  # share of a segment's border one larger thing must hold for it to be a part of that thing
@@ -245,7 +247,7 @@ class Scene:
         moves = self.take_likelier(moves, proposers, candidates)
         pairs = self.neighbour_pairs((moves != stay).nonzero()[:, 0])
         moves = self.bring_parts(moves, pairs)
-        return self.follow_holders(self.agree_within_sprites(moves, pairs), pairs)
+        return self.stop_at_solids(self.follow_holders(self.agree_within_sprites(moves, pairs), pairs))
 
     def bring_parts(self, moves: torch.Tensor, pairs: torch.Tensor) -> torch.Tensor:
         """A sprite's parts in other colours (feet, a visor) touch it: a staying segment next to a larger moving one
@@ -341,6 +343,59 @@ class Scene:
             if torch.equal(moves[parts], moves[holders]):
                 break
             moves[parts] = moves[holders]
+        return moves
+
+    def stop_at_solids(self, moves: torch.Tensor) -> torch.Tensor:
+        """Things in a 2D game do not pass into one another: a player pressing into a wall stays against it, a paddle
+        stops at the side wall, a ball falling onto the paddle stops on it. The net, sure of the key or of the
+        ball's flight, moves them in anyway (a maze player pushed into the wall, a paddle torn on the wall it
+        pressed against, a ball sunk into the paddle), and what lands inside a thing is cut into pieces by the next
+        frame's segments. So each moving region (moving pixels that touch, corners included: a sprite's parts) goes
+        the largest share of its segments' moves that lands none of its pixels on a solid. A solid is a staying
+        segment, not of the background's tone nor of any tone of the region (one enemy of a formation passes
+        another), of SMALLEST_SEGMENT pixels to LARGEST_SEGMENT of the frame, that is either of a colour covering
+        SOLID_AREA of the frame (walls and ground: many tiles of a few colours) or at least as large as the
+        region's largest segment (a ball stops at the paddle and at a brick, while a player walks over a coin or a
+        gem to take it). What vanishes is not in the way."""
+        moving = (moves != self.stay) & (moves != self.vanish)
+        if not moving.any():
+            return moves
+        frame = self.height * self.width
+        background = self.segment_tone[self.sizes.argmax()]
+        area = torch.zeros_like(self.sizes).index_add_(0, self.segment_tone, self.sizes)[self.segment_tone]  # (S,)
+        solid = (moves == self.stay) & (self.segment_tone != background) & (self.sizes >= SMALLEST_SEGMENT)
+        solid &= self.sizes <= LARGEST_SEGMENT * frame
+        if not solid.any():
+            return moves
+        pixels = moving[self.labels]
+        regions, count = ndimage.label(pixels.numpy(), structure=np.ones((3, 3)))
+        ys, xs = pixels.nonzero(as_tuple=True)
+        region = torch.from_numpy(regions).long()[ys, xs] - 1  # (N,)
+        segment = self.labels[ys, xs]
+        largest = torch.zeros(count, dtype=torch.long).scatter_reduce(0, region, self.sizes[segment], "amax")
+        own_tones = torch.zeros(count, len(self.sizes), dtype=torch.bool)
+        own_tones[region, self.segment_tone[segment]] = True
+        move = self.offsets[moves[segment]]  # (N, 2)
+        steps = int(move.abs().max())
+        reach = torch.zeros(count, dtype=torch.long)  # per region the share of its moves it goes, in 1/steps
+        free = torch.zeros(count, dtype=torch.bool)
+        for share in range(steps, 0, -1):
+            shifted = torch.round(move.float() * share / steps).long()
+            ty, tx = ys + shifted[:, 1], xs + shifted[:, 0]
+            inside = (ty >= 0) & (ty < self.height) & (tx >= 0) & (tx < self.width)
+            under = self.labels[ty.clamp(0, self.height - 1), tx.clamp(0, self.width - 1)]  # (N,) landed on
+            blocked = inside & solid[under] & ~own_tones[region, self.segment_tone[under]]
+            blocked &= (area[under] >= SOLID_AREA * frame) | (self.sizes[under] >= largest[region])
+            clear = torch.ones(count, dtype=torch.bool).index_put_((region[blocked],), torch.tensor(False))
+            reach[clear & ~free] = share
+            free |= clear
+        if bool((reach == steps).all()):
+            return moves
+        shortened = torch.round(move.float() * (reach[region] / steps)[:, None]).long()  # (N, 2)
+        side = 2 * self.radius + 1  # move_table's layout: rows of dy, within them dx, each from -radius
+        ids = (shortened[:, 1] + self.radius) * side + shortened[:, 0] + self.radius
+        moves = moves.clone()
+        moves[segment] = ids  # a segment's pixels share its region, so one value each
         return moves
 
     # -- drawing -----------------------------------------------------------------------------

@@ -177,3 +177,47 @@ def test_a_sprite_does_not_carry_off_a_brick_it_touches():
     moves[player] = left3
     followed = scene.follow_holders(moves, scene.neighbour_pairs(torch.tensor([player])))
     assert followed[brick] == stay and followed[player] == left3
+
+
+def test_a_sprite_moved_into_a_post_stops_against_it_and_one_moved_away_goes_on():
+    frame = scene_frame()
+    frame[0, :, 2:16, 14:16] = torch.tensor(WALL)[:, None, None] / 127.5 - 1  # a post 2 px past the sprite's edge
+    image = ((frame[0] + 1) * 127.5).round().short().permute(1, 2, 0)
+    motion = FrameMotion(
+        FrameDynamicsConfig(resolution=8, channels=(8, 16), action_dim=8, motion={**MOTION, "decode": "objects"})
+    )
+    logp = net_opinion(motion)[0, : motion.redraw].log_softmax(0).flatten(1).T  # (squares, moves)
+    scene = Scene(image, logp, motion.offsets, motion.stay)
+    table = move_table(4).tolist()
+    sprite = torch.unique(scene.labels[6:14, 6:12])
+    sprite = sprite[scene.sizes[sprite] < 100]  # body, eye, foot: not the background around them
+    for step, goes in ((3, 2), (-3, -3), (2, 2)):
+        moves = torch.full_like(scene.sizes, motion.stay)
+        moves[sprite] = table.index([step, 0])
+        moves = scene.stop_at_solids(moves)
+        # 3 px right would land the body on the post: all its parts go 2, and the post stays; left, or 2 px right,
+        # nothing is in the way
+        assert set(moves[sprite].tolist()) == {table.index([goes, 0])}
+        assert moves[scene.labels[2, 14]] == motion.stay
+    moves[sprite] = table.index([3, 0])
+    drawn = scene.draw(image, scene.stop_at_solids(moves))
+    assert torch.equal(drawn[6:14, 8:14], image[6:14, 6:12]) and torch.equal(drawn[:, 14:16], image[:, 14:16])
+
+
+def test_a_ball_stops_at_a_larger_thing_while_a_player_walks_over_a_coin_and_one_of_a_kind_passes_another():
+    image = torch.tensor(BACKGROUND).expand(64, 64, 3).clone().short()
+    image[10:14, 20:24] = torch.tensor((250, 200, 0))  # a coin, smaller than the player walking onto it
+    image[8:14, 12:18] = torch.tensor(BODY)  # the player
+    image[30:32, 10:12] = torch.tensor(EYE)  # a ball, smaller than the block it flies at
+    image[28:34, 13:19] = torch.tensor(WALL)
+    image[40:46, 4:10] = torch.tensor(BODY)  # one of a kind, moving onto its twin
+    image[40:46, 12:18] = torch.tensor(BODY)
+    motion = FrameMotion(FrameDynamicsConfig(resolution=16, channels=(8, 16), action_dim=8, motion=MOTION))
+    scene = Scene(image, torch.zeros(16 * 16, motion.redraw), motion.offsets, motion.stay)
+    right = {step: move_table(4).tolist().index([step, 0]) for step in range(5)}
+    player, ball, mover = (int(scene.labels[y, x]) for y, x in ((8, 12), (30, 10), (40, 4)))
+    moves = torch.full_like(scene.sizes, motion.stay)
+    moves[[player, ball, mover]] = right[4]
+    moves = scene.stop_at_solids(moves)
+    # 4 px would sink the ball 3 px into the block: it goes 1, against it; the player and the twin go on
+    assert (moves[player], moves[ball], moves[mover]) == (right[4], right[1], right[4])
