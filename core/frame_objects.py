@@ -279,8 +279,12 @@ class Scene:
         move = self.offsets[candidates.clamp(max=self.vanish - 1)]  # (P, C, 2)
         dx = torch.minimum(torch.maximum(move[..., 0], -left[:, None]), self.width - 1 - right[:, None])
         dy = torch.minimum(torch.maximum(move[..., 1], -top[:, None]), self.height - 1 - bottom[:, None])
-        side = 2 * self.radius + 1  # move_table's layout: rows of dy, within them dx, each from -radius
-        return torch.where(candidates == self.vanish, candidates, (dy + self.radius) * side + dx + self.radius)
+        return torch.where(candidates == self.vanish, candidates, self.move_id(dx, dy))
+
+    def move_id(self, dx: torch.Tensor, dy: torch.Tensor) -> torch.Tensor:
+        """The ids of moves (dx, dy) within the radius, in move_table's layout: rows of dy, within them dx, each
+        from -radius."""
+        return (dy + self.radius) * (2 * self.radius + 1) + dx + self.radius
 
     def take_likelier(self, moves: torch.Tensor, segments: torch.Tensor, candidates: torch.Tensor) -> torch.Tensor:
         """moves (S,) with each of `segments` (P,) given the best of its `candidates` (P, C) by change_logodds,
@@ -392,10 +396,8 @@ class Scene:
         if bool((reach == steps).all()):
             return moves
         shortened = torch.round(move.float() * (reach[region] / steps)[:, None]).long()  # (N, 2)
-        side = 2 * self.radius + 1  # move_table's layout: rows of dy, within them dx, each from -radius
-        ids = (shortened[:, 1] + self.radius) * side + shortened[:, 0] + self.radius
         moves = moves.clone()
-        moves[segment] = ids  # a segment's pixels share its region, so one value each
+        moves[segment] = self.move_id(shortened[:, 0], shortened[:, 1])  # a segment's pixels share its region
         return moves
 
     # -- drawing -----------------------------------------------------------------------------
