@@ -515,7 +515,8 @@ def config_overrides(folder) -> list[str]:
 
 def test_a_motion_crop_is_cut_where_the_clip_moves_and_scored_with_the_whole_frames_targets():
     """frames.motion_crop: the motion net learns on a window of each clip that holds what moved; its squares'
-    targets are those of the whole frame (the margin around the scored squares holds what their moves fetch)."""
+    targets are those of the whole frame (the margin around the scored squares holds what their moves fetch),
+    and a scene cut before the scored pair (a new level: every pixel changes) does not take the crop away."""
     from core.frames import to_uint8
     from core.train.config import FramesSection
     from core.train.frames import CROP_MARGIN, FramesObjective
@@ -525,6 +526,7 @@ def test_a_motion_crop_is_cut_where_the_clip_moves_and_scored_with_the_whole_fra
     prev, nxt, keys = keyed_square(6, generator, size=256, side=32)
     prev[5], nxt[5], keys[5] = prev[0], prev[0], 0  # a clip where nothing moves
     clips = torch.stack([prev, prev, nxt], 1)  # (6, 3, 3, 256, 256)
+    clips[2:5, 0] = torch.where(clips[2:5, 1] > 0, -1.0, 1.0)  # three clips open on the frame before a cut
     model = WorldModel(motion_config())
     square = 256 // model.dynamics.config.resolution
     objective = FramesObjective(model, FramesSection(unroll=1, motion_crop=4), train_upsampler=False)

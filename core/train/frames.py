@@ -44,6 +44,9 @@ DYNAMICS_WEIGHT = 100.0
 # fetch pixels up to its radius away (6 px, under 2 squares of 4), so the scored squares' targets are the whole
 # frame's, and the net's padding at the crop's edge touches no scored square's nearest neighbours
 CROP_MARGIN = 2
+# a frame pair where more than this share of the pixels changes is a scene cut (a new level, a new palette): a
+# motion crop is placed by what moves, and on a cut everything does
+CUT_SHARE = 0.25
 
 
 class FramesObjective(nn.Module):
@@ -222,10 +225,11 @@ class FramesObjective(nn.Module):
 
     def motion_crops(self, full: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """full (B, L, 3, H, W) clips -> each cut to frames.motion_crop squares each way + CROP_MARGIN around, at a
-        place that holds a pixel that changes within the clip (anywhere in the crop; a random place in a clip
-        where nothing changes): (full crops (B, L, 3, h, w), their small frames (B, L, 3, h/s, w/s)). Motion is
-        under 1% of a game's squares: a crop spends a step's work where the moves are. Past the frame's edge
-        the crop repeats its edge pixels, as acceptable_moves does."""
+        place that holds a pixel that changes in one of the pairs the motion net is scored on (anywhere in the
+        crop; a random place in a clip where nothing changes): (full crops (B, L, 3, h, w), their small frames
+        (B, L, 3, h/s, w/s)). Motion is under 1% of a game's squares: a crop spends a step's work where the moves
+        are. Scene cuts (CUT_SHARE) place nothing: the first move after a new level (a serve) is otherwise hardly
+        ever cropped. Past the frame's edge the crop repeats its edge pixels, as acceptable_moves does."""
         size, grid = self.options.motion_crop, self.dynamics.config.resolution
         square = full.shape[-1] // grid
         b, length = full.shape[:2]
@@ -233,7 +237,10 @@ class FramesObjective(nn.Module):
         span = (size + 2 * CROP_MARGIN) * square
         padded = F.pad(full.flatten(0, 1), (margin,) * 4, mode="replicate")
         padded = padded.view(b, length, *padded.shape[1:])
-        changed = (full[:, 1:] - full[:, :-1]).abs().amax((1, 2))  # (B, H, W)
+        scored = full[:, self.dynamics.config.context - 1 :]
+        changes = (scored[:, 1:] - scored[:, :-1]).abs().amax(2) > 0  # (B, pairs, H, W)
+        cuts = changes.flatten(2).float().mean(2) > CUT_SHARE
+        changed = (changes & ~cuts[..., None, None]).any(1)  # (B, H, W)
         crops = []
         for clip in range(b):
             ys, xs = changed[clip].nonzero(as_tuple=True)
