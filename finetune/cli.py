@@ -151,6 +151,13 @@ def register(commands, benches) -> None:
         help="frames of the card's preview GIF, a clip of your play beside the fine-tune's dream of it under the "
         "same keys (default: 60; 0: none)",
     )
+    finetune.add_argument(
+        "--ema",
+        type=float,
+        default=0.0,
+        help="ship the moving average of the adapter's weights with this decay (e.g. 0.999) rather than the last "
+        "step's (default: 0, off)",
+    )
     finetune.add_argument("--seed", type=int, default=0, help="seeds the LoRA init and the data order (default: 0)")
     finetune.add_argument("--resume", action="store_true", help="continue the fine-tune in the run folder")
     finetune.add_argument("--no-progress", action="store_true", help="no progress bars")
@@ -252,6 +259,7 @@ def cmd_finetune(args) -> int:
         threads=args.threads,
         quantize=args.quantize,
         seed=args.seed,
+        ema=args.ema,
         game=args.game,
         minutes=args.minutes,
         preview_frames=args.preview_frames,

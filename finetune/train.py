@@ -96,6 +96,9 @@ class FinetuneConfig:
     # > 0: the motion net learns on crops of this many small-frame pixels each way, each where its clip moves
     # (frames.motion_crop), instead of whole frames (MOTION_CROP; 0 with `played`)
     motion_crop: int = MOTION_CROP
+    # > 0: the adapter shipped is the exponential moving average of its weights with this decay (train.ema_decay),
+    # not the last step's
+    ema: float = 0.0
     val_every: int = 0  # steps between validations (0: four times a run)
     threads: int = 0  # torch threads (0: torch's default)
     quantize: str = "none"  # none, 8bit or 4bit (a bitsandbytes base: CUDA only)
@@ -122,6 +125,8 @@ class FinetuneConfig:
             raise ValueError(f"motion-crop must be 0 or a positive multiple of 4, got {self.motion_crop}")
         if self.motion_crop and self.played:
             raise ValueError("motion-crop cuts real frame pairs; --played plays whole clips: pass --motion-crop 0")
+        if not 0 <= self.ema < 1:
+            raise ValueError(f"ema must be from 0 (off) to below 1, got {self.ema}")
         if not 0 <= self.context_noise <= 1:
             raise ValueError(f"context-noise must be from 0 to 1, got {self.context_noise}")
         if not self.run_dir:
@@ -219,6 +224,7 @@ def run_config(config: FinetuneConfig, base_dir: Path, shards: Path, time_limit_
             batch_size=config.batch_size,
             seed=config.seed,
             threads=config.threads,
+            ema_decay=config.ema,
             time_limit_minutes=time_limit_minutes,
         ),
         log=LogSection(

@@ -306,6 +306,24 @@ def test_the_weight_average_warms_up_instead_of_keeping_the_initial_weights():
     assert restored.updates == 0  # its biased average is replaced within a few updates
 
 
+def test_the_weight_average_leaves_frozen_weights_out_and_resumes_from_a_checkpoint_that_holds_them():
+    """A LoRA fine-tune averages its adapter, not the whole base it does not train, every step."""
+    from core.train.optim import EMA
+
+    model = torch.nn.Sequential(torch.nn.Linear(4, 4), torch.nn.Linear(4, 4))
+    model[0].requires_grad_(False)
+    ema = EMA(model, decay=0.9)
+    assert set(ema.shadow) == {"1.weight", "1.bias"}
+    torch.nn.init.ones_(model[1].weight)
+    ema.update(model)
+    assert ema.shadow["1.weight"].min() > 0.5  # the trained layer is averaged
+    everything = EMA(torch.nn.Sequential(torch.nn.Linear(4, 4), torch.nn.Linear(4, 4)), decay=0.9)
+    ema.load_state_dict(everything.state_dict())  # an older run's checkpoint averaged the frozen layer too
+    assert torch.equal(ema.shadow["1.weight"], everything.shadow["1.weight"])
+    with pytest.raises(ValueError, match="do not match the model"):
+        EMA(torch.nn.Linear(4, 4), decay=0.9).load_state_dict(ema.state_dict())
+
+
 def test_changed_tokens_can_outweigh_the_static_background_in_the_dynamics_loss():
     from core.train.dynamics import next_token_loss
 

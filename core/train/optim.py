@@ -45,14 +45,18 @@ class EMA:
 
     The decay warms up as min(decay, (1 + n) / (10 + n)) after n updates: a fixed 0.999 over a
     300-step run would leave 0.999^300 = 74% of the initial weights in the average (our nano v0
-    dynamics shipped mostly untrained that way)."""
+    dynamics shipped mostly untrained that way). Frozen parameters are not averaged (they do not change): a LoRA
+    fine-tune's average is its adapter's weights, not a copy of the whole base updated every step."""
 
     COUNT_KEY = "__ema_updates__"  # the number of updates so far, saved beside the weights
 
     def __init__(self, module: torch.nn.Module, decay: float):
         self.decay = decay
         self.updates = 0
-        self.shadow = {k: v.detach().clone() for k, v in module.state_dict().items() if v.is_floating_point()}
+        frozen = {name for name, p in module.named_parameters() if not p.requires_grad}
+        self.shadow = {
+            k: v.detach().clone() for k, v in module.state_dict().items() if v.is_floating_point() and k not in frozen
+        }
 
     def to(self, device) -> EMA:
         """Keep the average where the weights are: it is made from the model before it moves to the GPU."""
@@ -77,10 +81,11 @@ class EMA:
         tensors = dict(tensors)
         # a checkpoint from before the counter holds an average biased to its start: restart the warm-up
         self.updates = int(tensors.pop(self.COUNT_KEY, torch.tensor(0)))
-        if set(tensors) != set(self.shadow):
+        # a checkpoint from before frozen weights were left out holds them too: unchanged, they are not needed
+        if not set(self.shadow) <= set(tensors):
             raise ValueError("EMA weights in the checkpoint do not match the model")
-        for key, value in tensors.items():
-            self.shadow[key].copy_(value)
+        for key in self.shadow:
+            self.shadow[key].copy_(tensors[key])
 
     @contextmanager
     def applied(self, module: torch.nn.Module):
