@@ -154,9 +154,9 @@ def register(commands, benches) -> None:
     finetune.add_argument(
         "--ema",
         type=float,
-        default=0.0,
-        help="ship the moving average of the adapter's weights with this decay (e.g. 0.999) rather than the last "
-        "step's (default: 0, off)",
+        default=0.999,
+        help="ship the moving average of the adapter's weights with this decay rather than the last step's "
+        "(default: 0.999; 0: the last step's)",
     )
     finetune.add_argument("--seed", type=int, default=0, help="seeds the LoRA init and the data order (default: 0)")
     finetune.add_argument("--resume", action="store_true", help="continue the fine-tune in the run folder")

@@ -97,8 +97,9 @@ class FinetuneConfig:
     # (frames.motion_crop), instead of whole frames (MOTION_CROP; 0 with `played`)
     motion_crop: int = MOTION_CROP
     # > 0: the adapter shipped is the exponential moving average of its weights with this decay (train.ema_decay),
-    # not the last step's
-    ema: float = 0.0
+    # not the last step's: on bricks, two seeds read 6.5 and 6.6 points more of the keys over 30 s with 0.999 than
+    # without (README "Bring your own game"); 0: the last step's
+    ema: float = 0.999
     val_every: int = 0  # steps between validations (0: four times a run)
     threads: int = 0  # torch threads (0: torch's default)
     quantize: str = "none"  # none, 8bit or 4bit (a bitsandbytes base: CUDA only)

@@ -293,9 +293,10 @@ def test_the_context_noise_and_moved_pixel_weight_of_a_fine_tune_are_options_and
     with pytest.raises(ValueError, match="--played plays whole clips: pass --motion-crop 0"):
         FinetuneConfig(base="nano", data=".", out="x", played=True)
     assert FinetuneConfig(base="nano", data=".", out="x", played=True, motion_crop=0).played
-    # --ema: the adapter shipped is the weights' moving average (the loop's train.ema_decay)
-    averaged = FinetuneConfig(base=str(folder), data=".", out=str(tmp_path / "out"), ema=0.999)
-    assert run_config(averaged, folder, tmp_path).train.ema_decay == 0.999
+    # --ema: the adapter shipped is the weights' moving average (the loop's train.ema_decay), 0.999 unless asked
+    assert run_config(config, folder, tmp_path).train.ema_decay == 0.999
+    last = FinetuneConfig(base=str(folder), data=".", out=str(tmp_path / "out"), ema=0)
+    assert run_config(last, folder, tmp_path).train.ema_decay == 0
     with pytest.raises(ValueError, match="ema must be from 0 \\(off\\) to below 1, got 1.0"):
         FinetuneConfig(base="nano", data=".", out="x", ema=1.0)
 
