@@ -115,9 +115,12 @@ def test_idm_train_then_evaluate_writes_the_report(workspace, capsys):
     assert metrics["fvd"].startswith("not computed (weights not found at")
     assert metrics["reconstruction"]["decoder_lpips"].startswith("not computed (weights not found at")
     assert metrics["controllability"]["t=16"]["episodes"] == 2
+    things = metrics["moving_things"]  # the platformer's player and enemies move in every real episode
+    assert [e["real_movers"] > 0 for e in things["per_episode"]] == [True, True] and 0 <= things["kept"] <= 1
     text = (report / "report.md").read_text()
     assert "| physics, real frames |" in text and "split **test**" in text
     assert "| action accuracy, generated, first 1 s |" in text
+    assert "| moving things kept (real play: 1) |" in text
     assert f"- per episode (generated): {episodes[0]['episode']}: {episodes[0]['accuracy']:.4f}; " in text
 
 

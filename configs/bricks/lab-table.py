@@ -1,6 +1,6 @@
 """The bricks fine-tune lab's table (configs/bricks/finetune-lab.sh): per arm, its steps, chosen stay prior and
 held-out rollout PSNR at it, then evaluate's action accuracy (30 s / first 4 s / first 1 s), teacher-forced PSNR,
-delta-PSNR at t=16 and drift-free horizon on the held-out recording.
+delta-PSNR at t=16, drift-free horizon and moving things kept (the ball) on the held-out recording.
     python configs/bricks/lab-table.py LAB [LAB/...]
 """
 
@@ -32,19 +32,20 @@ def row(arm: Path) -> str:
             f"{m['prediction']['teacher_forced_psnr']:.2f}",
             f"{m['controllability']['t=16']['delta_psnr']:.2f}",
             f"{m['drift_free_horizon']['seconds_median']:g}",
+            f"{kept:.2f}" if (kept := (m.get("moving_things") or {}).get("kept")) is not None else "-",
         ]
     )
 
 
 HEADER = (
     "| arm | steps | stay prior (rollout PSNR), decode | action acc. 30 s / 4 s / 1 s (%) | TF PSNR "
-    "| delta-PSNR t=16 | horizon (s) |"
+    "| delta-PSNR t=16 | horizon (s) | moving kept |"
 )
 
 
 def main():
     print(HEADER)
-    print("|---|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|---|")
     for folder in sys.argv[1:]:
         arms = [folder] if (Path(folder) / "eval").is_dir() else sorted(Path(folder).iterdir())
         for arm in map(Path, arms):

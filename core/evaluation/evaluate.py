@@ -2,8 +2,8 @@
 
 It drives the model through core/evaluation/rollouts.py (batched like a play session), and
 hands the frames to the metric modules: image_quality (PSNR/SSIM), drift (curves, Genie's
-controllability, drift-free horizon), idm + effects (action accuracy), physics (platformer
-rules), lpips and fvd (when their weights exist). report.py turns the dict into files.
+controllability, drift-free horizon), things (moving things kept), idm + effects (action accuracy),
+physics (platformer rules), lpips and fvd (when their weights exist). report.py turns the dict into files.
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ from core.evaluation.episodes import Episode
 from core.evaluation.idm import score
 from core.evaluation.image_quality import psnr, ssim
 from core.evaluation.rollouts import reconstruct, rollout, teacher_forced
+from core.evaluation.things import KeptTally
 from core.tokenizer import codebook_usage
 from core.train.dynamics import action_loss_gap
 
@@ -98,6 +99,7 @@ def evaluate_model(
         "censored": "a rollout that never drifted counts its full length (a lower bound)",
     }
 
+    metrics["moving_things"] = rollouts["things"].summary([e.name for e in episodes], drift.FPS, ACCURACY_SECONDS)
     metrics["action_accuracy"] = _action_accuracy(episodes, rollouts, idm, idm_info)
     metrics["physics"] = _physics(episodes, rollouts["kept"])
     metrics["fvd"] = _fvd(episodes, rollouts["kept"], i3d, fvd_note)
@@ -214,6 +216,7 @@ def _free_rollouts(model, episodes, config, idm, starts, progress) -> dict:
     kept = [[] for _ in episodes]
     control = {s: [] for s in drift.CONTROL_STEPS}
     predicted = [[] for _ in episodes]
+    things = KeptTally(len(episodes))
     previous = np.stack([e.frames[0] for e in episodes])
     stream = rollout(
         model, previous, actions, temperature=config.temperature, seed=config.seed, warmup=_warmup(episodes)
@@ -232,6 +235,7 @@ def _free_rollouts(model, episodes, config, idm, starts, progress) -> dict:
                 kept[i].append(generated[i])
             if t + 1 in control:
                 control[t + 1].append(values[k])
+            things.add(i, episodes[i].frames[t], episodes[i].frames[t + 1], previous[i], generated[i])
         if idm is not None:
             step_predictions = idm.predict(previous[live], generated[live])[0]
             for k, i in enumerate(live):
@@ -252,6 +256,7 @@ def _free_rollouts(model, episodes, config, idm, starts, progress) -> dict:
         "kept": [np.stack(k) for k in kept],
         "control": control,
         "idm_predicted": [np.array(p, np.int64) for p in predicted],
+        "things": things,
     }
 
 

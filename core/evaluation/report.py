@@ -39,6 +39,7 @@ TARGETS = (
     ("physics, generated", ("physics", "generated", "score"), "> 0.8", lambda v: v > 0.8),
     ("physics, real frames", ("physics", "real", "score"), ">= 0.99", lambda v: v >= 0.99),
     ("drift-free horizon (s)", ("drift_free_horizon", "seconds_median"), "> 30", lambda v: v > 30),
+    ("moving things kept (real play: 1)", ("moving_things", "kept"), "> 0.9", lambda v: v > 0.9),
 )
 
 
@@ -190,6 +191,8 @@ def markdown(results: dict, files: dict[str, str]) -> str:
     lines += ["", "## Controllability (Genie delta-PSNR: real actions minus random actions)", ""]
     lines += [f"- {k}: {v}" for k, v in metrics["controllability"].items()]
     lines += ["", "## Drift-free horizon", "", f"- {json.dumps(metrics['drift_free_horizon'])}", ""]
+    lines += ["## Moving things kept (a ball, a bullet: kept or lost)", ""]
+    lines += [f"- {json.dumps(metrics['moving_things'])}", ""]
     lines += ["## Action accuracy (IDM)", ""]
     accuracy = metrics["action_accuracy"]
     if isinstance(accuracy, dict):
