@@ -20,7 +20,8 @@ from core.cli import main
 from core.data.shards import DATA_VERSION, Sample, ShardWriter
 from core.frame_dynamics import unrolled_loss
 from core.play.finetune_tab import FinetuneQueue, FinetuneTabConfig
-from core.train.config import load_run_config
+from core.train.checkpoint import CheckpointError
+from core.train.config import load_run_config, save_run_config
 from core.train.frames import FramesStage
 from core.world_model import WorldModel
 from finetune.cards import check_card
@@ -37,7 +38,7 @@ from finetune.lora import (
     trainable_parameters,
     validate_adapter,
 )
-from finetune.train import CURVE_FILE, FinetuneConfig, finetune
+from finetune.train import CURVE_FILE, FinetuneConfig, check_resumable, finetune
 from tests.conftest import tiny_config
 from tests.test_finetune_app import wait_for
 from tests.test_frames_family import frames_config
@@ -299,6 +300,17 @@ def test_the_context_noise_and_moved_pixel_weight_of_a_fine_tune_are_options_and
     assert run_config(last, folder, tmp_path).train.ema_decay == 0
     with pytest.raises(ValueError, match="ema must be from 0 \\(off\\) to below 1, got 1.0"):
         FinetuneConfig(base="nano", data=".", out="x", ema=1.0)
+    # a resume under other flags names the flags (a folder from before the average was the default: --ema 0)
+    run = tmp_path / "run"
+    run.mkdir()
+    save_run_config(run_config(last, folder, tmp_path), run / "config.yaml")
+    check_resumable(run, run_config(last, folder, tmp_path))  # the same flags: nothing to say
+    moved = run_config(last, folder, tmp_path)
+    moved.out = str(tmp_path / "moved")  # a run folder moved or copied is still its run
+    check_resumable(run, moved)
+    other = FinetuneConfig(base=str(folder), data=".", out=str(tmp_path / "out"), lr=5e-4)
+    with pytest.raises(CheckpointError, match=r"fine-tuned with --lr 0.001 \(now 0.0005\), --ema 0.0 \(now 0.999\);"):
+        check_resumable(run, run_config(other, folder, tmp_path))
 
 
 def frames_base(folder) -> str:

@@ -218,8 +218,10 @@ class RunConfig:
         return dataclasses.asdict(self)
 
 
-# Fields a resumed run may change: how long it runs and how it reports, not what it computes.
+# Fields a resumed run may change: how long it runs and how it reports, not what it computes; and where its folder
+# is (a run folder moved or copied is still that run).
 RESUMABLE_CHANGES = {
+    "out",
     "train.steps",
     "train.time_limit_minutes",
     "train.threads",
