@@ -59,6 +59,12 @@ SHIP_BARS = (
     ),
     ("physics consistency (platformer rollouts)", ("physics", "generated", "score"), ">= 0.8", lambda v: v >= 0.8),
     ("drift-free horizon (s)", ("drift_free_horizon", "seconds_median"), ">= 30", lambda v: v >= 30),
+    (
+        "moving things kept (a ball, a bullet: real play 1)",
+        ("moving_things", "kept"),
+        "(reference)",
+        None,
+    ),
 )
 REPORT_SUFFIXES = (".json", ".md", ".png", ".gif")  # what of a report folder is shipped
 TRAINING_FILE = "training.json"  # a zoo folder's budget rows, each naming its curves image in the folder
