@@ -267,10 +267,11 @@ def check_resumable(run_dir: Path, config: RunConfig) -> None:
     saved = run_dir / RUN_CONFIG_FILE
     if not saved.is_file():
         return
-    old, new = flatten(load_run_config(saved).to_dict()), flatten(config.to_dict())
-    differences = config_differences(load_run_config(saved), config)
+    saved_config = load_run_config(saved)
+    differences = config_differences(saved_config, config)
     if not differences:
         return
+    old, new = flatten(saved_config.to_dict()), flatten(config.to_dict())
     named = [f"{LOOP_FLAGS.get(key, key)} {old.get(key)} (now {new.get(key)})" for key in differences]
     raise CheckpointError(
         f"{run_dir} was fine-tuned with {', '.join(named)}; pass the same to resume it, or start a new fine-tune "
