@@ -30,7 +30,6 @@ import torch
 
 from core import zoo
 from core.data.shards import list_shards
-from core.train.checkpoint import CheckpointError
 from core.train.config import (
     DataSection,
     FramesSection,
@@ -40,14 +39,10 @@ from core.train.config import (
     RunConfig,
     TokensSection,
     TrainSection,
-    config_differences,
-    flatten,
-    load_run_config,
 )
 from core.train.data import GAMEPLAY, TOKENS, DataError, index_shards, load_sample, validation_batches
 from core.train.dynamics import DynamicsStage
 from core.train.frames import FramesObjective, FramesStage
-from core.train.loop import CONFIG_FILE as RUN_CONFIG_FILE
 from core.train.loop import Stage
 from core.world_model import CONFIG_FILE, WorldModel, load_config
 from finetune.lora import LoraSettings, add_lora, apply_play_settings, load_adapter, save_adapter
@@ -245,7 +240,7 @@ def run_config(config: FinetuneConfig, base_dir: Path, shards: Path, time_limit_
     )
 
 
-# the training loop's names of what `finetune`'s flags set: a resume that changes one names the flag
+# the training loop's keys that `finetune`'s flags set: a resume that changes one names the flag (prepare_run_dir)
 LOOP_FLAGS = {
     "train.ema_decay": "--ema",
     "optim.warmup_steps": "--steps' warm-up",
@@ -259,24 +254,6 @@ LOOP_FLAGS = {
     "frames.motion_played": "--played",
     "frames.motion_crop": "--motion-crop",
 }
-
-
-def check_resumable(run_dir: Path, config: RunConfig) -> None:
-    """Before a --resume: the run folder's saved config against this one, by the flags that differ (the loop's
-    own check names its config keys, which `finetune` does not take)."""
-    saved = run_dir / RUN_CONFIG_FILE
-    if not saved.is_file():
-        return
-    saved_config = load_run_config(saved)
-    differences = config_differences(saved_config, config)
-    if not differences:
-        return
-    old, new = flatten(saved_config.to_dict()), flatten(config.to_dict())
-    named = [f"{LOOP_FLAGS.get(key, key)} {old.get(key)} (now {new.get(key)})" for key in differences]
-    raise CheckpointError(
-        f"{run_dir} was fine-tuned with {', '.join(named)}; pass the same to resume it, or start a new fine-tune "
-        "without --resume (nothing was overwritten)"
-    )
 
 
 @torch.no_grad()
@@ -367,9 +344,9 @@ def finetune(config: FinetuneConfig, resume: bool = False) -> dict:
     # so there is an adapter
     left = config.minutes - (time.monotonic() - started) / 60 if config.minutes else 0.0
     loop_config = run_config(config, base_dir, shards, time_limit_minutes=max(left, 1e-9) if config.minutes else 0.0)
-    if resume:
-        check_resumable(run_dir, loop_config)
-    summary = train(loop_config, lora_stage(config.base, lora, config.quantize, family), resume=resume)
+    summary = train(
+        loop_config, lora_stage(config.base, lora, config.quantize, family), resume=resume, names=LOOP_FLAGS
+    )
 
     # score the held-out clips with the fp32 base and with base + adapter, as they will be played
     train_refs = index_shards([str(shards)], read, "train")

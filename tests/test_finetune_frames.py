@@ -5,6 +5,7 @@ moving-square game, then fine-tunes it on the same game with mirrored controls: 
 square moving the wrong way, the fine-tune learns the new keys."""
 
 import json
+import shutil
 import sys
 
 import numpy as np
@@ -23,6 +24,7 @@ from core.play.finetune_tab import FinetuneQueue, FinetuneTabConfig
 from core.train.checkpoint import CheckpointError
 from core.train.config import load_run_config, save_run_config
 from core.train.frames import FramesStage
+from core.train.loop import prepare_run_dir
 from core.world_model import WorldModel
 from finetune.cards import check_card
 from finetune.lora import (
@@ -38,7 +40,7 @@ from finetune.lora import (
     trainable_parameters,
     validate_adapter,
 )
-from finetune.train import CURVE_FILE, FinetuneConfig, check_resumable, finetune
+from finetune.train import CURVE_FILE, LOOP_FLAGS, FinetuneConfig, finetune
 from tests.conftest import tiny_config
 from tests.test_finetune_app import wait_for
 from tests.test_frames_family import frames_config
@@ -303,14 +305,19 @@ def test_the_context_noise_and_moved_pixel_weight_of_a_fine_tune_are_options_and
     # a resume under other flags names the flags (a folder from before the average was the default: --ema 0)
     run = tmp_path / "run"
     run.mkdir()
-    save_run_config(run_config(last, folder, tmp_path), run / "config.yaml")
-    check_resumable(run, run_config(last, folder, tmp_path))  # the same flags: nothing to say
-    moved = run_config(last, folder, tmp_path)
-    moved.out = str(tmp_path / "moved")  # a run folder moved or copied is still its run
-    check_resumable(run, moved)
-    other = FinetuneConfig(base=str(folder), data=".", out=str(tmp_path / "out"), lr=5e-4)
-    with pytest.raises(CheckpointError, match=r"fine-tuned with --lr 0.001 \(now 0.0005\), --ema 0.0 \(now 0.999\);"):
-        check_resumable(run, run_config(other, folder, tmp_path))
+    saved = run_config(last, folder, tmp_path)
+    saved.out = str(run)
+    save_run_config(saved, run / "config.yaml")
+    assert prepare_run_dir(saved, True, LOOP_FLAGS) == (run, None)  # the same flags: nothing to say
+    moved = tmp_path / "moved"
+    shutil.copytree(run, moved)
+    same = run_config(last, folder, tmp_path)
+    same.out = str(moved)  # a run folder moved or copied is still its run
+    assert prepare_run_dir(same, True, LOOP_FLAGS) == (moved, None)
+    other = run_config(FinetuneConfig(base=str(folder), data=".", out=str(tmp_path / "out"), lr=5e-4), folder, tmp_path)
+    other.out = str(run)
+    with pytest.raises(CheckpointError, match=r"trained with --lr 0.001 \(now 0.0005\), --ema 0.0 \(now 0.999\);"):
+        prepare_run_dir(other, True, LOOP_FLAGS)
 
 
 def frames_base(folder) -> str:

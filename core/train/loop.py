@@ -166,8 +166,9 @@ def grow_upsampler(source, architecture) -> list[str]:
     return grown
 
 
-def prepare_run_dir(config: RunConfig, resume: bool) -> tuple[Path, Path | None]:
-    """Check the run folder against --resume; returns (run folder, checkpoint to resume or None)."""
+def prepare_run_dir(config: RunConfig, resume: bool, names: dict[str, str] | None = None) -> tuple[Path, Path | None]:
+    """Check the run folder against --resume; returns (run folder, checkpoint to resume or None). `names`: what
+    the user calls a config key (a command's flag that sets it), for the message when a resume differs."""
     if not config.out:
         raise ConfigError("set the run folder: out: runs/NAME in the config, or out=runs/NAME as an override")
     run_dir = Path(config.out)
@@ -181,21 +182,26 @@ def prepare_run_dir(config: RunConfig, resume: bool) -> tuple[Path, Path | None]
             )
         return run_dir, None
     if saved.exists():
-        differences = config_differences(load_run_config(saved), config)
+        old = load_run_config(saved)
+        differences = config_differences(old, config)
         if differences:
+            before, now = flatten(old.to_dict()), flatten(config.to_dict())
+            named = [f"{(names or {}).get(key, key)} {before.get(key)} (now {now.get(key)})" for key in differences]
             raise CheckpointError(
-                f"{run_dir} was trained with another config ({', '.join(differences)} differ); "
-                "resume with the same config, or set another out= (nothing was overwritten)"
+                f"{run_dir} was trained with {', '.join(named)}; resume with the same settings, or start anew "
+                "in another folder (nothing was overwritten)"
             )
     return run_dir, checkpoint
 
 
-def train(config: RunConfig, stage_class: type[Stage], resume: bool = False) -> dict:
-    """Run (or resume) one training stage; returns a summary of where it ended."""
+def train(
+    config: RunConfig, stage_class: type[Stage], resume: bool = False, names: dict[str, str] | None = None
+) -> dict:
+    """Run (or resume) one training stage; returns a summary of where it ended. `names`: prepare_run_dir's."""
     from accelerate import Accelerator
     from accelerate.utils import set_seed
 
-    run_dir, checkpoint = prepare_run_dir(config, resume)
+    run_dir, checkpoint = prepare_run_dir(config, resume, names)
     cfg = config.train
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
