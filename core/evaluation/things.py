@@ -114,8 +114,8 @@ class KeptTally:
             ],
             "real_movers_per_frame": round(total / sum(len(r) for r in real), 3),
             "rule": (
-                f"a real frame's moving segment (>= {SMALLEST_SEGMENT} px, < {MOVER_AREA:.0%} of the frame, >= "
-                f"{CHANGED} px changed) is kept when the dream's frame at that step has a moving segment of its "
-                f"colour and within {SIZE_RATIO:g}x its size (see core/evaluation/things.py)"
+                f"a real frame's mover (touching colour segments, each >= {SMALLEST_SEGMENT} px, < {MOVER_AREA:.0%} "
+                f"of the frame and with >= {CHANGED} px changed) is kept when the dream's frame at that step has a "
+                f"mover of its colour and within {SIZE_RATIO:g}x its size (see core/evaluation/things.py)"
             ),
         }
