@@ -78,11 +78,11 @@ def choose_play_settings(
     clips: int = CLIPS,
     margin: float = PREFERENCE_DB,
 ) -> dict | None:
-    """The (decode, stay bias) to play by, from free rollouts of `clips` held-out clips (`frames` frames each) from
-    `refs`: the first candidate, unless another's rollouts are closer to the real play by more than `margin` dB
-    (preferred): {"decode", "stay_bias", "frames", "clips", "rollout_psnr": {label: mean PSNR}} (as a fine-tune's
-    card keeps it), or None for a model without a motion net or when no held-out sample is WARMUP_FRAMES +
-    `frames` + 1 frames long. Leaves the model's own settings as they were."""
+    """The (decode, stay bias) whose free rollouts of `clips` held-out clips (`frames` frames each) from `refs` are
+    closest to the real play, the first candidate unless another is closer by more than `margin` dB (preferred):
+    {"decode", "stay_bias", "frames", "clips", "rollout_psnr": {label: mean PSNR}} (as a fine-tune's card keeps
+    it), or None for a model without a motion net or when no held-out sample is WARMUP_FRAMES + `frames` + 1
+    frames long. Leaves the model's own settings as they were."""
     motion = motion_of(model)
     if motion is None:
         return None
