@@ -7,9 +7,8 @@ before it picks, and can pick by outcome (`decode` "outcome": keep or change a s
 every move that makes it) rather than by the likeliest single move, or move whole objects (`decode` "objects":
 the previous frame's colour segments, core/frame_objects.py). Which a fine-tune needs depends on the game
 and on the adapter, so `finetune` tries the candidates that have won (CANDIDATES): each rolls the fine-tune out
-freely from held-out clips under their own keys, and the first ships with the adapter (finetune/lora.py, play.json;
-applied whenever it is loaded) unless another's dreams stay clearly closer to the real play (mean PSNR over the
-rollout, PREFERENCE_DB).
+freely from held-out clips under their own keys, and the settings whose dreams stay closest to the real play (mean
+PSNR over the rollout) ship with the adapter (finetune/lora.py, play.json) and are applied whenever it is loaded.
 """
 
 from __future__ import annotations
