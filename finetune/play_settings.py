@@ -22,19 +22,15 @@ from core.train.data import SampleRef, validation_batches
 from core.world_model import WorldModel
 from finetune.lora import motion_of
 
-# (decode, stay_bias nats), the first preferred. Over 30-s windows of bricks (`evaluate`, README "Bring your own
-# game") no fine-tune played better by "sprite" or "outcome" than by "objects": sprite 7 read 47.4% of a 20-minute
-# adapter's keys where objects 1 read 88.4% (byog33), 50.2% against 62.5% (byog24); outcome 0 45.5% against 55.1%
-# (byog22). Each candidate costs a rollout of every clip (~75 s here, 2 cores), so the sweep keeps the two that win
+# (decode, stay_bias nats). Over 30-s windows of bricks (`evaluate`, README "Bring your own game") no fine-tune
+# played better by "sprite" or "outcome" than by "objects": sprite 7 read 47.4% of a 20-minute adapter's keys where
+# objects 1 read 88.4% (byog33), 50.2% against 62.5% (byog24); outcome 0 45.5% against 55.1% (byog22). Between
+# objects 0 and 1 the better one changes with the adapter (byog28: 64.5 / 70.6%; byog24: 62.5 / 61.3%). Each
+# candidate costs a rollout of every clip (~75 s here, 2 cores), so the sweep keeps the two that win
 CANDIDATES = (
-    ("objects", 1.0),
     ("objects", 0.0),
+    ("objects", 1.0),
 )
-# dB of rollout PSNR by which a later candidate must beat the first to be chosen instead. Between objects 1 and 0
-# the rollouts differ by hundredths of a dB where 30 s of play differ by points: byog28's clips scored objects 0
-# 0.07 dB higher over 125 frames, and it read 64.5% of the keys to objects 1's 70.6%; byog29 69.7% to 87.2%,
-# byog33 69.8% to 88.4% (the other way once, by 1.2 points: byog24, before crops skipped scene cuts)
-PREFERENCE_DB = 0.25
 # frames each clip rolls out: what goes wrong in free play shows late. Over 64 frames "sprite 7" scored 0.26 dB
 # above "objects 0" on byog33's clips, over 125 0.35 dB below (its last 64 frames: 0.97 dB below), and it read
 # the keys half as well over 30 s (scratch runs/s28-sweep.py, 2026-12-03). 125: the held-out samples that ingest
@@ -62,26 +58,17 @@ def label(decode: str, stay_bias: float) -> str:
     return f"{decode} {stay_bias:g}"
 
 
-def preferred(scores: dict, margin: float = PREFERENCE_DB):
-    """Of `scores` {candidate: rollout PSNR}, in order of preference: the first, unless the best beats it by more
-    than `margin` dB (then the best; ties: the earliest)."""
-    first, best = next(iter(scores)), max(scores, key=scores.get)
-    return best if scores[best] > scores[first] + margin else first
-
-
 def choose_play_settings(
     model: WorldModel,
     refs: list[SampleRef],
     candidates: tuple[tuple[str, float], ...] = CANDIDATES,
     frames: int = ROLLOUT_FRAMES,
     clips: int = CLIPS,
-    margin: float = PREFERENCE_DB,
 ) -> dict | None:
     """The (decode, stay bias) whose free rollouts of `clips` held-out clips (`frames` frames each) from `refs` are
-    closest to the real play, the first candidate unless another is closer by more than `margin` dB (preferred):
-    {"decode", "stay_bias", "frames", "clips", "rollout_psnr": {label: mean PSNR}} (as a fine-tune's card keeps
-    it), or None for a model without a motion net or when no held-out sample is WARMUP_FRAMES + `frames` + 1
-    frames long. Leaves the model's own settings as they were."""
+    closest to the real play: {"decode", "stay_bias", "frames", "clips", "rollout_psnr": {label: mean PSNR}} (as
+    a fine-tune's card keeps it), or None for a model without a motion net or when no held-out sample is
+    WARMUP_FRAMES + `frames` + 1 frames long. Leaves the model's own settings as they were."""
     motion = motion_of(model)
     if motion is None:
         return None
@@ -97,7 +84,7 @@ def choose_play_settings(
             scores[(decode, float(bias))] = rollout_psnr(model.eval(), clip_frames, clip_actions, WARMUP_FRAMES)
     finally:
         motion.config.decode, motion.config.stay_bias = own
-    best = preferred(scores, margin)
+    best = max(scores, key=scores.get)  # ties: the first (the cheaper decode, the smaller prior)
     return {
         "decode": best[0],
         "stay_bias": best[1],
