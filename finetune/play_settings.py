@@ -6,9 +6,9 @@ ball smears within a few frames (bricks, README "Bring your own game"). Play can
 before it picks, and can pick by outcome (`decode` "outcome": keep or change a square by the probability of
 every move that makes it) rather than by the likeliest single move, or move whole objects (`decode` "objects":
 the previous frame's colour segments, core/frame_objects.py). Which a fine-tune needs depends on the game
-and on the adapter, so `finetune` tries the candidates that have won (CANDIDATES): each rolls the fine-tune out
-freely from held-out clips under their own keys, and the settings whose dreams stay closest to the real play (mean
-PSNR over the rollout) ship with the adapter (finetune/lora.py, play.json) and are applied whenever it is loaded.
+and on the adapter, so `finetune` tries a few of each: each rolls the fine-tune out freely from held-out clips
+under their own keys, and the settings whose dreams stay closest to the real play (mean PSNR over the rollout)
+ship with the adapter (finetune/lora.py, play.json) and are applied whenever the adapter is loaded.
 """
 
 from __future__ import annotations
@@ -22,20 +22,22 @@ from core.train.data import SampleRef, validation_batches
 from core.world_model import WorldModel
 from finetune.lora import motion_of
 
-# (decode, stay_bias nats). Over 30-s windows of bricks (`evaluate`, README "Bring your own game") no fine-tune
-# played better by "sprite" or "outcome" than by "objects": sprite 7 read 47.4% of a 20-minute adapter's keys where
-# objects 1 read 88.4% (byog33), 50.2% against 62.5% (byog24); outcome 0 45.5% against 55.1% (byog22). Between
-# objects 0 and 1 the better one changes with the adapter (byog28: 64.5 / 70.6%; byog24: 62.5 / 61.3%). Each
-# candidate costs a rollout of every clip (~75 s here, 2 cores), so the sweep keeps the two that win
+# (decode, stay_bias nats): "outcome" needs fewer nats than "sprite" (it weighs the moves that keep a square
+# together), "objects" few (a segment moves only where the pixels it changes are likelier changed). Each candidate
+# costs a rollout of every clip (~25 s here, 2 cores). Eleven ranked by 64-frame PSNR on a bricks adapter
+# (scratch horizons.py, 2026-12-03): these five led, with "objects" at 3 nats 2nd (left out: it scored between
+# objects 0 and 1); "sprite" at 0, 4 and 13 nats and "outcome" at 0 and 2 came 7th to 11th
 CANDIDATES = (
+    ("sprite", 7.0),
+    ("sprite", 10.0),
+    ("outcome", 4.0),
     ("objects", 0.0),
     ("objects", 1.0),
 )
-# frames each clip rolls out: what goes wrong in free play shows late. Over 64 frames "sprite 7" scored 0.26 dB
-# above "objects 0" on byog33's clips, over 125 0.35 dB below (its last 64 frames: 0.97 dB below), and it read
-# the keys half as well over 30 s (scratch runs/s28-sweep.py, 2026-12-03). 125: the held-out samples that ingest
-# cuts are 128 frames, less the warm-up and the first frame
-ROLLOUT_FRAMES = 125
+# frames each clip rolls out: over 16 frames a paddle that barely moves scores best, and the chosen "sprite 7" read
+# 50.2% of a bricks adapter's keys over 30-s windows; over 64 frames a sprite that tears or is lost has cost its
+# PSNR, and "objects 1" comes first (61.3% of the keys on the same windows; 5th of 11 by 16-frame PSNR)
+ROLLOUT_FRAMES = 64
 CLIPS = 16
 # real frames each clip's rollout starts after (rollout's warmup): the net then knows what moves and how fast, as
 # in evaluate's windows; from a first frame alone a ball in flight reads as one resting on the paddle, and a

@@ -9,7 +9,7 @@
 set -euo pipefail
 OUT=${OUT:-runs/byog}
 MINUTES=${MINUTES:-10}
-BUDGET=${BUDGET:-9}  # scoring and the play sweep (2 settings, 125-frame rollouts) take ~3.7 min after it: 11 made the path 16.6 min
+BUDGET=${BUDGET:-9}  # scoring and the 64-frame play sweep take ~3.5 min after it: 11 made the path 16.6 min
 THREADS=${THREADS:-2}
 mkdir -p "$OUT"
 PW=.venv/bin/pocketworld
